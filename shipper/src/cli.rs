@@ -1,0 +1,163 @@
+//! The command line: `shipper run`, `shipper check`. Flags cover the essentials for a quick start
+//! without a config file and override the file where both are given.
+
+use crate::config::{self, Config, LogFormat, StartAt, TargetConfig};
+use crate::parse::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "shipper",
+    version,
+    about = "Ships container log files to Grafana Loki, losing nothing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Tail the configured files and push them to Loki until SIGTERM/SIGINT.
+    Run(Opts),
+    /// Validate the configuration and print it with every default filled in.
+    Check(Opts),
+}
+
+#[derive(Args, Clone, Default)]
+struct Opts {
+    /// YAML config file (`${VAR}` and `${VAR:-default}` are expanded).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Glob of files to tail (repeatable); forms one target with --exclude, --label and --format.
+    #[arg(long = "path", value_name = "GLOB")]
+    paths: Vec<String>,
+    /// Glob of files not to tail (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Loki push URL, e.g. http://loki:3100/loki/api/v1/push.
+    #[arg(long, value_name = "URL")]
+    loki: Option<String>,
+    /// Positions file.
+    #[arg(long, value_name = "FILE")]
+    positions: Option<PathBuf>,
+    /// Static label k=v (repeatable); with --path for that target, else for every target.
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Where to start in files that exist at the first start: beginning or end.
+    #[arg(long, value_name = "WHERE")]
+    start_at: Option<StartAt>,
+    /// Log format of the files: auto, cri, docker or raw.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Address of the /metrics, /ready, /healthz server ("" disables it).
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<String>,
+    /// Log level or tracing filter, e.g. info, debug, shipper=debug.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not a label; write it as name=value")),
+    }
+}
+
+impl Opts {
+    /// The config file (if any) with the flags applied on top, validated.
+    fn effective(&self) -> Result<Config, config::ConfigError> {
+        let (mut cfg, source) = match &self.config {
+            Some(p) => (config::load_file(p)?, p.display().to_string()),
+            None => (Config::default(), "command line".to_string()),
+        };
+        if !self.paths.is_empty() {
+            cfg.targets.push(TargetConfig {
+                paths: self.paths.clone(),
+                exclude: self.excludes.clone(),
+                labels: self.labels.iter().cloned().collect(),
+                format: self.format.unwrap_or_default(),
+            });
+        } else {
+            for t in &mut cfg.targets {
+                t.labels.extend(self.labels.iter().cloned());
+                if let Some(f) = self.format {
+                    t.format = f;
+                }
+            }
+        }
+        if let Some(u) = &self.loki {
+            cfg.client.url = u.clone();
+        }
+        if let Some(p) = &self.positions {
+            cfg.positions.filename = p.clone();
+        }
+        if let Some(s) = self.start_at {
+            cfg.tail.start_at = s;
+        }
+        if let Some(a) = &self.http_listen {
+            cfg.server.http_listen = a.clone();
+        }
+        if let Some(l) = &self.log_level {
+            cfg.server.log_level = l.clone();
+        }
+        cfg.validate(&source)?;
+        Ok(cfg)
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless.
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check(opts) => match opts.effective() {
+            Ok(cfg) => {
+                match serde_yaml_ng::to_string(&cfg) {
+                    Ok(y) => print!("{y}"),
+                    Err(e) => eprintln!("cannot print the config: {e}"),
+                }
+                eprintln!("config is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run(opts) => {
+            let cfg = match opts.effective() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&cfg.server.log_level, cfg.server.log_format);
+            match crate::agent::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

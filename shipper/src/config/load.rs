@@ -1,0 +1,306 @@
+//! Reading and checking a config file. Errors carry the file, the path of the bad key and what to do.
+
+use super::{env, Config};
+use std::fmt;
+use std::path::Path;
+
+/// A config problem: where (file and key path) and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub source: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key.as_str() {
+            "" | "." => write!(f, "{}: {}", self.source, self.message),
+            key => write!(f, "{}: `{}`: {}", self.source, key, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, expands and parses a config file. Validate the result with [`Config::validate`] after flags
+/// have been applied.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source: source.clone(),
+        key: String::new(),
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    load_str(&text, &source)
+}
+
+/// Parses config text; `source` names it in errors.
+pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigError> {
+    let err = |key: String, message: String| ConfigError {
+        source: source.to_string(),
+        key,
+        message,
+    };
+    let text = env::expand(text, |k| std::env::var(k).ok()).map_err(|m| err(String::new(), m))?;
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let mut message = e.inner().to_string();
+        // serde_yaml_ng starts some messages with the enclosing key ("client: unknown field …"),
+        // which the key path already says.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.contains(' ') && key.starts_with(head) {
+                message = rest.to_string();
+            }
+        }
+        // serde_yaml_ng appends " at line N column M"; keep it, it helps find the key.
+        if message.starts_with("unknown field") {
+            message.push_str(" (check the spelling; README lists every option)");
+        }
+        err(key, message)
+    })
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Config {
+    /// Checks what serde cannot: values that parse but make no sense. `source` names the config in errors.
+    pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| {
+            Err(ConfigError {
+                source: source.to_string(),
+                key: key.to_string(),
+                message,
+            })
+        };
+        match self.client.url.parse::<http::Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+            _ => {
+                return err(
+                    "client.url",
+                    format!(
+                        "`{}` is not an http(s) URL; write e.g. http://loki:3100/loki/api/v1/push",
+                        self.client.url
+                    ),
+                )
+            }
+        }
+        if self.targets.is_empty() {
+            return err(
+                "targets",
+                "no files to tail: add a target with `paths`, or pass --path GLOB".into(),
+            );
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            if t.paths.is_empty() {
+                return err(
+                    &format!("targets[{i}].paths"),
+                    "is empty: list at least one glob".into(),
+                );
+            }
+            for (list, globs) in [("paths", &t.paths), ("exclude", &t.exclude)] {
+                for (j, g) in globs.iter().enumerate() {
+                    let key = format!("targets[{i}].{list}[{j}]");
+                    if list == "paths" && !g.starts_with('/') {
+                        return err(&key, format!("`{g}` must be an absolute path glob"));
+                    }
+                    if let Err(e) = glob::Pattern::new(g) {
+                        return err(&key, format!("`{g}` is not a valid glob: {e}"));
+                    }
+                }
+            }
+            for name in t.labels.keys() {
+                if !valid_label_name(name) || name.starts_with("__") {
+                    return err(
+                        &format!("targets[{i}].labels.{name}"),
+                        "is not a valid Loki label name: use [a-zA-Z_][a-zA-Z0-9_]* not starting with __".into(),
+                    );
+                }
+            }
+        }
+        for name in self.client.external_labels.keys() {
+            if !valid_label_name(name) {
+                return err(
+                    &format!("client.external_labels.{name}"),
+                    "is not a valid Loki label name: use [a-zA-Z_][a-zA-Z0-9_]*".into(),
+                );
+            }
+        }
+        let c = &self.client;
+        if c.batch_size.0 == 0 || c.batch_size.0 > 64 << 20 {
+            return err(
+                "client.batch_size",
+                "must be between 1 byte and 64MiB".into(),
+            );
+        }
+        if c.backoff.min_period > c.backoff.max_period {
+            return err(
+                "client.backoff.min_period",
+                format!(
+                    "{} is longer than max_period {}",
+                    c.backoff.min_period, c.backoff.max_period
+                ),
+            );
+        }
+        if c.timeout.0.is_zero() {
+            return err("client.timeout", "must be more than 0".into());
+        }
+        if let Some(a) = &c.basic_auth {
+            if let Err(e) = std::fs::metadata(&a.password_file) {
+                return err(
+                    "client.basic_auth.password_file",
+                    format!("cannot read {}: {e}", a.password_file.display()),
+                );
+            }
+        }
+        if let Some(f) = &c.bearer_token_file {
+            if let Err(e) = std::fs::metadata(f) {
+                return err(
+                    "client.bearer_token_file",
+                    format!("cannot read {}: {e}", f.display()),
+                );
+            }
+        }
+        if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
+            return err(
+                "client.tls",
+                "cert_file and key_file go together: set both or neither".into(),
+            );
+        }
+        let t = &self.tail;
+        if t.max_line_size.0 == 0 {
+            return err("tail.max_line_size", "must be more than 0".into());
+        }
+        if t.read_buffer_size.0 < 4096 || t.read_buffer_size.0 > 16 << 20 {
+            return err(
+                "tail.read_buffer_size",
+                "must be between 4KiB and 16MiB".into(),
+            );
+        }
+        if t.ring_capacity == 0 {
+            return err("tail.ring_capacity", "must be at least 1".into());
+        }
+        if t.poll_interval.0.is_zero() || t.rescan_interval.0.is_zero() {
+            return err("tail.poll_interval", "intervals must be more than 0".into());
+        }
+        if self.positions.filename.as_os_str().is_empty() {
+            return err("positions.filename", "must name a file".into());
+        }
+        if self.positions.sync_period.0.is_zero() {
+            return err("positions.sync_period", "must be more than 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: &str) -> Result<Config, ConfigError> {
+        let c = load_str(yaml, "test.yaml")?;
+        c.validate("test.yaml")?;
+        Ok(c)
+    }
+
+    const OK: &str = "targets:\n  - paths: [/var/log/*.log]\n";
+
+    #[test]
+    fn defaults_apply() {
+        let c = check(OK).unwrap();
+        assert_eq!(c.client.batch_size.0, 1 << 20);
+        assert_eq!(c.client.backoff.max_retries, 10);
+        assert_eq!(c.tail.max_line_size.0, 256 << 10);
+        assert_eq!(c.positions.sync_period, super::super::Dur::secs(10));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "client:\n  batch_wait: 5 seconds\n",
+                "client.batch_wait",
+                "not a duration",
+            ),
+            (
+                "client:\n  bakoff: {}\n",
+                "client.bakoff",
+                "unknown field `bakoff`",
+            ),
+            (
+                "client:\n  backoff:\n    min_period: 10x\n",
+                "client.backoff.min_period",
+                "duration",
+            ),
+            (
+                "tail:\n  start_at: middle\n",
+                "tail.start_at",
+                "unknown variant",
+            ),
+            (
+                "targets:\n  - paths: [relative/*.log]\n",
+                "targets[0].paths[0]",
+                "absolute",
+            ),
+            (
+                "targets:\n  - paths: ['/a/[.log']\n",
+                "targets[0].paths[0]",
+                "not a valid glob",
+            ),
+            (
+                "targets:\n  - paths: [/a]\n    labels: {bad-name: x}\n",
+                "targets[0].labels.bad-name",
+                "label name",
+            ),
+            (
+                "client:\n  url: ftp://x\ntargets: [{paths: [/a]}]\n",
+                "client.url",
+                "http(s) URL",
+            ),
+            ("targets: []\n", "targets", "no files"),
+            (
+                "tail:\n  max_line_size: 12 parsecs\n",
+                "tail.max_line_size",
+                "not a size",
+            ),
+            (
+                "targets:\n  - paths: [/a]\n    format: xml\n",
+                "targets[0].format",
+                "unknown variant",
+            ),
+        ];
+        for (yaml, key, what) in cases {
+            let e = check(yaml).unwrap_err();
+            assert_eq!(&e.key, key, "{yaml} -> {e}");
+            assert!(e.to_string().contains(what), "{yaml} -> {e}");
+            assert!(e.to_string().starts_with("test.yaml: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var(
+            "SHIPPER_TEST_LOKI",
+            "http://loki.example:3100/loki/api/v1/push",
+        );
+        let c = check("client:\n  url: ${SHIPPER_TEST_LOKI}\ntargets: [{paths: [/a]}]\n").unwrap();
+        assert_eq!(c.client.url, "http://loki.example:3100/loki/api/v1/push");
+        let e = check("client:\n  url: ${SHIPPER_TEST_UNSET_VAR}\n").unwrap_err();
+        assert!(e.to_string().contains("SHIPPER_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = check(OK).unwrap();
+        let yaml = serde_yaml_ng::to_string(&c).unwrap();
+        assert_eq!(load_str(&yaml, "x").unwrap(), c);
+    }
+}

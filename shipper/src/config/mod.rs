@@ -1,0 +1,255 @@
+//! The agent's configuration: YAML with `${ENV}` expansion, defaults like Promtail's, and errors that name
+//! the path of the bad key (`client.backoff.min_period: ...`).
+//!
+//! Every field is documented in README.md ("Configuration"); keep the two in step.
+
+mod env;
+mod load;
+mod units;
+
+pub use load::{load_file, load_str, ConfigError};
+pub use units::{ByteSize, Dur};
+
+use crate::parse::Format;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub positions: PositionsConfig,
+    pub client: ClientConfig,
+    pub tail: TailConfig,
+    /// Static file targets (like Promtail's `static_configs` / Alloy's `local.file_match`).
+    pub targets: Vec<TargetConfig>,
+    /// How long SIGTERM waits for in-flight batches before writing positions and exiting.
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            positions: PositionsConfig::default(),
+            client: ClientConfig::default(),
+            tail: TailConfig::default(),
+            targets: Vec::new(),
+            shutdown_timeout: Dur::secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP server with /metrics, /ready and /healthz. Empty disables it.
+    pub http_listen: String,
+    /// tracing filter, e.g. `info` or `shipper=debug,info`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_listen: "0.0.0.0:9080".into(),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PositionsConfig {
+    /// Where acknowledged file offsets are kept across restarts.
+    pub filename: PathBuf,
+    /// How often positions are written (they are also written at shutdown).
+    pub sync_period: Dur,
+}
+
+impl Default for PositionsConfig {
+    fn default() -> Self {
+        PositionsConfig {
+            filename: "/var/lib/shipper/positions.json".into(),
+            sync_period: Dur::secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Loki push URL.
+    pub url: String,
+    /// `X-Scope-OrgID` header; empty sends none.
+    pub tenant_id: String,
+    pub basic_auth: Option<BasicAuth>,
+    /// Bearer token read from this file (re-read at start). Never put the token itself in the config.
+    pub bearer_token_file: Option<PathBuf>,
+    pub tls: TlsConfig,
+    /// A batch is sent when it holds this many bytes of log lines...
+    pub batch_size: ByteSize,
+    /// ...or when its oldest line has waited this long.
+    pub batch_wait: Dur,
+    /// Timeout of one push request.
+    pub timeout: Dur,
+    pub backoff: BackoffConfig,
+    /// Labels added to every stream.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            url: "http://localhost:3100/loki/api/v1/push".into(),
+            tenant_id: String::new(),
+            basic_auth: None,
+            bearer_token_file: None,
+            tls: TlsConfig::default(),
+            batch_size: ByteSize(1 << 20),
+            batch_wait: Dur::secs(1),
+            timeout: Dur::secs(10),
+            backoff: BackoffConfig::default(),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    /// Read from this file; the password itself is never in the config.
+    pub password_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Name to verify in the server certificate instead of the URL's host.
+    pub server_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackoffConfig {
+    pub min_period: Dur,
+    pub max_period: Dur,
+    /// Retries of one batch before it is dropped (counted and logged). 0 retries forever.
+    pub max_retries: u32,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            min_period: Dur::ms(500),
+            max_period: Dur::secs(300),
+            max_retries: 10,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "beginning" => Ok(StartAt::Beginning),
+            "end" => Ok(StartAt::End),
+            _ => Err(format!(
+                "`{s}` is not a start position; use beginning or end"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// The best available: inotify, else polling.
+    Auto,
+    Inotify,
+    Poll,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// io_uring when it can be set up, else pread.
+    Auto,
+    Uring,
+    Pread,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailConfig {
+    /// Where to start in files that exist at the first start and have no saved position.
+    pub start_at: StartAt,
+    /// Longer lines are truncated to this many bytes (and counted).
+    pub max_line_size: ByteSize,
+    /// Bytes read from a file per read call.
+    pub read_buffer_size: ByteSize,
+    pub watch: WatchMode,
+    pub io: IoMode,
+    /// With `watch: poll`, how often files are checked for new data.
+    pub poll_interval: Dur,
+    /// How often the target globs are expanded again (events trigger it sooner).
+    pub rescan_interval: Dur,
+    /// Chunks (one read each) queued between the readers and the batcher; bounds memory.
+    pub ring_capacity: usize,
+    /// Most bytes kept readable in rotated or deleted files that are not yet acknowledged.
+    pub max_held_bytes: ByteSize,
+    /// Most files open at once.
+    pub max_open_files: usize,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            start_at: StartAt::End,
+            max_line_size: ByteSize(256 << 10),
+            read_buffer_size: ByteSize(256 << 10),
+            watch: WatchMode::Auto,
+            io: IoMode::Auto,
+            poll_interval: Dur::ms(250),
+            rescan_interval: Dur::secs(10),
+            ring_capacity: 64,
+            max_held_bytes: ByteSize(1 << 30),
+            max_open_files: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Globs of files to tail, e.g. `/var/log/pods/*/*/*.log`.
+    pub paths: Vec<String>,
+    /// Globs of files not to tail even if `paths` matches them (e.g. `*.gz`).
+    pub exclude: Vec<String>,
+    /// Labels of every line from these files (a `filename` label is added too).
+    pub labels: BTreeMap<String, String>,
+    pub format: Format,
+}

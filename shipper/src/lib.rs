@@ -1,0 +1,23 @@
+//! shipper: tails log files on a node and pushes them to Grafana Loki, losing nothing.
+//!
+//! The modules follow the data path:
+//! `discover → watch → tail → parse → ring → batch → push → checkpoint`,
+//! wired together by [`agent`]; [`config`] and [`cli`] are the user-facing surface,
+//! [`metrics`] and [`server`] the self-observability.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+pub mod agent;
+pub mod batch;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod discover;
+pub mod metrics;
+pub mod parse;
+pub mod push;
+pub mod ring;
+pub mod server;
+pub mod tail;
+pub mod watch;

@@ -1,0 +1,248 @@
+//! Self-observability: Prometheus metrics with the `shipper_` prefix and units in their names.
+//!
+//! One `Metrics` value is shared by every stage; `encode` renders the text exposition for `/metrics`.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ParseIssue {
+    ParseError,
+    Truncated,
+    InvalidUtf8,
+    OversizedRecord,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssueLabel {
+    pub issue: ParseIssue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    pub mode: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub read_bytes: Family<PathLabel, Counter>,
+    pub read_lines: Family<PathLabel, Counter>,
+    pub file_offset: Family<PathLabel, Gauge<u64, AtomicU64>>,
+    pub parse_issues: Family<IssueLabel, Counter>,
+    pub open_files: Gauge,
+    pub rotations: Counter,
+    pub truncations: Counter,
+    pub ring_chunks: Gauge,
+    pub ring_capacity: Gauge,
+    pub sent_entries: Counter,
+    pub sent_bytes: Counter,
+    pub batches: Family<StatusLabel, Counter>,
+    pub retries: Family<ReasonLabel, Counter>,
+    pub dropped_entries: Family<ReasonLabel, Counter>,
+    pub push_seconds: Histogram,
+    pub checkpoint_lag_bytes: Gauge,
+    pub positions_writes: Family<StatusLabel, Counter>,
+    pub watcher_mode: Family<ModeLabel, Gauge>,
+    pub reader_mode: Family<ModeLabel, Gauge>,
+    pub held_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("shipper");
+        let m = Metrics {
+            read_bytes: Family::default(),
+            read_lines: Family::default(),
+            file_offset: Family::default(),
+            parse_issues: Family::default(),
+            open_files: Gauge::default(),
+            rotations: Counter::default(),
+            truncations: Counter::default(),
+            ring_chunks: Gauge::default(),
+            ring_capacity: Gauge::default(),
+            sent_entries: Counter::default(),
+            sent_bytes: Counter::default(),
+            batches: Family::default(),
+            retries: Family::default(),
+            dropped_entries: Family::default(),
+            push_seconds: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            checkpoint_lag_bytes: Gauge::default(),
+            positions_writes: Family::default(),
+            watcher_mode: Family::default(),
+            reader_mode: Family::default(),
+            held_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        r.register_with_unit(
+            "read",
+            "Bytes read from each file",
+            Unit::Bytes,
+            m.read_bytes.clone(),
+        );
+        r.register(
+            "read_lines",
+            "Lines read from each file",
+            m.read_lines.clone(),
+        );
+        r.register_with_unit(
+            "file_read_offset",
+            "Offset read so far in each open file",
+            Unit::Bytes,
+            m.file_offset.clone(),
+        );
+        r.register(
+            "parse_issues",
+            "Records that were not shipped as-is, by issue",
+            m.parse_issues.clone(),
+        );
+        r.register("open_files", "Files open for reading", m.open_files.clone());
+        r.register(
+            "rotations",
+            "File rotations seen (rename, delete)",
+            m.rotations.clone(),
+        );
+        r.register(
+            "truncations",
+            "Files truncated in place (copytruncate)",
+            m.truncations.clone(),
+        );
+        r.register(
+            "ring_chunks",
+            "Chunks waiting in the ring between readers and batcher",
+            m.ring_chunks.clone(),
+        );
+        r.register(
+            "ring_capacity_chunks",
+            "Capacity of the ring",
+            m.ring_capacity.clone(),
+        );
+        r.register(
+            "sent_entries",
+            "Entries acknowledged by Loki",
+            m.sent_entries.clone(),
+        );
+        r.register_with_unit(
+            "sent",
+            "Line bytes acknowledged by Loki",
+            Unit::Bytes,
+            m.sent_bytes.clone(),
+        );
+        r.register("batches", "Push requests by outcome", m.batches.clone());
+        r.register("push_retries", "Push retries by reason", m.retries.clone());
+        r.register(
+            "dropped_entries",
+            "Entries dropped, by reason",
+            m.dropped_entries.clone(),
+        );
+        r.register_with_unit(
+            "push_duration",
+            "Duration of push requests",
+            Unit::Seconds,
+            m.push_seconds.clone(),
+        );
+        r.register_with_unit(
+            "checkpoint_lag",
+            "Bytes read but not yet acknowledged, over all files",
+            Unit::Bytes,
+            m.checkpoint_lag_bytes.clone(),
+        );
+        r.register(
+            "positions_writes",
+            "Positions file writes by outcome",
+            m.positions_writes.clone(),
+        );
+        r.register(
+            "watcher_mode",
+            "File change detection in use (1 = active)",
+            m.watcher_mode.clone(),
+        );
+        r.register(
+            "reader_mode",
+            "File read path in use (1 = active)",
+            m.reader_mode.clone(),
+        );
+        r.register_with_unit(
+            "held",
+            "Unacknowledged bytes kept readable in rotated or deleted files",
+            Unit::Bytes,
+            m.held_bytes.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn path(path: &std::path::Path) -> PathLabel {
+        PathLabel {
+            path: path.display().to_string(),
+        }
+    }
+
+    pub fn reason(reason: &str) -> ReasonLabel {
+        ReasonLabel {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn status(status: &str) -> StatusLabel {
+        StatusLabel {
+            status: status.to_string(),
+        }
+    }
+
+    /// Forgets the per-file series of a file that is no longer read, so cardinality follows open files.
+    pub fn forget_file(&self, path: &std::path::Path) {
+        let l = Self::path(path);
+        self.read_bytes.remove(&l);
+        self.read_lines.remove(&l);
+        self.file_offset.remove(&l);
+    }
+
+    pub fn add_parse_stats(&self, s: &crate::parse::ParseStats) {
+        let add = |issue: ParseIssue, n: u64| {
+            if n > 0 {
+                self.parse_issues
+                    .get_or_create(&IssueLabel { issue })
+                    .inc_by(n);
+            }
+        };
+        add(ParseIssue::ParseError, s.parse_errors);
+        add(ParseIssue::Truncated, s.truncated);
+        add(ParseIssue::InvalidUtf8, s.invalid_utf8);
+        add(ParseIssue::OversizedRecord, s.oversized_records);
+    }
+}

@@ -1,0 +1,118 @@
+//! One tailed file: its open descriptor, identity (dev, inode, fingerprint), read state and parser.
+
+use crate::batch::StreamLabels;
+use crate::checkpoint::{FileIdentity, SavedFile};
+use crate::parse::{FileParser, Format, Framer};
+use crate::ring::FileId;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How many leading bytes identify a file's content (to tell a reused inode from the file we knew).
+pub const FP_MAX: u32 = 1024;
+
+/// Hash of the first `len` bytes of a file (FNV-1a 64; collisions only matter for same-inode files).
+pub fn fingerprint(file: &File, len: u32) -> Option<u64> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    Some(buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Reached through its path.
+    Active,
+    /// Rotated away, renamed out of the targets or deleted: read to the end, then closed once every
+    /// line of it is acknowledged (the open descriptor keeps the data readable meanwhile).
+    Gone { since: Instant },
+}
+
+pub struct TailedFile {
+    pub id: FileId,
+    pub path: PathBuf,
+    pub file: File,
+    pub dev: u64,
+    pub ino: u64,
+    pub fp_len: u32,
+    pub fp: u64,
+    pub framer: Framer,
+    pub parser: FileParser,
+    pub labels: Arc<StreamLabels>,
+    /// The commit offset of the last chunk sent to the ring.
+    pub commit_offset: u64,
+    pub state: State,
+    /// The last read returned no data.
+    pub eof: bool,
+}
+
+impl TailedFile {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: FileId,
+        path: PathBuf,
+        file: File,
+        meta: &std::fs::Metadata,
+        offset: u64,
+        format: Format,
+        max_line_size: usize,
+        labels: Arc<StreamLabels>,
+    ) -> Self {
+        let mut f = TailedFile {
+            id,
+            path,
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            fp_len: 0,
+            fp: 0,
+            // A record is a line plus its CRI/docker framing; leave room for that framing.
+            framer: Framer::new(offset, max_line_size.saturating_add(64 << 10)),
+            parser: FileParser::new(format, max_line_size),
+            labels,
+            commit_offset: offset,
+            state: State::Active,
+            eof: false,
+        };
+        f.refresh_fingerprint(meta.size());
+        f
+    }
+
+    pub fn identity(&self) -> FileIdentity {
+        FileIdentity {
+            path: self.path.clone(),
+            dev: self.dev,
+            ino: self.ino,
+            fp_len: self.fp_len,
+            fp: self.fp,
+        }
+    }
+
+    /// Grows the fingerprint while the file is shorter than `FP_MAX`. True when it changed.
+    pub fn refresh_fingerprint(&mut self, size: u64) -> bool {
+        let want = size.min(FP_MAX as u64) as u32;
+        if want <= self.fp_len {
+            return false;
+        }
+        match fingerprint(&self.file, want) {
+            Some(fp) => {
+                self.fp_len = want;
+                self.fp = fp;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Whether a saved position belongs to this very file: same (dev, inode) and same first bytes, so a
+/// reused inode number is not mistaken for the file we knew.
+pub fn saved_matches(file: &File, meta: &std::fs::Metadata, saved: &SavedFile) -> bool {
+    saved.ident.dev == meta.dev()
+        && saved.ident.ino == meta.ino()
+        && (saved.ident.fp_len == 0
+            || fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp))
+}

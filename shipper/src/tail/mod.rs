@@ -1,0 +1,210 @@
+//! tail: the reader thread. It keeps the set of tailed files in step with the targets (rotation,
+//! truncation, deletion, inode reuse), reads what the watcher says grew, parses it, and sends chunks
+//! into the ring. When the ring is full it blocks: reading stops, the files are the buffer.
+
+mod file;
+mod io;
+mod read;
+mod scan;
+
+pub use io::{Io, ReadReq};
+
+use crate::checkpoint::{SavedFile, Tracker};
+use crate::config::{StartAt, TailConfig};
+use crate::discover::Targets;
+use crate::metrics::Metrics;
+use crate::ring::{Chunk, FileId};
+use crate::watch::{WatchEvent, Watcher};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use file::TailedFile;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a rotated or deleted file is still read after it went away: writers (containerd, dockerd)
+/// may append to the old descriptor for a moment after the rename.
+const GONE_GRACE: Duration = Duration::from_secs(1);
+
+pub struct Reader {
+    cfg: TailConfig,
+    targets: Targets,
+    external_labels: BTreeMap<String, String>,
+    io: Io,
+    watcher: Box<dyn Watcher>,
+    events: Receiver<WatchEvent>,
+    ring: Sender<Chunk>,
+    tracker: Arc<Tracker>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+
+    files: HashMap<FileId, TailedFile>,
+    by_path: HashMap<PathBuf, FileId>,
+    by_inode: HashMap<(u64, u64), FileId>,
+    watched_dirs: BTreeSet<PathBuf>,
+    ready: HashSet<FileId>,
+    next_id: FileId,
+    /// Saved positions not yet matched to an open file.
+    saved: Vec<SavedFile>,
+    /// When the positions were last saved; None on a first start.
+    saved_at: Option<SystemTime>,
+    /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
+    warned: HashSet<PathBuf>,
+}
+
+/// Everything the reader thread needs.
+pub struct ReaderParts {
+    pub cfg: TailConfig,
+    pub targets: Targets,
+    pub external_labels: BTreeMap<String, String>,
+    pub io: Io,
+    pub watcher: Box<dyn Watcher>,
+    pub events: Receiver<WatchEvent>,
+    pub ring: Sender<Chunk>,
+    pub tracker: Arc<Tracker>,
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+    pub saved: Vec<SavedFile>,
+    pub saved_at: Option<SystemTime>,
+}
+
+impl Reader {
+    pub fn new(p: ReaderParts) -> Self {
+        p.metrics
+            .reader_mode
+            .get_or_create(&mode(p.io.name()))
+            .set(1);
+        p.metrics
+            .watcher_mode
+            .get_or_create(&mode(p.watcher.mode()))
+            .set(1);
+        Reader {
+            cfg: p.cfg,
+            targets: p.targets,
+            external_labels: p.external_labels,
+            io: p.io,
+            watcher: p.watcher,
+            events: p.events,
+            ring: p.ring,
+            tracker: p.tracker,
+            metrics: p.metrics,
+            stop: p.stop,
+            files: HashMap::new(),
+            by_path: HashMap::new(),
+            by_inode: HashMap::new(),
+            watched_dirs: BTreeSet::new(),
+            ready: HashSet::new(),
+            next_id: 1,
+            saved: p.saved,
+            saved_at: p.saved_at,
+            warned: HashSet::new(),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Runs until `stop` is set. Dropping the reader afterwards closes the ring, which lets the batcher
+    /// flush and finish.
+    pub fn run(mut self) {
+        self.rescan(true);
+        self.recover_rotated();
+        self.ready.extend(self.files.keys().copied());
+        let check_every = if self.watcher.polls() {
+            self.cfg.poll_interval.0
+        } else {
+            self.cfg.rescan_interval.0
+        };
+        let mut last_check = Instant::now();
+        let mut last_rescan = Instant::now();
+        while !self.stopped() {
+            self.read_ready();
+            self.close_drained();
+            if self.stopped() {
+                break;
+            }
+            let any_gone = self.files.values().any(|f| f.state != file::State::Active);
+            let mut wait = check_every.saturating_sub(last_check.elapsed());
+            if any_gone {
+                wait = wait.min(Duration::from_millis(250));
+            }
+            let mut rescan = false;
+            match self.events.recv_timeout(wait.max(Duration::from_millis(1))) {
+                Ok(ev) => rescan |= self.on_event(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::warn!(
+                        "the file watcher stopped; checking files at tail.poll_interval instead"
+                    );
+                    self.events = crossbeam_channel::never();
+                    self.watcher = Box::new(crate::watch::PollWatcher);
+                }
+            }
+            while let Ok(ev) = self.events.try_recv() {
+                rescan |= self.on_event(ev);
+            }
+            if last_check.elapsed() >= check_every {
+                last_check = Instant::now();
+                self.ready.extend(self.files.keys().copied());
+            }
+            if rescan || last_rescan.elapsed() >= self.cfg.rescan_interval.0 {
+                last_rescan = Instant::now();
+                self.rescan(false);
+            }
+            for f in self.files.values() {
+                if f.state != file::State::Active {
+                    self.ready.insert(f.id);
+                }
+            }
+        }
+        tracing::debug!(files = self.files.len(), "reader stopped");
+    }
+
+    /// Handles one watch event; true when a rescan is needed.
+    fn on_event(&mut self, ev: WatchEvent) -> bool {
+        match ev {
+            WatchEvent::FileChanged(path) => {
+                if let Some(&id) = self.by_path.get(&path) {
+                    self.ready.insert(id);
+                }
+                false
+            }
+            WatchEvent::DirChanged(_) => true,
+            WatchEvent::Overflow => {
+                tracing::warn!("file events were lost (inotify queue overflow); rescanning and checking every file");
+                self.ready.extend(self.files.keys().copied());
+                true
+            }
+        }
+    }
+
+    /// Where a file seen for the first time starts.
+    fn start_offset(&self, initial: bool, meta: &std::fs::Metadata) -> u64 {
+        if !initial {
+            // It appeared while we run: everything in it is new.
+            return 0;
+        }
+        let by_config = match self.cfg.start_at {
+            StartAt::Beginning => 0,
+            StartAt::End => meta.len(),
+        };
+        match self.saved_at {
+            // First start: the user's choice.
+            None => by_config,
+            // Restart: a file written since the positions were saved appeared (or changed) while we were
+            // down; read all of it rather than lose its lines.
+            Some(saved_at) => match meta.modified() {
+                Ok(m) if m >= saved_at => 0,
+                _ => by_config,
+            },
+        }
+    }
+}
+
+fn mode(name: &str) -> crate::metrics::ModeLabel {
+    crate::metrics::ModeLabel {
+        mode: name.to_string(),
+    }
+}

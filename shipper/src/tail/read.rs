@@ -1,0 +1,235 @@
+//! Reading: batched reads of every ready file, framing and parsing what arrived, sending chunks into
+//! the ring, and noticing truncation, deletion and drained rotated files at end of file.
+
+use super::file::State;
+use super::io::ReadReq;
+use super::{Reader, GONE_GRACE};
+use crate::metrics::Metrics;
+use crate::parse::ParseStats;
+use crate::ring::{Chunk, FileId};
+use crossbeam_channel::SendTimeoutError;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Reads in flight per submission.
+const READS_PER_ROUND: usize = 64;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+enum Read {
+    Data { full: bool },
+    Eof,
+    Failed(std::io::Error),
+}
+
+impl Reader {
+    /// Reads every ready file until each is at its end (or the agent stops).
+    pub(super) fn read_ready(&mut self) {
+        while !self.ready.is_empty() && !self.stopped() {
+            let ids: Vec<FileId> = self.ready.iter().take(READS_PER_ROUND).copied().collect();
+            for id in &ids {
+                self.ready.remove(id);
+            }
+            for (id, result) in self.read_round(&ids) {
+                if self.handle(id, result) {
+                    self.ready.insert(id);
+                }
+            }
+        }
+    }
+
+    /// Reads one file until its end, right now (a rotated file before its successor).
+    pub(super) fn drain(&mut self, id: FileId) {
+        while !self.stopped() {
+            let Some((_, result)) = self.read_round(&[id]).pop() else {
+                return;
+            };
+            if !self.handle(id, result) {
+                return;
+            }
+        }
+    }
+
+    /// One read of each file, all submitted at once.
+    fn read_round(&mut self, ids: &[FileId]) -> Vec<(FileId, Read)> {
+        let len = self.cfg.read_buffer_size.0 as usize;
+        let mut order = Vec::with_capacity(ids.len());
+        let mut reqs = Vec::with_capacity(ids.len());
+        for (id, f) in self.files.iter_mut() {
+            if ids.contains(id) {
+                let offset = f.framer.read_offset();
+                order.push(*id);
+                reqs.push(ReadReq::new(
+                    f.file.as_raw_fd(),
+                    offset,
+                    f.framer.buf_mut(),
+                    len,
+                ));
+            }
+        }
+        self.io.read_all(&mut reqs);
+        let results: Vec<Read> = reqs
+            .into_iter()
+            .map(|r| match r.result {
+                Ok(0) => Read::Eof,
+                Ok(n) => Read::Data { full: n == r.len },
+                Err(e) => Read::Failed(e),
+            })
+            .collect();
+        order.into_iter().zip(results).collect()
+    }
+
+    /// Acts on one read; true when the file has more to read now.
+    fn handle(&mut self, id: FileId, result: Read) -> bool {
+        match result {
+            Read::Data { full } => {
+                let sent = self.process(id);
+                sent && full
+            }
+            Read::Eof => {
+                self.at_eof(id);
+                false
+            }
+            Read::Failed(e) => {
+                if let Some(f) = self.files.get(&id) {
+                    tracing::warn!(file = %f.path.display(), error = %e,
+                        "read failed; the file is closed once what was read is acknowledged");
+                }
+                if let Some(f) = self.files.get_mut(&id) {
+                    f.eof = true;
+                }
+                self.retire(id, "read error");
+                false
+            }
+        }
+    }
+
+    /// Frames and parses the bytes just read and sends them on. False when the agent is stopping.
+    fn process(&mut self, id: FileId) -> bool {
+        let Some(f) = self.files.get_mut(&id) else {
+            return false;
+        };
+        f.eof = false;
+        let before = f.framer.consumed_offset();
+        let mut stats = ParseStats::default();
+        let mut entries = Vec::new();
+        let mut commit = f.commit_offset;
+        let now = now_ns();
+        while let Some(records) = f.framer.take_records(&mut stats) {
+            commit = commit.max(f.parser.push(records, now, &mut entries, &mut stats));
+        }
+        let label = Metrics::path(&f.path);
+        self.metrics
+            .read_bytes
+            .get_or_create(&label)
+            .inc_by(f.framer.consumed_offset().saturating_sub(before));
+        self.metrics
+            .read_lines
+            .get_or_create(&label)
+            .inc_by(entries.len() as u64);
+        self.metrics
+            .file_offset
+            .get_or_create(&label)
+            .set(f.framer.read_offset());
+        self.metrics.add_parse_stats(&stats);
+        if entries.is_empty() && commit == f.commit_offset {
+            return true;
+        }
+        f.commit_offset = commit;
+        let chunk = Chunk {
+            file: id,
+            labels: f.labels.clone(),
+            entries,
+            commit_offset: commit,
+        };
+        self.send(chunk)
+    }
+
+    /// Puts a chunk into the ring, waiting while it is full (backpressure) unless the agent stops.
+    fn send(&self, mut chunk: Chunk) -> bool {
+        loop {
+            match self.ring.send_timeout(chunk, Duration::from_millis(100)) {
+                Ok(()) => {
+                    self.metrics.ring_chunks.set(self.ring.len() as i64);
+                    return true;
+                }
+                Err(SendTimeoutError::Timeout(c)) => {
+                    if self.stopped() {
+                        return false;
+                    }
+                    chunk = c;
+                }
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+            }
+        }
+    }
+
+    /// At the end of what a file holds: notice truncation (copytruncate) and deletion.
+    fn at_eof(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        f.eof = true;
+        let Ok(meta) = f.file.metadata() else { return };
+        if meta.len() < f.framer.read_offset() {
+            tracing::info!(file = %f.path.display(), was = f.framer.read_offset(), now = meta.len(),
+                "file was truncated in place (copytruncate); reading it again from the start");
+            self.metrics.truncations.inc();
+            f.framer.reset(0);
+            f.parser.reset(0);
+            f.commit_offset = 0;
+            f.fp_len = 0;
+            f.refresh_fingerprint(meta.len());
+            self.tracker.update(id, f.identity(), Some(0));
+            self.ready.insert(id);
+            return;
+        }
+        if f.refresh_fingerprint(meta.len()) {
+            self.tracker.update(id, f.identity(), None);
+        }
+        if meta.nlink() == 0 && f.state == State::Active {
+            self.retire(id, "deleted");
+        }
+    }
+
+    /// Closes rotated/deleted files that are read to their end and fully acknowledged.
+    pub(super) fn close_drained(&mut self) {
+        let (mut held, mut lag) = (0u64, 0u64);
+        let mut done = Vec::new();
+        for f in self.files.values() {
+            let (committed, in_flight) = self.tracker.committed(f.id).unwrap_or((0, true));
+            let unacked = f.framer.read_offset().saturating_sub(committed);
+            lag += unacked;
+            let State::Gone { since } = f.state else {
+                continue;
+            };
+            held += unacked;
+            if f.eof && since.elapsed() >= GONE_GRACE && !in_flight && committed >= f.commit_offset
+            {
+                done.push(f.id);
+            }
+        }
+        self.metrics.held_bytes.set(held as i64);
+        self.metrics.checkpoint_lag_bytes.set(lag as i64);
+        for id in done {
+            if let Some(f) = self.files.remove(&id) {
+                tracing::info!(file = %f.path.display(), offset = f.commit_offset, "done with a rotated or deleted file; closed");
+                if self.by_inode.get(&(f.dev, f.ino)) == Some(&id) {
+                    self.by_inode.remove(&(f.dev, f.ino));
+                }
+                self.tracker.close(id);
+                // A successor at the same path keeps the series.
+                if !self.by_path.contains_key(&f.path) {
+                    self.metrics.forget_file(&f.path);
+                }
+            }
+        }
+        self.metrics.open_files.set(self.files.len() as i64);
+    }
+}

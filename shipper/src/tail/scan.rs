@@ -1,0 +1,231 @@
+//! Keeping the set of tailed files in step with the disk: new files, rotation by rename, deletion,
+//! renames within the targets, and files that were rotated away while the agent was down.
+
+use super::file::{saved_matches, State, TailedFile};
+use super::Reader;
+use crate::batch::StreamLabels;
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Reader {
+    /// Expands the targets and reconciles: `initial` on the first scan after start.
+    pub(super) fn rescan(&mut self, initial: bool) {
+        let scan = self.targets.scan();
+        for dir in scan.dirs.difference(&self.watched_dirs) {
+            self.watcher.watch_dir(dir);
+        }
+        for dir in self.watched_dirs.difference(&scan.dirs) {
+            self.watcher.unwatch_dir(dir);
+        }
+        self.watched_dirs = scan.dirs;
+
+        let mut seen = HashSet::new();
+        for found in scan.files {
+            let Ok(meta) = std::fs::metadata(&found.path) else {
+                continue;
+            };
+            let key = (meta.dev(), meta.ino());
+            if let Some(&id) = self.by_path.get(&found.path) {
+                if self.files.get(&id).is_some_and(|f| (f.dev, f.ino) == key) {
+                    seen.insert(id);
+                    continue;
+                }
+                // The path names another file now: the one we read was rotated away.
+                self.retire(id, "rotated");
+            }
+            if let Some(&id) = self.by_inode.get(&key) {
+                if let Some(f) = self.files.get_mut(&id) {
+                    if f.state == State::Active {
+                        // Renamed from one target path to another: same file, keep reading it.
+                        self.by_path.remove(&f.path);
+                        f.path = found.path.clone();
+                        self.tracker.set_path(id, found.path.clone());
+                        self.by_path.insert(found.path, id);
+                        seen.insert(id);
+                        continue;
+                    }
+                    // Already open as a rotated file being drained: not a new file.
+                    continue;
+                }
+            }
+            if let Some(id) = self.open(&found.path, found.target, &meta, initial, State::Active) {
+                seen.insert(id);
+            }
+        }
+        let vanished: Vec<_> = self
+            .by_path
+            .values()
+            .copied()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        for id in vanished {
+            self.retire(id, "gone from the targets (renamed away or deleted)");
+        }
+    }
+
+    /// Opens a file and starts tailing it. None when it cannot be opened (logged once per path).
+    fn open(
+        &mut self,
+        path: &Path,
+        target: usize,
+        meta: &std::fs::Metadata,
+        initial: bool,
+        state: State,
+    ) -> Option<u64> {
+        if self.files.len() >= self.cfg.max_open_files {
+            if self.warned.insert(PathBuf::from("/max_open_files")) {
+                tracing::warn!(
+                    limit = self.cfg.max_open_files,
+                    "tail.max_open_files reached; further files wait until others are closed"
+                );
+            }
+            return None;
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound
+                    && self.warned.insert(path.to_path_buf())
+                {
+                    tracing::warn!(file = %path.display(), error = %e,
+                        "cannot open a file matched by the targets; it is skipped until it can be opened (check permissions)");
+                }
+                return None;
+            }
+        };
+        // The file may have been replaced between the scan's stat and our open: use the open one's.
+        let meta = file.metadata().unwrap_or_else(|_| meta.clone());
+        if !meta.is_file() {
+            return None;
+        }
+        self.warned.remove(path);
+        Some(self.start(path, file, &meta, target, initial, state))
+    }
+
+    /// Starts tailing an open file, labelled with `path`, at its saved position or where a new file
+    /// starts.
+    fn start(
+        &mut self,
+        path: &Path,
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+        target: usize,
+        initial: bool,
+        state: State,
+    ) -> u64 {
+        let offset = match self
+            .saved
+            .iter()
+            .position(|s| saved_matches(&file, meta, s))
+        {
+            Some(i) => {
+                let s = self.saved.swap_remove(i);
+                if s.offset > meta.len() {
+                    tracing::info!(file = %path.display(), saved = s.offset, size = meta.len(),
+                        "file is shorter than its saved position (truncated while we were down); reading from the start");
+                    0
+                } else {
+                    s.offset
+                }
+            }
+            None => self.start_offset(initial, meta),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut labels = self.external_labels.clone();
+        labels.extend(
+            self.targets
+                .labels(target)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        labels.insert("filename".into(), path.display().to_string());
+        let mut f = TailedFile::new(
+            id,
+            path.to_path_buf(),
+            file,
+            meta,
+            offset,
+            self.targets.format(target),
+            self.cfg.max_line_size.0 as usize,
+            Arc::new(StreamLabels::new(&labels)),
+        );
+        f.state = state;
+        tracing::info!(file = %path.display(), offset, size = meta.len(), "tailing file");
+        self.tracker.open(id, f.identity(), offset);
+        self.by_inode.insert((f.dev, f.ino), id);
+        if state == State::Active {
+            self.by_path.insert(path.to_path_buf(), id);
+        }
+        self.files.insert(id, f);
+        self.ready.insert(id);
+        self.metrics.open_files.set(self.files.len() as i64);
+        id
+    }
+
+    /// The file is no longer reached through its path: read what it has now (before any successor at
+    /// the same path, so lines keep their order), then keep it until it is drained and acknowledged.
+    pub(super) fn retire(&mut self, id: u64, why: &str) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        if f.state != State::Active {
+            return;
+        }
+        f.state = State::Gone {
+            since: Instant::now(),
+        };
+        if self.by_path.get(&f.path) == Some(&id) {
+            self.by_path.remove(&f.path);
+        }
+        tracing::info!(file = %f.path.display(), reason = why, "file went away; reading it to its end");
+        self.metrics.rotations.inc();
+        self.drain(id);
+    }
+
+    /// After a restart: saved files no longer reachable by the targets (rotated away while we were
+    /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
+    /// and read to their end, so kubelet's rotation during downtime loses nothing.
+    pub(super) fn recover_rotated(&mut self) {
+        let saved = std::mem::take(&mut self.saved);
+        for s in saved {
+            let Some(target) = self.targets.target_of(&s.ident.path) else {
+                continue;
+            };
+            let Some(dir) = s.ident.path.parent() else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let candidate = entry.path();
+                let Ok(meta) = std::fs::metadata(&candidate) else {
+                    continue;
+                };
+                if meta.ino() != s.ident.ino || meta.dev() != s.ident.dev {
+                    continue;
+                }
+                let Ok(file) = std::fs::File::open(&candidate) else {
+                    break;
+                };
+                if !saved_matches(&file, &meta, &s) {
+                    break;
+                }
+                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
+                    "found a file rotated away while we were down; reading it to its end");
+                self.saved.push(s.clone());
+                let gone = State::Gone {
+                    since: Instant::now(),
+                };
+                // Labelled as the path it was tailed under, so its lines stay in the same stream.
+                self.start(&s.ident.path, file, &meta, target, false, gone);
+                break;
+            }
+        }
+        self.saved.clear();
+    }
+}

@@ -1,0 +1,115 @@
+//! `shipper check`: bad configs give the path of the bad key and what to do, never a panic; a good one
+//! prints the effective config with defaults.
+
+use crate::support::BIN;
+use std::process::Command;
+
+fn check(yaml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shipper.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configs_name_the_key_and_exit_2() {
+    let cases = [
+        (
+            "client:\n  url: loki:3100\ntargets: [{paths: [/x/*.log]}]\n",
+            "`client.url`",
+        ),
+        ("client:\n  batch_wait: soon\n", "`client.batch_wait`"),
+        (
+            "client:\n  backoff:\n    max_retries: -1\n",
+            "`client.backoff.max_retries`",
+        ),
+        (
+            "targets:\n  - paths: [/x/*.log]\n    labels: {\"0bad\": v}\n",
+            "`targets[0].labels.0bad`",
+        ),
+        ("targets:\n  - pahts: [/x/*.log]\n", "`targets[0].pahts`"),
+        (
+            "tail:\n  read_buffer_size: 1\ntargets: [{paths: [/x/*.log]}]\n",
+            "`tail.read_buffer_size`",
+        ),
+        ("targets: {paths: /x}\n", "`targets`"),
+        ("server: [\n", "line"),
+        (
+            "client:\n  url: ${SHIPPER_E2E_NOT_SET}\n",
+            "SHIPPER_E2E_NOT_SET",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (code, _, err) = check(yaml);
+        assert_eq!(code, 2, "{yaml:?}: exit code; stderr: {err}");
+        assert!(
+            err.contains(want),
+            "{yaml:?}: stderr should name {want}:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn good_config_prints_effective_config_with_defaults() {
+    let (code, out, err) = check(
+        "client:\n  url: http://loki:3100/loki/api/v1/push\ntargets: [{paths: [/x/*.log]}]\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "batch_size: 1MiB",
+        "batch_wait: 1s",
+        "max_retries: 10",
+        "max_line_size: 256KiB",
+        "start_at: end",
+        "sync_period: 10s",
+    ] {
+        assert!(out.contains(want), "effective config lacks {want}:\n{out}");
+    }
+}
+
+#[test]
+fn flags_alone_are_a_valid_config() {
+    let out = Command::new(BIN)
+        .args([
+            "check",
+            "--path",
+            "/var/log/*.log",
+            "--loki",
+            "http://l:3100/loki/api/v1/push",
+            "--label",
+            "env=dev",
+            "--format",
+            "cri",
+            "--start-at",
+            "beginning",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("env: dev")
+            && text.contains("format: cri")
+            && text.contains("start_at: beginning"),
+        "{text}"
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--label", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

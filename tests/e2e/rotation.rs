@@ -1,0 +1,148 @@
+//! Rotation without loss: rename+create (kubelet, docker), copytruncate, deletion while reading, and
+//! inode reuse — every line exactly once.
+
+use crate::support::{wait_entries, Agent, Env};
+use shipper_testkit::{assert_exact, tag_line, varied_len, Account, Format, LogWriter};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+fn write_lines(w: &mut LogWriter, f: u32, range: std::ops::Range<u64>) {
+    for i in range {
+        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300)))
+            .unwrap();
+    }
+    w.flush().unwrap();
+}
+
+#[test]
+fn kubelet_rename_and_create_mid_stream_loses_nothing() {
+    let env = Env::new();
+    let config = env.config("pods/*/*/*.log", "");
+    let agent = Agent::start(&config);
+    let mut writers: Vec<LogWriter> = (0..3)
+        .map(|f| {
+            LogWriter::create(env.path(&format!("pods/ns_p{f}_u/c/0.log")), Format::Cri).unwrap()
+        })
+        .collect();
+    let per_file = 60_000u64;
+    // Rotate every 5,000 lines while writing at full speed, keeping every rotated file.
+    for i in (0..per_file).step_by(1000) {
+        for (f, w) in writers.iter_mut().enumerate() {
+            write_lines(w, f as u32, i..i + 1000);
+            if (i / 1000) % 5 == 4 {
+                w.rotate_kubelet().unwrap();
+            }
+        }
+    }
+    wait_entries(&env, &agent, 3 * per_file as usize, 120);
+    std::thread::sleep(Duration::from_millis(1500));
+    let account = Account::from_streams(&env.loki.streams(), (0..3).map(|f| (f, per_file)));
+    assert_exact(&account);
+    assert_eq!(account.out_of_order(), 0, "{account}");
+    assert!(agent.metric("shipper_rotations_total") >= 3.0 * 11.0);
+    agent.stop();
+}
+
+#[test]
+fn docker_rotation_loses_nothing() {
+    let env = Env::new();
+    let config = env.config("containers/*/*-json.log", "");
+    let agent = Agent::start(&config);
+    let mut w = LogWriter::create(env.path("containers/abc/abc-json.log"), Format::Docker).unwrap();
+    for i in (0..30_000u64).step_by(3000) {
+        write_lines(&mut w, 0, i..i + 3000);
+        w.rotate_docker().unwrap();
+    }
+    wait_entries(&env, &agent, 30_000, 60);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_exact(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]));
+    agent.stop();
+}
+
+#[test]
+fn copytruncate_reads_the_new_content_from_the_start() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let agent = Agent::start(&config);
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Raw).unwrap();
+    write_lines(&mut w, 0, 0..10_000);
+    wait_entries(&env, &agent, 10_000, 60);
+    // logrotate copytruncate: copy aside (not matched by the glob), truncate in place, writer goes on.
+    w.copytruncate().unwrap();
+    write_lines(&mut w, 0, 10_000..12_000);
+    wait_entries(&env, &agent, 12_000, 60);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_exact(&Account::from_streams(&env.loki.streams(), [(0, 12_000)]));
+    assert!(agent.metric("shipper_truncations_total") >= 1.0);
+    agent.stop();
+}
+
+#[test]
+fn file_deleted_while_unread_is_still_shipped() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let agent = Agent::start(&config);
+    // Loki hangs: the agent reads ahead only as far as its bounded ring allows.
+    env.loki.set_stalled(true);
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    write_lines(&mut w, 0, 0..200_000);
+    std::thread::sleep(Duration::from_millis(500));
+    w.delete().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    env.loki.set_stalled(false);
+    wait_entries(&env, &agent, 200_000, 120);
+    std::thread::sleep(Duration::from_millis(1000));
+    let account = Account::from_streams(&env.loki.streams(), [(0, 200_000)]);
+    assert_eq!(account.lost(), 0, "{account}");
+    assert_eq!(account.out_of_order(), 0, "{account}");
+    agent.stop();
+}
+
+/// A new file that gets the inode number of a deleted one must not inherit its saved offset.
+#[test]
+fn reused_inode_is_a_new_file() {
+    let env = Env::new();
+    let path = env.path("app/app.log");
+    let config = env.config("app/*.log", "");
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    write_lines(&mut w, 0, 0..5_000);
+    let old_ino = std::fs::metadata(&path).unwrap().ino();
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 5_000, 60);
+    agent.stop();
+    // While the agent is down the file is deleted and another one is created at the same path; on
+    // ext4 the freed inode number is usually handed out again — try until it is.
+    w.delete().unwrap();
+    drop(w);
+    let mut reused = false;
+    let mut spare = Vec::new();
+    for n in 0..200 {
+        let p = env.path(&format!("app/tmp-{n}"));
+        std::fs::write(&p, b"").unwrap();
+        if std::fs::metadata(&p).unwrap().ino() == old_ino {
+            std::fs::rename(&p, &path).unwrap();
+            reused = true;
+            break;
+        }
+        spare.push(p);
+    }
+    for p in spare {
+        std::fs::remove_file(p).unwrap();
+    }
+    if !reused {
+        std::fs::write(&path, b"").unwrap();
+        eprintln!("note: the filesystem did not reuse the inode; testing a plain replacement");
+    }
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    // More lines than before, so the old offset lies inside the new file: only the fingerprint tells
+    // that it is another file.
+    write_lines(&mut w, 1, 0..8_000);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 13_000, 60);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exact(&Account::from_streams(
+        &env.loki.streams(),
+        [(0, 5_000), (1, 8_000)],
+    ));
+    agent.stop();
+}

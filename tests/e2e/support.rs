@@ -1,0 +1,192 @@
+//! Running the agent binary in tests: config, start, stop, kill, metrics, logs.
+
+use shipper_testkit::Receiver;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shipper");
+
+/// A test's scratch directory, its receiver, and where the agent keeps positions.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub loki: Receiver,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        // Under target/ rather than /tmp: a disk filesystem like the nodes', where inodes get reused.
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        Env {
+            dir: tempfile::tempdir_in(base).expect("temp dir"),
+            loki: Receiver::start(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        p
+    }
+
+    /// A config tailing `glob` (relative to the scratch dir) with test-friendly timings; `extra` YAML
+    /// is appended at top level (e.g. a `tail:` section) and may override sections it names.
+    pub fn config(&self, glob: &str, extra: &str) -> PathBuf {
+        let client_extra = if extra.contains("client:") {
+            ""
+        } else {
+            CLIENT
+        };
+        let tail = if extra.contains("tail:") {
+            ""
+        } else {
+            "tail:\n  start_at: beginning\n  rescan_interval: 1s\n"
+        };
+        let yaml = format!(
+            "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: debug\npositions:\n  filename: {pos}\n  sync_period: 200ms\nshutdown_timeout: 10s\n{client}{tail}targets:\n  - paths: [{glob}]\n    labels: {{job: test}}\n{extra}",
+            port = free_port(),
+            pos = self.dir.path().join("positions.json").display(),
+            client = client_extra.replace("URL", &self.loki.url()),
+            glob = self.dir.path().join(glob).display(),
+        );
+        let p = self.dir.path().join("shipper.yaml");
+        std::fs::write(&p, yaml).expect("write config");
+        p
+    }
+}
+
+pub const CLIENT: &str = "client:\n  url: URL\n  batch_wait: 100ms\n  batch_size: 256KiB\n  timeout: 2s\n  backoff:\n    min_period: 100ms\n    max_period: 1s\n    max_retries: 0\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Agent {
+    child: Child,
+    log: PathBuf,
+    http: String,
+}
+
+impl Agent {
+    pub fn start(config: &Path) -> Agent {
+        let text = std::fs::read_to_string(config).expect("config");
+        let http = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("http_listen: "))
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        let dir = config.parent().expect("config dir");
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("agent-{n}.log"));
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start shipper");
+        let agent = Agent { child, log, http };
+        agent.wait_ready();
+        agent
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if shipper_testkit::client::get(&format!("{}/ready", self.http))
+                .is_ok_and(|r| r.status == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("agent not ready after 20 s; its log:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        shipper_testkit::client::get(&format!("{}/metrics", self.http))
+            .map(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    /// The value of one metric series (a line starting with `series `), 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics(), series)
+    }
+
+    /// SIGTERM and wait; the agent flushes and writes positions.
+    pub fn stop(mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGTERM");
+        let status = self.child.wait().expect("wait for shipper");
+        assert!(
+            status.success(),
+            "shipper exited with {status}; its log:\n{}",
+            self.log()
+        );
+        status
+    }
+
+    /// SIGKILL: no flush, no final positions.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Peak resident memory so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until the receiver holds at least `n` entries; on timeout fails with the agent's log.
+pub fn wait_entries(env: &Env, agent: &Agent, n: usize, secs: u64) {
+    if !env.loki.wait_for_entries(n, Duration::from_secs(secs)) {
+        panic!(
+            "receiver has {} of {n} entries after {secs} s; agent log tail:\n{}",
+            env.loki.entry_count(),
+            tail(&agent.log(), 60)
+        );
+    }
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}

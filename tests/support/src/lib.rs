@@ -1,0 +1,27 @@
+//! Test support for shipper: Loki's side of the wire and the runtimes' side of the disk.
+//!
+//! - [`receiver`]: [`Receiver`], a Loki-compatible push endpoint (HTTP/1.1, snappy + protobuf
+//!   and JSON, Loki 3 validation, partial success) with scriptable [`Fault`]s, down/stalled
+//!   modes and auth, that stores what it accepts for inspection.
+//! - [`writer`]: [`LogWriter`], CRI / docker json-file / raw log files written like containerd
+//!   and dockerd write them (16 KiB splits, RFC 3339 nanosecond timestamps), and rotation like
+//!   kubelet, dockerd and logrotate `copytruncate`.
+//! - [`tag`] and [`account`]: lines that carry (file, seq) so tests can count exactly what was
+//!   lost, duplicated or reordered between the files and the receiver.
+//! - [`logproto`] and [`client`]: the push schema as prost types and a minimal HTTP client.
+//!
+//! This crate is an independent implementation of Loki's side of the contract in
+//! `loki-push.md`; it deliberately does not depend on the `shipper` crate.
+
+pub mod account;
+pub mod client;
+pub mod logproto;
+pub mod receiver;
+pub mod tag;
+pub mod time;
+pub mod writer;
+
+pub use account::{assert_exact, assert_no_loss, Account, FileAccount};
+pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State};
+pub use tag::{parse_tag, tag_line, varied_len};
+pub use writer::{copytruncate, delete, rotate_docker, rotate_kubelet, Format, LogWriter};

@@ -1,0 +1,316 @@
+//! A Loki-compatible push receiver for end-to-end tests, with fault injection.
+//!
+//! [`Receiver`] listens on `127.0.0.1:<ephemeral port>` and speaks real HTTP/1.1 (hyper), decodes
+//! real snappy + protobuf (and JSON, optionally gzip) pushes, validates them with Loki 3's rules
+//! ([`Limits`]) and stores the entries per stream. Tests script misbehaviour ([`Fault`]s, down,
+//! stalled, auth) and inspect what arrived ([`State`]).
+//!
+//! The API is synchronous: the receiver runs a single-threaded tokio runtime on a thread of its
+//! own, so it serves plain `#[test]` functions that drive a real agent process. It can also be
+//! used from inside a tokio runtime (`#[tokio::test]`): no method enters the caller's runtime;
+//! [`Receiver::set_down`] and the `wait_*` methods block the calling thread, briefly or up to
+//! their timeout, so call them from `spawn_blocking` if the caller's runtime must keep running.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use shipper_testkit::{Fault, Receiver};
+//!
+//! let loki = Receiver::start();
+//! loki.push_faults([Fault::status(503), Fault::rate_limited(1)]);
+//! // ... run the agent with `--loki-url loki.url()` ...
+//! assert!(loki.wait_for_entries(1000, Duration::from_secs(30)));
+//! ```
+
+mod decode;
+mod fault;
+pub mod labels;
+mod limits;
+mod server;
+mod state;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+pub use fault::Fault;
+pub use limits::{Limits, Reason};
+pub use state::{ReceivedEntry, RequestRecord, State};
+
+use crate::account::Account;
+use server::Shared;
+
+/// The path Loki serves pushes on.
+pub const PUSH_PATH: &str = "/loki/api/v1/push";
+
+/// How long [`Receiver::set_down`]`(false)` keeps retrying to bind the same port.
+const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+type StopSender = oneshot::Sender<std::sync::mpsc::Sender<()>>;
+
+/// A running fake Loki. Dropping it closes the socket and stops its thread.
+pub struct Receiver {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    handle: tokio::runtime::Handle,
+    /// Present while the listener is up; sending on it takes the listener down. Held locked
+    /// while going up or down, so concurrent calls do not race for the port.
+    listener: Mutex<Option<StopSender>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Starts a receiver with Loki 3 default limits on `127.0.0.1:0`.
+    pub fn start() -> Receiver {
+        Receiver::start_with(Limits::default())
+    }
+
+    /// Starts a receiver with the given limits on `127.0.0.1:0`.
+    ///
+    /// Panics if the runtime thread or the socket cannot be created: a test cannot go on
+    /// without its Loki.
+    pub fn start_with(limits: Limits) -> Receiver {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fake-loki".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("receiver: building the tokio runtime failed");
+                let _ = handle_tx.send(rt.handle().clone());
+                rt.block_on(async {
+                    let _ = shutdown_rx.await;
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })
+            .expect("receiver: spawning its thread failed");
+        let handle = handle_rx
+            .recv()
+            .expect("receiver: its runtime thread died while starting");
+        let listener = bind_with_retry("127.0.0.1:0".parse().expect("a literal address"));
+        let addr = listener
+            .local_addr()
+            .expect("receiver: a bound socket has an address");
+        let receiver = Receiver {
+            shared: Arc::new(Shared::new(limits)),
+            addr,
+            handle,
+            listener: Mutex::new(None),
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        };
+        let stop = receiver.serve(listener);
+        *receiver.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
+        receiver
+    }
+
+    /// The full push URL: `http://127.0.0.1:<port>/loki/api/v1/push`.
+    pub fn url(&self) -> String {
+        format!("{}{PUSH_PATH}", self.base_url())
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address. It stays the same across [`set_down`](Self::set_down).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queues faults; each push request consumes one, in order (see [`Fault`]).
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.shared.control().faults.extend(faults);
+    }
+
+    /// Faults not consumed yet.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.control().faults.len()
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.control().faults.clear();
+    }
+
+    /// `true`: close the listening socket (new connections are refused with RST) and every
+    /// open connection, in-flight requests included, before returning. `false`: bind the same
+    /// port again, retrying for up to 10 s while it is briefly unavailable. Idempotent.
+    pub fn set_down(&self, down: bool) {
+        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        match (down, listener.take()) {
+            (true, Some(stop)) => {
+                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+                if stop.send(ack_tx).is_ok() {
+                    let _ = ack_rx.recv_timeout(Duration::from_secs(10));
+                }
+            }
+            (true, None) => {}
+            (false, Some(stop)) => *listener = Some(stop),
+            (false, None) => *listener = Some(self.serve(bind_with_retry(self.addr))),
+        }
+    }
+
+    /// Whether the listener is down.
+    pub fn is_down(&self) -> bool {
+        self.listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    /// `true`: every push request hangs (before consuming a fault) until `set_stalled(false)`.
+    /// Released requests are then handled normally — stored and answered — if their client
+    /// is still connected; a client that timed out and closed its connection meanwhile has its
+    /// request dropped unanswered and unstored (hyper notices the closed connection).
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.stalled.send_replace(stalled);
+    }
+
+    /// `Some(v)`: push requests whose `Authorization` header is not exactly `v` get 401 and
+    /// store nothing. `None`: no auth.
+    pub fn set_auth(&self, expected: Option<&str>) {
+        self.shared.control().auth = expected.map(str::to_owned);
+    }
+
+    /// Replaces the limits for the following requests.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.control().limits = limits;
+    }
+
+    /// A copy of the stored streams (see [`State::streams`]).
+    pub fn streams(&self) -> BTreeMap<String, Vec<ReceivedEntry>> {
+        self.shared.state().streams().clone()
+    }
+
+    /// A copy of one stream's entries; `labels` in any order (empty if unknown).
+    pub fn stream(&self, labels: &str) -> Vec<ReceivedEntry> {
+        self.with_state(|s| s.stream(labels).map(<[_]>::to_vec).unwrap_or_default())
+    }
+
+    /// Every stored line (streams in key order, entries in arrival order).
+    pub fn lines(&self) -> Vec<String> {
+        self.with_state(|s| s.lines().map(str::to_owned).collect())
+    }
+
+    /// Total stored entries, duplicates included.
+    pub fn entry_count(&self) -> usize {
+        self.shared.state().entry_count()
+    }
+
+    /// A copy of every request record, in completion order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.state().requests().to_vec()
+    }
+
+    /// Runs `f` on the state under its lock, without copying it. Keep `f` short (requests
+    /// wait for the lock) and do not call other `Receiver` methods inside it (the lock is not
+    /// reentrant).
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.shared.state())
+    }
+
+    /// Waits until `pred` holds (checked now and after every change) or `timeout` passes;
+    /// returns whether it holds. `pred` runs under the state lock, like
+    /// [`with_state`](Self::with_state).
+    pub fn wait_for(&self, mut pred: impl FnMut(&State) -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state();
+        loop {
+            if pred(&state) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = match self.shared.changed.wait_timeout(state, left) {
+                Ok((s, _)) => s,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
+    /// Waits until at least `n` entries are stored.
+    pub fn wait_for_entries(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(|s| s.entry_count() >= n, timeout)
+    }
+
+    /// Waits until at least `n` requests completed (answered or dropped).
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(|s| s.requests().len() >= n, timeout)
+    }
+
+    /// Accounts the tagged lines stored so far (see [`Account`]), without copying the streams.
+    pub fn account(&self, expected: impl IntoIterator<Item = (u32, u64)>) -> Account {
+        self.with_state(|s| Account::from_streams(s.streams(), expected))
+    }
+
+    /// Forgets stored streams, request records, discard counters and the per-stream newest
+    /// timestamps. Faults, modes and limits stay.
+    pub fn clear(&self) {
+        self.shared.state().clear();
+        self.shared.changed.notify_all();
+    }
+
+    /// Starts accepting on `listener`; the returned sender takes it down.
+    fn serve(&self, listener: std::net::TcpListener) -> StopSender {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        self.handle
+            .spawn(server::accept_loop(listener, self.shared.clone(), stop_rx));
+        stop_tx
+    }
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("addr", &self.addr)
+            .field("down", &self.is_down())
+            .field("entries", &self.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.set_down(true);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `addr`, retrying while the port is in use (e.g. taken for a moment by someone's
+/// outgoing connection) for up to [`REBIND_TIMEOUT`]. The standard library sets `SO_REUSEADDR`,
+/// so leftover `TIME_WAIT` connections do not block the bind.
+fn bind_with_retry(addr: SocketAddr) -> std::net::TcpListener {
+    let deadline = Instant::now() + REBIND_TIMEOUT;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true)
+                    .expect("receiver: setting O_NONBLOCK on the listener failed");
+                return l;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!(
+                "receiver: cannot bind {addr}: {e}; if the port was taken while the receiver \
+                 was down, another process is using it"
+            ),
+        }
+    }
+}

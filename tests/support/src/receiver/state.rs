@@ -1,0 +1,139 @@
+//! What the receiver stored and saw: streams of entries and a record of every request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
+use super::limits::Reason;
+
+/// One stored log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEntry {
+    /// Timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// The line as pushed.
+    pub line: String,
+    /// Structured metadata pairs, in the order pushed.
+    pub structured_metadata: Vec<(String, String)>,
+}
+
+/// What the receiver knows about one HTTP request it accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// When the request head arrived.
+    pub received_at: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// Request path (without query).
+    pub path: String,
+    /// Status answered; `None` when no answer was sent (a reset fault, a stall the client gave
+    /// up on, or the receiver going down mid-request).
+    pub status: Option<u16>,
+    /// The `X-Scope-OrgID` header (the tenant).
+    pub org_id: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The `Content-Encoding` header.
+    pub content_encoding: Option<String>,
+    /// Bytes of body read (as sent, before decompression).
+    pub body_bytes: usize,
+    /// Entries in the decoded request (0 when it did not decode).
+    pub entries: usize,
+    /// Entries of this request that were stored.
+    pub stored: usize,
+    /// The fault applied to this request, if any (`Debug` form).
+    pub fault: Option<String>,
+    /// The response body sent (error text for 4xx/5xx, empty for 204).
+    pub response_body: String,
+}
+
+/// The receiver's state: what tests inspect and wait on.
+#[derive(Debug, Default)]
+pub struct State {
+    streams: BTreeMap<String, Vec<ReceivedEntry>>,
+    requests: Vec<RequestRecord>,
+    discarded: BTreeMap<Reason, usize>,
+    entry_count: usize,
+    /// Newest timestamp stored per stream, for the out-of-order window.
+    newest: HashMap<String, i64>,
+}
+
+impl State {
+    /// Stored entries per stream, keyed by the normalized label string
+    /// (`{a="1", b="2"}`, names sorted), each in arrival order.
+    pub fn streams(&self) -> &BTreeMap<String, Vec<ReceivedEntry>> {
+        &self.streams
+    }
+
+    /// Entries of one stream; `labels` may be written in any order and spacing.
+    pub fn stream(&self, labels: &str) -> Option<&[ReceivedEntry]> {
+        let key = super::labels::normalize_labels(labels).ok()?;
+        self.streams.get(&key).map(Vec::as_slice)
+    }
+
+    /// Total entries stored, duplicates included.
+    pub fn entry_count(&self) -> usize {
+        self.entry_count
+    }
+
+    /// Every stored line, stream by stream (streams in key order, entries in arrival order).
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.streams
+            .values()
+            .flat_map(|v| v.iter().map(|e| e.line.as_str()))
+    }
+
+    /// Every request received, in completion order.
+    pub fn requests(&self) -> &[RequestRecord] {
+        &self.requests
+    }
+
+    /// Entries refused per reason (like `loki_discarded_samples_total`).
+    pub fn discarded(&self) -> &BTreeMap<Reason, usize> {
+        &self.discarded
+    }
+
+    /// Entries refused for `reason`.
+    pub fn discarded_for(&self, reason: Reason) -> usize {
+        self.discarded.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// Requests answered with `status`.
+    pub fn count_status(&self, status: u16) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.status == Some(status))
+            .count()
+    }
+
+    pub(crate) fn newest(&self, key: &str) -> Option<i64> {
+        self.newest.get(key).copied()
+    }
+
+    pub(crate) fn store(&mut self, key: &str, entry: ReceivedEntry) {
+        let newest = self.newest.entry(key.to_owned()).or_insert(entry.ts_ns);
+        *newest = (*newest).max(entry.ts_ns);
+        match self.streams.get_mut(key) {
+            Some(v) => v.push(entry),
+            None => {
+                self.streams.insert(key.to_owned(), vec![entry]);
+            }
+        }
+        self.entry_count += 1;
+    }
+
+    pub(crate) fn discard(&mut self, reason: Reason, n: usize) {
+        *self.discarded.entry(reason).or_default() += n;
+    }
+
+    pub(crate) fn record(&mut self, rec: RequestRecord) {
+        self.requests.push(rec);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = State::default();
+    }
+}

@@ -1,0 +1,134 @@
+//! Rotation helpers behave like kubelet, dockerd and logrotate `copytruncate`.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use shipper_testkit::writer::gzip_file;
+use shipper_testkit::{rotate_docker, Format, LogWriter};
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn kubelet_rotation_renames_with_a_timestamp_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    w.write_line("stdout", "before").unwrap();
+    let inode = fs::metadata(&path).unwrap().ino();
+    let first = w.rotate_kubelet().unwrap();
+    w.write_line("stdout", "after").unwrap();
+    // Twice within a second: the name gets a counter.
+    let second = w.rotate_kubelet().unwrap();
+    w.write_line("stdout", "latest").unwrap();
+    w.flush().unwrap();
+
+    let suffix = first
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .strip_prefix("0.log.")
+        .unwrap();
+    assert_eq!(suffix.len(), "20261125-100000".len(), "{suffix}");
+    assert!(suffix.chars().enumerate().all(|(i, c)| if i == 8 {
+        c == '-'
+    } else {
+        c.is_ascii_digit()
+    }));
+    assert_eq!(
+        fs::metadata(&first).unwrap().ino(),
+        inode,
+        "renamed, not copied"
+    );
+    assert_eq!(read(&first), "before\n");
+    if second.to_str().unwrap().ends_with(".1") {
+        assert_eq!(second, PathBuf::from(format!("{}.1", first.display())));
+    }
+    assert_eq!(read(&second), "after\n");
+    assert_eq!(read(&path), "latest\n");
+    assert_ne!(fs::metadata(&path).unwrap().ino(), inode);
+
+    // kubelet compresses older rotated files.
+    let gz = gzip_file(&first).unwrap();
+    assert!(!first.exists());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(&gz).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "before\n");
+}
+
+#[test]
+fn docker_rotation_shifts_numbered_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c-json.log");
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    for gen in 0..3 {
+        w.write_line("stdout", &format!("gen {gen}")).unwrap();
+        assert_eq!(w.rotate_docker().unwrap(), dir.path().join("c-json.log.1"));
+    }
+    w.write_line("stdout", "current").unwrap();
+    w.flush().unwrap();
+    assert_eq!(
+        names(dir.path()),
+        ["c-json.log", "c-json.log.1", "c-json.log.2", "c-json.log.3"]
+    );
+    assert_eq!(read(&path), "current\n");
+    assert_eq!(read(&dir.path().join("c-json.log.1")), "gen 2\n");
+    assert_eq!(read(&dir.path().join("c-json.log.3")), "gen 0\n");
+
+    // The free function works on a path the test does not hold open.
+    rotate_docker(&path).unwrap();
+    assert_eq!(read(&path), "");
+    assert_eq!(read(&dir.path().join("c-json.log.4")), "gen 0\n");
+}
+
+#[test]
+fn copytruncate_keeps_the_inode_and_appends_at_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    w.write_line("stdout", "old 1\nold 2").unwrap();
+    let inode = fs::metadata(&path).unwrap().ino();
+    let copy = w.copytruncate().unwrap();
+    w.write_line("stdout", "new").unwrap();
+    w.flush().unwrap();
+    assert_eq!(read(&copy), "old 1\nold 2\n");
+    assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    // O_APPEND: no hole of zeros where the old content was.
+    assert_eq!(read(&path), "new\n");
+}
+
+#[test]
+fn delete_unlinks_while_the_writer_keeps_its_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let mut w = LogWriter::create(&path, Format::Cri).unwrap();
+    w.write_line("stdout", "x").unwrap();
+    let reader = fs::File::open(&path).unwrap();
+    w.delete().unwrap();
+    assert!(!path.exists());
+    w.write_line("stdout", "after delete").unwrap();
+    w.flush().unwrap();
+    let mut text = String::new();
+    (&reader).read_to_string(&mut text).unwrap();
+    assert!(text.ends_with(" stdout F after delete\n"), "{text}");
+    // Reopening creates a fresh file.
+    w.reopen().unwrap();
+    w.write_line("stdout", "fresh").unwrap();
+    w.flush().unwrap();
+    assert!(read(&path).ends_with(" stdout F fresh\n"));
+}
