@@ -46,13 +46,20 @@ fn app_line(rng: &mut Rng, i: usize) -> String {
         "GET",
         "/api/v1/items",
     ];
-    let words: Vec<&str> = (0..3 + rng.below(20))
-        .map(|_| WORDS[rng.below(WORDS.len())])
-        .collect();
+    let words: Vec<&str> = (0..3 + rng.below(20)).map(|_| WORDS[rng.below(WORDS.len())]).collect();
     let text = words.join(" ");
     match rng.below(10) {
-        0..=4 => format!("I1124 10:00:00.{:06} {:>5} server.go:{}] {text}", i % 1_000_000, i % 99_991, rng.below(900)),
-        5..=7 => format!("level=info ts=2026-11-24T10:00:00Z caller=handler.go:{} msg=\"{text}\" duration_ms={}", rng.below(500), rng.below(10_000)),
+        0..=4 => format!(
+            "I1124 10:00:00.{:06} {:>5} server.go:{}] {text}",
+            i % 1_000_000,
+            i % 99_991,
+            rng.below(900)
+        ),
+        5..=7 => format!(
+            "level=info ts=2026-11-24T10:00:00Z caller=handler.go:{} msg=\"{text}\" duration_ms={}",
+            rng.below(500),
+            rng.below(10_000)
+        ),
         _ => format!(
             "{{\"level\":\"info\",\"ts\":\"2026-11-24T10:00:00.{:09}Z\",\"msg\":\"{text}\",\"trace_id\":\"{:016x}\"}}",
             i % 1_000_000_000,
@@ -75,16 +82,8 @@ fn cri_file() -> Vec<u8> {
     let mut out = String::with_capacity(TOTAL + 4096);
     let mut i = 0;
     while out.len() < TOTAL {
-        let stream = if rng.below(8) == 0 {
-            "stderr"
-        } else {
-            "stdout"
-        };
-        out.push_str(&format!(
-            "{} {stream} F {}\n",
-            timestamp(i),
-            app_line(&mut rng, i)
-        ));
+        let stream = if rng.below(8) == 0 { "stderr" } else { "stdout" };
+        out.push_str(&format!("{} {stream} F {}\n", timestamp(i), app_line(&mut rng, i)));
         i += 1;
     }
     out.into_bytes()
@@ -95,11 +94,7 @@ fn docker_file() -> Vec<u8> {
     let mut out = String::with_capacity(TOTAL + 4096);
     let mut i = 0;
     while out.len() < TOTAL {
-        let stream = if rng.below(8) == 0 {
-            "stderr"
-        } else {
-            "stdout"
-        };
+        let stream = if rng.below(8) == 0 { "stderr" } else { "stdout" };
         let log = serde_json::to_string(&(app_line(&mut rng, i) + "\n")).unwrap_or_default();
         out.push_str(&format!(
             "{{\"log\":{log},\"stream\":\"{stream}\",\"time\":\"{}\"}}\n",
@@ -125,11 +120,7 @@ fn parse_all(file: &[u8], format: Format) -> usize {
             out.clear();
         }
     }
-    assert_eq!(
-        stats,
-        ParseStats::default(),
-        "bench input must parse cleanly"
-    );
+    assert_eq!(stats, ParseStats::default(), "bench input must parse cleanly");
     entries
 }
 

@@ -37,11 +37,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     if !cfg.server.http_listen.is_empty() {
         let listener = crate::server::bind(&cfg.server.http_listen).await?;
         tracing::info!(addr = %cfg.server.http_listen, "serving /metrics, /ready and /healthz");
-        tokio::spawn(crate::server::serve(
-            listener,
-            metrics.clone(),
-            ready.clone(),
-        ));
+        tokio::spawn(crate::server::serve(listener, metrics.clone(), ready.clone()));
     }
 
     let positions_path = cfg.positions.filename.clone();
@@ -105,11 +101,10 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     // The reader finishes its current read; dropping it closes the ring, so the batcher flushes and the
     // push queue closes once the pusher has sent everything.
     let _ = tokio::task::spawn_blocking(move || reader_thread.join()).await;
-    if tokio::time::timeout(cfg.shutdown_timeout.0, push_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown_timeout reached with batches still unacknowledged; they are read again at the next start");
+    if tokio::time::timeout(cfg.shutdown_timeout.0, push_task).await.is_err() {
+        tracing::warn!(
+            "shutdown_timeout reached with batches still unacknowledged; they are read again at the next start"
+        );
     }
     sync_task.abort();
     save_positions(&positions_path, &tracker, &metrics).await;
@@ -119,11 +114,10 @@ async fn run_async(cfg: Config) -> Result<(), String> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the agent with SIGKILL (positions are synced periodically)");
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!(
+            "cannot listen for SIGTERM/SIGINT; stop the agent with SIGKILL (positions are synced periodically)"
+        );
         return std::future::pending().await;
     };
     tokio::select! {
@@ -132,12 +126,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn sync_positions(
-    path: PathBuf,
-    every: Duration,
-    tracker: Arc<Tracker>,
-    metrics: Arc<Metrics>,
-) {
+async fn sync_positions(path: PathBuf, every: Duration, tracker: Arc<Tracker>, metrics: Arc<Metrics>) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -152,16 +141,10 @@ async fn save_positions(path: &std::path::Path, tracker: &Tracker, metrics: &Met
     let result = tokio::task::spawn_blocking(move || Positions::save(&p, &files)).await;
     match result {
         Ok(Ok(())) => {
-            metrics
-                .positions_writes
-                .get_or_create(&Metrics::status("ok"))
-                .inc();
+            metrics.positions_writes.get_or_create(&Metrics::status("ok")).inc();
         }
         Ok(Err(e)) => {
-            metrics
-                .positions_writes
-                .get_or_create(&Metrics::status("error"))
-                .inc();
+            metrics.positions_writes.get_or_create(&Metrics::status("error")).inc();
             tracing::warn!(file = %path.display(), error = %e,
                 "cannot write the positions file; shipping goes on and it is retried at the next sync (check positions.filename's directory)");
         }

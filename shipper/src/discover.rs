@@ -42,16 +42,8 @@ impl Targets {
                 .iter()
                 .map(|t| Compiled {
                     paths: t.paths.clone(),
-                    include: t
-                        .paths
-                        .iter()
-                        .filter_map(|g| glob::Pattern::new(g).ok())
-                        .collect(),
-                    exclude: t
-                        .exclude
-                        .iter()
-                        .filter_map(|g| glob::Pattern::new(g).ok())
-                        .collect(),
+                    include: t.paths.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect(),
+                    exclude: t.exclude.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect(),
                     labels: t.labels.clone(),
                     format: t.format,
                 })
@@ -70,8 +62,7 @@ impl Targets {
     /// The first target whose globs match `path` (and whose excludes do not), if any.
     pub fn target_of(&self, path: &Path) -> Option<usize> {
         self.targets.iter().position(|t| {
-            t.include.iter().any(|p| p.matches_path(path))
-                && !t.exclude.iter().any(|p| p.matches_path(path))
+            t.include.iter().any(|p| p.matches_path(path)) && !t.exclude.iter().any(|p| p.matches_path(path))
         })
     }
 
@@ -90,9 +81,7 @@ impl Targets {
                     if t.exclude.iter().any(|x| x.matches_path(&path)) {
                         continue;
                     }
-                    let is_file = std::fs::metadata(&path)
-                        .map(|m| m.is_file())
-                        .unwrap_or(false);
+                    let is_file = std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
                     if is_file && seen.insert(path.clone()) {
                         if let Some(dir) = path.parent() {
                             scan.dirs.insert(dir.to_path_buf());
@@ -166,15 +155,11 @@ mod tests {
         files.sort();
         assert_eq!(
             files,
-            vec![
-                PathBuf::from("ns_a_1/c1/0.log"),
-                PathBuf::from("ns_b_2/c2/0.log")
-            ]
+            vec![PathBuf::from("ns_a_1/c1/0.log"), PathBuf::from("ns_b_2/c2/0.log")]
         );
         for dir in ["", "ns_a_1", "ns_c_3", "ns_c_3/c3", "ns_b_2/c2"] {
             assert!(
-                s.dirs
-                    .contains(&root.join(dir).components().collect::<PathBuf>()),
+                s.dirs.contains(&root.join(dir).components().collect::<PathBuf>()),
                 "{dir}: {:?}",
                 s.dirs
             );

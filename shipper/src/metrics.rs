@@ -91,9 +91,7 @@ impl Metrics {
             batches: Family::default(),
             retries: Family::default(),
             dropped_entries: Family::default(),
-            push_seconds: Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            push_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             checkpoint_lag_bytes: Gauge::default(),
             positions_writes: Family::default(),
             watcher_mode: Family::default(),
@@ -101,17 +99,8 @@ impl Metrics {
             held_bytes: Gauge::default(),
             registry: Registry::default(),
         };
-        r.register_with_unit(
-            "read",
-            "Bytes read from each file",
-            Unit::Bytes,
-            m.read_bytes.clone(),
-        );
-        r.register(
-            "read_lines",
-            "Lines read from each file",
-            m.read_lines.clone(),
-        );
+        r.register_with_unit("read", "Bytes read from each file", Unit::Bytes, m.read_bytes.clone());
+        r.register("read_lines", "Lines read from each file", m.read_lines.clone());
         r.register_with_unit(
             "file_read_offset",
             "Offset read so far in each open file",
@@ -124,11 +113,7 @@ impl Metrics {
             m.parse_issues.clone(),
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
-        r.register(
-            "rotations",
-            "File rotations seen (rename, delete)",
-            m.rotations.clone(),
-        );
+        r.register("rotations", "File rotations seen (rename, delete)", m.rotations.clone());
         r.register(
             "truncations",
             "Files truncated in place (copytruncate)",
@@ -139,16 +124,8 @@ impl Metrics {
             "Chunks waiting in the ring between readers and batcher",
             m.ring_chunks.clone(),
         );
-        r.register(
-            "ring_capacity_chunks",
-            "Capacity of the ring",
-            m.ring_capacity.clone(),
-        );
-        r.register(
-            "sent_entries",
-            "Entries acknowledged by Loki",
-            m.sent_entries.clone(),
-        );
+        r.register("ring_capacity_chunks", "Capacity of the ring", m.ring_capacity.clone());
+        r.register("sent_entries", "Entries acknowledged by Loki", m.sent_entries.clone());
         r.register_with_unit(
             "sent",
             "Line bytes acknowledged by Loki",
@@ -235,9 +212,7 @@ impl Metrics {
     pub fn add_parse_stats(&self, s: &crate::parse::ParseStats) {
         let add = |issue: ParseIssue, n: u64| {
             if n > 0 {
-                self.parse_issues
-                    .get_or_create(&IssueLabel { issue })
-                    .inc_by(n);
+                self.parse_issues.get_or_create(&IssueLabel { issue }).inc_by(n);
             }
         };
         add(ParseIssue::ParseError, s.parse_errors);

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 
 /// Binds `addr`; the error names the setting so the user knows what to change.
 pub async fn bind(addr: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        format!("`server.http_listen` ({addr}): cannot listen: {e}; choose another address or port")
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("`server.http_listen` ({addr}): cannot listen: {e}; choose another address or port"))
 }
 
 /// Serves until the runtime stops.

@@ -8,11 +8,7 @@ fn check(yaml: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("shipper.yaml");
     std::fs::write(&p, yaml).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&p).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -43,27 +39,19 @@ fn bad_configs_name_the_key_and_exit_2() {
         ),
         ("targets: {paths: /x}\n", "`targets`"),
         ("server: [\n", "line"),
-        (
-            "client:\n  url: ${SHIPPER_E2E_NOT_SET}\n",
-            "SHIPPER_E2E_NOT_SET",
-        ),
+        ("client:\n  url: ${SHIPPER_E2E_NOT_SET}\n", "SHIPPER_E2E_NOT_SET"),
     ];
     for (yaml, want) in cases {
         let (code, _, err) = check(yaml);
         assert_eq!(code, 2, "{yaml:?}: exit code; stderr: {err}");
-        assert!(
-            err.contains(want),
-            "{yaml:?}: stderr should name {want}:\n{err}"
-        );
+        assert!(err.contains(want), "{yaml:?}: stderr should name {want}:\n{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
 }
 
 #[test]
 fn good_config_prints_effective_config_with_defaults() {
-    let (code, out, err) = check(
-        "client:\n  url: http://loki:3100/loki/api/v1/push\ntargets: [{paths: [/x/*.log]}]\n",
-    );
+    let (code, out, err) = check("client:\n  url: http://loki:3100/loki/api/v1/push\ntargets: [{paths: [/x/*.log]}]\n");
     assert_eq!(code, 0, "{err}");
     for want in [
         "batch_size: 1MiB",
@@ -96,15 +84,9 @@ fn flags_alone_are_a_valid_config() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("env: dev")
-            && text.contains("format: cri")
-            && text.contains("start_at: beginning"),
+        text.contains("env: dev") && text.contains("format: cri") && text.contains("start_at: beginning"),
         "{text}"
     );
     let out = Command::new(BIN)

@@ -31,23 +31,14 @@ fn stream_of(i: u64) -> &'static str {
 
 type Expected = BTreeMap<String, Vec<(i64, String)>>;
 
-fn write(
-    w: &mut LogWriter,
-    f: u32,
-    range: std::ops::Range<u64>,
-    base_ns: i64,
-    expected: &mut Expected,
-) {
+fn write(w: &mut LogWriter, f: u32, range: std::ops::Range<u64>, base_ns: i64, expected: &mut Expected) {
     let file = w.path().display().to_string();
     for i in range {
         let msg = message(f, i);
         let ts = base_ns + i as i64 * 1_000;
         let labels = match w.format() {
             Format::Raw => format!("{{filename=\"{file}\", job=\"test\"}}"),
-            _ => format!(
-                "{{filename=\"{file}\", job=\"test\", stream=\"{}\"}}",
-                stream_of(i)
-            ),
+            _ => format!("{{filename=\"{file}\", job=\"test\", stream=\"{}\"}}", stream_of(i)),
         };
         w.write_line_at(ts, stream_of(i), &msg).unwrap();
         expected.entry(labels).or_default().push((ts, msg));
@@ -58,11 +49,7 @@ fn write(
 #[test]
 fn three_formats_arrive_byte_exact_in_order_with_labels_and_timestamps() {
     let env = Env::new();
-    let base_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-        - 60_000_000_000;
+    let base_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64 - 60_000_000_000;
     let mut writers = [
         LogWriter::create(env.path("logs/pods/ns_pod_uid/app/0.log"), Format::Cri).unwrap(),
         LogWriter::create(env.path("logs/containers/abc/abc-json.log"), Format::Docker).unwrap(),
@@ -75,10 +62,7 @@ fn three_formats_arrive_byte_exact_in_order_with_labels_and_timestamps() {
     }
     let config = env.config("logs/**/*.log", "");
     let agent = Agent::start(&config);
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
     for (f, w) in writers.iter_mut().enumerate() {
         write(w, f as u32, LINES / 2..LINES, base_ns, &mut expected);
     }

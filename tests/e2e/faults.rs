@@ -10,8 +10,7 @@ use std::time::Duration;
 fn write_lines(path: &std::path::Path, f: u32, range: std::ops::Range<u64>) {
     let mut w = LogWriter::create(path, Format::Cri).unwrap();
     for i in range {
-        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300)))
-            .unwrap();
+        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300))).unwrap();
     }
     w.flush().unwrap();
 }
@@ -52,9 +51,7 @@ fn retryable_failures_are_retried_until_stored() {
         crate::support::metric_value(&m, "shipper_push_retries_total{reason=\"5xx\"}"),
         3.0
     );
-    assert!(
-        crate::support::metric_value(&m, "shipper_push_retries_total{reason=\"network\"}") >= 2.0
-    );
+    assert!(crate::support::metric_value(&m, "shipper_push_retries_total{reason=\"network\"}") >= 2.0);
     agent.stop();
 }
 
@@ -78,8 +75,7 @@ fn rejected_batches_are_dropped_and_counted() {
         writeln!(f, "{old} stdout F ancient line {i}").unwrap();
     }
     drop(f);
-    let m =
-        || agent.metric("shipper_dropped_entries_total{reason=\"greater_than_max_sample_age\"}");
+    let m = || agent.metric("shipper_dropped_entries_total{reason=\"greater_than_max_sample_age\"}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while m() < 10.0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -113,10 +109,7 @@ fn receiver_down_30s_then_catches_up() {
     writer.join().unwrap();
     wait_entries(&env, &agent, 30_000, 60);
     std::thread::sleep(Duration::from_millis(500));
-    assert_no_loss(
-        &Account::from_streams(&env.loki.streams(), [(0, 30_000)]),
-        0,
-    );
+    assert_no_loss(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]), 0);
     assert!(agent.metric("shipper_push_retries_total{reason=\"network\"}") >= 3.0);
     agent.stop();
 }
@@ -141,19 +134,12 @@ fn stalled_receiver_keeps_memory_bounded() {
     assert!(size >= 500 << 20, "wrote {size} bytes");
     std::thread::sleep(Duration::from_secs(2));
     let rss = agent.peak_rss();
-    assert!(
-        rss < 128 << 20,
-        "peak RSS {} MiB while Loki hangs",
-        rss >> 20
-    );
+    assert!(rss < 128 << 20, "peak RSS {} MiB while Loki hangs", rss >> 20);
     env.loki.set_stalled(false);
     wait_entries(&env, &agent, per_file as usize, 600);
     let rss = agent.peak_rss();
     eprintln!("peak RSS {} MiB for {} MiB shipped", rss >> 20, size >> 20);
     assert!(rss < 128 << 20, "peak RSS {} MiB", rss >> 20);
-    assert_no_loss(
-        &Account::from_streams(&env.loki.streams(), [(0, per_file)]),
-        20_000,
-    );
+    assert_no_loss(&Account::from_streams(&env.loki.streams(), [(0, per_file)]), 20_000);
     agent.stop();
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 fn write_lines(w: &mut LogWriter, f: u32, range: std::ops::Range<u64>) {
     for i in range {
-        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300)))
-            .unwrap();
+        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300))).unwrap();
     }
     w.flush().unwrap();
 }
@@ -20,9 +19,7 @@ fn kubelet_rename_and_create_mid_stream_loses_nothing() {
     let config = env.config("pods/*/*/*.log", "");
     let agent = Agent::start(&config);
     let mut writers: Vec<LogWriter> = (0..3)
-        .map(|f| {
-            LogWriter::create(env.path(&format!("pods/ns_p{f}_u/c/0.log")), Format::Cri).unwrap()
-        })
+        .map(|f| LogWriter::create(env.path(&format!("pods/ns_p{f}_u/c/0.log")), Format::Cri).unwrap())
         .collect();
     let per_file = 60_000u64;
     // Rotate every 5,000 lines while writing at full speed, keeping every rotated file.
@@ -37,9 +34,27 @@ fn kubelet_rename_and_create_mid_stream_loses_nothing() {
     wait_entries(&env, &agent, 3 * per_file as usize, 120);
     std::thread::sleep(Duration::from_millis(1500));
     let account = Account::from_streams(&env.loki.streams(), (0..3).map(|f| (f, per_file)));
+    if std::env::var_os("DEBUG_ORDER").is_some() {
+        for (labels, entries) in env.loki.streams() {
+            let seqs: Vec<u64> = entries
+                .iter()
+                .filter_map(|e| shipper_testkit::parse_tag(&e.line))
+                .map(|t| t.1)
+                .collect();
+            let jumps: Vec<(usize, u64, u64)> = seqs
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[1] != w[0] + 1)
+                .map(|(i, w)| (i, w[0], w[1]))
+                .collect();
+            eprintln!("{labels}: jumps {jumps:?}");
+        }
+        eprintln!("{}", agent.log());
+    }
     assert_exact(&account);
     assert_eq!(account.out_of_order(), 0, "{account}");
-    assert!(agent.metric("shipper_rotations_total") >= 3.0 * 11.0);
+    let rotations = agent.metric("shipper_rotations_total");
+    assert!(rotations >= 3.0 * 11.0, "rotations seen: {rotations}");
     agent.stop();
 }
 
@@ -55,7 +70,7 @@ fn docker_rotation_loses_nothing() {
     }
     wait_entries(&env, &agent, 30_000, 60);
     std::thread::sleep(Duration::from_millis(1000));
-    assert_exact(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]));
+    crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]), &agent);
     agent.stop();
 }
 
@@ -140,9 +155,6 @@ fn reused_inode_is_a_new_file() {
     let agent = Agent::start(&config);
     wait_entries(&env, &agent, 13_000, 60);
     std::thread::sleep(Duration::from_millis(500));
-    assert_exact(&Account::from_streams(
-        &env.loki.streams(),
-        [(0, 5_000), (1, 8_000)],
-    ));
+    assert_exact(&Account::from_streams(&env.loki.streams(), [(0, 5_000), (1, 8_000)]));
     agent.stop();
 }

@@ -34,11 +34,7 @@ impl Env {
     /// A config tailing `glob` (relative to the scratch dir) with test-friendly timings; `extra` YAML
     /// is appended at top level (e.g. a `tail:` section) and may override sections it names.
     pub fn config(&self, glob: &str, extra: &str) -> PathBuf {
-        let client_extra = if extra.contains("client:") {
-            ""
-        } else {
-            CLIENT
-        };
+        let client_extra = if extra.contains("client:") { "" } else { CLIENT };
         let tail = if extra.contains("tail:") {
             ""
         } else {
@@ -98,9 +94,7 @@ impl Agent {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if shipper_testkit::client::get(&format!("{}/ready", self.http))
-                .is_ok_and(|r| r.status == 200)
-            {
+            if shipper_testkit::client::get(&format!("{}/ready", self.http)).is_ok_and(|r| r.status == 200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -129,9 +123,7 @@ impl Agent {
 
     /// SIGTERM and wait; the agent flushes and writes positions.
     pub fn stop(mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
+        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
         assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGTERM");
         let status = self.child.wait().expect("wait for shipper");
         assert!(
@@ -150,8 +142,7 @@ impl Agent {
 
     /// Peak resident memory so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -189,4 +180,11 @@ pub fn wait_entries(env: &Env, agent: &Agent, n: usize, secs: u64) {
 pub fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Asserts an exact account (nothing lost, nothing duplicated); on failure shows the agent's log.
+pub fn assert_exact_or_log(account: &shipper_testkit::Account, agent: &Agent) {
+    if !account.is_exact() {
+        panic!("line accounting is not exact: {account}\nagent log:\n{}", agent.log());
+    }
 }

@@ -21,10 +21,7 @@ fn len_field(field: u64, len: usize) -> usize {
 }
 
 fn split_ts(ts_ns: i64) -> (i64, i32) {
-    (
-        ts_ns.div_euclid(1_000_000_000),
-        ts_ns.rem_euclid(1_000_000_000) as i32,
-    )
+    (ts_ns.div_euclid(1_000_000_000), ts_ns.rem_euclid(1_000_000_000) as i32)
 }
 
 fn timestamp_len(ts_ns: i64) -> usize {
@@ -133,16 +130,9 @@ mod tests {
         let ts: Vec<(i64, i32)> = s0
             .entries
             .iter()
-            .map(|e| {
-                e.timestamp
-                    .as_ref()
-                    .map_or((0, 0), |t| (t.seconds, t.nanos))
-            })
+            .map(|e| e.timestamp.as_ref().map_or((0, 0), |t| (t.seconds, t.nanos)))
             .collect();
-        assert_eq!(
-            ts,
-            vec![(1_764_000_000, 123_456_789), (0, 0), (-2, 500_000_000)]
-        );
+        assert_eq!(ts, vec![(1_764_000_000, 123_456_789), (0, 0), (-2, 500_000_000)]);
         let lines: Vec<&str> = s0.entries.iter().map(|e| e.line.as_str()).collect();
         assert_eq!(lines, vec!["hello", "", "ünïcode"]);
         assert_eq!(req.streams[1].entries[0].line, "x".repeat(300));

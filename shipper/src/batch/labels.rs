@@ -21,11 +21,7 @@ impl StreamLabels {
             Arc::from(render(&l))
         };
         StreamLabels {
-            by_kind: [
-                Arc::from(render(labels)),
-                with_stream("stdout"),
-                with_stream("stderr"),
-            ],
+            by_kind: [Arc::from(render(labels)), with_stream("stdout"), with_stream("stderr")],
         }
     }
 

@@ -109,9 +109,7 @@ impl Tracker {
 
     /// The acknowledged offset of a file, and whether batches of it are still in flight.
     pub fn committed(&self, id: FileId) -> Option<(u64, bool)> {
-        self.lock()
-            .get(&id)
-            .map(|f| (f.committed, !f.pending.is_empty()))
+        self.lock().get(&id).map(|f| (f.committed, !f.pending.is_empty()))
     }
 
     /// The reader is done with the file; it leaves the positions once nothing of it is in flight.
@@ -136,12 +134,7 @@ impl Tracker {
                 offset: f.committed,
             })
             .collect();
-        v.sort_by(|a, b| {
-            a.ident
-                .path
-                .cmp(&b.ident.path)
-                .then(a.ident.ino.cmp(&b.ident.ino))
-        });
+        v.sort_by(|a, b| a.ident.path.cmp(&b.ident.path).then(a.ident.ino.cmp(&b.ident.ino)));
         v
     }
 }

@@ -141,10 +141,7 @@ mod tests {
             loaded.saved_at.is_some(),
             "corrupt file still tells when it was written"
         );
-        assert!(
-            p.with_extension("corrupt").exists(),
-            "corrupt file kept for inspection"
-        );
+        assert!(p.with_extension("corrupt").exists(), "corrupt file kept for inspection");
         assert!(!p.exists());
     }
 }

@@ -27,9 +27,7 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!(
-                    "line {line}: `${{{expr}}}` is not a valid variable reference"
-                ));
+                return Err(format!("line {line}: `${{{expr}}}` is not a valid variable reference"));
             }
             match (lookup(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -64,15 +62,9 @@ mod tests {
 
     #[test]
     fn expands() {
-        assert_eq!(
-            expand("http://${HOST}:3100", env).unwrap(),
-            "http://loki:3100"
-        );
+        assert_eq!(expand("http://${HOST}:3100", env).unwrap(), "http://loki:3100");
         assert_eq!(expand("${NOPE:-x}${EMPTY:-y}", env).unwrap(), "xy");
-        assert_eq!(
-            expand("cost $$5 and $HOME", env).unwrap(),
-            "cost $5 and $HOME"
-        );
+        assert_eq!(expand("cost $$5 and $HOME", env).unwrap(), "cost $5 and $HOME");
     }
 
     #[test]

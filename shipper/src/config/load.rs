@@ -136,10 +136,7 @@ impl Config {
         }
         let c = &self.client;
         if c.batch_size.0 == 0 || c.batch_size.0 > 64 << 20 {
-            return err(
-                "client.batch_size",
-                "must be between 1 byte and 64MiB".into(),
-            );
+            return err("client.batch_size", "must be between 1 byte and 64MiB".into());
         }
         if c.backoff.min_period > c.backoff.max_period {
             return err(
@@ -163,10 +160,7 @@ impl Config {
         }
         if let Some(f) = &c.bearer_token_file {
             if let Err(e) = std::fs::metadata(f) {
-                return err(
-                    "client.bearer_token_file",
-                    format!("cannot read {}: {e}", f.display()),
-                );
+                return err("client.bearer_token_file", format!("cannot read {}: {e}", f.display()));
             }
         }
         if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
@@ -180,10 +174,7 @@ impl Config {
             return err("tail.max_line_size", "must be more than 0".into());
         }
         if t.read_buffer_size.0 < 4096 || t.read_buffer_size.0 > 16 << 20 {
-            return err(
-                "tail.read_buffer_size",
-                "must be between 4KiB and 16MiB".into(),
-            );
+            return err("tail.read_buffer_size", "must be between 4KiB and 16MiB".into());
         }
         if t.ring_capacity == 0 {
             return err("tail.ring_capacity", "must be at least 1".into());
@@ -230,21 +221,13 @@ mod tests {
                 "client.batch_wait",
                 "not a duration",
             ),
-            (
-                "client:\n  bakoff: {}\n",
-                "client.bakoff",
-                "unknown field `bakoff`",
-            ),
+            ("client:\n  bakoff: {}\n", "client.bakoff", "unknown field `bakoff`"),
             (
                 "client:\n  backoff:\n    min_period: 10x\n",
                 "client.backoff.min_period",
                 "duration",
             ),
-            (
-                "tail:\n  start_at: middle\n",
-                "tail.start_at",
-                "unknown variant",
-            ),
+            ("tail:\n  start_at: middle\n", "tail.start_at", "unknown variant"),
             (
                 "targets:\n  - paths: [relative/*.log]\n",
                 "targets[0].paths[0]",
@@ -287,10 +270,7 @@ mod tests {
 
     #[test]
     fn env_expansion() {
-        std::env::set_var(
-            "SHIPPER_TEST_LOKI",
-            "http://loki.example:3100/loki/api/v1/push",
-        );
+        std::env::set_var("SHIPPER_TEST_LOKI", "http://loki.example:3100/loki/api/v1/push");
         let c = check("client:\n  url: ${SHIPPER_TEST_LOKI}\ntargets: [{paths: [/a]}]\n").unwrap();
         assert_eq!(c.client.url, "http://loki.example:3100/loki/api/v1/push");
         let e = check("client:\n  url: ${SHIPPER_TEST_UNSET_VAR}\n").unwrap_err();

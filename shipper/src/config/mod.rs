@@ -177,9 +177,7 @@ impl std::str::FromStr for StartAt {
         match s {
             "beginning" => Ok(StartAt::Beginning),
             "end" => Ok(StartAt::End),
-            _ => Err(format!(
-                "`{s}` is not a start position; use beginning or end"
-            )),
+            _ => Err(format!("`{s}` is not a start position; use beginning or end")),
         }
     }
 }

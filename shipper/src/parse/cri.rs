@@ -76,10 +76,7 @@ mod tests {
         );
 
         let (h, m) = msg("2026-11-24T10:00:00.123456789Z stderr P part ").unwrap();
-        assert_eq!(
-            (h.stream, h.partial, m),
-            (StreamKind::Stderr, true, "part ")
-        );
+        assert_eq!((h.stream, h.partial, m), (StreamKind::Stderr, true, "part "));
 
         let (h, m) = msg("2026-11-24T11:00:00.123456789+01:00 stdout F:x  two spaces").unwrap();
         assert_eq!((h.ts_ns, h.partial, m), (TS, false, " two spaces"));
@@ -87,18 +84,9 @@ mod tests {
 
     #[test]
     fn empty_messages() {
-        assert_eq!(
-            msg("2026-11-24T10:00:00.123456789Z stdout F ").unwrap().1,
-            ""
-        );
-        assert_eq!(
-            msg("2026-11-24T10:00:00.123456789Z stdout F").unwrap().1,
-            ""
-        );
-        assert_eq!(
-            msg("2026-11-24T10:00:00.123456789Z stdout P").unwrap().1,
-            ""
-        );
+        assert_eq!(msg("2026-11-24T10:00:00.123456789Z stdout F ").unwrap().1, "");
+        assert_eq!(msg("2026-11-24T10:00:00.123456789Z stdout F").unwrap().1, "");
+        assert_eq!(msg("2026-11-24T10:00:00.123456789Z stdout P").unwrap().1, "");
     }
 
     #[test]

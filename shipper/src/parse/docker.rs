@@ -164,8 +164,7 @@ mod tests {
 
     #[test]
     fn fast_path_slices() {
-        let rec =
-            r#"{"log":"hello world\n","stream":"stdout","time":"2026-11-24T10:00:00.123456789Z"}"#;
+        let rec = r#"{"log":"hello world\n","stream":"stdout","time":"2026-11-24T10:00:00.123456789Z"}"#;
         let (s, ts, _) = log_of(rec).unwrap();
         assert_eq!((s, ts), (StreamKind::Stdout, TS));
         assert_eq!(plain(rec), ("hello world", false));
@@ -207,19 +206,12 @@ mod tests {
         }
         // `\\n` is an escaped backslash and a plain `n`, not a final newline.
         let rec = r#"{"log":"a\\n","stream":"stdout","time":"2026-11-24T10:00:00Z"}"#;
-        assert!(matches!(
-            parse(rec.as_bytes()).unwrap().log,
-            Log::Escaped { .. }
-        ));
+        assert!(matches!(parse(rec.as_bytes()).unwrap().log, Log::Escaped { .. }));
         // A newline that is not the last escape takes the slow path.
         let rec = r#"{"log":"a\nb\n","stream":"stdout","time":"2026-11-24T10:00:00Z"}"#;
-        assert!(matches!(
-            parse(rec.as_bytes()).unwrap().log,
-            Log::Escaped { .. }
-        ));
+        assert!(matches!(parse(rec.as_bytes()).unwrap().log, Log::Escaped { .. }));
         // Escapes in stream and time are decoded too.
-        let rec =
-            r#"{"log":"a\n","stream":"std\u006fut","time":"2026-11-24T10:00:00\u002e123456789Z"}"#;
+        let rec = r#"{"log":"a\n","stream":"std\u006fut","time":"2026-11-24T10:00:00\u002e123456789Z"}"#;
         let (s, ts, _) = log_of(rec).unwrap();
         assert_eq!((s, ts), (StreamKind::Stdout, TS));
     }

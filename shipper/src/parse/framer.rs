@@ -244,11 +244,7 @@ impl Framer {
         let window = self.max_record.saturating_add(1);
         let mut pos = 0;
         while complete - pos > window {
-            match self
-                .buf
-                .get(pos..pos + window)
-                .and_then(|w| memrchr(b'\n', w))
-            {
+            match self.buf.get(pos..pos + window).and_then(|w| memrchr(b'\n', w)) {
                 Some(i) => pos += i + 1,
                 None => return false,
             }
@@ -339,10 +335,7 @@ mod tests {
         assert_eq!(f.consumed_offset(), 1004);
         assert_eq!(feed(&mut f, b"o", &mut stats), None);
         let r = feed(&mut f, b"\nthree\n\nfo", &mut stats).unwrap();
-        assert_eq!(
-            (r.start, r.end, &r.data[..]),
-            (1004, 1015, &b"two\nthree\n\n"[..])
-        );
+        assert_eq!((r.start, r.end, &r.data[..]), (1004, 1015, &b"two\nthree\n\n"[..]));
         assert_eq!(
             records(&r),
             [
@@ -351,18 +344,11 @@ mod tests {
                 (vec![], 1014, false)
             ]
         );
-        assert_eq!(
-            f.take_records(&mut stats),
-            None,
-            "one call hands out everything"
-        );
+        assert_eq!(f.take_records(&mut stats), None, "one call hands out everything");
         assert_eq!(stats, ParseStats::default());
         f.reset(7);
         assert_eq!((f.read_offset(), f.consumed_offset()), (7, 7));
-        assert_eq!(
-            feed(&mut f, b"x\n", &mut stats).map(|r| (r.start, r.end)),
-            Some((7, 9))
-        );
+        assert_eq!(feed(&mut f, b"x\n", &mut stats).map(|r| (r.start, r.end)), Some((7, 9)));
     }
 
     #[test]
@@ -394,11 +380,7 @@ mod tests {
             }
         }
         let cut = cut.expect("handed out before its newline");
-        assert_eq!(
-            (cut.start, cut.end),
-            (7, 7),
-            "end stops at the cut record's start"
-        );
+        assert_eq!((cut.start, cut.end), (7, 7), "end stops at the cut record's start");
         assert_eq!(cut.data.len(), max + 1);
         assert_eq!(records(&cut), [(vec![b'x'; max], 7, true)]);
         assert_eq!(f.consumed_offset(), 7);
@@ -428,12 +410,7 @@ mod tests {
     fn several_oversized_records_in_one_buffer() {
         let mut stats = ParseStats::default();
         let mut f = Framer::new(100, 4);
-        let r = feed(
-            &mut f,
-            b"ok\nabcdefg\nfine\n123456\nlast\nxyzzy",
-            &mut stats,
-        )
-        .unwrap();
+        let r = feed(&mut f, b"ok\nabcdefg\nfine\n123456\nlast\nxyzzy", &mut stats).unwrap();
         assert_eq!(
             records(&r),
             [

@@ -13,12 +13,7 @@ use super::ParseStats;
 /// `cut` says the line already lost its end upstream (the framer cut the record, or a joined
 /// partial line hit the cap): it then counts as truncated, and a character broken by that cut is
 /// dropped rather than replaced, exactly as when this function cuts it.
-pub(crate) fn finish_line(
-    mut line: Bytes,
-    mut cut: bool,
-    max: usize,
-    stats: &mut ParseStats,
-) -> Bytes {
+pub(crate) fn finish_line(mut line: Bytes, mut cut: bool, max: usize, stats: &mut ParseStats) -> Bytes {
     if line.len() > max {
         line.truncate(max);
         cut = true;

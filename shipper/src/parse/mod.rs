@@ -209,23 +209,13 @@ impl FileParser {
     /// Returns the commit offset: every byte below it is fully represented by entries returned
     /// now or earlier. It stops at the first fragment of a partial line still waiting for its
     /// end, and at the start of a cut record whose tail has not ended. Monotonic until `reset`.
-    pub fn push(
-        &mut self,
-        records: Records,
-        now_ns: i64,
-        out: &mut Vec<Entry>,
-        stats: &mut ParseStats,
-    ) -> u64 {
+    pub fn push(&mut self, records: Records, now_ns: i64, out: &mut Vec<Entry>, stats: &mut ParseStats) -> u64 {
         for rec in records.iter() {
             self.record(&records.data, rec, now_ns, out, stats);
         }
         self.end = self.end.max(records.end);
         let commit = self.partials.oldest_start().unwrap_or(records.end);
-        debug_assert!(
-            commit >= self.commit,
-            "commit went back: {commit} < {}",
-            self.commit
-        );
+        debug_assert!(commit >= self.commit, "commit went back: {commit} < {}", self.commit);
         self.commit = self.commit.max(commit);
         self.commit
     }
@@ -252,14 +242,7 @@ impl FileParser {
         self.end = offset;
     }
 
-    fn record(
-        &mut self,
-        data: &Bytes,
-        rec: RawRecord,
-        now_ns: i64,
-        out: &mut Vec<Entry>,
-        stats: &mut ParseStats,
-    ) {
+    fn record(&mut self, data: &Bytes, rec: RawRecord, now_ns: i64, out: &mut Vec<Entry>, stats: &mut ParseStats) {
         let Some(bytes) = data.get(rec.range.clone()) else {
             return; // unreachable: the range comes from `data`
         };
@@ -285,22 +268,10 @@ impl FileParser {
     }
 
     /// Ships the whole record as a line stamped `now_ns`.
-    fn raw(
-        &self,
-        data: &Bytes,
-        rec: &RawRecord,
-        now_ns: i64,
-        out: &mut Vec<Entry>,
-        stats: &mut ParseStats,
-    ) {
+    fn raw(&self, data: &Bytes, rec: &RawRecord, now_ns: i64, out: &mut Vec<Entry>, stats: &mut ParseStats) {
         out.push(Entry {
             ts_ns: now_ns,
-            line: finish_line(
-                without_cr(sub(data, &rec.range)),
-                rec.cut,
-                self.max_line_size,
-                stats,
-            ),
+            line: finish_line(without_cr(sub(data, &rec.range)), rec.cut, self.max_line_size, stats),
             stream: StreamKind::Unknown,
         });
     }
@@ -319,8 +290,7 @@ impl FileParser {
         let msg = sub(data, &(msg_start..rec.range.end));
         if h.partial {
             let ts_ns = h.ts_ns;
-            self.partials
-                .append(h.stream, &msg, ts_ns, rec.offset, rec.cut);
+            self.partials.append(h.stream, &msg, ts_ns, rec.offset, rec.cut);
         } else {
             self.last_fragment(h.stream, h.ts_ns, msg, rec.cut, out, stats);
         }
@@ -353,8 +323,7 @@ impl FileParser {
             }
         };
         if partial {
-            self.partials
-                .append(d.stream, &line, d.ts_ns, rec.offset, rec.cut);
+            self.partials.append(d.stream, &line, d.ts_ns, rec.offset, rec.cut);
         } else {
             self.last_fragment(d.stream, d.ts_ns, line, rec.cut, out, stats);
         }

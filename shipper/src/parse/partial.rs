@@ -53,14 +53,7 @@ impl Partials {
 
     /// Adds a non-final fragment; starts the line (with `ts_ns` and file offset `start`) if none
     /// is in progress on `stream`. `cut`: the framer cut this fragment.
-    pub fn append(
-        &mut self,
-        stream: StreamKind,
-        fragment: &[u8],
-        ts_ns: i64,
-        start: u64,
-        cut: bool,
-    ) {
+    pub fn append(&mut self, stream: StreamKind, fragment: &[u8], ts_ns: i64, start: u64, cut: bool) {
         let slot = stream as usize;
         let pending = self.pending[slot].get_or_insert(Pending {
             ts_ns,
@@ -143,18 +136,11 @@ mod tests {
         p.append(StreamKind::Stderr, b"err1 ", 2, 20, false);
         p.append(StreamKind::Stdout, b"out2 ", 3, 30, false);
         assert_eq!(p.oldest_start(), Some(10));
-        let out = p
-            .finish(StreamKind::Stdout, b"out3", false)
-            .expect("pending");
+        let out = p.finish(StreamKind::Stdout, b"out3", false).expect("pending");
         assert_eq!(&out.line[..], b"out1 out2 out3");
-        assert_eq!(
-            (out.ts_ns, out.stream, out.cut),
-            (1, StreamKind::Stdout, false)
-        );
+        assert_eq!((out.ts_ns, out.stream, out.cut), (1, StreamKind::Stdout, false));
         assert_eq!(p.oldest_start(), Some(20));
-        let err = p
-            .finish(StreamKind::Stderr, b"err2", false)
-            .expect("pending");
+        let err = p.finish(StreamKind::Stderr, b"err2", false).expect("pending");
         assert_eq!(&err.line[..], b"err1 err2");
         assert_eq!(p.oldest_start(), None);
     }
@@ -176,9 +162,7 @@ mod tests {
         let mut p = Partials::new(100);
         p.append(StreamKind::Stdout, b"abc", 1, 0, true);
         p.append(StreamKind::Stdout, b"def", 1, 5, false);
-        let out = p
-            .finish(StreamKind::Stdout, b"ghi", false)
-            .expect("pending");
+        let out = p.finish(StreamKind::Stdout, b"ghi", false).expect("pending");
         assert_eq!(&out.line[..], b"abc");
         assert!(out.cut);
     }

@@ -52,10 +52,7 @@ fn drive(
         }
     }
     for e in &entries {
-        assert!(
-            std::str::from_utf8(&e.line).is_ok(),
-            "invalid UTF-8 shipped"
-        );
+        assert!(std::str::from_utf8(&e.line).is_ok(), "invalid UTF-8 shipped");
         assert!(e.line.len() <= max_line, "line over max_line_size");
     }
     Outcome {
@@ -81,13 +78,11 @@ struct GenLine {
 }
 
 fn gen_lines() -> impl Strategy<Value = (Vec<GenLine>, Vec<bool>)> {
-    let line = (any::<bool>(), "[^\r\n]{0,40}", vec(0usize..48, 0..4)).prop_map(
-        |(stderr, msg, splits)| GenLine {
-            stderr,
-            msg,
-            splits,
-        },
-    );
+    let line = (any::<bool>(), "[^\r\n]{0,40}", vec(0usize..48, 0..4)).prop_map(|(stderr, msg, splits)| GenLine {
+        stderr,
+        msg,
+        splits,
+    });
     (vec(line, 0..24), vec(any::<bool>(), 0..200))
 }
 
@@ -148,11 +143,7 @@ fn build(
         file.extend_from_slice(&record(q == 1, ts, frag, last));
         spans[i].end = file.len() as u64;
         if last {
-            let stream = if q == 1 {
-                StreamKind::Stderr
-            } else {
-                StreamKind::Stdout
-            };
+            let stream = if q == 1 { StreamKind::Stderr } else { StreamKind::Stdout };
             let line = Bytes::copy_from_slice(lines[i].msg.as_bytes());
             expected.push(Entry {
                 ts_ns: first_ts[i].unwrap_or_default(),
@@ -221,9 +212,7 @@ fn noisy_input() -> impl Strategy<Value = Vec<u8>> {
         Just(b"2026-11-24T10:00:00Z stdout F:x".to_vec()),
         Just(br#"{"log":""#.to_vec()),
         Just(br#"\n","stream":"stdout","time":"2026-11-24T10:00:00Z"}"#.to_vec()),
-        Just(
-            br#"","stream":"stderr","time":"2026-11-24T10:00:00Z","attrs":{"a":[1,"}"]}}"#.to_vec()
-        ),
+        Just(br#"","stream":"stderr","time":"2026-11-24T10:00:00Z","attrs":{"a":[1,"}"]}}"#.to_vec()),
         Just(br#"\ud83d\u00e9\"\\"#.to_vec()),
         Just(b"\xc3\xa9\xe2\x82\xff".to_vec()),
     ];

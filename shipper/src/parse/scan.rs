@@ -40,11 +40,7 @@ pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
         }
         base += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| base + i)
+    chunks.remainder().iter().position(|&b| b == needle).map(|i| base + i)
 }
 
 /// Index of the first byte in `hay` that is `a` or `b`.

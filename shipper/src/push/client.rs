@@ -39,23 +39,15 @@ fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, String> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = &cfg.tls.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| format!("`client.tls.ca_file`: cannot read {}: {e}", ca.display()))?;
+        let pem = std::fs::read(ca).map_err(|e| format!("`client.tls.ca_file`: cannot read {}: {e}", ca.display()))?;
         for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert =
-                cert.map_err(|e| format!("`client.tls.ca_file`: {}: bad PEM: {e}", ca.display()))?;
-            roots.add(cert).map_err(|e| {
-                format!(
-                    "`client.tls.ca_file`: {}: bad certificate: {e}",
-                    ca.display()
-                )
-            })?;
+            let cert = cert.map_err(|e| format!("`client.tls.ca_file`: {}: bad PEM: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("`client.tls.ca_file`: {}: bad certificate: {e}", ca.display()))?;
         }
         if roots.is_empty() {
-            return Err(format!(
-                "`client.tls.ca_file`: {} holds no certificate",
-                ca.display()
-            ));
+            return Err(format!("`client.tls.ca_file`: {} holds no certificate", ca.display()));
         }
     } else {
         let native = rustls_native_certs::load_native_certs();
@@ -70,26 +62,16 @@ fn tls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, String> {
         .with_root_certificates(roots);
     match (&cfg.tls.cert_file, &cfg.tls.key_file) {
         (Some(cert), Some(key)) => {
-            let pem = std::fs::read(cert).map_err(|e| {
-                format!(
-                    "`client.tls.cert_file`: cannot read {}: {e}",
-                    cert.display()
-                )
-            })?;
+            let pem = std::fs::read(cert)
+                .map_err(|e| format!("`client.tls.cert_file`: cannot read {}: {e}", cert.display()))?;
             let chain = rustls_pemfile::certs(&mut &pem[..])
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("`client.tls.cert_file`: {}: bad PEM: {e}", cert.display()))?;
-            let pem = std::fs::read(key).map_err(|e| {
-                format!("`client.tls.key_file`: cannot read {}: {e}", key.display())
-            })?;
+            let pem =
+                std::fs::read(key).map_err(|e| format!("`client.tls.key_file`: cannot read {}: {e}", key.display()))?;
             let key_der = rustls_pemfile::private_key(&mut &pem[..])
                 .map_err(|e| format!("`client.tls.key_file`: {}: bad PEM: {e}", key.display()))?
-                .ok_or_else(|| {
-                    format!(
-                        "`client.tls.key_file`: {} holds no private key",
-                        key.display()
-                    )
-                })?;
+                .ok_or_else(|| format!("`client.tls.key_file`: {} holds no private key", key.display()))?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| format!("`client.tls`: client certificate rejected: {e}"))
@@ -105,38 +87,29 @@ impl HttpClient {
             .parse()
             .map_err(|e| format!("`client.url`: `{}` is not a URL: {e}", cfg.url))?;
         let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("shipper/", env!("CARGO_PKG_VERSION"))),
         );
         if !cfg.tenant_id.is_empty() {
-            let v = HeaderValue::from_str(&cfg.tenant_id).map_err(|_| {
-                "`client.tenant_id` has characters not allowed in a header".to_string()
-            })?;
+            let v = HeaderValue::from_str(&cfg.tenant_id)
+                .map_err(|_| "`client.tenant_id` has characters not allowed in a header".to_string())?;
             headers.insert("X-Scope-OrgID", v);
         }
         let auth = if let Some(b) = &cfg.basic_auth {
             use base64::Engine;
             let pass = read_secret(&b.password_file, "client.basic_auth.password_file")?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{pass}", b.username));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{pass}", b.username));
             Some(format!("Basic {token}"))
         } else if let Some(f) = &cfg.bearer_token_file {
-            Some(format!(
-                "Bearer {}",
-                read_secret(f, "client.bearer_token_file")?
-            ))
+            Some(format!("Bearer {}", read_secret(f, "client.bearer_token_file")?))
         } else {
             None
         };
         if let Some(a) = auth {
-            let mut v = HeaderValue::from_str(&a).map_err(|_| {
-                "the credentials have characters not allowed in a header".to_string()
-            })?;
+            let mut v = HeaderValue::from_str(&a)
+                .map_err(|_| "the credentials have characters not allowed in a header".to_string())?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
@@ -147,11 +120,11 @@ impl HttpClient {
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(cfg)?);
         let builder = builder.https_or_http();
         let builder = match &cfg.tls.server_name {
-            Some(name) => builder.with_server_name_resolver(
-                hyper_rustls::FixedServerNameResolver::new(name.clone().try_into().map_err(
-                    |_| format!("`client.tls.server_name`: `{name}` is not a DNS name"),
-                )?),
-            ),
+            Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+                name.clone()
+                    .try_into()
+                    .map_err(|_| format!("`client.tls.server_name`: `{name}` is not a DNS name"))?,
+            )),
             None => builder,
         };
         let connector = builder.enable_http1().wrap_connector(http);
@@ -177,11 +150,7 @@ impl HttpClient {
             Err(e) => return Outcome::Failed(format!("cannot build the request: {e}")),
         };
         let fut = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| error_chain(&e))?;
+            let resp = self.client.request(req).await.map_err(|e| error_chain(&e))?;
             let code = resp.status().as_u16();
             let retry_after = resp
                 .headers()
@@ -205,10 +174,7 @@ impl HttpClient {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => Outcome::Failed(e),
-            Err(_) => Outcome::Failed(format!(
-                "no answer within client.timeout {:?}",
-                self.timeout
-            )),
+            Err(_) => Outcome::Failed(format!("no answer within client.timeout {:?}", self.timeout)),
         }
     }
 }

@@ -38,10 +38,7 @@ enum Sent {
 fn reason_of_400(body: &str) -> &'static str {
     let b = body.to_ascii_lowercase();
     const REASONS: &[(&[&str], &str)] = &[
-        (
-            &["line_too_long", "line too long", "exceeds max line"],
-            "line_too_long",
-        ),
+        (&["line_too_long", "line too long", "exceeds max line"], "line_too_long"),
         (
             &["greater_than_max_sample_age", "too old"],
             "greater_than_max_sample_age",
@@ -51,30 +48,19 @@ fn reason_of_400(body: &str) -> &'static str {
             "too_far_in_future",
         ),
         (
-            &[
-                "out_of_order",
-                "out of order",
-                "too_far_behind",
-                "too far behind",
-            ],
+            &["out_of_order", "out of order", "too_far_behind", "too far behind"],
             "out_of_order",
         ),
         (
             &["max_label_names_per_series", "maximum number of label"],
             "max_label_names_per_series",
         ),
-        (
-            &["label_name_too_long", "label name too long"],
-            "label_name_too_long",
-        ),
+        (&["label_name_too_long", "label name too long"], "label_name_too_long"),
         (
             &["label_value_too_long", "label value too long"],
             "label_value_too_long",
         ),
-        (
-            &["duplicate_label_names", "duplicate label"],
-            "duplicate_label_names",
-        ),
+        (&["duplicate_label_names", "duplicate label"], "duplicate_label_names"),
         (&["missing_labels", "missing labels"], "missing_labels"),
         (
             &["disallowed_structured_metadata", "structured metadata"],
@@ -136,19 +122,14 @@ impl Pusher {
                 }
                 Sent::TooLarge => match split_streams(streams_ref) {
                     Some((left, right)) => {
-                        tracing::warn!(
-                            entries,
-                            "Loki says the batch is too large (413); sending it in halves"
-                        );
+                        tracing::warn!(entries, "Loki says the batch is too large (413); sending it in halves");
                         let rbody = encode_snappy(&right);
                         let lbody = encode_snappy(&left);
                         parts.push((Some(right), rbody));
                         parts.push((Some(left), lbody));
                     }
                     None => {
-                        tracing::error!(
-                            "Loki refuses a single entry as too large (413); dropping it"
-                        );
+                        tracing::error!("Loki refuses a single entry as too large (413); dropping it");
                         self.metrics
                             .dropped_entries
                             .get_or_create(&Metrics::reason("too_large"))
@@ -165,22 +146,14 @@ impl Pusher {
         loop {
             let start = Instant::now();
             let outcome = self.client.post(body.clone()).await;
-            self.metrics
-                .push_seconds
-                .observe(start.elapsed().as_secs_f64());
+            self.metrics.push_seconds.observe(start.elapsed().as_secs_f64());
             let (retry_reason, retry_after) = match outcome {
                 Outcome::Status { code, .. } if (200..300).contains(&code) => {
-                    self.metrics
-                        .batches
-                        .get_or_create(&Metrics::status("2xx"))
-                        .inc();
+                    self.metrics.batches.get_or_create(&Metrics::status("2xx")).inc();
                     return Sent::Stored;
                 }
                 Outcome::Status { code: 413, .. } => {
-                    self.metrics
-                        .batches
-                        .get_or_create(&Metrics::status("413"))
-                        .inc();
+                    self.metrics.batches.get_or_create(&Metrics::status("413")).inc();
                     return Sent::TooLarge;
                 }
                 Outcome::Status {
@@ -211,24 +184,21 @@ impl Pusher {
                     return Sent::Dropped(reason);
                 }
                 Outcome::Failed(err) => {
-                    self.metrics
-                        .batches
-                        .get_or_create(&Metrics::status("error"))
-                        .inc();
+                    self.metrics.batches.get_or_create(&Metrics::status("error")).inc();
                     tracing::warn!(error = %err, attempt, "push failed; retrying");
                     ("network", None)
                 }
             };
             attempt += 1;
             if self.backoff.max_retries != 0 && attempt > self.backoff.max_retries {
-                tracing::error!(entries, retries = attempt - 1,
-                    "giving up on a batch after client.backoff.max_retries; its entries are dropped");
+                tracing::error!(
+                    entries,
+                    retries = attempt - 1,
+                    "giving up on a batch after client.backoff.max_retries; its entries are dropped"
+                );
                 return Sent::Dropped("max_retries");
             }
-            self.metrics
-                .retries
-                .get_or_create(&Metrics::reason(retry_reason))
-                .inc();
+            self.metrics.retries.get_or_create(&Metrics::reason(retry_reason)).inc();
             tokio::time::sleep(backoff_delay(&self.backoff, attempt - 1, retry_after)).await;
         }
     }

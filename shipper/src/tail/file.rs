@@ -113,6 +113,5 @@ impl TailedFile {
 pub fn saved_matches(file: &File, meta: &std::fs::Metadata, saved: &SavedFile) -> bool {
     saved.ident.dev == meta.dev()
         && saved.ident.ino == meta.ino()
-        && (saved.ident.fp_len == 0
-            || fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp))
+        && (saved.ident.fp_len == 0 || fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp))
 }

@@ -98,14 +98,7 @@ fn pread(r: &mut ReadReq<'_>) -> io::Result<usize> {
     loop {
         // SAFETY: `spare` is writable memory of at least `len` bytes owned by `r.buf`, which we borrow
         // mutably for the whole call; pread writes at most `len` bytes into it.
-        let n = unsafe {
-            libc::pread(
-                r.fd,
-                spare.as_mut_ptr().cast(),
-                len,
-                r.offset as libc::off_t,
-            )
-        };
+        let n = unsafe { libc::pread(r.fd, spare.as_mut_ptr().cast(), len, r.offset as libc::off_t) };
         if n >= 0 {
             let n = n as usize;
             // SAFETY: the kernel initialised exactly `n <= len <= spare capacity` bytes after the end.
@@ -131,21 +124,13 @@ fn uring_read(ring: &mut IoUring, reqs: &mut [ReadReq<'_>]) -> io::Result<()> {
         // reaped below: we hold `&mut` on every buffer for this whole function and return only after
         // all submitted reads completed (or, on error, the ring is leaked so it is never entered again).
         // The queue has room: at most RING_ENTRIES requests per call and every earlier one was reaped.
-        unsafe { ring.submission().push(&sqe) }
-            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        unsafe { ring.submission().push(&sqe) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
     }
     let mut pending = reqs.len();
     while pending > 0 {
         match ring.submit_and_wait(1) {
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                ) =>
-            {
-                continue
-            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)) => continue,
             Err(e) => return Err(e),
         }
         for cqe in ring.completion() {

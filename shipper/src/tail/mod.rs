@@ -49,6 +49,18 @@ pub struct Reader {
     saved: Vec<SavedFile>,
     /// When the positions were last saved; None on a first start.
     saved_at: Option<SystemTime>,
+    /// Files renamed away from a tailed name and not yet looked at: current name → the tailed name
+    /// they had (their lines are labelled with it).
+    renamed: HashMap<PathBuf, PathBuf>,
+    rescan_due: bool,
+    /// When a file was last opened at each tailed path (for finding files rotated away unseen).
+    opened_at: HashMap<PathBuf, SystemTime>,
+    /// When the targets were last scanned.
+    last_look: SystemTime,
+    /// Recently closed files: (closed at, dev, inode), so a later rename of them is not news.
+    closed: std::collections::VecDeque<(Instant, u64, u64)>,
+    /// Files created since the last look, opened after renames are followed.
+    created: Vec<PathBuf>,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
     warned: HashSet<PathBuf>,
 }
@@ -71,14 +83,8 @@ pub struct ReaderParts {
 
 impl Reader {
     pub fn new(p: ReaderParts) -> Self {
-        p.metrics
-            .reader_mode
-            .get_or_create(&mode(p.io.name()))
-            .set(1);
-        p.metrics
-            .watcher_mode
-            .get_or_create(&mode(p.watcher.mode()))
-            .set(1);
+        p.metrics.reader_mode.get_or_create(&mode(p.io.name())).set(1);
+        p.metrics.watcher_mode.get_or_create(&mode(p.watcher.mode())).set(1);
         Reader {
             cfg: p.cfg,
             targets: p.targets,
@@ -99,6 +105,12 @@ impl Reader {
             saved: p.saved,
             saved_at: p.saved_at,
             warned: HashSet::new(),
+            renamed: HashMap::new(),
+            rescan_due: false,
+            created: Vec::new(),
+            opened_at: HashMap::new(),
+            last_look: SystemTime::now(),
+            closed: std::collections::VecDeque::new(),
         }
     }
 
@@ -130,29 +142,24 @@ impl Reader {
             if any_gone {
                 wait = wait.min(Duration::from_millis(250));
             }
-            let mut rescan = false;
             match self.events.recv_timeout(wait.max(Duration::from_millis(1))) {
-                Ok(ev) => rescan |= self.on_event(ev),
+                Ok(ev) => self.rescan_due |= self.on_event(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    tracing::warn!(
-                        "the file watcher stopped; checking files at tail.poll_interval instead"
-                    );
+                    tracing::warn!("the file watcher stopped; checking files at tail.poll_interval instead");
                     self.events = crossbeam_channel::never();
                     self.watcher = Box::new(crate::watch::PollWatcher);
                 }
-            }
-            while let Ok(ev) = self.events.try_recv() {
-                rescan |= self.on_event(ev);
             }
             if last_check.elapsed() >= check_every {
                 last_check = Instant::now();
                 self.ready.extend(self.files.keys().copied());
             }
-            if rescan || last_rescan.elapsed() >= self.cfg.rescan_interval.0 {
+            if last_rescan.elapsed() >= self.cfg.rescan_interval.0 {
                 last_rescan = Instant::now();
-                self.rescan(false);
+                self.rescan_due = true;
             }
+            self.process_events();
             for f in self.files.values() {
                 if f.state != file::State::Active {
                     self.ready.insert(f.id);
@@ -162,14 +169,67 @@ impl Reader {
         tracing::debug!(files = self.files.len(), "reader stopped");
     }
 
+    /// Handles every pending watch event, then what they call for: files renamed away are looked at,
+    /// and a rescan runs if one is due. Called between read rounds too, so a file that is created and
+    /// rotated away while others are being read is still caught.
+    pub(super) fn process_events(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            self.rescan_due |= self.on_event(ev);
+        }
+        self.follow_renamed();
+        for path in std::mem::take(&mut self.created) {
+            if self.by_path.contains_key(&path) {
+                continue;
+            }
+            let Some(target) = self.targets.target_of(&path) else {
+                continue;
+            };
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => self.rescan_due = true,
+                Ok(meta) => {
+                    self.open(&path, target, &meta, false, file::State::Active);
+                }
+                Err(_) => {}
+            }
+        }
+        if std::mem::take(&mut self.rescan_due) {
+            self.rescan(false);
+        }
+    }
+
     /// Handles one watch event; true when a rescan is needed.
     fn on_event(&mut self, ev: WatchEvent) -> bool {
         match ev {
-            WatchEvent::FileChanged(path) => {
+            WatchEvent::FileChanged(path) | WatchEvent::Removed(path) => {
                 if let Some(&id) = self.by_path.get(&path) {
                     self.ready.insert(id);
                 }
                 false
+            }
+            WatchEvent::Created(path) => {
+                // Opened after the renames of this batch are followed: an older file rotated away
+                // must be read before its successor.
+                self.created.push(path);
+                false
+            }
+            WatchEvent::Moved { from, to } => {
+                // Follow a file that left a tailed name through further renames (docker's `.1` → `.2`
+                // shift) until `follow_renamed` looks at it.
+                let origin = self.renamed.remove(&from).or_else(|| {
+                    let tailed = self.by_path.contains_key(&from) || self.targets.target_of(&from).is_some();
+                    tailed.then_some(from)
+                });
+                match (origin, to) {
+                    (Some(origin), Some(to)) if self.targets.target_of(&to).is_none() => {
+                        self.renamed.insert(to, origin);
+                        false
+                    }
+                    // Onto another tailed name, or out of the watched directories: the scan sorts it
+                    // out by inode; the open descriptor keeps what we already tail.
+                    (Some(_), _) => true,
+                    (None, Some(to)) => self.targets.target_of(&to).is_some(),
+                    (None, None) => false,
+                }
             }
             WatchEvent::DirChanged(_) => true,
             WatchEvent::Overflow => {
@@ -204,7 +264,5 @@ impl Reader {
 }
 
 fn mode(name: &str) -> crate::metrics::ModeLabel {
-    crate::metrics::ModeLabel {
-        mode: name.to_string(),
-    }
+    crate::metrics::ModeLabel { mode: name.to_string() }
 }

@@ -10,7 +10,10 @@ use crate::ring::{Chunk, FileId};
 use crossbeam_channel::SendTimeoutError;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long closed files are remembered (to tell a later rename of them from a fresh rotation).
+const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 
 /// Reads in flight per submission.
 const READS_PER_ROUND: usize = 64;
@@ -41,6 +44,7 @@ impl Reader {
                     self.ready.insert(id);
                 }
             }
+            self.process_events();
         }
     }
 
@@ -65,12 +69,7 @@ impl Reader {
             if ids.contains(id) {
                 let offset = f.framer.read_offset();
                 order.push(*id);
-                reqs.push(ReadReq::new(
-                    f.file.as_raw_fd(),
-                    offset,
-                    f.framer.buf_mut(),
-                    len,
-                ));
+                reqs.push(ReadReq::new(f.file.as_raw_fd(), offset, f.framer.buf_mut(), len));
             }
         }
         self.io.read_all(&mut reqs);
@@ -151,6 +150,23 @@ impl Reader {
         self.send(chunk)
     }
 
+    /// Ships the partial line a finished file ends with, as it is.
+    fn flush_partial(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else { return };
+        let mut stats = ParseStats::default();
+        let mut entries = Vec::new();
+        let commit = f.parser.flush(&mut entries, &mut stats);
+        self.metrics.add_parse_stats(&stats);
+        f.commit_offset = f.commit_offset.max(commit);
+        let chunk = Chunk {
+            file: id,
+            labels: f.labels.clone(),
+            entries,
+            commit_offset: f.commit_offset,
+        };
+        self.send(chunk);
+    }
+
     /// Puts a chunk into the ring, waiting while it is full (backpressure) unless the agent stops.
     fn send(&self, mut chunk: Chunk) -> bool {
         loop {
@@ -201,7 +217,7 @@ impl Reader {
     /// Closes rotated/deleted files that are read to their end and fully acknowledged.
     pub(super) fn close_drained(&mut self) {
         let (mut held, mut lag) = (0u64, 0u64);
-        let mut done = Vec::new();
+        let (mut done, mut unfinished) = (Vec::new(), Vec::new());
         for f in self.files.values() {
             let (committed, in_flight) = self.tracker.committed(f.id).unwrap_or((0, true));
             let unacked = f.framer.read_offset().saturating_sub(committed);
@@ -210,19 +226,27 @@ impl Reader {
                 continue;
             };
             held += unacked;
-            if f.eof && since.elapsed() >= GONE_GRACE && !in_flight && committed >= f.commit_offset
-            {
-                done.push(f.id);
+            if f.eof && since.elapsed() >= GONE_GRACE {
+                if f.commit_offset < f.framer.consumed_offset() {
+                    // Its last line was left partial (a CRI `P` with no `F`): nothing more will come.
+                    unfinished.push(f.id);
+                } else if !in_flight && committed >= f.commit_offset {
+                    done.push(f.id);
+                }
             }
+        }
+        for id in unfinished {
+            self.flush_partial(id);
         }
         self.metrics.held_bytes.set(held as i64);
         self.metrics.checkpoint_lag_bytes.set(lag as i64);
         for id in done {
             if let Some(f) = self.files.remove(&id) {
-                tracing::info!(file = %f.path.display(), offset = f.commit_offset, "done with a rotated or deleted file; closed");
+                tracing::info!(file = %f.path.display(), offset = f.commit_offset, ino = f.ino, "done with a rotated or deleted file; closed");
                 if self.by_inode.get(&(f.dev, f.ino)) == Some(&id) {
                     self.by_inode.remove(&(f.dev, f.ino));
                 }
+                self.closed.push_back((Instant::now(), f.dev, f.ino));
                 self.tracker.close(id);
                 // A successor at the same path keeps the series.
                 if !self.by_path.contains_key(&f.path) {
@@ -231,5 +255,8 @@ impl Reader {
             }
         }
         self.metrics.open_files.set(self.files.len() as i64);
+        while self.closed.front().is_some_and(|c| c.0.elapsed() > CLOSED_MEMORY) {
+            self.closed.pop_front();
+        }
     }
 }

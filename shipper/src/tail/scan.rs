@@ -8,11 +8,12 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 impl Reader {
     /// Expands the targets and reconciles: `initial` on the first scan after start.
     pub(super) fn rescan(&mut self, initial: bool) {
+        let started = SystemTime::now();
         let scan = self.targets.scan();
         for dir in scan.dirs.difference(&self.watched_dirs) {
             self.watcher.watch_dir(dir);
@@ -55,19 +56,15 @@ impl Reader {
                 seen.insert(id);
             }
         }
-        let vanished: Vec<_> = self
-            .by_path
-            .values()
-            .copied()
-            .filter(|id| !seen.contains(id))
-            .collect();
+        let vanished: Vec<_> = self.by_path.values().copied().filter(|id| !seen.contains(id)).collect();
         for id in vanished {
             self.retire(id, "gone from the targets (renamed away or deleted)");
         }
+        self.last_look = started;
     }
 
     /// Opens a file and starts tailing it. None when it cannot be opened (logged once per path).
-    fn open(
+    pub(super) fn open(
         &mut self,
         path: &Path,
         target: usize,
@@ -87,9 +84,7 @@ impl Reader {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound
-                    && self.warned.insert(path.to_path_buf())
-                {
+                if e.kind() != std::io::ErrorKind::NotFound && self.warned.insert(path.to_path_buf()) {
                     tracing::warn!(file = %path.display(), error = %e,
                         "cannot open a file matched by the targets; it is skipped until it can be opened (check permissions)");
                 }
@@ -102,6 +97,10 @@ impl Reader {
             return None;
         }
         self.warned.remove(path);
+        if !initial && state == State::Active {
+            self.sweep_rotated(path, target, Some((meta.dev(), meta.ino())));
+            self.opened_at.insert(path.to_path_buf(), SystemTime::now());
+        }
         Some(self.start(path, file, &meta, target, initial, state))
     }
 
@@ -116,11 +115,11 @@ impl Reader {
         initial: bool,
         state: State,
     ) -> u64 {
-        let offset = match self
-            .saved
-            .iter()
-            .position(|s| saved_matches(&file, meta, s))
-        {
+        if let Some(&id) = self.by_inode.get(&(meta.dev(), meta.ino())) {
+            // Already tailed (reached again under another name): one reader per file.
+            return id;
+        }
+        let offset = match self.saved.iter().position(|s| saved_matches(&file, meta, s)) {
             Some(i) => {
                 let s = self.saved.swap_remove(i);
                 if s.offset > meta.len() {
@@ -136,12 +135,7 @@ impl Reader {
         let id = self.next_id;
         self.next_id += 1;
         let mut labels = self.external_labels.clone();
-        labels.extend(
-            self.targets
-                .labels(target)
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        labels.extend(self.targets.labels(target).iter().map(|(k, v)| (k.clone(), v.clone())));
         labels.insert("filename".into(), path.display().to_string());
         let mut f = TailedFile::new(
             id,
@@ -154,7 +148,7 @@ impl Reader {
             Arc::new(StreamLabels::new(&labels)),
         );
         f.state = state;
-        tracing::info!(file = %path.display(), offset, size = meta.len(), "tailing file");
+        tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
         self.tracker.open(id, f.identity(), offset);
         self.by_inode.insert((f.dev, f.ino), id);
         if state == State::Active {
@@ -175,9 +169,7 @@ impl Reader {
         if f.state != State::Active {
             return;
         }
-        f.state = State::Gone {
-            since: Instant::now(),
-        };
+        f.state = State::Gone { since: Instant::now() };
         if self.by_path.get(&f.path) == Some(&id) {
             self.by_path.remove(&f.path);
         }
@@ -209,23 +201,94 @@ impl Reader {
                 if meta.ino() != s.ident.ino || meta.dev() != s.ident.dev {
                     continue;
                 }
-                let Ok(file) = std::fs::File::open(&candidate) else {
-                    break;
-                };
+                let Ok(file) = std::fs::File::open(&candidate) else { break };
+                let Ok(meta) = file.metadata() else { break };
                 if !saved_matches(&file, &meta, &s) {
                     break;
                 }
                 tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
                     "found a file rotated away while we were down; reading it to its end");
                 self.saved.push(s.clone());
-                let gone = State::Gone {
-                    since: Instant::now(),
-                };
+                let gone = State::Gone { since: Instant::now() };
                 // Labelled as the path it was tailed under, so its lines stay in the same stream.
                 self.start(&s.ident.path, file, &meta, target, false, gone);
                 break;
             }
         }
         self.saved.clear();
+    }
+}
+
+impl Reader {
+    /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
+    /// then closed); files we never saw — created and rotated away between two looks — are found by
+    /// `sweep_rotated`, oldest first.
+    pub(super) fn follow_renamed(&mut self) {
+        let renamed = std::mem::take(&mut self.renamed);
+        for name in renamed.keys() {
+            let Ok(meta) = std::fs::metadata(name) else { continue };
+            if let Some(&id) = self.by_inode.get(&(meta.dev(), meta.ino())) {
+                self.retire(id, "rotated");
+            }
+        }
+        let origins: std::collections::BTreeSet<PathBuf> = renamed.into_values().collect();
+        for origin in origins {
+            if let Some(target) = self.targets.target_of(&origin) {
+                self.sweep_rotated(&origin, target, None);
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// Before a new file at `path` is read: files next to it named `<name>.<suffix>` (kubelet's
+    /// `0.log.20261125-101500`, docker's `-json.log.1`) that were renamed since we last looked at
+    /// `path` and that we never read were rotated away before we saw them — read them first (older
+    /// first), so their lines are neither lost nor shipped after their successor's.
+    pub(super) fn sweep_rotated(&mut self, path: &Path, target: usize, opening: Option<(u64, u64)>) {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let since = self.opened_at.get(path).copied().unwrap_or(self.last_look);
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let fname = entry.file_name();
+            let fname = fname.to_string_lossy();
+            if !fname.starts_with(&prefix) || fname.ends_with(".gz") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let renamed_at = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
+            let key = (meta.dev(), meta.ino());
+            let known = self.by_inode.contains_key(&key) || self.was_closed(key) || opening == Some(key);
+            if !meta.is_file() || renamed_at < since || known {
+                continue;
+            }
+            found.push((renamed_at, entry.path(), meta));
+        }
+        found.sort_by_key(|f| f.0);
+        for (_, rotated, _) in found {
+            let Ok(file) = std::fs::File::open(&rotated) else { continue };
+            // Names move under us (docker shifts `.1` → `.2`): trust only what was opened.
+            let Ok(meta) = file.metadata() else { continue };
+            let key = (meta.dev(), meta.ino());
+            if self.by_inode.contains_key(&key) || self.was_closed(key) || opening == Some(key) {
+                continue;
+            }
+            tracing::info!(file = %rotated.display(), was = %path.display(),
+                ino = meta.ino(), "a file was rotated away before it was read; reading it from its start");
+            self.metrics.rotations.inc();
+            let gone = State::Gone { since: Instant::now() };
+            let id = self.start(path, file, &meta, target, false, gone);
+            self.drain(id);
+        }
+    }
+
+    /// Whether we read this file to its end and closed it recently (docker renames it again, `.1` →
+    /// `.2`, which looks like a fresh rotation).
+    fn was_closed(&self, key: (u64, u64)) -> bool {
+        self.closed.iter().any(|c| (c.1, c.2) == key)
     }
 }

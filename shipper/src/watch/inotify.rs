@@ -36,28 +36,10 @@ impl InotifyWatcher {
                             return;
                         }
                     };
-                    for ev in evs {
-                        let out = if ev.mask.contains(EventMask::Q_OVERFLOW) {
-                            WatchEvent::Overflow
-                        } else {
-                            let dirs = map.lock().unwrap_or_else(|p| p.into_inner());
-                            let Some(dir) = dirs.get(&ev.wd).cloned() else { continue };
-                            drop(dirs);
-                            let dir_change = EventMask::CREATE
-                                | EventMask::MOVED_FROM
-                                | EventMask::MOVED_TO
-                                | EventMask::DELETE
-                                | EventMask::DELETE_SELF
-                                | EventMask::MOVE_SELF;
-                            match ev.name {
-                                Some(name) if !ev.mask.intersects(dir_change) => {
-                                    WatchEvent::FileChanged(dir.join(name))
-                                }
-                                _ => WatchEvent::DirChanged(dir),
-                            }
-                        };
+                    let out = translate(evs, &map);
+                    for ev in out {
                         // The reader is gone: nothing left to wake.
-                        if events.send(out).is_err() {
+                        if events.send(ev).is_err() {
                             return;
                         }
                     }
@@ -70,6 +52,65 @@ impl InotifyWatcher {
             warned_limit: false,
         })
     }
+}
+
+/// Turns a read's worth of kernel events into watch events, pairing MOVED_FROM/MOVED_TO into renames.
+fn translate<'a>(evs: impl Iterator<Item = inotify::Event<&'a std::ffi::OsStr>>, map: &DirMap) -> Vec<WatchEvent> {
+    // A rename is two events (MOVED_FROM, MOVED_TO) paired by a cookie, usually adjacent.
+    let mut moved_from: Option<(u32, PathBuf)> = None;
+    let mut out = Vec::new();
+    for ev in evs {
+        if ev.mask.contains(EventMask::Q_OVERFLOW) {
+            out.push(WatchEvent::Overflow);
+            continue;
+        }
+        let dirs = map.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(dir) = dirs.get(&ev.wd).cloned() else {
+            continue;
+        };
+        drop(dirs);
+        let path = ev.name.map(|n| dir.join(n));
+        let is_dir = ev.mask.contains(EventMask::ISDIR);
+        if ev.mask.contains(EventMask::MOVED_TO) {
+            if let (Some(to), Some((cookie, from))) = (&path, moved_from.take()) {
+                if cookie == ev.cookie {
+                    out.push(WatchEvent::Moved {
+                        from,
+                        to: Some(to.clone()),
+                    });
+                } else {
+                    out.push(WatchEvent::Moved { from, to: None });
+                    out.push(WatchEvent::Created(to.clone()));
+                }
+            } else if let Some(to) = &path {
+                out.push(WatchEvent::Created(to.clone()));
+            }
+            if is_dir {
+                out.push(WatchEvent::DirChanged(dir));
+            }
+            continue;
+        }
+        if let Some((_, from)) = moved_from.take() {
+            out.push(WatchEvent::Moved { from, to: None });
+        }
+        let ev_out = match path {
+            _ if ev.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) => WatchEvent::DirChanged(dir),
+            Some(_) if is_dir => WatchEvent::DirChanged(dir),
+            Some(p) if ev.mask.contains(EventMask::MOVED_FROM) => {
+                moved_from = Some((ev.cookie, p));
+                continue;
+            }
+            Some(p) if ev.mask.contains(EventMask::CREATE) => WatchEvent::Created(p),
+            Some(p) if ev.mask.contains(EventMask::DELETE) => WatchEvent::Removed(p),
+            Some(p) => WatchEvent::FileChanged(p),
+            None => continue,
+        };
+        out.push(ev_out);
+    }
+    if let Some((_, from)) = moved_from.take() {
+        out.push(WatchEvent::Moved { from, to: None });
+    }
+    out
 }
 
 impl Watcher for InotifyWatcher {
@@ -105,10 +146,7 @@ impl Watcher for InotifyWatcher {
 
     fn unwatch_dir(&mut self, dir: &Path) {
         if let Some(wd) = self.by_path.remove(dir) {
-            self.by_wd
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&wd);
+            self.by_wd.lock().unwrap_or_else(|p| p.into_inner()).remove(&wd);
             // Fails when the directory is already gone (the kernel removed the watch): fine.
             let _ = self.watches.remove(wd);
         }

@@ -15,7 +15,15 @@ use std::path::{Path, PathBuf};
 pub enum WatchEvent {
     /// A file was written to or truncated.
     FileChanged(PathBuf),
-    /// An entry was created, renamed or removed in a watched directory: rescan.
+    /// A file appeared (created, or moved in from an unwatched place).
+    Created(PathBuf),
+    /// An entry was renamed; `to` is None when it left the watched directories. Rotation by rename
+    /// shows up here, so a file that lived under a tailed name only briefly is still found.
+    Moved { from: PathBuf, to: Option<PathBuf> },
+    /// A file was removed (its open descriptor, if we hold one, still reads).
+    Removed(PathBuf),
+    /// Something changed in a watched directory that needs a rescan (a new subdirectory, the
+    /// directory itself went away).
     DirChanged(PathBuf),
     /// Events were lost (queue overflow): rescan and check every file.
     Overflow,
@@ -49,10 +57,7 @@ impl Watcher for PollWatcher {
 pub fn start(mode: WatchMode, events: Sender<WatchEvent>) -> Box<dyn Watcher> {
     match mode {
         WatchMode::Poll => {
-            tracing::info!(
-                watcher = "poll",
-                "file change detection: polling (as configured)"
-            );
+            tracing::info!(watcher = "poll", "file change detection: polling (as configured)");
             Box::new(PollWatcher)
         }
         WatchMode::Auto | WatchMode::Inotify => match inotify::InotifyWatcher::start(events) {

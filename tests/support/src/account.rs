@@ -90,10 +90,7 @@ impl Account {
     /// An empty account expecting, per file id, lines `0..count`.
     pub fn new(expected: impl IntoIterator<Item = (u32, u64)>) -> Account {
         Account {
-            files: expected
-                .into_iter()
-                .map(|(id, n)| (id, FileAccount::new(n)))
-                .collect(),
+            files: expected.into_iter().map(|(id, n)| (id, FileAccount::new(n))).collect(),
             ..Account::default()
         }
     }
@@ -230,19 +227,9 @@ impl fmt::Display for Account {
                 let shown: Vec<String> = ranges
                     .iter()
                     .take(SHOWN_RANGES)
-                    .map(|&(a, b)| {
-                        if a == b {
-                            a.to_string()
-                        } else {
-                            format!("{a}..={b}")
-                        }
-                    })
+                    .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}..={b}") })
                     .collect();
-                let more = if ranges.len() > SHOWN_RANGES {
-                    ", …"
-                } else {
-                    ""
-                };
+                let more = if ranges.len() > SHOWN_RANGES { ", …" } else { "" };
                 write!(f, "; missing {}{more}", shown.join(", "))?;
             }
         }
@@ -253,10 +240,7 @@ impl fmt::Display for Account {
 /// Panics with the report unless nothing was lost, duplicated or unexpected.
 #[track_caller]
 pub fn assert_exact(account: &Account) {
-    assert!(
-        account.is_exact(),
-        "line accounting is not exact: {account}"
-    );
+    assert!(account.is_exact(), "line accounting is not exact: {account}");
 }
 
 /// Panics with the report if a line was lost or unexpected, or more than `max_dup` duplicated.

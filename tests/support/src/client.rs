@@ -23,10 +23,7 @@ impl HttpResponse {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy).
@@ -86,31 +83,20 @@ pub fn get(url: &str) -> io::Result<HttpResponse> {
 
 /// Pushes `req` as `application/x-protobuf` (snappy block), like Promtail and Alloy do.
 pub fn push_protobuf(url: &str, req: &PushRequest) -> io::Result<HttpResponse> {
-    post(
-        url,
-        &[("Content-Type", "application/x-protobuf")],
-        &encode_snappy(req),
-    )
+    post(url, &[("Content-Type", "application/x-protobuf")], &encode_snappy(req))
 }
 
 /// Pushes a JSON body, gzip-compressed with `Content-Encoding: gzip` when `gzip`.
 pub fn push_json(url: &str, json: &str, gzip: bool) -> io::Result<HttpResponse> {
     if !gzip {
-        return post(
-            url,
-            &[("Content-Type", "application/json")],
-            json.as_bytes(),
-        );
+        return post(url, &[("Content-Type", "application/json")], json.as_bytes());
     }
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(json.as_bytes())?;
     let body = enc.finish()?;
     post(
         url,
-        &[
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
-        ],
+        &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
         &body,
     )
 }
@@ -136,10 +122,7 @@ fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
             "connection closed before a complete response",
         )
     };
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(eof)?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(eof)?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|e| invalid(e.to_string()))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().ok_or_else(eof)?;
@@ -163,9 +146,5 @@ fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
         }
         body.truncate(len);
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }

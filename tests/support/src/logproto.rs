@@ -149,14 +149,7 @@ mod tests {
 
     #[test]
     fn timestamp_round_trips_including_negative() {
-        for ns in [
-            0,
-            1,
-            999_999_999,
-            1_700_000_000_123_456_789,
-            -1,
-            -1_500_000_000,
-        ] {
+        for ns in [0, 1, 999_999_999, 1_700_000_000_123_456_789, -1, -1_500_000_000] {
             let ts = Timestamp::from_nanos(ns);
             assert!((0..1_000_000_000).contains(&ts.nanos));
             assert_eq!(ts.to_nanos(), ns);

@@ -189,9 +189,7 @@ mod tests {
 
     #[test]
     fn parse_tag_rejects_other_lines() {
-        for bad in [
-            "", "hello", "f=1", "f= s=1", "f=1 s=", "f=x s=1", "s=1 f=1", "f=1 s=2x",
-        ] {
+        for bad in ["", "hello", "f=1", "f= s=1", "f=1 s=", "f=x s=1", "s=1 f=1", "f=1 s=2x"] {
             assert_eq!(parse_tag(bad), None, "{bad}");
         }
         assert_eq!(parse_tag("f=1 s=2"), Some((1, 2)));

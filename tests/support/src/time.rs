@@ -105,10 +105,7 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0, TimeStyle::GoNano), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_rfc3339(T, TimeStyle::Fixed9),
-            "2026-11-25T10:00:00.123456789Z"
-        );
+        assert_eq!(format_rfc3339(T, TimeStyle::Fixed9), "2026-11-25T10:00:00.123456789Z");
         assert_eq!(
             format_rfc3339(T, TimeStyle::Offset),
             "2026-11-25T10:00:00.123456789+00:00"
@@ -121,10 +118,7 @@ mod tests {
             format_rfc3339(951_782_400_000_000_000, TimeStyle::GoNano),
             "2000-02-29T00:00:00Z"
         );
-        assert_eq!(
-            format_rfc3339(-1, TimeStyle::Fixed9),
-            "1969-12-31T23:59:59.999999999Z"
-        );
+        assert_eq!(format_rfc3339(-1, TimeStyle::Fixed9), "1969-12-31T23:59:59.999999999Z");
         assert_eq!(kubelet_suffix(T), "20261125-100000");
     }
 

@@ -40,12 +40,7 @@ fn ship(url: &str, labels: &str, lines: &[String]) -> usize {
             attempts += 1;
             match push_protobuf(url, &req) {
                 Ok(r) if r.status == 204 => break,
-                Ok(r) => assert!(
-                    r.status == 429 || r.status >= 500,
-                    "{}: {}",
-                    r.status,
-                    r.text()
-                ),
+                Ok(r) => assert!(r.status == 429 || r.status >= 500, "{}: {}", r.status, r.text()),
                 Err(_) => {}
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -79,11 +74,7 @@ fn faults_cost_duplicates_but_never_lines() {
             body: "ingester went away".into(),
         },
     ]);
-    let attempts = ship(
-        &loki.url(),
-        r#"{namespace="monitoring", app="logger"}"#,
-        &lines,
-    );
+    let attempts = ship(&loki.url(), r#"{namespace="monitoring", app="logger"}"#, &lines);
     assert_eq!(attempts, 10 + 5);
     assert_eq!(loki.pending_faults(), 0);
 

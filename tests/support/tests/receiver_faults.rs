@@ -32,12 +32,7 @@ fn status_faults_are_consumed_in_order_then_normal_handling_resumes() {
         c => Fault::status(c),
     }));
     // Other paths do not consume faults.
-    assert_eq!(
-        client::get(&format!("{}/ready", loki.base_url()))
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(client::get(&format!("{}/ready", loki.base_url())).unwrap().status, 200);
     assert_eq!(loki.pending_faults(), codes.len());
     for &code in &codes {
         let resp = push_protobuf(&loki.url(), &one("x")).unwrap();
@@ -48,10 +43,7 @@ fn status_faults_are_consumed_in_order_then_normal_handling_resumes() {
         }
     }
     assert_eq!(loki.entry_count(), 0);
-    assert_eq!(
-        push_protobuf(&loki.url(), &one("stored")).unwrap().status,
-        204
-    );
+    assert_eq!(push_protobuf(&loki.url(), &one("stored")).unwrap().status, 204);
     assert_eq!(loki.lines(), ["stored"]);
     let recs = loki.requests();
     assert_eq!(recs.len(), 1 + codes.len() + 1);
@@ -68,14 +60,8 @@ fn custom_status_body_and_retry_after() {
         body: "upstream connect error".into(),
     }]);
     let resp = push_protobuf(&loki.url(), &one("x")).unwrap();
-    assert_eq!(
-        (resp.status, resp.text().as_str()),
-        (503, "upstream connect error")
-    );
-    assert_eq!(
-        resp.header("Retry-After"),
-        Some("Wed, 21 Oct 2015 07:28:00 GMT")
-    );
+    assert_eq!((resp.status, resp.text().as_str()), (503, "upstream connect error"));
+    assert_eq!(resp.header("Retry-After"), Some("Wed, 21 Oct 2015 07:28:00 GMT"));
 }
 
 #[test]
@@ -86,14 +72,8 @@ fn status_after_store_stores_and_still_fails() {
         retry_after: None,
         body: "partial".into(),
     }]);
-    assert_eq!(
-        push_protobuf(&loki.url(), &one("landed")).unwrap().status,
-        429
-    );
-    assert_eq!(
-        push_protobuf(&loki.url(), &one("landed")).unwrap().status,
-        204
-    );
+    assert_eq!(push_protobuf(&loki.url(), &one("landed")).unwrap().status, 429);
+    assert_eq!(push_protobuf(&loki.url(), &one("landed")).unwrap().status, 204);
     assert_eq!(loki.lines(), ["landed", "landed"]);
 }
 
@@ -153,8 +133,7 @@ fn stall_outlasting_the_client_timeout_stores_nothing() {
         Fault::Stall(Duration::from_millis(100)),
     ]);
     let started = Instant::now();
-    let err =
-        push_with_timeout(&loki.url(), &one("gave up"), Duration::from_millis(150)).unwrap_err();
+    let err = push_with_timeout(&loki.url(), &one("gave up"), Duration::from_millis(150)).unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
         "{err:?}"
@@ -174,16 +153,14 @@ fn stall_outlasting_the_client_timeout_stores_nothing() {
 fn stalled_mode_hangs_every_request_until_released() {
     let loki = Receiver::start();
     loki.set_stalled(true);
-    let err =
-        push_with_timeout(&loki.url(), &one("gave up"), Duration::from_millis(200)).unwrap_err();
+    let err = push_with_timeout(&loki.url(), &one("gave up"), Duration::from_millis(200)).unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
         "{err:?}"
     );
     let url = loki.url();
-    let patient = std::thread::spawn(move || {
-        push_with_timeout(&url, &one("released"), Duration::from_secs(10)).unwrap()
-    });
+    let patient =
+        std::thread::spawn(move || push_with_timeout(&url, &one("released"), Duration::from_secs(10)).unwrap());
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(loki.entry_count(), 0);
     loki.set_stalled(false);
@@ -219,19 +196,14 @@ fn down_refuses_connections_and_up_rebinds_the_same_port() {
     loki.set_down(false);
     assert!(!loki.is_down());
     assert_eq!(loki.addr(), addr);
-    assert_eq!(
-        push_protobuf(&loki.url(), &one("after")).unwrap().status,
-        204
-    );
+    assert_eq!(push_protobuf(&loki.url(), &one("after")).unwrap().status, 204);
     // Several cycles in a row.
     for i in 0..3 {
         loki.set_down(true);
         assert!(TcpStream::connect(addr).is_err());
         loki.set_down(false);
         assert_eq!(
-            push_protobuf(&loki.url(), &one(&format!("cycle {i}")))
-                .unwrap()
-                .status,
+            push_protobuf(&loki.url(), &one(&format!("cycle {i}"))).unwrap().status,
             204
         );
     }
@@ -243,9 +215,7 @@ fn down_drops_in_flight_requests() {
     let loki = Receiver::start();
     loki.set_stalled(true);
     let url = loki.url();
-    let client = std::thread::spawn(move || {
-        push_with_timeout(&url, &one("in flight"), Duration::from_secs(10))
-    });
+    let client = std::thread::spawn(move || push_with_timeout(&url, &one("in flight"), Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(200));
     loki.set_down(true);
     assert!(client.join().unwrap().is_err());
@@ -274,10 +244,7 @@ fn auth_and_tenant() {
         post(&[("X-Scope-OrgID", "t1"), ("Authorization", "Basic bad")]).status,
         401
     );
-    let ok = [
-        ("X-Scope-OrgID", "t1"),
-        ("Authorization", "Basic dXNlcjpwYXNz"),
-    ];
+    let ok = [("X-Scope-OrgID", "t1"), ("Authorization", "Basic dXNlcjpwYXNz")];
     assert_eq!(post(&ok).status, 204);
     loki.set_auth(None);
     assert_eq!(post(&[("X-Scope-OrgID", "t1")]).status, 204);
@@ -311,10 +278,9 @@ fn dropping_the_receiver_closes_the_port() {
 async fn usable_from_inside_a_tokio_runtime() {
     let loki = Receiver::start();
     let url = loki.url();
-    let status =
-        tokio::task::spawn_blocking(move || push_protobuf(&url, &one("async")).unwrap().status)
-            .await
-            .unwrap();
+    let status = tokio::task::spawn_blocking(move || push_protobuf(&url, &one("async")).unwrap().status)
+        .await
+        .unwrap();
     assert_eq!(status, 204);
     assert_eq!(loki.lines(), ["async"]);
     drop(loki);

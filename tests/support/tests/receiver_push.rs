@@ -49,11 +49,7 @@ fn protobuf_push_is_stored_and_answered_204() {
     );
     assert_eq!(entries[1].ts_ns - entries[0].ts_ns, 1);
     assert_eq!(loki.entry_count(), 2);
-    assert_eq!(
-        loki.stream(r#"{app="logger",namespace="monitoring"}"#)
-            .len(),
-        2
-    );
+    assert_eq!(loki.stream(r#"{app="logger",namespace="monitoring"}"#).len(), 2);
 
     let reqs = loki.requests();
     assert_eq!(reqs.len(), 1);
@@ -115,10 +111,7 @@ fn assert_json_stored(loki: &Receiver) {
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].line, "plain");
     assert_eq!(e[1].line, "with \"quotes\" é");
-    assert_eq!(
-        e[1].structured_metadata,
-        vec![("trace_id".into(), "t1".into())]
-    );
+    assert_eq!(e[1].structured_metadata, vec![("trace_id".into(), "t1".into())]);
 }
 
 #[test]
@@ -146,10 +139,7 @@ fn deflate_encoded_protobuf_is_accepted_and_unknown_encodings_get_415() {
         ("Content-Type", "application/x-protobuf"),
         ("Content-Encoding", "deflate"),
     ];
-    assert_eq!(
-        client::post(&loki.url(), &headers, &body).unwrap().status,
-        204
-    );
+    assert_eq!(client::post(&loki.url(), &headers, &body).unwrap().status, 204);
     assert_eq!(loki.lines(), ["deflated"]);
 
     let resp = client::post(&loki.url(), &[("Content-Encoding", "br")], b"xx").unwrap();
@@ -180,18 +170,8 @@ fn oversized_bodies_get_413() {
 #[test]
 fn other_paths_and_methods() {
     let loki = Receiver::start();
-    assert_eq!(
-        client::get(&format!("{}/ready", loki.base_url()))
-            .unwrap()
-            .status,
-        200
-    );
-    assert_eq!(
-        client::get(&format!("{}/nope", loki.base_url()))
-            .unwrap()
-            .status,
-        404
-    );
+    assert_eq!(client::get(&format!("{}/ready", loki.base_url())).unwrap().status, 200);
+    assert_eq!(client::get(&format!("{}/nope", loki.base_url())).unwrap().status, 404);
     assert_eq!(client::get(&loki.url()).unwrap().status, 405);
     assert_eq!(loki.requests().len(), 3);
 }

@@ -25,17 +25,11 @@ fn check_rule(loki: &Receiver, bad: StreamAdapter, reason: Reason, fragment: &st
     let body = resp.text();
     assert_eq!(resp.status, 400, "{reason}: {body}");
     assert!(body.contains(reason.as_str()), "{reason}: {body}");
-    assert!(
-        body.contains(fragment),
-        "{reason}: expected {fragment:?} in {body}"
-    );
+    assert!(body.contains(fragment), "{reason}: expected {fragment:?} in {body}");
     assert_eq!(loki.lines(), ["valid"], "{reason}: partial success");
     let (count, rec) = loki.with_state(|s| (s.discarded_for(reason), s.requests()[0].clone()));
     assert_eq!(count, bad_entries, "{reason}: discarded count");
-    assert_eq!(
-        (rec.status, rec.entries, rec.stored),
-        (Some(400), 1 + bad_entries, 1)
-    );
+    assert_eq!((rec.status, rec.entries, rec.stored), (Some(400), 1 + bad_entries, 1));
     assert_eq!(rec.response_body, body);
 }
 
@@ -112,9 +106,7 @@ fn limits_at_the_boundary_are_accepted() {
 fn entry_rules() {
     let loki = Receiver::start();
     let now = now_nanos();
-    let entry = |ts: i64, line: &str| {
-        StreamAdapter::new(r#"{app="bad"}"#, vec![EntryAdapter::new(ts, line)])
-    };
+    let entry = |ts: i64, line: &str| StreamAdapter::new(r#"{app="bad"}"#, vec![EntryAdapter::new(ts, line)]);
     check_rule(
         &loki,
         entry(now, &"x".repeat(256 * 1024 + 1)),
@@ -191,12 +183,7 @@ fn structured_metadata_rules() {
         allow_structured_metadata: false,
         ..Limits::default()
     });
-    check_rule(
-        &loki,
-        with_md(1, 1),
-        Reason::DisallowedStructuredMetadata,
-        "disallowed",
-    );
+    check_rule(&loki, with_md(1, 1), Reason::DisallowedStructuredMetadata, "disallowed");
 }
 
 fn assert_rejected_whole(resp: &HttpResponse, loki: &Receiver, fragment: &str) {
@@ -213,12 +200,7 @@ fn invalid_utf8_in_a_line_rejects_the_request() {
     let at = raw.windows(3).position(|w| w == b"XYZ").unwrap();
     raw[at] = 0xff;
     let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-    let resp = client::post(
-        &loki.url(),
-        &[("Content-Type", "application/x-protobuf")],
-        &body,
-    )
-    .unwrap();
+    let resp = client::post(&loki.url(), &[("Content-Type", "application/x-protobuf")], &body).unwrap();
     assert_rejected_whole(&resp, &loki, "UTF-8");
 }
 
@@ -229,9 +211,7 @@ fn undecodable_bodies_get_400() {
     let resp = client::post(&loki.url(), &ct, b"\xff\xff\xff\xffnot snappy").unwrap();
     assert_rejected_whole(&resp, &loki, "snappy");
     // Valid snappy, not a PushRequest.
-    let junk = snap::raw::Encoder::new()
-        .compress_vec(b"\x0a\xff\xff")
-        .unwrap();
+    let junk = snap::raw::Encoder::new().compress_vec(b"\x0a\xff\xff").unwrap();
     let resp = client::post(&loki.url(), &ct, &junk).unwrap();
     assert_rejected_whole(&resp, &loki, "proto");
     // Framed snappy (the wrong snappy format) is not accepted either.
@@ -259,7 +239,5 @@ fn many_failures_are_summarised() {
     let resp = push_protobuf(&loki.url(), &req).unwrap();
     assert_eq!(resp.status, 400);
     assert_eq!(resp.text().matches("too_far_in_future").count(), 20);
-    assert!(resp
-        .text()
-        .contains("50 entries rejected in total (0 stored)"));
+    assert!(resp.text().contains("50 entries rejected in total (0 stored)"));
 }

@@ -147,10 +147,7 @@ fn cri_splits_at_16_kib_like_containerd() {
             ("F", 5),
         ]
     );
-    assert!(
-        std::str::from_utf8(&recs[6].3).is_err(),
-        "the cut splits a character"
-    );
+    assert!(std::str::from_utf8(&recs[6].3).is_err(), "the cut splits a character");
     let lines: Vec<String> = cri_lines(&path).into_iter().map(|l| l.1).collect();
     assert_eq!(lines, [long.clone(), exact, short, straddle]);
     assert_eq!(parse_tag(&lines[0]), Some((1, 1)));
@@ -172,16 +169,10 @@ fn docker_records_round_trip_through_serde_json() {
         "{first}"
     );
     assert!(first.contains(r"\u003chtml\u003e\u0026amp;"), "{first}");
-    assert!(
-        first.contains(r#"\n","stream":"stdout","time":""#),
-        "{first}"
-    );
+    assert!(first.contains(r#"\n","stream":"stdout","time":""#), "{first}");
     assert_eq!(
         docker_lines(&path),
-        [
-            ("stdout".into(), nasty.into()),
-            ("stderr".into(), "plain".into())
-        ]
+        [("stdout".into(), nasty.into()), ("stderr".into(), "plain".into())]
     );
 }
 
@@ -190,11 +181,7 @@ fn docker_splits_at_16_kib_on_character_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x-json.log");
     let mut w = LogWriter::create(&path, Format::Docker).unwrap();
-    let long = format!(
-        "{}é{}",
-        "a".repeat(RUNTIME_SPLIT - 1),
-        "b".repeat(RUNTIME_SPLIT + 10)
-    );
+    let long = format!("{}é{}", "a".repeat(RUNTIME_SPLIT - 1), "b".repeat(RUNTIME_SPLIT + 10));
     let exact = "e".repeat(RUNTIME_SPLIT);
     w.write_line("stdout", &long).unwrap();
     w.write_line("stdout", &exact).unwrap();
@@ -236,14 +223,11 @@ fn raw_format_newlines_and_time_styles() {
 
     let cri = dir.path().join("0.log");
     let mut w = LogWriter::create(&cri, Format::Cri).unwrap();
-    w.write_line_at(1_795_600_800_120_000_000, "stdout", "go")
-        .unwrap();
+    w.write_line_at(1_795_600_800_120_000_000, "stdout", "go").unwrap();
     w.set_time_style(TimeStyle::Fixed9);
-    w.write_line_at(1_795_600_800_120_000_000, "stdout", "fixed")
-        .unwrap();
+    w.write_line_at(1_795_600_800_120_000_000, "stdout", "fixed").unwrap();
     w.set_time_style(TimeStyle::Offset);
-    w.write_line_at(1_795_600_800_000_000_000, "stdout", "offset")
-        .unwrap();
+    w.write_line_at(1_795_600_800_000_000_000, "stdout", "offset").unwrap();
     w.set_split_size(4);
     w.write_line_at(1_795_600_800_000_000_000, "stderr", "abcdefghij")
         .unwrap();
@@ -252,10 +236,7 @@ fn raw_format_newlines_and_time_styles() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "2026-11-25T10:00:00.12Z stdout F go");
     assert_eq!(lines[1], "2026-11-25T10:00:00.120000000Z stdout F fixed");
-    assert_eq!(
-        lines[2],
-        "2026-11-25T10:00:00.000000000+00:00 stdout F offset"
-    );
+    assert_eq!(lines[2], "2026-11-25T10:00:00.000000000+00:00 stdout F offset");
     assert_eq!(
         &lines[3..],
         [

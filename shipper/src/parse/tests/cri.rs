@@ -30,8 +30,7 @@ fn cri_full_lines_are_zero_copy() {
 
 #[test]
 fn cri_empty_messages_and_crlf() {
-    let input =
-        format!("{T} stdout F \n{T} stdout F\n{T} stderr F:x with flag\n{T} stdout F dos\r\n");
+    let input = format!("{T} stdout F \n{T} stdout F\n{T} stderr F:x with flag\n{T} stdout F dos\r\n");
     let r = run(Format::Cri, 1000, input.as_bytes());
     assert_eq!(lines(&r), ["", "", "with flag", "dos"]);
     assert_eq!(r.stats, ParseStats::default());
@@ -72,15 +71,9 @@ fn commit_waits_for_the_first_fragment() {
         parser.push(records, NOW, &mut out, &mut stats)
     };
     let at_p1 = full.len() as u64;
-    assert_eq!(
-        push(&mut framer, &mut parser, &(full.clone() + &p1 + &p2)),
-        at_p1
-    );
+    assert_eq!(push(&mut framer, &mut parser, &(full.clone() + &p1 + &p2)), at_p1);
     // stdout finishes first: stderr's fragment still holds the commit back.
-    assert_eq!(
-        push(&mut framer, &mut parser, &cri("stdout", "F", "c")),
-        at_p1
-    );
+    assert_eq!(push(&mut framer, &mut parser, &cri("stdout", "F", "c")), at_p1);
     let last = cri("stderr", "F", "d");
     let total = framer.consumed_offset() + last.len() as u64;
     assert_eq!(push(&mut framer, &mut parser, &last), total);
@@ -126,10 +119,7 @@ fn cri_invalid_utf8_and_truncation() {
     input.extend_from_slice(cri("stdout", "F", "0123456789abcdef").as_bytes());
     input.extend_from_slice(cri("stdout", "F", "0123456789é").as_bytes());
     let r = run(Format::Cri, 11, &input);
-    assert_eq!(
-        lines(&r),
-        ["ok", "bad \u{fffd}\u{fffd}!", "0123456789a", "0123456789"]
-    );
+    assert_eq!(lines(&r), ["ok", "bad \u{fffd}\u{fffd}!", "0123456789a", "0123456789"]);
     assert_eq!(r.stats.invalid_utf8, 1);
     assert_eq!(r.stats.truncated, 2);
 }

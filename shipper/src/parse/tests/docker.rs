@@ -8,11 +8,13 @@ fn docker_lines_and_escapes() {
         docker("plain\n", "stdout"),
         docker("say \"hi\" \\ / \t done\n", "stderr"),
         docker("é € 😀 \u{1}\n", "stdout"),
-        r#"{"log":"\ud83d\ude00 \u00e9\/\n","stream":"stdout","time":"2026-11-24T10:00:00.123456789Z"}"#.to_owned() + "\n",
+        r#"{"log":"\ud83d\ude00 \u00e9\/\n","stream":"stdout","time":"2026-11-24T10:00:00.123456789Z"}"#.to_owned()
+            + "\n",
         docker("\n", "stdout"),
         docker("dos\r\n", "stdout"),
         docker("two\nlines\n", "stdout"),
-        r#"{"attrs":{"tag":"x"},"time":"2026-11-24T10:00:00.123456789Z","stream":"stderr","log":"keys\n"}"#.to_owned() + "\n",
+        r#"{"attrs":{"tag":"x"},"time":"2026-11-24T10:00:00.123456789Z","stream":"stderr","log":"keys\n"}"#.to_owned()
+            + "\n",
     ]
     .concat();
     let r = run(Format::Docker, 1000, input.as_bytes());
@@ -60,11 +62,7 @@ fn docker_partials_join_per_stream() {
     assert_eq!(lines(&run(Format::Docker, 1000, input.as_bytes())), ["dos"]);
 
     let pending = docker("never ends", "stdout");
-    let r = run(
-        Format::Docker,
-        1000,
-        (docker("a\n", "stdout") + &pending).as_bytes(),
-    );
+    let r = run(Format::Docker, 1000, (docker("a\n", "stdout") + &pending).as_bytes());
     assert_eq!(lines(&r), ["a"]);
     assert_eq!(r.commit, docker("a\n", "stdout").len() as u64);
 }
@@ -84,10 +82,7 @@ fn docker_bad_records_ship_raw() {
     let r = run(Format::Docker, 1000, input.as_bytes());
     assert_eq!(r.stats.parse_errors, 4);
     assert_eq!(r.entries.len(), 4);
-    assert_eq!(
-        &r.entries[0].line[..],
-        br#"{"log":"cut off\n","stream":"stdout","#
-    );
+    assert_eq!(&r.entries[0].line[..], br#"{"log":"cut off\n","stream":"stdout","#);
     assert!(r
         .entries
         .iter()
@@ -111,11 +106,7 @@ fn docker_invalid_utf8_and_truncation() {
     let r = run(Format::Docker, 12, &input);
     assert_eq!(lines(&r), ["bad \u{fffd}(", "0123456789\"a"]);
     assert_eq!(
-        (
-            r.stats.invalid_utf8,
-            r.stats.truncated,
-            r.stats.parse_errors
-        ),
+        (r.stats.invalid_utf8, r.stats.truncated, r.stats.parse_errors),
         (1, 1, 0)
     );
 }

@@ -67,10 +67,7 @@ fn raw_lines() {
     input.extend_from_slice(b"bad \xff\n");
     input.extend_from_slice(b"no newline yet");
     let r = run(Format::Raw, 1000, &input);
-    assert_eq!(
-        lines(&r),
-        ["first", "second", "", "\tindented  ", "bad \u{fffd}"]
-    );
+    assert_eq!(lines(&r), ["first", "second", "", "\tindented  ", "bad \u{fffd}"]);
     assert!(r
         .entries
         .iter()
@@ -88,11 +85,7 @@ fn auto_detection() {
     );
     assert_eq!((r.format, lines(&r)), (Format::Docker, vec!["", "", "d"]));
 
-    let r = run(
-        Format::Auto,
-        1000,
-        (cri("stdout", "F", "c") + "raw later\n").as_bytes(),
-    );
+    let r = run(Format::Auto, 1000, (cri("stdout", "F", "c") + "raw later\n").as_bytes());
     assert_eq!((r.format, lines(&r)), (Format::Cri, vec!["c", "raw later"]));
     assert_eq!(r.stats.parse_errors, 1);
 
@@ -125,9 +118,7 @@ fn flush_ships_pending_and_reset_drops_it() {
     parser.push(records, NOW, &mut out, &mut stats);
     parser.reset(0);
     framer.reset(0);
-    framer
-        .buf_mut()
-        .extend_from_slice(cri("stdout", "F", "new").as_bytes());
+    framer.buf_mut().extend_from_slice(cri("stdout", "F", "new").as_bytes());
     let records = framer.take_records(&mut stats).unwrap();
     parser.push(records, NOW, &mut out, &mut stats);
     assert_eq!(out, [entry(TS, "new", StreamKind::Stdout)]);
@@ -139,10 +130,7 @@ fn format_names() {
     for f in [Format::Auto, Format::Cri, Format::Docker, Format::Raw] {
         assert_eq!(f.as_str().parse::<Format>(), Ok(f));
         assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{f}\""));
-        assert_eq!(
-            serde_json::from_str::<Format>(&format!("\"{f}\"")).unwrap(),
-            f
-        );
+        assert_eq!(serde_json::from_str::<Format>(&format!("\"{f}\"")).unwrap(), f);
     }
     let err = "json".parse::<Format>().unwrap_err().to_string();
     assert!(

@@ -22,25 +22,15 @@ fn oversized_record_through_the_parser() {
             commits.push(parser.push(records, NOW, &mut out, &mut stats));
         }
     }
-    assert_eq!(
-        out.len(),
-        2,
-        "the cut line is shipped before its newline arrives"
-    );
+    assert_eq!(out.len(), 2, "the cut line is shipped before its newline arrives");
     assert_eq!(out[1].line.len(), max_line);
     assert!(out[1].line.iter().all(|&b| b == b'x'));
     assert_eq!((out[1].ts_ns, out[1].stream), (TS, StreamKind::Stdout));
     let at_big = before.len() as u64;
-    assert_eq!(
-        commits,
-        [at_big, at_big],
-        "commit stays at the cut record's start"
-    );
+    assert_eq!(commits, [at_big, at_big], "commit stays at the cut record's start");
 
     let after = cri("stderr", "F", "after");
-    framer
-        .buf_mut()
-        .extend_from_slice(format!("xyz\n{after}").as_bytes());
+    framer.buf_mut().extend_from_slice(format!("xyz\n{after}").as_bytes());
     let records = framer.take_records(&mut stats).unwrap();
     let end = at_big + big.len() as u64 + 4 + after.len() as u64;
     assert_eq!(parser.push(records, NOW, &mut out, &mut stats), end);
@@ -68,10 +58,7 @@ fn oversized_partial_fragment() {
     .concat();
     framer.buf_mut().extend_from_slice(input.as_bytes());
     let records = framer.take_records(&mut stats).unwrap();
-    assert_eq!(
-        parser.push(records, NOW, &mut out, &mut stats),
-        input.len() as u64
-    );
+    assert_eq!(parser.push(records, NOW, &mut out, &mut stats), input.len() as u64);
     let kept = max_record - format!("{T} stdout P ").len();
     assert_eq!(lines_of(&out), ["p".repeat(kept), "next".to_owned()]);
     assert_eq!((stats.oversized_records, stats.truncated), (1, 1));
@@ -86,10 +73,7 @@ fn oversized_docker_record_ships_raw() {
     let input = docker(&"d".repeat(100), "stdout") + &docker("ok\n", "stdout");
     framer.buf_mut().extend_from_slice(input.as_bytes());
     let records = framer.take_records(&mut stats).unwrap();
-    assert_eq!(
-        parser.push(records, NOW, &mut out, &mut stats),
-        input.len() as u64
-    );
+    assert_eq!(parser.push(records, NOW, &mut out, &mut stats), input.len() as u64);
     assert_eq!(lines_of(&out), [input[..80].to_owned(), "ok".to_owned()]);
     assert_eq!(out[0].stream, StreamKind::Unknown);
     assert_eq!(

@@ -108,8 +108,7 @@ fn too_large(size: usize, max: usize) -> DecodeError {
 }
 
 fn decode_protobuf(body: &[u8], max: usize) -> Result<Vec<IncomingStream>, DecodeError> {
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| DecodeError::Malformed(format!("snappy: decode: {e}")))?;
+    let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Malformed(format!("snappy: decode: {e}")))?;
     if len > max {
         return Err(too_large(len, max));
     }
@@ -129,11 +128,7 @@ fn decode_protobuf(body: &[u8], max: usize) -> Result<Vec<IncomingStream>, Decod
                 .map(|e| IncomingEntry {
                     ts_ns: e.timestamp.map_or(0, |t| t.to_nanos()),
                     line: e.line,
-                    structured_metadata: e
-                        .structured_metadata
-                        .into_iter()
-                        .map(|p| (p.name, p.value))
-                        .collect(),
+                    structured_metadata: e.structured_metadata.into_iter().map(|p| (p.name, p.value)).collect(),
                 })
                 .collect(),
         })
@@ -142,8 +137,7 @@ fn decode_protobuf(body: &[u8], max: usize) -> Result<Vec<IncomingStream>, Decod
 
 fn decode_json(body: &[u8]) -> Result<Vec<IncomingStream>, DecodeError> {
     let bad = |m: String| DecodeError::Malformed(m);
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    let root: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
     let streams = match root.get("streams") {
         Some(Value::Array(a)) => a,
         Some(Value::Null) | None => return Ok(Vec::new()),

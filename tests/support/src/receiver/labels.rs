@@ -133,10 +133,7 @@ impl Parser<'_> {
 
     fn name(&mut self) -> Result<String, String> {
         let mut name = String::new();
-        while let Some((_, c)) = self
-            .chars
-            .next_if(|&(_, c)| c.is_ascii_alphanumeric() || c == '_')
-        {
+        while let Some((_, c)) = self.chars.next_if(|&(_, c)| c.is_ascii_alphanumeric() || c == '_') {
             name.push(c);
         }
         if !is_valid_label_name(&name) {
@@ -226,10 +223,7 @@ mod tests {
     #[test]
     fn parses_the_usual_forms() {
         assert_eq!(p(r#"{app="x"}"#), vec![("app", "x".into())]);
-        assert_eq!(
-            p(r#" { b = "2" ,a="1"} "#),
-            vec![("b", "2".into()), ("a", "1".into())]
-        );
+        assert_eq!(p(r#" { b = "2" ,a="1"} "#), vec![("b", "2".into()), ("a", "1".into())]);
         assert_eq!(p(r#"{a="q\"b\\s\nn"}"#), vec![("a", "q\"b\\s\nn".into())]);
         assert_eq!(p("{a=`raw\\n`}"), vec![("a", "raw\\n".into())]);
         assert_eq!(p(r#"{a="\u00e9\x41"}"#), vec![("a", "éA".into())]);

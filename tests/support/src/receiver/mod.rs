@@ -95,9 +95,7 @@ impl Receiver {
             .recv()
             .expect("receiver: its runtime thread died while starting");
         let listener = bind_with_retry("127.0.0.1:0".parse().expect("a literal address"));
-        let addr = listener
-            .local_addr()
-            .expect("receiver: a bound socket has an address");
+        let addr = listener.local_addr().expect("receiver: a bound socket has an address");
         let receiver = Receiver {
             shared: Arc::new(Shared::new(limits)),
             addr,
@@ -161,10 +159,7 @@ impl Receiver {
 
     /// Whether the listener is down.
     pub fn is_down(&self) -> bool {
-        self.listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
+        self.listener.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 
     /// `true`: every push request hangs (before consuming a fault) until `set_stalled(false)`.

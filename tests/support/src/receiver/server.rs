@@ -73,11 +73,7 @@ pub(crate) type StopSignal = oneshot::Receiver<std::sync::mpsc::Sender<()>>;
 
 /// Accepts connections on `listener` until `stop` fires (or its sender is dropped), then
 /// closes the listening socket and every open connection.
-pub(crate) async fn accept_loop(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: StopSignal,
-) {
+pub(crate) async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: StopSignal) {
     let listener = tokio::net::TcpListener::from_std(listener)
         .expect("receiver: registering the listening socket with tokio failed");
     let mut conns = JoinSet::new();
@@ -115,14 +111,11 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     };
     let kill = Arc::new(Notify::new());
     let handler_kill = kill.clone();
-    let service =
-        hyper::service::service_fn(move |req| handle(shared.clone(), handler_kill.clone(), req));
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), handler_kill.clone(), req));
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper's header read timeout also closes idle keep-alive connections; 120 s is Loki's
     // `http_server_idle_timeout`.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(IDLE_TIMEOUT);
+    builder.timer(TokioTimer::new()).header_read_timeout(IDLE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -175,11 +168,7 @@ fn blank_record() -> RequestRecord {
 
 type Resp = Response<Full<Bytes>>;
 
-async fn handle(
-    shared: Arc<Shared>,
-    kill: Arc<Notify>,
-    req: Request<Incoming>,
-) -> Result<Resp, Infallible> {
+async fn handle(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let h = req.headers();
     let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut rec = Recorder {
@@ -201,12 +190,7 @@ async fn handle(
     Ok(resp)
 }
 
-async fn route(
-    shared: &Shared,
-    kill: &Notify,
-    req: Request<Incoming>,
-    rec: &mut RequestRecord,
-) -> Resp {
+async fn route(shared: &Shared, kill: &Notify, req: Request<Incoming>, rec: &mut RequestRecord) -> Resp {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/ready") => return text(200, None, "ready\n", rec),
         (&Method::POST, PUSH_PATH) => {}
@@ -270,12 +254,7 @@ async fn reset(kill: &Notify) -> Resp {
 }
 
 /// Normal push handling: body, auth, tenant, decode, validate, store.
-async fn push(
-    shared: &Shared,
-    headers: &HeaderMap,
-    body: Incoming,
-    rec: &mut RequestRecord,
-) -> Resp {
+async fn push(shared: &Shared, headers: &HeaderMap, body: Incoming, rec: &mut RequestRecord) -> Resp {
     let limit = shared.control().limits.max_recv_msg_size;
     match read_body(body, limit, rec).await {
         Ok(bytes) => push_bytes(shared, headers, &bytes, rec),
@@ -346,11 +325,7 @@ async fn read_body(body: Incoming, max: usize, rec: &mut RequestRecord) -> Resul
 }
 
 /// Reads the body until its end or until at least `stop_at` bytes were read.
-async fn read_upto(
-    mut body: Incoming,
-    stop_at: usize,
-    rec: &mut RequestRecord,
-) -> Result<Bytes, hyper::Error> {
+async fn read_upto(mut body: Incoming, stop_at: usize, rec: &mut RequestRecord) -> Result<Bytes, hyper::Error> {
     let mut buf = Vec::new();
     while buf.len() < stop_at {
         let Some(frame) = body.frame().await else {

@@ -81,9 +81,7 @@ impl State {
 
     /// Every stored line, stream by stream (streams in key order, entries in arrival order).
     pub fn lines(&self) -> impl Iterator<Item = &str> {
-        self.streams
-            .values()
-            .flat_map(|v| v.iter().map(|e| e.line.as_str()))
+        self.streams.values().flat_map(|v| v.iter().map(|e| e.line.as_str()))
     }
 
     /// Every request received, in completion order.
@@ -103,10 +101,7 @@ impl State {
 
     /// Requests answered with `status`.
     pub fn count_status(&self, status: u16) -> usize {
-        self.requests
-            .iter()
-            .filter(|r| r.status == Some(status))
-            .count()
+        self.requests.iter().filter(|r| r.status == Some(status)).count()
     }
 
     pub(crate) fn newest(&self, key: &str) -> Option<i64> {

@@ -56,12 +56,7 @@ impl Outcome {
 
 /// Validates `streams` against `limits` at time `now_ns` and stores the valid entries in
 /// `state`, in request order.
-pub(crate) fn ingest(
-    state: &mut State,
-    limits: &Limits,
-    now_ns: i64,
-    streams: Vec<IncomingStream>,
-) -> Outcome {
+pub(crate) fn ingest(state: &mut State, limits: &Limits, now_ns: i64, streams: Vec<IncomingStream>) -> Outcome {
     let mut out = Outcome::default();
     for stream in streams {
         let n = stream.entries.len();
@@ -171,10 +166,7 @@ fn check_entry(
     if e.ts_ns > now_ns.saturating_add(nanos(limits.creation_grace_period)) {
         return Err((
             Reason::TooFarInFuture,
-            format!(
-                "entry for stream '{key}' has timestamp too new: {}",
-                ts(e.ts_ns)
-            ),
+            format!("entry for stream '{key}' has timestamp too new: {}", ts(e.ts_ns)),
         ));
     }
     if limits.max_line_size > 0 && e.line.len() > limits.max_line_size {
@@ -278,10 +270,7 @@ mod tests {
             &Limits::default(),
             NOW,
             vec![
-                stream(
-                    r#"{b="2", a="1"}"#,
-                    &[(NOW, "ok"), (NOW + 3_600_000_000_000, "future")],
-                ),
+                stream(r#"{b="2", a="1"}"#, &[(NOW, "ok"), (NOW + 3_600_000_000_000, "future")]),
                 stream("{a=1}", &[(NOW, "bad labels")]),
             ],
         );
@@ -305,11 +294,7 @@ mod tests {
             vec![
                 stream(
                     r#"{a="1"}"#,
-                    &[
-                        (NOW, "new"),
-                        (NOW - hour / 2, "ok"),
-                        (NOW - 2 * hour, "behind"),
-                    ],
+                    &[(NOW, "new"), (NOW - hour / 2, "ok"), (NOW - 2 * hour, "behind")],
                 ),
                 stream(r#"{a="2"}"#, &[(NOW - 2 * hour, "other stream is fine")]),
             ],

@@ -173,15 +173,7 @@ impl LogWriter {
             };
             self.record.clear();
             self.record.extend_from_slice(ts.as_bytes());
-            for part in [
-                b" ",
-                stream.as_bytes(),
-                b" ",
-                tag.as_bytes(),
-                b" ",
-                chunk,
-                b"\n",
-            ] {
+            for part in [b" ", stream.as_bytes(), b" ", tag.as_bytes(), b" ", chunk, b"\n"] {
                 self.record.extend_from_slice(part);
             }
             self.out.write_all(&self.record)?;

@@ -84,10 +84,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Renames `path.N` to `path.N+1` for every existing N, highest first.
 fn shift_numbered(path: &Path) -> io::Result<()> {
     let mut highest = 0;
-    while with_suffix(path, &(highest + 1).to_string())
-        .symlink_metadata()
-        .is_ok()
-    {
+    while with_suffix(path, &(highest + 1).to_string()).symlink_metadata().is_ok() {
         highest += 1;
     }
     for n in (1..=highest).rev() {
@@ -100,9 +97,5 @@ fn shift_numbered(path: &Path) -> io::Result<()> {
 }
 
 fn create_empty(path: &Path) -> io::Result<()> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(drop)
+    OpenOptions::new().create(true).append(true).open(path).map(drop)
 }
