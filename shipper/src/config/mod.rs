@@ -217,8 +217,6 @@ pub struct TailConfig {
     pub rescan_interval: Dur,
     /// Chunks (one read each) queued between the readers and the batcher; bounds memory.
     pub ring_capacity: usize,
-    /// Most bytes kept readable in rotated or deleted files that are not yet acknowledged.
-    pub max_held_bytes: ByteSize,
     /// Most files open at once.
     pub max_open_files: usize,
 }
@@ -234,7 +232,6 @@ impl Default for TailConfig {
             poll_interval: Dur::ms(250),
             rescan_interval: Dur::secs(10),
             ring_capacity: 64,
-            max_held_bytes: ByteSize(1 << 30),
             max_open_files: 10_000,
         }
     }
