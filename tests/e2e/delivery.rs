@@ -12,17 +12,17 @@ const LINES: u64 = 100_000;
 /// longer than the runtimes' 16 KiB split and some lines full of characters JSON must escape.
 fn message(f: u32, i: u64) -> String {
     let mut m = tag_line(f, i, varied_len(i, 40, 400));
-    if i % 997 == 0 {
+    if i.is_multiple_of(997) {
         m.push_str(&"long-line ".repeat(4000));
     }
-    if i % 101 == 0 {
+    if i.is_multiple_of(101) {
         m.push_str(" \"quoted\" back\\slash tab\t ünïcødé ✓ \u{1}");
     }
     m
 }
 
 fn stream_of(i: u64) -> &'static str {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         "stderr"
     } else {
         "stdout"

@@ -2,17 +2,13 @@
 //! drop the batch with a counted reason; a receiver that is down or hangs is waited out with bounded
 //! memory.
 
-use crate::support::{wait_entries, Agent, Env};
+use crate::support::{wait_entries, write_tagged, Agent, Env};
 use shipper_testkit::{assert_no_loss, tag_line, varied_len, Account, Fault, Format, LogWriter};
 use std::io::Write;
 use std::time::Duration;
 
 fn write_lines(path: &std::path::Path, f: u32, range: std::ops::Range<u64>) {
-    let mut w = LogWriter::create(path, Format::Cri).unwrap();
-    for i in range {
-        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300))).unwrap();
-    }
-    w.flush().unwrap();
+    write_tagged(&mut LogWriter::create(path, Format::Cri).unwrap(), f, range);
 }
 
 fn status(code: u16, retry_after: Option<&str>) -> Fault {

@@ -1,9 +1,11 @@
 //! End-to-end tests: the real `shipper` binary tails real files and pushes to a Loki-compatible
 //! receiver (real HTTP, snappy + protobuf decoding, Loki's validation); every line is accounted for.
 
+mod client;
 mod config_errors;
 mod delivery;
 mod faults;
+mod modes;
 mod restart;
 mod rotation;
 mod support;

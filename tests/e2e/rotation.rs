@@ -1,17 +1,10 @@
 //! Rotation without loss: rename+create (kubelet, docker), copytruncate, deletion while reading, and
 //! inode reuse — every line exactly once.
 
-use crate::support::{wait_entries, Agent, Env};
-use shipper_testkit::{assert_exact, tag_line, varied_len, Account, Format, LogWriter};
+use crate::support::{wait_entries, write_tagged, Agent, Env};
+use shipper_testkit::{assert_exact, Account, Format, LogWriter};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
-
-fn write_lines(w: &mut LogWriter, f: u32, range: std::ops::Range<u64>) {
-    for i in range {
-        w.write_line("stdout", &tag_line(f, i, varied_len(i, 50, 300))).unwrap();
-    }
-    w.flush().unwrap();
-}
 
 #[test]
 fn kubelet_rename_and_create_mid_stream_loses_nothing() {
@@ -25,7 +18,7 @@ fn kubelet_rename_and_create_mid_stream_loses_nothing() {
     // Rotate every 5,000 lines while writing at full speed, keeping every rotated file.
     for i in (0..per_file).step_by(1000) {
         for (f, w) in writers.iter_mut().enumerate() {
-            write_lines(w, f as u32, i..i + 1000);
+            write_tagged(w, f as u32, i..i + 1000);
             if (i / 1000) % 5 == 4 {
                 w.rotate_kubelet().unwrap();
             }
@@ -65,7 +58,7 @@ fn docker_rotation_loses_nothing() {
     let agent = Agent::start(&config);
     let mut w = LogWriter::create(env.path("containers/abc/abc-json.log"), Format::Docker).unwrap();
     for i in (0..30_000u64).step_by(3000) {
-        write_lines(&mut w, 0, i..i + 3000);
+        write_tagged(&mut w, 0, i..i + 3000);
         w.rotate_docker().unwrap();
     }
     wait_entries(&env, &agent, 30_000, 60);
@@ -80,11 +73,11 @@ fn copytruncate_reads_the_new_content_from_the_start() {
     let config = env.config("app/*.log", "");
     let agent = Agent::start(&config);
     let mut w = LogWriter::create(env.path("app/app.log"), Format::Raw).unwrap();
-    write_lines(&mut w, 0, 0..10_000);
+    write_tagged(&mut w, 0, 0..10_000);
     wait_entries(&env, &agent, 10_000, 60);
     // logrotate copytruncate: copy aside (not matched by the glob), truncate in place, writer goes on.
     w.copytruncate().unwrap();
-    write_lines(&mut w, 0, 10_000..12_000);
+    write_tagged(&mut w, 0, 10_000..12_000);
     wait_entries(&env, &agent, 12_000, 60);
     std::thread::sleep(Duration::from_millis(1000));
     assert_exact(&Account::from_streams(&env.loki.streams(), [(0, 12_000)]));
@@ -100,7 +93,7 @@ fn file_deleted_while_unread_is_still_shipped() {
     // Loki hangs: the agent reads ahead only as far as its bounded ring allows.
     env.loki.set_stalled(true);
     let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
-    write_lines(&mut w, 0, 0..200_000);
+    write_tagged(&mut w, 0, 0..200_000);
     std::thread::sleep(Duration::from_millis(500));
     w.delete().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -120,7 +113,7 @@ fn reused_inode_is_a_new_file() {
     let path = env.path("app/app.log");
     let config = env.config("app/*.log", "");
     let mut w = LogWriter::create(&path, Format::Raw).unwrap();
-    write_lines(&mut w, 0, 0..5_000);
+    write_tagged(&mut w, 0, 0..5_000);
     let old_ino = std::fs::metadata(&path).unwrap().ino();
     let agent = Agent::start(&config);
     wait_entries(&env, &agent, 5_000, 60);
@@ -151,7 +144,7 @@ fn reused_inode_is_a_new_file() {
     let mut w = LogWriter::create(&path, Format::Raw).unwrap();
     // More lines than before, so the old offset lies inside the new file: only the fingerprint tells
     // that it is another file.
-    write_lines(&mut w, 1, 0..8_000);
+    write_tagged(&mut w, 1, 0..8_000);
     let agent = Agent::start(&config);
     wait_entries(&env, &agent, 13_000, 60);
     std::thread::sleep(Duration::from_millis(500));

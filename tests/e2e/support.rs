@@ -188,3 +188,15 @@ pub fn assert_exact_or_log(account: &shipper_testkit::Account, agent: &Agent) {
         panic!("line accounting is not exact: {account}\nagent log:\n{}", agent.log());
     }
 }
+
+/// Appends tagged lines `range` of file `f` (stdout, realistic lengths) and flushes.
+pub fn write_tagged(w: &mut shipper_testkit::LogWriter, f: u32, range: std::ops::Range<u64>) {
+    for i in range {
+        w.write_line(
+            "stdout",
+            &shipper_testkit::tag_line(f, i, shipper_testkit::varied_len(i, 50, 300)),
+        )
+        .expect("write log line");
+    }
+    w.flush().expect("flush log");
+}
