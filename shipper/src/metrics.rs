@@ -75,8 +75,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("shipper");
-        let m = Metrics {
+        let mut m = Metrics {
             read_bytes: Family::default(),
             read_lines: Family::default(),
             file_offset: Family::default(),
@@ -97,8 +96,9 @@ impl Metrics {
             watcher_mode: Family::default(),
             reader_mode: Family::default(),
             held_bytes: Gauge::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("shipper"),
         };
+        let r = &mut m.registry;
         r.register_with_unit("read", "Bytes read from each file", Unit::Bytes, m.read_bytes.clone());
         r.register("read_lines", "Lines read from each file", m.read_lines.clone());
         r.register_with_unit(
@@ -172,7 +172,7 @@ impl Metrics {
             Unit::Bytes,
             m.held_bytes.clone(),
         );
-        Metrics { registry: r, ..m }
+        m
     }
 
     /// The Prometheus text exposition of every metric.

@@ -2,7 +2,7 @@
 //! drop the batch with a counted reason; a receiver that is down or hangs is waited out with bounded
 //! memory.
 
-use crate::support::{wait_entries, write_tagged, Agent, Env};
+use crate::support::{wait_all, wait_entries, write_tagged, Agent, Env};
 use shipper_testkit::{assert_no_loss, tag_line, varied_len, Account, Fault, Format, LogWriter};
 use std::io::Write;
 use std::time::Duration;
@@ -34,7 +34,7 @@ fn retryable_failures_are_retried_until_stored() {
     let config = env.config("app/*.log", "");
     let agent = Agent::start(&config);
     write_lines(&env.path("app/app.log"), 0, 0..20_000);
-    wait_entries(&env, &agent, 20_000, 90);
+    wait_all(&env, &agent, &[(0, 20_000)], 90);
     std::thread::sleep(Duration::from_millis(500));
     let account = Account::from_streams(&env.loki.streams(), [(0, 20_000)]);
     // Only the stalled request can have been stored and then retried.
@@ -103,7 +103,7 @@ fn receiver_down_30s_then_catches_up() {
     assert_eq!(env.loki.entry_count(), 0);
     env.loki.set_down(false);
     writer.join().unwrap();
-    wait_entries(&env, &agent, 30_000, 60);
+    wait_all(&env, &agent, &[(0, 30_000)], 60);
     std::thread::sleep(Duration::from_millis(500));
     assert_no_loss(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]), 0);
     assert!(agent.metric("shipper_push_retries_total{reason=\"network\"}") >= 3.0);
@@ -132,7 +132,7 @@ fn stalled_receiver_keeps_memory_bounded() {
     let rss = agent.peak_rss();
     assert!(rss < 128 << 20, "peak RSS {} MiB while Loki hangs", rss >> 20);
     env.loki.set_stalled(false);
-    wait_entries(&env, &agent, per_file as usize, 600);
+    wait_all(&env, &agent, &[(0, per_file)], 600);
     let rss = agent.peak_rss();
     eprintln!("peak RSS {} MiB for {} MiB shipped", rss >> 20, size >> 20);
     assert!(rss < 128 << 20, "peak RSS {} MiB", rss >> 20);

@@ -42,9 +42,10 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     }
     writer.join().unwrap();
     let agent = Agent::start(&config);
-    wait_entries(&env, &agent, (files as u64 * per_file) as usize, 120);
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
+    crate::support::wait_all(&env, &agent, &expected, 120);
     std::thread::sleep(Duration::from_millis(1500));
-    let account = Account::from_streams(&env.loki.streams(), (0..files).map(|f| (f, per_file)));
+    let account = Account::from_streams(&env.loki.streams(), expected);
     assert_eq!(account.lost(), 0, "{account}");
     // Per kill, duplicates are what was acknowledged since the last positions sync (200 ms here) plus
     // the batches in flight (1 sending + 2 queued, 256 KiB ≈ 1,500 lines each): ~6,000 measured.
@@ -55,5 +56,40 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
         account.duplicated()
     );
     eprintln!("{account}");
+    agent.stop();
+}
+
+/// SIGTERM writes the acknowledged positions: a restart resumes exactly where it stopped (no line
+/// twice), and lines written while the agent was down arrive.
+#[test]
+fn graceful_restart_resumes_exactly() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..10_000);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 10_000, 60);
+    agent.stop();
+    crate::support::write_tagged(&mut w, 0, 10_000..20_000);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 20_000, 60);
+    std::thread::sleep(Duration::from_millis(500));
+    crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 20_000)]), &agent);
+    agent.stop();
+}
+
+/// `start_at: end` skips what files held at the first start, and ships what is written after.
+#[test]
+fn start_at_end_skips_existing_content_on_first_start() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "tail:\n  start_at: end\n");
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..5_000);
+    let agent = Agent::start(&config);
+    std::thread::sleep(Duration::from_millis(300));
+    crate::support::write_tagged(&mut w, 1, 0..3_000);
+    wait_entries(&env, &agent, 3_000, 60);
+    std::thread::sleep(Duration::from_millis(500));
+    crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(1, 3_000)]), &agent);
     agent.stop();
 }

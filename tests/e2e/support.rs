@@ -15,11 +15,16 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_receiver(Receiver::start())
+    }
+
+    /// An env around a receiver started by the test (e.g. [`Receiver::start_tls`]).
+    pub fn with_receiver(loki: Receiver) -> Env {
         // Under target/ rather than /tmp: a disk filesystem like the nodes', where inodes get reused.
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         Env {
             dir: tempfile::tempdir_in(base).expect("temp dir"),
-            loki: Receiver::start(),
+            loki,
         }
     }
 
@@ -199,4 +204,32 @@ pub fn write_tagged(w: &mut shipper_testkit::LogWriter, f: u32, range: std::ops:
         .expect("write log line");
     }
     w.flush().expect("flush log");
+}
+
+/// Waits until every tagged line `0..n` of each `(file, n)` has arrived (duplicates do not count
+/// towards it, unlike `wait_entries`); returns the account. On timeout fails with the agent's log.
+pub fn wait_all(env: &Env, agent: &Agent, expected: &[(u32, u64)], secs: u64) -> shipper_testkit::Account {
+    let total: u64 = expected.iter().map(|e| e.1).sum();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if env.loki.entry_count() as u64 >= total {
+            let account = shipper_testkit::Account::from_streams(&env.loki.streams(), expected.iter().copied());
+            if account.lost() == 0 {
+                return account;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "lines missing after {secs} s: {account}\nagent log tail:\n{}",
+                    tail(&agent.log(), 60)
+                );
+            }
+        } else if Instant::now() >= deadline {
+            panic!(
+                "receiver has {} of {total} entries after {secs} s; agent log tail:\n{}",
+                env.loki.entry_count(),
+                tail(&agent.log(), 60)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

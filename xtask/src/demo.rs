@@ -88,7 +88,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     );
     let start = Instant::now();
-    let bytes = write_tree(base, opts.lines, &loki, &bar)?;
+    write_tree(base, opts.lines, &loki, &bar)?;
     let arrived = loki.wait_for(
         |s| {
             bar.set_position(s.entry_count() as u64);
@@ -111,7 +111,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             None => true,
         })
         .count();
-    let mib = bytes as f64 / (1 << 20) as f64;
+    let mib = (dir_size(&base.join("pods")) + dir_size(&base.join("containers"))) as f64 / (1 << 20) as f64;
     println!(
         "\nshipped {} lines ({mib:.1} MiB of log files, {} streams) in {:.1} s: {:.1} MiB/s",
         account.received(),
@@ -144,8 +144,8 @@ fn message(f: u32, seq: u64) -> String {
 }
 
 /// Writes every file's lines in rounds (so the agent tails them live), rotating the CRI logs like
-/// kubelet every 10 MiB. Returns the bytes written.
-fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::ProgressBar) -> Result<u64, String> {
+/// kubelet every 10 MiB.
+fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::ProgressBar) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let mut writers = Vec::new();
     for p in 0..PODS {
@@ -158,7 +158,6 @@ fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::Progres
         let path = base.join(format!("containers/{id}/{id}-json.log"));
         writers.push(LogWriter::create(path, Format::Docker).map_err(io)?);
     }
-    let mut bytes = 0u64;
     let mut since_rotation = vec![0u64; writers.len()];
     for chunk in (0..lines).step_by(1000) {
         for (f, w) in writers.iter_mut().enumerate() {
@@ -166,9 +165,7 @@ fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::Progres
                 let msg = message(f as u32, seq);
                 let stream = if seq.is_multiple_of(7) { "stderr" } else { "stdout" };
                 w.write_line(stream, &msg).map_err(io)?;
-                let n = msg.len() as u64 + 40;
-                bytes += n;
-                since_rotation[f] += n;
+                since_rotation[f] += msg.len() as u64 + 40;
             }
             w.flush().map_err(io)?;
             if since_rotation[f] > 10 << 20 && w.format() == Format::Cri {
@@ -178,5 +175,18 @@ fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::Progres
         }
         bar.set_position(loki.entry_count() as u64);
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// Bytes of every file below `dir` (the log files written, rotated ones included).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

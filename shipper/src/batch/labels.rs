@@ -30,8 +30,7 @@ impl StreamLabels {
     }
 }
 
-/// Renders a label set; an empty set becomes `{job="shipper"}`-less `{}` which Loki rejects, so callers
-/// always pass at least the `filename` label.
+/// Renders a label set. Loki rejects an empty one (`{}`); callers always include `filename`.
 pub fn render(labels: &BTreeMap<String, String>) -> String {
     let mut s = String::with_capacity(64);
     s.push('{');

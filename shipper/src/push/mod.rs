@@ -84,10 +84,8 @@ fn backoff_delay(cfg: &BackoffConfig, attempt: u32, retry_after: Option<Duration
     let half = base / 2;
     let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
     let d = half + Duration::from_millis(jitter);
-    match retry_after {
-        Some(ra) => ra.min(cfg.max_period.0).max(d.min(ra)),
-        None => d,
-    }
+    // Loki's own hint wins, within our ceiling.
+    retry_after.map_or(d, |ra| ra.min(cfg.max_period.0))
 }
 
 impl Pusher {

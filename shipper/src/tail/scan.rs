@@ -217,9 +217,7 @@ impl Reader {
         }
         self.saved.clear();
     }
-}
 
-impl Reader {
     /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
     /// then closed); files we never saw — created and rotated away between two looks — are found by
     /// `sweep_rotated`, oldest first.
@@ -238,9 +236,7 @@ impl Reader {
             }
         }
     }
-}
 
-impl Reader {
     /// Before a new file at `path` is read: files next to it named `<name>.<suffix>` (kubelet's
     /// `0.log.20261125-101500`, docker's `-json.log.1`) that were renamed since we last looked at
     /// `path` and that we never read were rotated away before we saw them — read them first (older
