@@ -9,3 +9,4 @@ mod modes;
 mod restart;
 mod rotation;
 mod support;
+mod tls;

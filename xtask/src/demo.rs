@@ -98,6 +98,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     let elapsed = start.elapsed();
     bar.finish();
+    let cpu_s = cpu_seconds(agent.id());
     let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
     let status = agent.wait().map_err(|e| e.to_string())?;
 
@@ -119,6 +120,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         elapsed.as_secs_f64(),
         mib / elapsed.as_secs_f64()
     );
+    println!("agent CPU: {cpu_s:.2} s ({:.1} CPU-s per GiB)", cpu_s / (mib / 1024.0));
     println!(
         "verified: {} lost, {} duplicated, {corrupt} corrupt; agent exited with {status}",
         account.lost(),
@@ -176,6 +178,17 @@ fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::Progres
         bar.set_position(loki.entry_count() as u64);
     }
     Ok(())
+}
+
+/// User + system CPU seconds of a process so far (from /proc/<pid>/stat, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the ')'.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Bytes of every file below `dir` (the log files written, rotated ones included).

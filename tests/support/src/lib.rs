@@ -2,7 +2,8 @@
 //!
 //! - [`receiver`]: [`Receiver`], a Loki-compatible push endpoint (HTTP/1.1, snappy + protobuf
 //!   and JSON, Loki 3 validation, partial success) with scriptable [`Fault`]s, down/stalled
-//!   modes and auth, that stores what it accepts for inspection.
+//!   modes and auth, that stores what it accepts for inspection; optionally over TLS
+//!   ([`Receiver::start_tls`], certificates from a runtime-generated [`TestPki`]).
 //! - [`writer`]: [`LogWriter`], CRI / docker json-file / raw log files written like containerd
 //!   and dockerd write them (16 KiB splits, RFC 3339 nanosecond timestamps), and rotation like
 //!   kubelet, dockerd and logrotate `copytruncate`.
@@ -22,6 +23,6 @@ pub mod time;
 pub mod writer;
 
 pub use account::{assert_exact, assert_no_loss, Account, FileAccount};
-pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State};
+pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State, TestPki, TlsOptions};
 pub use tag::{parse_tag, tag_line, varied_len};
 pub use writer::{copytruncate, delete, rotate_docker, rotate_kubelet, Format, LogWriter};

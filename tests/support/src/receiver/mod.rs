@@ -20,6 +20,10 @@
 //! // ... run the agent with `--loki-url loki.url()` ...
 //! assert!(loki.wait_for_entries(1000, Duration::from_secs(30)));
 //! ```
+//!
+//! [`Receiver::start_tls`] starts the same receiver behind TLS, with a [`TestPki`] generated
+//! for it (optionally requiring client certificates); its [`url`](Receiver::url) is
+//! `https://localhost:<port>/loki/api/v1/push`.
 
 mod decode;
 mod fault;
@@ -27,6 +31,7 @@ pub mod labels;
 mod limits;
 mod server;
 mod state;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -36,10 +41,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 pub use fault::Fault;
 pub use limits::{Limits, Reason};
 pub use state::{ReceivedEntry, RequestRecord, State};
+pub use tls::{TestPki, TlsOptions, SERVER_NAMES};
 
 use crate::account::Account;
 use server::Shared;
@@ -56,6 +63,8 @@ type StopSender = oneshot::Sender<std::sync::mpsc::Sender<()>>;
 pub struct Receiver {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// Set for a TLS receiver: the PKI and the acceptor built from it.
+    tls: Option<(TestPki, TlsAcceptor)>,
     handle: tokio::runtime::Handle,
     /// Present while the listener is up; sending on it takes the listener down. Held locked
     /// while going up or down, so concurrent calls do not race for the port.
@@ -75,6 +84,26 @@ impl Receiver {
     /// Panics if the runtime thread or the socket cannot be created: a test cannot go on
     /// without its Loki.
     pub fn start_with(limits: Limits) -> Receiver {
+        Receiver::start_inner(limits, None)
+    }
+
+    /// Starts a receiver with Loki 3 default limits that speaks HTTPS on `127.0.0.1:0`, with a
+    /// fresh [`TestPki`] ([`pki`](Self::pki)). Apart from the TLS handshake it behaves exactly
+    /// like [`start`](Self::start): same routes, validation, faults, modes and state. A failed
+    /// handshake closes that connection, is recorded in [`State::tls_failures`] (not in
+    /// [`requests`](Self::requests)) and does not affect anything else.
+    pub fn start_tls(tls: TlsOptions) -> Receiver {
+        Receiver::start_tls_with(Limits::default(), tls)
+    }
+
+    /// [`start_tls`](Self::start_tls) with the given limits.
+    pub fn start_tls_with(limits: Limits, tls: TlsOptions) -> Receiver {
+        let pki = TestPki::generate();
+        let acceptor = TlsAcceptor::from(pki.server_config(tls));
+        Receiver::start_inner(limits, Some((pki, acceptor)))
+    }
+
+    fn start_inner(limits: Limits, tls: Option<(TestPki, TlsAcceptor)>) -> Receiver {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -99,6 +128,7 @@ impl Receiver {
         let receiver = Receiver {
             shared: Arc::new(Shared::new(limits)),
             addr,
+            tls,
             handle,
             listener: Mutex::new(None),
             shutdown: Some(shutdown_tx),
@@ -109,14 +139,30 @@ impl Receiver {
         receiver
     }
 
-    /// The full push URL: `http://127.0.0.1:<port>/loki/api/v1/push`.
+    /// The full push URL: `http://127.0.0.1:<port>/loki/api/v1/push`, or for a TLS receiver
+    /// `https://localhost:<port>/loki/api/v1/push` (the name its certificate is for; the
+    /// listener is on `127.0.0.1` all the same).
     pub fn url(&self) -> String {
         format!("{}{PUSH_PATH}", self.base_url())
     }
 
-    /// `http://127.0.0.1:<port>` (no trailing slash).
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` for a TLS receiver (no trailing
+    /// slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
+    }
+
+    /// The certificates of a TLS receiver ([`start_tls`](Self::start_tls)); `None` for a plain one.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.tls.as_ref().map(|(pki, _)| pki)
+    }
+
+    /// TLS handshakes that failed so far (see [`State::tls_failures`]).
+    pub fn tls_failures(&self) -> Vec<String> {
+        self.with_state(|s| s.tls_failures().to_vec())
     }
 
     /// The listening address. It stays the same across [`set_down`](Self::set_down).
@@ -249,8 +295,8 @@ impl Receiver {
         self.with_state(|s| Account::from_streams(s.streams(), expected))
     }
 
-    /// Forgets stored streams, request records, discard counters and the per-stream newest
-    /// timestamps. Faults, modes and limits stay.
+    /// Forgets stored streams, request records, TLS failures, discard counters and the
+    /// per-stream newest timestamps. Faults, modes and limits stay.
     pub fn clear(&self) {
         self.shared.state().clear();
         self.shared.changed.notify_all();
@@ -259,8 +305,9 @@ impl Receiver {
     /// Starts accepting on `listener`; the returned sender takes it down.
     fn serve(&self, listener: std::net::TcpListener) -> StopSender {
         let (stop_tx, stop_rx) = oneshot::channel();
+        let tls = self.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
         self.handle
-            .spawn(server::accept_loop(listener, self.shared.clone(), stop_rx));
+            .spawn(server::accept_loop(listener, self.shared.clone(), tls, stop_rx));
         stop_tx
     }
 }
@@ -269,6 +316,7 @@ impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
             .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
             .field("down", &self.is_down())
             .field("entries", &self.entry_count())
             .finish_non_exhaustive()

@@ -1,5 +1,6 @@
-//! The HTTP side of the receiver: the accept loop, one hyper HTTP/1.1 connection per client,
-//! and the request handler that applies stalls, faults, auth, decoding and validation.
+//! The HTTP side of the receiver: the accept loop, one hyper HTTP/1.1 connection per client
+//! (over TLS for a TLS receiver), and the request handler that applies stalls, faults, auth,
+//! decoding and validation.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,9 +13,11 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::decode::decode_body;
 use super::fault::{default_body, Fault};
@@ -25,6 +28,9 @@ use super::PUSH_PATH;
 
 /// How long an idle keep-alive connection (or a slow request head) is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a client gets to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the handler tasks share with the [`Receiver`](super::Receiver) handle.
 pub(crate) struct Shared {
@@ -72,8 +78,14 @@ impl Shared {
 pub(crate) type StopSignal = oneshot::Receiver<std::sync::mpsc::Sender<()>>;
 
 /// Accepts connections on `listener` until `stop` fires (or its sender is dropped), then
-/// closes the listening socket and every open connection.
-pub(crate) async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: StopSignal) {
+/// closes the listening socket and every open connection. With `tls`, each connection does a
+/// TLS handshake first.
+pub(crate) async fn accept_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    mut stop: StopSignal,
+) {
     let listener = tokio::net::TcpListener::from_std(listener)
         .expect("receiver: registering the listening socket with tokio failed");
     let mut conns = JoinSet::new();
@@ -91,7 +103,7 @@ pub(crate) async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Sha
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             res = listener.accept() => match res {
                 Ok((stream, _)) => {
-                    conns.spawn(serve_connection(stream, shared.clone()));
+                    conns.spawn(serve_connection(stream, shared.clone(), tls.clone()));
                 }
                 // EMFILE and friends: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -100,15 +112,34 @@ pub(crate) async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Sha
     }
 }
 
-/// Serves one connection. A handler that wants the connection reset notifies `kill`; the
-/// socket then gets `SO_LINGER` 0 so that closing it sends RST.
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+/// Serves one connection, after a TLS handshake with `tls`. A failed or timed-out handshake
+/// is recorded in [`State::tls_failures`] and closes the connection; nothing else happens.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let _ = stream.set_nodelay(true);
     // A second descriptor of the same socket, kept only to set SO_LINGER when resetting.
     let (stream, dup) = match duplicate(stream) {
         Ok(pair) => pair,
         Err(_) => return,
     };
+    let Some(acceptor) = tls else {
+        return serve_http(stream, dup, shared).await;
+    };
+    let error = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => return serve_http(stream, dup, shared).await,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
+    };
+    shared.state().record_tls_failure(error);
+    shared.changed.notify_all();
+}
+
+/// Serves HTTP/1.1 on `io` (the TCP stream or the TLS stream over it). A handler that wants the
+/// connection reset notifies `kill`; the socket (`dup` is the same socket) then gets
+/// `SO_LINGER` 0 so that closing it sends RST.
+async fn serve_http<I>(io: I, dup: std::net::TcpStream, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let kill = Arc::new(Notify::new());
     let handler_kill = kill.clone();
     let service = hyper::service::service_fn(move |req| handle(shared.clone(), handler_kill.clone(), req));
@@ -116,7 +147,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     // hyper's header read timeout also closes idle keep-alive connections; 120 s is Loki's
     // `http_server_idle_timeout`.
     builder.timer(TokioTimer::new()).header_read_timeout(IDLE_TIMEOUT);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = &mut conn => {}

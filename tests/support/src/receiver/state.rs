@@ -59,6 +59,7 @@ pub struct State {
     entry_count: usize,
     /// Newest timestamp stored per stream, for the out-of-order window.
     newest: HashMap<String, i64>,
+    tls_failures: Vec<String>,
 }
 
 impl State {
@@ -104,6 +105,15 @@ impl State {
         self.requests.iter().filter(|r| r.status == Some(status)).count()
     }
 
+    /// TLS handshakes that failed, in order, as the server saw them (e.g. `received fatal alert:
+    /// UnknownCA` when the client does not trust the test CA, or `peer sent no certificates`
+    /// when a client certificate is required). Only a TLS receiver
+    /// ([`Receiver::start_tls`](super::Receiver::start_tls)) has any; a failed handshake never
+    /// reaches HTTP, so it is not in [`requests`](Self::requests).
+    pub fn tls_failures(&self) -> &[String] {
+        &self.tls_failures
+    }
+
     pub(crate) fn newest(&self, key: &str) -> Option<i64> {
         self.newest.get(key).copied()
     }
@@ -126,6 +136,10 @@ impl State {
 
     pub(crate) fn record(&mut self, rec: RequestRecord) {
         self.requests.push(rec);
+    }
+
+    pub(crate) fn record_tls_failure(&mut self, error: String) {
+        self.tls_failures.push(error);
     }
 
     pub(crate) fn clear(&mut self) {
