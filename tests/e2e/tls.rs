@@ -109,7 +109,7 @@ fn assert_refused_then_stop(env: &Env, agent: Agent, expected: &[&str]) {
     assert_eq!(agent.metric("shipper_batches_total{status=\"2xx\"}"), 0.0);
     let log = agent.log();
     assert!(
-        log.contains("push failed; retrying") && expected.iter().any(|e| log.contains(e)),
+        log.contains("push failed, retrying") && expected.iter().any(|e| log.contains(e)),
         "the agent's log does not mention any of {expected:?}; tail:\n{}",
         tail(&log, 40)
     );

@@ -139,6 +139,11 @@ impl HttpClient {
         })
     }
 
+    /// The push URL, for messages.
+    pub fn url(&self) -> &http::Uri {
+        &self.uri
+    }
+
     /// Sends one body and waits for the answer (status and the start of the body) within the timeout.
     pub async fn post(&self, body: Bytes) -> Outcome {
         let mut req = http::Request::post(self.uri.clone());

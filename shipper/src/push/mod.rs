@@ -183,7 +183,7 @@ impl Pusher {
                 }
                 Outcome::Failed(err) => {
                     self.metrics.batches.get_or_create(&Metrics::status("error")).inc();
-                    tracing::warn!(error = %err, attempt, "push failed; retrying");
+                    tracing::warn!(error = %err, attempt, url = %self.client.url(), "push failed, retrying: is Loki reachable at client.url? with TLS, do client.tls (ca_file, cert_file, key_file) match the server?");
                     ("network", None)
                 }
             };
