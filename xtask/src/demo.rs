@@ -5,9 +5,9 @@
 //! runs the release `shipper` binary on it against a Loki-compatible receiver on loopback (real HTTP,
 //! protobuf + snappy), shows progress, and verifies every line arrived intact.
 
+use crate::agent::{self, Agent, Target};
 use shipper_testkit::{tag_line, varied_len, Account, Format, LogWriter, Receiver};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PODS: u32 = 8;
@@ -41,41 +41,29 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse(args)?;
-    crate::run(crate::cargo().args(["build", "--release", "--quiet", "-p", "shipper"]))?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no workspace root")?;
-    let bin = root.join("target/release/shipper");
+    let bin = agent::build_release()?;
     let dir = tempfile::Builder::new()
         .prefix("shipper-demo-")
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
     let base = dir.path();
     let loki = Receiver::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let config = base.join("shipper.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: warn\npositions:\n  filename: {pos}\nclient:\n  url: {url}\n  batch_wait: 200ms\ntail:\n  start_at: beginning\ntargets:\n  - paths: [{pods}/*/*/*.log]\n    labels: {{job: demo}}\n    format: cri\n  - paths: [{docker}/*/*-json.log]\n    labels: {{job: demo-docker}}\n    format: docker\n",
-            pos = base.join("positions.json").display(),
-            url = loki.url(),
-            pods = base.join("pods").display(),
-            docker = base.join("containers").display(),
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let log = base.join("shipper.log");
-    let mut agent = Command::new(&bin)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let port = agent::free_port()?;
+    let (pods, docker) = (base.join("pods/*/*/*.log"), base.join("containers/*/*-json.log"));
+    let targets = [
+        Target {
+            glob: &pods,
+            format: "cri",
+            job: "demo",
+        },
+        Target {
+            glob: &docker,
+            format: "docker",
+            job: "demo-docker",
+        },
+    ];
+    let config = agent::write_config(base, &loki.url(), port, &targets, "200ms")?;
+    let agent = Agent::start(&bin, &config, port)?;
     eprintln!("shipper running on a generated pod log tree in {}", base.display());
 
     let files = PODS + DOCKER;
@@ -98,9 +86,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     let elapsed = start.elapsed();
     bar.finish();
-    let cpu_s = cpu_seconds(agent.id());
-    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
-    let status = agent.wait().map_err(|e| e.to_string())?;
+    let cpu_s = agent.cpu_seconds();
+    let log = agent.log.clone();
+    let status = agent.stop()?;
 
     let streams = loki.streams();
     let account = Account::from_streams(&streams, (0..files).map(|f| (f, opts.lines)));
@@ -112,7 +100,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             None => true,
         })
         .count();
-    let mib = (dir_size(&base.join("pods")) + dir_size(&base.join("containers"))) as f64 / (1 << 20) as f64;
+    let mib =
+        (agent::dir_size(&base.join("pods")) + agent::dir_size(&base.join("containers"))) as f64 / (1 << 20) as f64;
     println!(
         "\nshipped {} lines ({mib:.1} MiB of log files, {} streams) in {:.1} s: {:.1} MiB/s",
         account.received(),
@@ -178,28 +167,4 @@ fn write_tree(base: &Path, lines: u64, loki: &Receiver, bar: &indicatif::Progres
         bar.set_position(loki.entry_count() as u64);
     }
     Ok(())
-}
-
-/// User + system CPU seconds of a process so far (from /proc/<pid>/stat, in clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the ')'.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Bytes of every file below `dir` (the log files written, rotated ones included).
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -3,7 +3,10 @@
 //! - `setup`: installs what the build needs (idempotent, fast when done).
 //! - `test`: setup, then formatting, lints and the whole test suite — README's test command.
 //! - `demo`: a pod-like log tree shipped through the real agent to a local Loki-compatible receiver.
+//! - `bench`: the benchmark scenarios, with exact line accounting and a report.
 
+mod agent;
+mod bench;
 mod demo;
 
 use std::process::{Command, ExitCode};
@@ -14,8 +17,9 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("test") => setup().and_then(|_| test(&args[1..])),
         Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
+        Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo>\n\n  setup   install what the build needs (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench>\n\n  setup   install what the build needs (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for");
             return ExitCode::from(2);
         }
     };

@@ -47,6 +47,8 @@ pub struct TailedFile {
     pub state: State,
     /// The last read returned no data.
     pub eof: bool,
+    /// Bytes to ask for in the next read (adapts to how fast the file grows).
+    pub read_size: usize,
 }
 
 impl TailedFile {
@@ -76,6 +78,7 @@ impl TailedFile {
             commit_offset: offset,
             state: State::Active,
             eof: false,
+            read_size: super::read::MIN_READ,
         };
         f.refresh_fingerprint(meta.size());
         f

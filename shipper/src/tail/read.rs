@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How long closed files are remembered (to tell a later rename of them from a fresh rotation).
 const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 
+/// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
+pub(super) const MIN_READ: usize = 16 << 10;
+
 /// Reads in flight per submission.
 const READS_PER_ROUND: usize = 64;
 
@@ -26,7 +29,7 @@ fn now_ns() -> i64 {
 }
 
 enum Read {
-    Data { full: bool },
+    Data { n: usize, full: bool },
     Eof,
     Failed(std::io::Error),
 }
@@ -62,14 +65,18 @@ impl Reader {
 
     /// One read of each file, all submitted at once.
     fn read_round(&mut self, ids: &[FileId]) -> Vec<(FileId, Read)> {
-        let len = self.cfg.read_buffer_size.0 as usize;
         let mut order = Vec::with_capacity(ids.len());
         let mut reqs = Vec::with_capacity(ids.len());
         for (id, f) in self.files.iter_mut() {
             if ids.contains(id) {
                 let offset = f.framer.read_offset();
                 order.push(*id);
-                reqs.push(ReadReq::new(f.file.as_raw_fd(), offset, f.framer.buf_mut(), len));
+                reqs.push(ReadReq::new(
+                    f.file.as_raw_fd(),
+                    offset,
+                    f.framer.buf_mut(),
+                    f.read_size,
+                ));
             }
         }
         self.io.read_all(&mut reqs);
@@ -77,7 +84,7 @@ impl Reader {
             .into_iter()
             .map(|r| match r.result {
                 Ok(0) => Read::Eof,
-                Ok(n) => Read::Data { full: n == r.len },
+                Ok(n) => Read::Data { n, full: n == r.len },
                 Err(e) => Read::Failed(e),
             })
             .collect();
@@ -87,11 +94,13 @@ impl Reader {
     /// Acts on one read; true when the file has more to read now.
     fn handle(&mut self, id: FileId, result: Read) -> bool {
         match result {
-            Read::Data { full } => {
+            Read::Data { n, full } => {
+                self.adapt_read_size(id, n, full);
                 let sent = self.process(id);
                 sent && full
             }
             Read::Eof => {
+                self.adapt_read_size(id, 0, false);
                 self.at_eof(id);
                 false
             }
@@ -106,6 +115,21 @@ impl Reader {
                 self.retire(id, "read error");
                 false
             }
+        }
+    }
+
+    /// Sizes the next read of a file to what it delivers: a file that fills its reads gets bigger ones
+    /// (up to `tail.read_buffer_size`), a trickling or idle one small ones. Lines are slices of the read
+    /// buffer and keep it alive until their batch is sent, so reserving the full size for a few bytes
+    /// would pin that much memory per read.
+    fn adapt_read_size(&mut self, id: FileId, n: usize, full: bool) {
+        let max = self.cfg.read_buffer_size.0 as usize;
+        if let Some(f) = self.files.get_mut(&id) {
+            f.read_size = if full {
+                (f.read_size * 2).min(max)
+            } else {
+                n.next_power_of_two().max(MIN_READ).min(max)
+            };
         }
     }
 

@@ -148,6 +148,7 @@ impl Reader {
             Arc::new(StreamLabels::new(&labels)),
         );
         f.state = state;
+        f.read_size = f.read_size.min(self.cfg.read_buffer_size.0 as usize);
         tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
         self.tracker.open(id, f.identity(), offset);
         self.by_inode.insert((f.dev, f.ino), id);

@@ -14,6 +14,9 @@ pub struct ReceivedEntry {
     pub line: String,
     /// Structured metadata pairs, in the order pushed.
     pub structured_metadata: Vec<(String, String)>,
+    /// When the receiver stored it (Unix nanoseconds): with `ts_ns` set to the write time, the
+    /// difference is the write → ack latency.
+    pub arrived_ns: i64,
 }
 
 /// What the receiver knows about one HTTP request it accepted.

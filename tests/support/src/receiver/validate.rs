@@ -80,6 +80,7 @@ pub(crate) fn ingest(state: &mut State, limits: &Limits, now_ns: i64, streams: V
                     ts_ns: e.ts_ns,
                     line: e.line,
                     structured_metadata: e.structured_metadata,
+                    arrived_ns: now_ns,
                 },
             );
             out.stored += 1;

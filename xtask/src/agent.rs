@@ -1,0 +1,144 @@
+//! Running the release `shipper` binary for the demo and the benchmarks: build, config, start, measure
+//! (CPU from /proc/<pid>/stat, peak RSS from /proc/<pid>/status), stop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Builds the release binary and returns its path.
+pub fn build_release() -> Result<PathBuf, String> {
+    crate::run(crate::cargo().args(["build", "--release", "--quiet", "-p", "shipper"]))?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?;
+    Ok(root.join("target/release/shipper"))
+}
+
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// One target of a generated config: a glob, its format and a `job` label.
+pub struct Target<'a> {
+    pub glob: &'a Path,
+    pub format: &'a str,
+    pub job: &'a str,
+}
+
+/// Writes `dir/shipper.yaml` for `targets`, pushing to `url` with `batch_wait`.
+pub fn write_config(
+    dir: &Path,
+    url: &str,
+    port: u16,
+    targets: &[Target<'_>],
+    batch_wait: &str,
+) -> Result<PathBuf, String> {
+    let mut yaml = format!(
+        "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: warn\npositions:\n  filename: {}\nclient:\n  url: {url}\n  batch_wait: {batch_wait}\ntail:\n  start_at: beginning\ntargets:\n",
+        dir.join("positions.json").display()
+    );
+    for t in targets {
+        yaml.push_str(&format!(
+            "  - paths: [{}]\n    labels: {{job: {}}}\n    format: {}\n",
+            t.glob.display(),
+            t.job,
+            t.format
+        ));
+    }
+    let path = dir.join("shipper.yaml");
+    std::fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+pub struct Agent {
+    child: Child,
+    pub log: PathBuf,
+    http: String,
+}
+
+impl Agent {
+    /// Starts the agent and waits until `/ready` answers 200.
+    pub fn start(bin: &Path, config: &Path, port: u16) -> Result<Agent, String> {
+        let dir = config.parent().ok_or("config has no directory")?;
+        let log = dir.join("shipper.log");
+        let child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let agent = Agent {
+            child,
+            log,
+            http: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if shipper_testkit::client::get(&format!("{}/ready", agent.http)).is_ok_and(|r| r.status == 200) {
+                return Ok(agent);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("shipper not ready after 20 s; see {}", agent.log.display()))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User + system CPU seconds so far (clock ticks of 1/100 s).
+    pub fn cpu_seconds(&self) -> f64 {
+        proc_cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// Peak resident memory so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(mut self) -> Result<ExitStatus, String> {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        self.child.wait().map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User + system CPU seconds from a `/proc/.../stat` file.
+pub fn proc_cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'; utime and stime
+    // are fields 14 and 15 of the line, 12 and 13 after the ')'.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Bytes of every file below `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,111 @@
+//! `cargo xtask bench [SCENARIO…] [--quick]`: runs the release agent against a Loki-compatible sink on
+//! loopback (real HTTP, protobuf + snappy decoding), accounts for every line, and reports throughput,
+//! CPU per GiB (and its ratio to the physical bound measured in the same run), peak RSS, latency and
+//! idle CPU — as a Markdown table on stdout and `target/bench/report.json`.
+
+mod bound;
+mod report;
+mod scenarios;
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const SCENARIOS: &[&str] = &["throughput-1", "throughput-100", "rotation", "live", "idle-1000"];
+
+/// One scenario's numbers.
+#[derive(Debug, Default, Serialize)]
+pub struct Outcome {
+    pub scenario: String,
+    pub files: u32,
+    pub lines: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub mib_per_s: f64,
+    pub lines_per_s: f64,
+    pub cpu_seconds: f64,
+    pub cpu_s_per_gib: f64,
+    /// The in-process bound (read + split + parse + encode + snappy on one core), same bytes.
+    pub bound_cpu_s_per_gib: Option<f64>,
+    pub peak_rss_mib: f64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub latency_ms: Option<Latency>,
+    pub idle_cpu_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize, Clone, Copy)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub struct Ctx {
+    pub bin: PathBuf,
+    pub quick: bool,
+    pub work: PathBuf,
+}
+
+impl Ctx {
+    /// A fresh directory for a scenario's files.
+    pub fn dir(&self, name: &str) -> Result<PathBuf, String> {
+        let d = self.work.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        Ok(d)
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut chosen: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(bad) = chosen.iter().find(|c| !SCENARIOS.contains(c)) {
+        return Err(format!(
+            "unknown scenario `{bad}`; choose from {}",
+            SCENARIOS.join(", ")
+        ));
+    }
+    if chosen.is_empty() {
+        chosen = SCENARIOS.to_vec();
+    }
+    let bin = crate::agent::build_release()?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?;
+    let out_dir = root.join("target/bench");
+    let ctx = Ctx {
+        bin,
+        quick,
+        work: out_dir.join("work"),
+    };
+    let mut outcomes = Vec::new();
+    for name in chosen {
+        eprintln!("== {name}{}", if quick { " (quick)" } else { "" });
+        let o = match name {
+            "throughput-1" => scenarios::throughput(&ctx, name, 1, if quick { 64 << 20 } else { 1 << 30 })?,
+            "throughput-100" => scenarios::throughput(&ctx, name, 100, if quick { 1 << 20 } else { 10 << 20 })?,
+            "rotation" => scenarios::rotation(&ctx)?,
+            "live" => scenarios::live(&ctx)?,
+            "idle-1000" => scenarios::idle(&ctx)?,
+            _ => unreachable!("checked above"),
+        };
+        eprintln!("{}", report::line(&o));
+        outcomes.push(o);
+    }
+    let _ = std::fs::remove_dir_all(&ctx.work);
+    println!("{}", report::markdown(&outcomes, quick));
+    let json = out_dir.join("report.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(&outcomes).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{}: {e}", json.display()))?;
+    eprintln!("report: {}", json.display());
+    let bad: Vec<&Outcome> = outcomes.iter().filter(|o| o.lost > 0).collect();
+    if !bad.is_empty() {
+        return Err(format!("lines were lost in {} scenario(s)", bad.len()));
+    }
+    Ok(())
+}

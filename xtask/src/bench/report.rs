@@ -1,0 +1,56 @@
+//! The bench report: a Markdown table and a one-line summary per scenario.
+
+use super::Outcome;
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+pub fn line(o: &Outcome) -> String {
+    format!(
+        "{}: {} lines, {:.1} MiB/s, {:.2} CPU-s/GiB (bound {}), RSS {:.0} MiB, lost {}, duplicated {}, reordered {}",
+        o.scenario,
+        o.lines,
+        o.mib_per_s,
+        o.cpu_s_per_gib,
+        opt(o.bound_cpu_s_per_gib, 2),
+        o.peak_rss_mib,
+        o.lost,
+        o.duplicated,
+        o.reordered
+    )
+}
+
+pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
+    let mut s = String::new();
+    if quick {
+        s.push_str("(--quick: reduced sizes; numbers are a smoke test, not a measurement)\n\n");
+    }
+    s.push_str("| scenario | files | lines | MiB | MiB/s | lines/s | CPU-s/GiB | bound CPU-s/GiB | × bound | peak RSS MiB | latency p50/p99/max ms | idle CPU ms | lost | dup | reordered |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+    for o in outcomes {
+        let ratio = o.bound_cpu_s_per_gib.filter(|b| *b > 0.0).map(|b| o.cpu_s_per_gib / b);
+        let latency = o
+            .latency_ms
+            .map_or("–".into(), |l| format!("{:.0} / {:.0} / {:.0}", l.p50, l.p99, l.max));
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
+            o.scenario,
+            o.files,
+            o.lines,
+            o.bytes as f64 / (1 << 20) as f64,
+            o.mib_per_s,
+            o.lines_per_s,
+            o.cpu_s_per_gib,
+            opt(o.bound_cpu_s_per_gib, 2),
+            opt(ratio, 2),
+            o.peak_rss_mib,
+            latency,
+            opt(o.idle_cpu_ms, 0),
+            o.lost,
+            o.duplicated,
+            o.reordered
+        ));
+    }
+    s
+}

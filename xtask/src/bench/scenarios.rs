@@ -1,0 +1,261 @@
+//! The bench scenarios. Each generates tagged lines (file id, sequence number), runs the release agent
+//! against the sink, waits until every line arrived, and accounts for all of them.
+
+use super::{bound, Ctx, Latency, Outcome};
+use crate::agent::{self, Agent, Target};
+use shipper_testkit::{tag_line, varied_len, Account, Format, LogWriter, Receiver};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// CRI lines of realistic length spread (~220 bytes with the CRI header on average).
+fn line(f: u32, seq: u64) -> String {
+    tag_line(f, seq, varied_len(seq, 80, 280))
+}
+
+fn pods_glob(dir: &Path) -> PathBuf {
+    dir.join("pods/*/*/*.log")
+}
+
+fn pod_log(dir: &Path, f: u32) -> PathBuf {
+    dir.join(format!("pods/bench_pod-{f}_uid-{f}/app/0.log"))
+}
+
+/// Writes `files` CRI files of about `bytes` each; returns lines per file.
+fn write_files(dir: &Path, files: u32, bytes: u64) -> Result<Vec<u64>, String> {
+    let mut counts = Vec::new();
+    for f in 0..files {
+        let path = pod_log(dir, f);
+        let mut w = LogWriter::create(&path, Format::Cri).map_err(|e| e.to_string())?;
+        let (mut written, mut seq) = (0u64, 0u64);
+        while written < bytes {
+            let l = line(f, seq);
+            written += l.len() as u64 + 36;
+            w.write_line("stdout", &l).map_err(|e| e.to_string())?;
+            seq += 1;
+        }
+        w.flush().map_err(|e| e.to_string())?;
+        counts.push(seq);
+    }
+    Ok(counts)
+}
+
+fn start(ctx: &Ctx, dir: &Path, loki: &Receiver, batch_wait: &str) -> Result<Agent, String> {
+    let port = agent::free_port()?;
+    let glob = pods_glob(dir);
+    let targets = [Target {
+        glob: &glob,
+        format: "cri",
+        job: "bench",
+    }];
+    let config = agent::write_config(dir, &loki.url(), port, &targets, batch_wait)?;
+    Agent::start(&ctx.bin, &config, port)
+}
+
+/// Waits until every line `0..n` of each file arrived (duplicates do not count), with a progress bar.
+fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Result<Account, String> {
+    let total: u64 = expected.iter().map(|e| e.1).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("  [{elapsed_precise}] {bar:40} {pos}/{len} lines ({per_sec})")
+    {
+        bar.set_style(style);
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = loki.entry_count() as u64;
+        bar.set_position(n.min(total));
+        if n >= total {
+            let account = Account::from_streams(&loki.streams(), expected.iter().copied());
+            if account.lost() == 0 || Instant::now() >= deadline {
+                bar.finish_and_clear();
+                return Ok(account);
+            }
+        } else if Instant::now() >= deadline {
+            bar.finish_and_clear();
+            return Ok(Account::from_streams(&loki.streams(), expected.iter().copied()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn fill(o: &mut Outcome, account: &Account, secs: f64, cpu: f64, rss: u64) {
+    o.lines = account.expected();
+    o.seconds = secs;
+    o.mib_per_s = o.bytes as f64 / (1 << 20) as f64 / secs;
+    o.lines_per_s = o.lines as f64 / secs;
+    o.cpu_seconds = cpu;
+    o.cpu_s_per_gib = cpu / (o.bytes as f64 / (1u64 << 30) as f64);
+    o.peak_rss_mib = rss as f64 / (1 << 20) as f64;
+    o.lost = account.lost();
+    o.duplicated = account.duplicated();
+    o.reordered = account.out_of_order();
+}
+
+/// Files written first, then read from their beginning as fast as the agent can.
+pub fn throughput(ctx: &Ctx, name: &str, files: u32, bytes: u64) -> Result<Outcome, String> {
+    let dir = ctx.dir(name)?;
+    let counts = write_files(&dir, files, bytes)?;
+    let paths: Vec<PathBuf> = (0..files).map(|f| pod_log(&dir, f)).collect();
+    let bound = bound::cpu_s_per_gib(&paths)?;
+    let loki = Receiver::start();
+    let agent = start(ctx, &dir, &loki, "1s")?;
+    let t0 = Instant::now();
+    let expected: Vec<(u32, u64)> = counts.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
+    let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    agent.stop()?;
+    let mut o = Outcome {
+        scenario: name.into(),
+        files,
+        bytes: agent::dir_size(&dir.join("pods")),
+        bound_cpu_s_per_gib: Some(bound),
+        ..Default::default()
+    };
+    fill(&mut o, &account, secs, cpu, rss);
+    Ok(o)
+}
+
+/// Writers at full speed with kubelet-style rotation every 10 MiB while the agent tails.
+pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
+    let dir = ctx.dir("rotation")?;
+    let files = 4u32;
+    let total: u64 = if ctx.quick { 64 << 20 } else { 512 << 20 };
+    let loki = Receiver::start();
+    let agent = start(ctx, &dir, &loki, "1s")?;
+    let t0 = Instant::now();
+    let mut writers = Vec::new();
+    for f in 0..files {
+        writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
+    }
+    let (mut written, mut since) = (0u64, vec![0u64; files as usize]);
+    let mut seq = 0u64;
+    while written < total {
+        for (f, w) in writers.iter_mut().enumerate() {
+            for s in seq..seq + 100 {
+                let l = line(f as u32, s);
+                since[f] += l.len() as u64 + 36;
+                written += l.len() as u64 + 36;
+                w.write_line("stdout", &l).map_err(|e| e.to_string())?;
+            }
+            if since[f] >= 10 << 20 {
+                w.rotate_kubelet().map_err(|e| e.to_string())?;
+                since[f] = 0;
+            }
+        }
+        seq += 100;
+    }
+    for w in &mut writers {
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, seq)).collect();
+    let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    agent.stop()?;
+    let mut o = Outcome {
+        scenario: "rotation".into(),
+        files,
+        bytes: agent::dir_size(&dir.join("pods")),
+        ..Default::default()
+    };
+    fill(&mut o, &account, secs, cpu, rss);
+    Ok(o)
+}
+
+/// A writer appends 50,000 lines/s across 100 files; latency is write time → stored by the sink.
+pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
+    let dir = ctx.dir("live")?;
+    let files = 100u32;
+    let secs = if ctx.quick { 5 } else { 30 };
+    let rate = 50_000u64;
+    let loki = Receiver::start();
+    let agent = start(ctx, &dir, &loki, "100ms")?;
+    let mut writers = Vec::new();
+    for f in 0..files {
+        writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
+    }
+    let t0 = Instant::now();
+    let tick = Duration::from_millis(10);
+    let per_tick = rate / 100;
+    let mut seqs = vec![0u64; files as usize];
+    let mut next = 0usize;
+    for k in 0..(secs * 100) {
+        for _ in 0..per_tick {
+            let f = next % files as usize;
+            next += 1;
+            writers[f]
+                .write_line("stdout", &line(f as u32, seqs[f]))
+                .map_err(|e| e.to_string())?;
+            seqs[f] += 1;
+        }
+        for w in &mut writers {
+            w.flush().map_err(|e| e.to_string())?;
+        }
+        let due = t0 + tick * (k as u32 + 1);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let expected: Vec<(u32, u64)> = seqs.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
+    let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    agent.stop()?;
+    let mut lat: Vec<i64> = loki
+        .streams()
+        .values()
+        .flatten()
+        .map(|e| e.arrived_ns - e.ts_ns)
+        .collect();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .map_or(0.0, |&ns| ns as f64 / 1e6)
+    };
+    let mut o = Outcome {
+        scenario: "live".into(),
+        files,
+        bytes: agent::dir_size(&dir.join("pods")),
+        latency_ms: Some(Latency {
+            p50: pct(0.5),
+            p99: pct(0.99),
+            max: pct(1.0),
+        }),
+        ..Default::default()
+    };
+    fill(&mut o, &account, elapsed, cpu, rss);
+    Ok(o)
+}
+
+/// 1,000 files of one line: all shipped, then the agent's CPU over 10 idle seconds.
+pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
+    let dir = ctx.dir("idle-1000")?;
+    let files = 1000u32;
+    for f in 0..files {
+        let mut w = LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?;
+        w.write_line("stdout", &line(f, 0)).map_err(|e| e.to_string())?;
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    let loki = Receiver::start();
+    let agent = start(ctx, &dir, &loki, "1s")?;
+    let t0 = Instant::now();
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, 1)).collect();
+    let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
+    let secs = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = agent.cpu_seconds();
+    std::thread::sleep(Duration::from_secs(10));
+    let idle = agent.cpu_seconds() - before;
+    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    agent.stop()?;
+    let mut o = Outcome {
+        scenario: "idle-1000".into(),
+        files,
+        bytes: agent::dir_size(&dir.join("pods")),
+        idle_cpu_ms: Some(idle * 1000.0),
+        ..Default::default()
+    };
+    fill(&mut o, &account, secs, cpu, rss);
+    Ok(o)
+}
