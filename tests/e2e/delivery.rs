@@ -102,3 +102,32 @@ fn three_formats_arrive_byte_exact_in_order_with_labels_and_timestamps() {
     );
     agent.stop();
 }
+
+/// Pod and container directories created while the agent runs are watched as they appear: their lines
+/// arrive without waiting for a periodic rescan (set to 5 minutes here).
+#[test]
+fn new_pod_directories_are_noticed_at_once() {
+    use crate::support::{assert_exact_or_log, write_tagged};
+    let env = Env::new();
+    let config = env.config(
+        "pods/*/*/*.log",
+        "tail:\n  start_at: beginning\n  rescan_interval: 5m\n",
+    );
+    let agent = Agent::start(&config);
+    let mut writers = Vec::new();
+    for f in 0..100u32 {
+        let mut w = LogWriter::create(env.path(&format!("pods/ns_p{f}_u{f}/c/0.log")), Format::Cri).unwrap();
+        write_tagged(&mut w, f, 0..10);
+        writers.push(w);
+    }
+    for (f, w) in writers.iter_mut().enumerate() {
+        write_tagged(w, f as u32, 10..20);
+    }
+    wait_entries(&env, &agent, 2_000, 10);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_exact_or_log(
+        &shipper_testkit::Account::from_streams(&env.loki.streams(), (0..100).map(|f| (f, 20))),
+        &agent,
+    );
+    agent.stop();
+}

@@ -14,14 +14,23 @@ impl Reader {
     /// Expands the targets and reconciles: `initial` on the first scan after start.
     pub(super) fn rescan(&mut self, initial: bool) {
         let started = SystemTime::now();
-        let scan = self.targets.scan();
-        for dir in scan.dirs.difference(&self.watched_dirs) {
-            self.watcher.watch_dir(dir);
+        // A directory created just before its watch was added has entries no event will report:
+        // after adding watches, scan again until no new directory turns up.
+        let mut scan = self.targets.scan();
+        for _ in 0..8 {
+            let new: Vec<PathBuf> = scan.dirs.difference(&self.watched_dirs).cloned().collect();
+            for dir in self.watched_dirs.difference(&scan.dirs) {
+                self.watcher.unwatch_dir(dir);
+            }
+            for dir in &new {
+                self.watcher.watch_dir(dir);
+            }
+            self.watched_dirs = std::mem::take(&mut scan.dirs);
+            if new.is_empty() || self.watcher.polls() {
+                break;
+            }
+            scan = self.targets.scan();
         }
-        for dir in self.watched_dirs.difference(&scan.dirs) {
-            self.watcher.unwatch_dir(dir);
-        }
-        self.watched_dirs = scan.dirs;
 
         let mut seen = HashSet::new();
         for found in scan.files {
