@@ -1,9 +1,11 @@
 //! `cargo xtask bench [SCENARIO…] [--quick]`: runs the release agent against a Loki-compatible sink on
 //! loopback (real HTTP, protobuf + snappy decoding), accounts for every line, and reports throughput,
 //! CPU per GiB (and its ratio to the physical bound measured in the same run), peak RSS, latency and
-//! idle CPU — as a Markdown table on stdout and `target/bench/report.json`.
+//! idle CPU — as a Markdown table on stdout, `target/bench/report.json` and a chart,
+//! `target/bench/report.svg`.
 
 mod bound;
+mod chart;
 mod report;
 mod scenarios;
 
@@ -102,7 +104,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let json = out_dir.join("report.json");
     std::fs::write(&json, serde_json::to_vec_pretty(&outcomes).map_err(|e| e.to_string())?)
         .map_err(|e| format!("{}: {e}", json.display()))?;
-    eprintln!("report: {}", json.display());
+    let svg = out_dir.join("report.svg");
+    std::fs::write(&svg, chart::svg(&outcomes)).map_err(|e| format!("{}: {e}", svg.display()))?;
+    eprintln!("report: {} and {}", json.display(), svg.display());
     let bad: Vec<&Outcome> = outcomes.iter().filter(|o| o.lost > 0).collect();
     if !bad.is_empty() {
         return Err(format!("lines were lost in {} scenario(s)", bad.len()));
