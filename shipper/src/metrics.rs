@@ -2,7 +2,7 @@
 //!
 //! One `Metrics` value is shared by every stage; `encode` renders the text exposition for `/metrics`.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,17 +25,10 @@ pub struct StatusLabel {
     pub status: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ParseIssue {
-    ParseError,
-    Truncated,
-    InvalidUtf8,
-    OversizedRecord,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IssueLabel {
-    pub issue: ParseIssue,
+    /// `parse_error`, `truncated`, `invalid_utf8` or `oversized_record`.
+    pub issue: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -210,14 +203,14 @@ impl Metrics {
     }
 
     pub fn add_parse_stats(&self, s: &crate::parse::ParseStats) {
-        let add = |issue: ParseIssue, n: u64| {
+        let add = |issue: &'static str, n: u64| {
             if n > 0 {
                 self.parse_issues.get_or_create(&IssueLabel { issue }).inc_by(n);
             }
         };
-        add(ParseIssue::ParseError, s.parse_errors);
-        add(ParseIssue::Truncated, s.truncated);
-        add(ParseIssue::InvalidUtf8, s.invalid_utf8);
-        add(ParseIssue::OversizedRecord, s.oversized_records);
+        add("parse_error", s.parse_errors);
+        add("truncated", s.truncated);
+        add("invalid_utf8", s.invalid_utf8);
+        add("oversized_record", s.oversized_records);
     }
 }

@@ -131,3 +131,41 @@ fn new_pod_directories_are_noticed_at_once() {
     );
     agent.stop();
 }
+
+/// Records that are not what their format says are shipped as they are and counted, never dropped:
+/// a non-CRI line in a CRI file, invalid UTF-8 (replaced), a line over `max_line_size` (truncated).
+#[test]
+fn bad_records_are_shipped_and_counted() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "tail:\n  start_at: beginning\n  max_line_size: 1KiB\n");
+    let path = env.path("app/app.log");
+    // Timestamps of now: the receiver refuses entries older than 7 days, like Loki.
+    let ts = shipper_testkit::time::format_rfc3339(
+        shipper_testkit::time::now_nanos(),
+        shipper_testkit::time::TimeStyle::GoNano,
+    );
+    let mut content = Vec::new();
+    content.extend_from_slice(format!("{ts} stdout F first\n").as_bytes());
+    content.extend_from_slice(b"this is not a CRI record\n");
+    content.extend_from_slice(format!("{ts} stdout F bad ").as_bytes());
+    content.extend_from_slice(b"\xff\xfe bytes\n");
+    content.extend_from_slice(format!("{ts} stdout F {}\n", "x".repeat(5000)).as_bytes());
+    content.extend_from_slice(format!("{ts} stdout F last\n").as_bytes());
+    std::fs::write(&path, &content).unwrap();
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 5, 30);
+    let lines = env.loki.lines();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines.contains(&"this is not a CRI record".to_string()), "{lines:?}");
+    assert!(lines.contains(&"bad \u{fffd}\u{fffd} bytes".to_string()), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.len() == 1024 && l.bytes().all(|b| b == b'x')),
+        "truncated to 1 KiB"
+    );
+    let m = agent.metrics();
+    for issue in ["parse_error", "invalid_utf8", "truncated"] {
+        let v = crate::support::metric_value(&m, &format!("shipper_parse_issues_total{{issue=\"{issue}\"}}"));
+        assert!(v >= 1.0, "{issue} not counted:\n{m}");
+    }
+    agent.stop();
+}
