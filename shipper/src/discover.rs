@@ -98,22 +98,25 @@ impl Targets {
 /// The directories on the way to a glob's files: for `/var/log/pods/*/*/*.log` these are
 /// `/var/log/pods`, every `/var/log/pods/*` and every `/var/log/pods/*/*` that exist. Watching them
 /// means a new pod directory, container directory or file is noticed without waiting for a rescan.
+/// Above the glob's fixed base only the nearest existing directory is watched, and only while the base
+/// does not exist yet (to notice it appearing); `/var` and `/var/log` themselves are never watched.
 fn watch_dirs(pattern: &str, out: &mut BTreeSet<PathBuf>) {
-    let Some(parent) = Path::new(pattern).parent() else {
+    let Some(parent) = Path::new(pattern).parent() else { return };
+    let wild = |c: &std::path::Component<'_>| c.as_os_str().to_string_lossy().contains(['*', '?', '[']);
+    let comps: Vec<_> = parent.components().collect();
+    let fixed = comps.iter().take_while(|c| !wild(c)).count();
+    let base: PathBuf = comps[..fixed].iter().collect();
+    if !base.is_dir() {
+        if let Some(existing) = base.ancestors().find(|a| a.is_dir()) {
+            out.insert(existing.to_path_buf());
+        }
         return;
-    };
-    let mut prefix = PathBuf::from("/");
-    let mut wild = false;
-    for comp in parent.components().skip(1) {
+    }
+    out.insert(base.clone());
+    let mut prefix = base;
+    for comp in &comps[fixed..] {
         prefix.push(comp);
         let p = prefix.to_string_lossy();
-        wild |= p.contains(['*', '?', '[']);
-        if !wild {
-            if prefix.is_dir() {
-                out.insert(prefix.clone());
-            }
-            continue;
-        }
         if let Ok(paths) = glob::glob(&p) {
             out.extend(paths.flatten().filter(|d| d.is_dir()));
         }

@@ -93,3 +93,18 @@ fn start_at_end_skips_existing_content_on_first_start() {
     crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(1, 3_000)]), &agent);
     agent.stop();
 }
+
+/// SIGTERM on an idle agent is answered promptly (the reader does not sleep through it).
+#[test]
+fn sigterm_stops_an_idle_agent_promptly() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "tail:\n  start_at: beginning\n  rescan_interval: 1m\n");
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..10);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 10, 30);
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = std::time::Instant::now();
+    agent.stop();
+    assert!(t0.elapsed() < Duration::from_secs(3), "took {:?} to stop", t0.elapsed());
+}

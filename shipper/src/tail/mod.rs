@@ -27,6 +27,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// may append to the old descriptor for a moment after the rename.
 const GONE_GRACE: Duration = Duration::from_secs(1);
 
+/// The longest the reader sleeps without looking at the stop flag (bounds shutdown latency).
+const STOP_CHECK: Duration = Duration::from_millis(500);
+
 pub struct Reader {
     cfg: TailConfig,
     targets: Targets,
@@ -124,11 +127,6 @@ impl Reader {
         self.rescan(true);
         self.recover_rotated();
         self.ready.extend(self.files.keys().copied());
-        let check_every = if self.watcher.polls() {
-            self.cfg.poll_interval.0
-        } else {
-            self.cfg.rescan_interval.0
-        };
         let mut last_check = Instant::now();
         let mut last_rescan = Instant::now();
         while !self.stopped() {
@@ -137,11 +135,19 @@ impl Reader {
             if self.stopped() {
                 break;
             }
+            let check_every = if self.watcher.polls() {
+                self.cfg.poll_interval.0
+            } else {
+                self.cfg.rescan_interval.0
+            };
+            // Wake at least every STOP_CHECK to notice a stop request; sooner while rotated files drain.
             let any_gone = self.files.values().any(|f| f.state != file::State::Active);
-            let mut wait = check_every.saturating_sub(last_check.elapsed());
-            if any_gone {
-                wait = wait.min(Duration::from_millis(250));
-            }
+            let cap = if any_gone {
+                Duration::from_millis(250)
+            } else {
+                STOP_CHECK
+            };
+            let wait = check_every.saturating_sub(last_check.elapsed()).min(cap);
             match self.events.recv_timeout(wait.max(Duration::from_millis(1))) {
                 Ok(ev) => self.rescan_due |= self.on_event(ev),
                 Err(RecvTimeoutError::Timeout) => {}
