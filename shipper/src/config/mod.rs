@@ -231,7 +231,7 @@ impl Default for TailConfig {
             io: IoMode::Auto,
             poll_interval: Dur::ms(250),
             rescan_interval: Dur::secs(10),
-            ring_capacity: 64,
+            ring_capacity: 16,
             max_open_files: 10_000,
         }
     }

@@ -159,7 +159,7 @@ impl Reader {
             }
             if last_check.elapsed() >= check_every {
                 last_check = Instant::now();
-                self.ready.extend(self.files.keys().copied());
+                self.check_all();
             }
             if last_rescan.elapsed() >= self.cfg.rescan_interval.0 {
                 last_rescan = Instant::now();
@@ -173,6 +173,21 @@ impl Reader {
             }
         }
         tracing::debug!(files = self.files.len(), "reader stopped");
+    }
+
+    /// The periodic look at every file: polling reads them all; with events it is only a safety net,
+    /// so a size check (one fstat each) picks the files that changed without an event.
+    fn check_all(&mut self) {
+        if self.watcher.polls() {
+            self.ready.extend(self.files.keys().copied());
+            return;
+        }
+        for f in self.files.values() {
+            let changed = f.file.metadata().map_or(true, |m| m.len() != f.framer.read_offset());
+            if changed {
+                self.ready.insert(f.id);
+            }
+        }
     }
 
     /// Handles every pending watch event, then what they call for: files renamed away are looked at,

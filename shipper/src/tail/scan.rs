@@ -157,7 +157,12 @@ impl Reader {
             Arc::new(StreamLabels::new(&labels)),
         );
         f.state = state;
-        f.read_size = f.read_size.min(self.cfg.read_buffer_size.0 as usize);
+        // The first read asks for what is there (up to read_buffer_size); later ones adapt.
+        let pending = meta.len().saturating_sub(offset) as usize;
+        f.read_size = pending
+            .next_power_of_two()
+            .max(super::read::MIN_READ)
+            .min(self.cfg.read_buffer_size.0 as usize);
         tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
         self.tracker.open(id, f.identity(), offset);
         self.by_inode.insert((f.dev, f.ino), id);
