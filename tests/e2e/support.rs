@@ -147,12 +147,7 @@ impl Agent {
 
     /// Peak resident memory so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        shipper_testkit::proc::peak_rss(self.pid() as u32)
     }
 }
 

@@ -90,19 +90,14 @@ impl Agent {
         self.child.id()
     }
 
-    /// User + system CPU seconds so far (clock ticks of 1/100 s).
+    /// User + system CPU seconds so far.
     pub fn cpu_seconds(&self) -> f64 {
-        proc_cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+        shipper_testkit::proc::process_cpu_seconds(self.pid())
     }
 
     /// Peak resident memory so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        shipper_testkit::proc::peak_rss(self.pid())
     }
 
     /// SIGTERM, then wait for the exit.
@@ -117,17 +112,6 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// User + system CPU seconds from a `/proc/.../stat` file.
-pub fn proc_cpu_seconds(stat_path: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'; utime and stime
-    // are fields 14 and 15 of the line, 12 and 13 after the ')'.
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Bytes of every file below `dir`.

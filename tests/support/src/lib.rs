@@ -17,6 +17,7 @@
 pub mod account;
 pub mod client;
 pub mod logproto;
+pub mod proc;
 pub mod receiver;
 pub mod tag;
 pub mod time;

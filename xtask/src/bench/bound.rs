@@ -13,7 +13,7 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// CPU seconds per GiB for `files` (CRI), measured on this thread.
 pub fn cpu_s_per_gib(files: &[impl AsRef<Path>]) -> Result<f64, String> {
-    let cpu = || crate::agent::proc_cpu_seconds("/proc/thread-self/stat");
+    let cpu = || shipper_testkit::proc::cpu_seconds("/proc/thread-self/stat");
     let start = cpu();
     let mut bytes = 0u64;
     let labels: Arc<str> = Arc::from(r#"{filename="bench", job="bench", stream="stdout"}"#);
