@@ -78,17 +78,27 @@ fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Resu
     }
 }
 
-fn fill(o: &mut Outcome, account: &Account, secs: f64, cpu: f64, rss: u64) {
-    o.lines = account.expected();
-    o.seconds = secs;
-    o.mib_per_s = o.bytes as f64 / (1 << 20) as f64 / secs;
-    o.lines_per_s = o.lines as f64 / secs;
-    o.cpu_seconds = cpu;
-    o.cpu_s_per_gib = cpu / (o.bytes as f64 / (1u64 << 30) as f64);
-    o.peak_rss_mib = rss as f64 / (1 << 20) as f64;
-    o.lost = account.lost();
-    o.duplicated = account.duplicated();
-    o.reordered = account.out_of_order();
+/// Reads the agent's CPU and peak RSS, stops it, and fills the outcome of scenario `name`.
+fn finish(agent: Agent, name: &str, dir: &Path, files: u32, account: &Account, secs: f64) -> Result<Outcome, String> {
+    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    agent.stop()?;
+    let bytes = agent::dir_size(&dir.join("pods"));
+    Ok(Outcome {
+        scenario: name.into(),
+        files,
+        bytes,
+        lines: account.expected(),
+        seconds: secs,
+        mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
+        lines_per_s: account.expected() as f64 / secs,
+        cpu_seconds: cpu,
+        cpu_s_per_gib: cpu / (bytes as f64 / (1u64 << 30) as f64),
+        peak_rss_mib: rss as f64 / (1 << 20) as f64,
+        lost: account.lost(),
+        duplicated: account.duplicated(),
+        reordered: account.out_of_order(),
+        ..Default::default()
+    })
 }
 
 /// Files written first, then read from their beginning as fast as the agent can.
@@ -102,17 +112,8 @@ pub fn throughput(ctx: &Ctx, name: &str, files: u32, bytes: u64) -> Result<Outco
     let t0 = Instant::now();
     let expected: Vec<(u32, u64)> = counts.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
-    let secs = t0.elapsed().as_secs_f64();
-    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
-    agent.stop()?;
-    let mut o = Outcome {
-        scenario: name.into(),
-        files,
-        bytes: agent::dir_size(&dir.join("pods")),
-        bound_cpu_s_per_gib: Some(bound),
-        ..Default::default()
-    };
-    fill(&mut o, &account, secs, cpu, rss);
+    let mut o = finish(agent, name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    o.bound_cpu_s_per_gib = Some(bound);
     Ok(o)
 }
 
@@ -150,17 +151,7 @@ pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
     }
     let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, seq)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
-    let secs = t0.elapsed().as_secs_f64();
-    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
-    agent.stop()?;
-    let mut o = Outcome {
-        scenario: "rotation".into(),
-        files,
-        bytes: agent::dir_size(&dir.join("pods")),
-        ..Default::default()
-    };
-    fill(&mut o, &account, secs, cpu, rss);
-    Ok(o)
+    finish(agent, "rotation", &dir, files, &account, t0.elapsed().as_secs_f64())
 }
 
 /// A writer appends 50,000 lines/s across 100 files; latency is write time → stored by the sink.
@@ -199,9 +190,7 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
     }
     let expected: Vec<(u32, u64)> = seqs.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
-    let elapsed = t0.elapsed().as_secs_f64();
-    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
-    agent.stop()?;
+    let mut o = finish(agent, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
     let mut lat: Vec<i64> = loki
         .streams()
         .values()
@@ -213,18 +202,11 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
             .map_or(0.0, |&ns| ns as f64 / 1e6)
     };
-    let mut o = Outcome {
-        scenario: "live".into(),
-        files,
-        bytes: agent::dir_size(&dir.join("pods")),
-        latency_ms: Some(Latency {
-            p50: pct(0.5),
-            p99: pct(0.99),
-            max: pct(1.0),
-        }),
-        ..Default::default()
-    };
-    fill(&mut o, &account, elapsed, cpu, rss);
+    o.latency_ms = Some(Latency {
+        p50: pct(0.5),
+        p99: pct(0.99),
+        max: pct(1.0),
+    });
     Ok(o)
 }
 
@@ -247,15 +229,7 @@ pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
     let before = agent.cpu_seconds();
     std::thread::sleep(Duration::from_secs(10));
     let idle = agent.cpu_seconds() - before;
-    let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
-    agent.stop()?;
-    let mut o = Outcome {
-        scenario: "idle-1000".into(),
-        files,
-        bytes: agent::dir_size(&dir.join("pods")),
-        idle_cpu_ms: Some(idle * 1000.0),
-        ..Default::default()
-    };
-    fill(&mut o, &account, secs, cpu, rss);
+    let mut o = finish(agent, "idle-1000", &dir, files, &account, secs)?;
+    o.idle_cpu_ms = Some(idle * 1000.0);
     Ok(o)
 }
