@@ -17,7 +17,7 @@ impl Reader {
         // A directory created just before its watch was added has entries no event will report:
         // after adding watches, scan again until no new directory turns up.
         let mut scan = self.targets.scan();
-        for _ in 0..8 {
+        for round in 0..8 {
             let new: Vec<PathBuf> = scan.dirs.difference(&self.watched_dirs).cloned().collect();
             for dir in self.watched_dirs.difference(&scan.dirs) {
                 self.watcher.unwatch_dir(dir);
@@ -27,6 +27,12 @@ impl Reader {
             }
             self.watched_dirs = std::mem::take(&mut scan.dirs);
             if new.is_empty() || self.watcher.polls() {
+                break;
+            }
+            if round == 7 {
+                // Directories keep appearing: the ones just watched may hold entries created before
+                // their watch; look again on the next turn of the loop rather than lose them.
+                self.rescan_due = true;
                 break;
             }
             scan = self.targets.scan();
