@@ -115,6 +115,21 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last lines of the agent's log, for a failure message, and where the whole log is kept: a
+    /// copy outside the scratch directory (which is deleted when the test fails).
+    pub fn log_tail(&self) -> String {
+        let kept = std::env::temp_dir().join(format!(
+            "shipper-e2e-{}-{}",
+            std::process::id(),
+            self.log.file_name().and_then(|n| n.to_str()).unwrap_or("agent")
+        ));
+        let where_ = match std::fs::copy(&self.log, &kept) {
+            Ok(_) => format!("whole log kept in {}", kept.display()),
+            Err(e) => format!("could not keep the whole log: {e}"),
+        };
+        format!("{where_}; last lines:\n{}", tail(&self.log(), 60))
+    }
+
     pub fn metrics(&self) -> String {
         shipper_testkit::client::get(&format!("{}/metrics", self.http))
             .map(|r| r.text())
@@ -170,9 +185,9 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 pub fn wait_entries(env: &Env, agent: &Agent, n: usize, secs: u64) {
     if !env.loki.wait_for_entries(n, Duration::from_secs(secs)) {
         panic!(
-            "receiver has {} of {n} entries after {secs} s; agent log tail:\n{}",
+            "receiver has {} of {n} entries after {secs} s; agent log: {}",
             env.loki.entry_count(),
-            tail(&agent.log(), 60)
+            agent.log_tail()
         );
     }
 }
@@ -207,23 +222,18 @@ pub fn wait_all(env: &Env, agent: &Agent, expected: &[(u32, u64)], secs: u64) ->
     let total: u64 = expected.iter().map(|e| e.1).sum();
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if env.loki.entry_count() as u64 >= total {
+        let complete = env.loki.entry_count() as u64 >= total;
+        if complete || Instant::now() >= deadline {
             let account = shipper_testkit::Account::from_streams(&env.loki.streams(), expected.iter().copied());
             if account.lost() == 0 {
                 return account;
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "lines missing after {secs} s: {account}\nagent log tail:\n{}",
-                    tail(&agent.log(), 60)
+                    "lines missing after {secs} s: {account}\nagent log: {}",
+                    agent.log_tail()
                 );
             }
-        } else if Instant::now() >= deadline {
-            panic!(
-                "receiver has {} of {total} entries after {secs} s; agent log tail:\n{}",
-                env.loki.entry_count(),
-                tail(&agent.log(), 60)
-            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -5,6 +5,7 @@
 mod file;
 mod io;
 mod read;
+mod rotated;
 mod scan;
 
 pub use io::{Io, ReadReq};

@@ -51,13 +51,16 @@ impl Reader {
         }
     }
 
-    /// Reads one file until its end, right now (a rotated file before its successor).
+    /// Reads one file until a read finds nothing more, right now (a rotated file before its successor).
     pub(super) fn drain(&mut self, id: FileId) {
         while !self.stopped() {
             let Some((_, result)) = self.read_round(&[id]).pop() else {
                 return;
             };
-            if !self.handle(id, result) {
+            // A short read is not the end here: only an empty read proves the file is read out.
+            let more = matches!(result, Read::Data { .. });
+            self.handle(id, result);
+            if !more {
                 return;
             }
         }

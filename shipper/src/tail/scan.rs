@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 impl Reader {
     /// Expands the targets and reconciles: `initial` on the first scan after start.
@@ -96,6 +96,8 @@ impl Reader {
             }
             return None;
         }
+        // Any file renamed away from `path` after this moment is newer than the one we open now.
+        let opening_at = SystemTime::now();
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -112,16 +114,32 @@ impl Reader {
             return None;
         }
         self.warned.remove(path);
-        if !initial && state == State::Active {
-            self.sweep_rotated(path, target, Some((meta.dev(), meta.ino())));
-            self.opened_at.insert(path.to_path_buf(), SystemTime::now());
+        if initial || state != State::Active {
+            return Some(self.start(path, file, &meta, target, initial, state));
         }
-        Some(self.start(path, file, &meta, target, initial, state))
+        // Files rotated away from `path` that we never saw are read first, oldest first; if the file
+        // just opened was itself rotated away meanwhile, it is read in its turn and newer ones after it.
+        let siblings = self.rotated_siblings(path, Some((meta.dev(), meta.ino())));
+        let (rotated, newer) = (siblings.reference_rotated, siblings.newer);
+        self.read_rotated(path, target, siblings.older);
+        self.opened_at.insert(path.to_path_buf(), opening_at);
+        if !rotated {
+            let id = self.start(path, file, &meta, target, false, State::Active);
+            self.read_rotated(path, target, newer);
+            return Some(id);
+        }
+        self.metrics.rotations.inc();
+        let id = self.start(path, file, &meta, target, false, State::Gone { since: Instant::now() });
+        self.drain(id);
+        self.read_rotated(path, target, newer);
+        // Whatever is at `path` now is newer still: the next scan opens it.
+        self.rescan_due = true;
+        Some(id)
     }
 
     /// Starts tailing an open file, labelled with `path`, at its saved position or where a new file
     /// starts.
-    fn start(
+    pub(super) fn start(
         &mut self,
         path: &Path,
         file: std::fs::File,
@@ -197,115 +215,5 @@ impl Reader {
         tracing::info!(file = %f.path.display(), reason = why, "file went away; reading it to its end");
         self.metrics.rotations.inc();
         self.drain(id);
-    }
-
-    /// After a restart: saved files no longer reachable by the targets (rotated away while we were
-    /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
-    /// and read to their end, so kubelet's rotation during downtime loses nothing.
-    pub(super) fn recover_rotated(&mut self) {
-        let saved = std::mem::take(&mut self.saved);
-        for s in saved {
-            let Some(target) = self.targets.target_of(&s.ident.path) else {
-                continue;
-            };
-            let Some(dir) = s.ident.path.parent() else {
-                continue;
-            };
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let candidate = entry.path();
-                let Ok(meta) = std::fs::metadata(&candidate) else {
-                    continue;
-                };
-                if meta.ino() != s.ident.ino || meta.dev() != s.ident.dev {
-                    continue;
-                }
-                let Ok(file) = std::fs::File::open(&candidate) else { break };
-                let Ok(meta) = file.metadata() else { break };
-                if !saved_matches(&file, &meta, &s) {
-                    break;
-                }
-                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                    "found a file rotated away while we were down; reading it to its end");
-                self.saved.push(s.clone());
-                let gone = State::Gone { since: Instant::now() };
-                // Labelled as the path it was tailed under, so its lines stay in the same stream.
-                self.start(&s.ident.path, file, &meta, target, false, gone);
-                break;
-            }
-        }
-        self.saved.clear();
-    }
-
-    /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
-    /// then closed); files we never saw — created and rotated away between two looks — are found by
-    /// `sweep_rotated`, oldest first.
-    pub(super) fn follow_renamed(&mut self) {
-        let renamed = std::mem::take(&mut self.renamed);
-        for name in renamed.keys() {
-            let Ok(meta) = std::fs::metadata(name) else { continue };
-            if let Some(&id) = self.by_inode.get(&(meta.dev(), meta.ino())) {
-                self.retire(id, "rotated");
-            }
-        }
-        let origins: std::collections::BTreeSet<PathBuf> = renamed.into_values().collect();
-        for origin in origins {
-            if let Some(target) = self.targets.target_of(&origin) {
-                self.sweep_rotated(&origin, target, None);
-            }
-        }
-    }
-
-    /// Before a new file at `path` is read: files next to it named `<name>.<suffix>` (kubelet's
-    /// `0.log.20261125-101500`, docker's `-json.log.1`) that were renamed since we last looked at
-    /// `path` and that we never read were rotated away before we saw them — read them first (older
-    /// first), so their lines are neither lost nor shipped after their successor's.
-    pub(super) fn sweep_rotated(&mut self, path: &Path, target: usize, opening: Option<(u64, u64)>) {
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return;
-        };
-        let prefix = format!("{}.", name.to_string_lossy());
-        let since = self.opened_at.get(path).copied().unwrap_or(self.last_look);
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        let mut found = Vec::new();
-        for entry in entries.flatten() {
-            let fname = entry.file_name();
-            let fname = fname.to_string_lossy();
-            if !fname.starts_with(&prefix) || fname.ends_with(".gz") {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            let renamed_at = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
-            let key = (meta.dev(), meta.ino());
-            let known = self.by_inode.contains_key(&key) || self.was_closed(key) || opening == Some(key);
-            if !meta.is_file() || renamed_at < since || known {
-                continue;
-            }
-            found.push((renamed_at, entry.path(), meta));
-        }
-        found.sort_by_key(|f| f.0);
-        for (_, rotated, _) in found {
-            let Ok(file) = std::fs::File::open(&rotated) else { continue };
-            // Names move under us (docker shifts `.1` → `.2`): trust only what was opened.
-            let Ok(meta) = file.metadata() else { continue };
-            let key = (meta.dev(), meta.ino());
-            if self.by_inode.contains_key(&key) || self.was_closed(key) || opening == Some(key) {
-                continue;
-            }
-            tracing::info!(file = %rotated.display(), was = %path.display(),
-                ino = meta.ino(), "a file was rotated away before it was read; reading it from its start");
-            self.metrics.rotations.inc();
-            let gone = State::Gone { since: Instant::now() };
-            let id = self.start(path, file, &meta, target, false, gone);
-            self.drain(id);
-        }
-    }
-
-    /// Whether we read this file to its end and closed it recently (docker renames it again, `.1` →
-    /// `.2`, which looks like a fresh rotation).
-    fn was_closed(&self, key: (u64, u64)) -> bool {
-        self.closed.iter().any(|c| (c.1, c.2) == key)
     }
 }

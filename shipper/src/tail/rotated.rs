@@ -1,0 +1,288 @@
+//! Files rotated away from a tailed name: followed after a rename, found when they were created and
+//! rotated away between two looks, and recovered after a restart — always read oldest first, so a
+//! stream's lines keep their order across rotations.
+
+use super::file::{saved_matches, State};
+use super::Reader;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How far a file's ctime may lag the wall clock (the kernel stamps it from a clock that advances
+/// once per tick, 1–10 ms), with room to spare.
+const CTIME_SLACK: Duration = Duration::from_millis(50);
+
+/// Rotated siblings of a tailed path we never read, split around a reference file (the one being
+/// opened at the path, or the one tailed there) when that file was itself rotated away.
+pub(super) struct Siblings {
+    /// Rotated before the reference file (all of them when it was not rotated).
+    pub older: Vec<Rotated>,
+    /// The reference file was found under a rotated name.
+    pub reference_rotated: bool,
+    /// Rotated after the reference file.
+    pub newer: Vec<Rotated>,
+}
+
+/// A rotated file found by name: where it was seen and which file it was (dev, inode).
+pub(super) struct Rotated {
+    path: PathBuf,
+    key: (u64, u64),
+}
+
+impl Reader {
+    /// After a restart: saved files no longer reachable by the targets (rotated away while we were
+    /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
+    /// and read to their end, so kubelet's rotation during downtime loses nothing.
+    pub(super) fn recover_rotated(&mut self) {
+        let saved = std::mem::take(&mut self.saved);
+        for s in saved {
+            let Some(target) = self.targets.target_of(&s.ident.path) else {
+                continue;
+            };
+            let Some(dir) = s.ident.path.parent() else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let candidate = entry.path();
+                let Ok(meta) = std::fs::metadata(&candidate) else {
+                    continue;
+                };
+                if meta.ino() != s.ident.ino || meta.dev() != s.ident.dev {
+                    continue;
+                }
+                let Ok(file) = std::fs::File::open(&candidate) else { break };
+                let Ok(meta) = file.metadata() else { break };
+                if !saved_matches(&file, &meta, &s) {
+                    break;
+                }
+                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
+                    "found a file rotated away while we were down; reading it to its end");
+                self.saved.push(s.clone());
+                let gone = State::Gone { since: Instant::now() };
+                // Labelled as the path it was tailed under, so its lines stay in the same stream.
+                self.start(&s.ident.path, file, &meta, target, false, gone);
+                break;
+            }
+        }
+        self.saved.clear();
+    }
+
+    /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
+    /// then closed); files we never saw — created and rotated away between two looks — are read after
+    /// them, oldest first.
+    pub(super) fn follow_renamed(&mut self) {
+        let renamed = std::mem::take(&mut self.renamed);
+        for name in renamed.keys() {
+            let Ok(meta) = std::fs::metadata(name) else { continue };
+            if let Some(&id) = self.by_inode.get(&(meta.dev(), meta.ino())) {
+                self.retire(id, "rotated");
+            }
+        }
+        let origins: std::collections::BTreeSet<PathBuf> = renamed.into_values().collect();
+        for origin in origins {
+            let Some(target) = self.targets.target_of(&origin) else {
+                continue;
+            };
+            // The file tailed at `origin` may have been renamed too, its event not seen yet.
+            let tailed = self.by_path.get(&origin).copied();
+            let reference = tailed.and_then(|id| self.files.get(&id)).map(|f| (f.dev, f.ino));
+            let siblings = self.rotated_siblings(&origin, reference);
+            self.read_rotated(&origin, target, siblings.older);
+            if let (true, Some(id)) = (siblings.reference_rotated, tailed) {
+                self.retire(id, "rotated");
+            }
+            self.read_rotated(&origin, target, siblings.newer);
+        }
+    }
+
+    /// Files next to `path` named `<name>.<suffix>` (kubelet's `0.log.20261125-101500`, docker's
+    /// `-json.log.1`) that were renamed since we last opened `path` and that we never read: they were
+    /// rotated away before we saw them. Sorted oldest first and split around `reference` (dev, inode).
+    pub(super) fn rotated_siblings(&self, path: &Path, reference: Option<(u64, u64)>) -> Siblings {
+        let mut siblings = Siblings {
+            older: Vec::new(),
+            reference_rotated: false,
+            newer: Vec::new(),
+        };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return siblings;
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let since = self.opened_at.get(path).copied().unwrap_or(self.last_look) - CTIME_SLACK;
+        // A listing taken while names move (docker shifting `.1` → `.2`) can miss a file: list twice
+        // and keep every file seen, as the later listing saw it.
+        let mut seen: HashMap<(u64, u64), (Age, PathBuf)> = HashMap::new();
+        for _ in 0..2 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return siblings;
+            };
+            for entry in entries.flatten() {
+                let fname = entry.file_name();
+                let fname = fname.to_string_lossy();
+                let Some(suffix) = fname.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let Ok(meta) = entry.metadata() else { continue };
+                if suffix.ends_with(".gz") || !meta.is_file() {
+                    continue;
+                }
+                let ctime = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
+                let key = (meta.dev(), meta.ino());
+                let known = self.by_inode.contains_key(&key) || self.was_closed(key);
+                if reference == Some(key) || (ctime >= since && !known) {
+                    seen.insert(key, (age(suffix, ctime), entry.path()));
+                }
+            }
+        }
+        let mut reference_at = None;
+        let mut found = Vec::new();
+        for (key, (order, path)) in seen {
+            if reference == Some(key) {
+                reference_at = Some(order);
+            } else {
+                found.push((order, Rotated { path, key }));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (order, rotated) in found {
+            match &reference_at {
+                Some(r) if order > *r => siblings.newer.push(rotated),
+                _ => siblings.older.push(rotated),
+            }
+        }
+        siblings.reference_rotated = reference_at.is_some();
+        siblings
+    }
+
+    /// Reads rotated files we never saw, in the order given, each to its end right away; their lines
+    /// are labelled with the tailed `path`.
+    pub(super) fn read_rotated(&mut self, path: &Path, target: usize, files: Vec<Rotated>) {
+        for rotated in files {
+            if self.by_inode.contains_key(&rotated.key) || self.was_closed(rotated.key) {
+                continue;
+            }
+            // Names move under us (docker shifts `.1` → `.2`): open by name, keep it only if it is the
+            // file we listed, else look for that file again.
+            let Some((file, meta, name)) = open_rotated(&rotated) else {
+                continue;
+            };
+            tracing::info!(file = %name.display(), was = %path.display(),
+                ino = meta.ino(), "a file was rotated away before it was read; reading it from its start");
+            self.metrics.rotations.inc();
+            let gone = State::Gone { since: Instant::now() };
+            let id = self.start(path, file, &meta, target, false, gone);
+            self.drain(id);
+        }
+    }
+
+    /// Whether we read this file to its end and closed it recently (docker renames it again, `.1` →
+    /// `.2`, which looks like a fresh rotation).
+    fn was_closed(&self, key: (u64, u64)) -> bool {
+        self.closed.iter().any(|c| (c.1, c.2) == key)
+    }
+}
+
+/// Opens a listed rotated file: at the name it was seen under, or, when docker renamed it meanwhile,
+/// wherever it is in the same directory now. None when it is gone.
+fn open_rotated(rotated: &Rotated) -> Option<(std::fs::File, std::fs::Metadata, PathBuf)> {
+    let matches = |m: &std::fs::Metadata| (m.dev(), m.ino()) == rotated.key;
+    for _ in 0..3 {
+        if let Ok(file) = std::fs::File::open(&rotated.path) {
+            let meta = file.metadata().ok()?;
+            if matches(&meta) {
+                return Some((file, meta, rotated.path.clone()));
+            }
+        }
+        let dir = rotated.path.parent()?;
+        let moved = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.metadata().is_ok_and(|m| matches(&m)))?;
+        if let Ok(file) = std::fs::File::open(moved.path()) {
+            let meta = file.metadata().ok()?;
+            if matches(&meta) {
+                return Some((file, meta, moved.path()));
+            }
+        }
+    }
+    None
+}
+
+/// Where a rotated file stands in age, oldest first. Names carry the order when they have one —
+/// docker's and logrotate's `.1`, `.2` (higher is older), kubelet's `.20261125-101500` (numbers
+/// compared as numbers) — and ctime settles ties (a name seen in the middle of docker's shift). Other
+/// suffixes go by ctime (when the file was renamed), then name.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Age {
+    Numbered(Reverse<u64>, SystemTime),
+    Dated(Vec<(String, u64)>, SystemTime),
+    Other(SystemTime, String),
+}
+
+fn age(suffix: &str, ctime: SystemTime) -> Age {
+    if let Ok(n) = suffix.parse::<u64>() {
+        return Age::Numbered(Reverse(n), ctime);
+    }
+    if !suffix.starts_with(|c: char| c.is_ascii_digit()) {
+        return Age::Other(ctime, suffix.to_string());
+    }
+    let mut parts = Vec::new();
+    let mut rest = suffix;
+    while !rest.is_empty() {
+        let text_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let (text, tail) = rest.split_at(text_end);
+        let num_end = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+        let (num, tail) = tail.split_at(num_end);
+        parts.push((text.to_string(), num.parse().unwrap_or(u64::MAX)));
+        rest = tail;
+    }
+    Age::Dated(parts, ctime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn sorted(names: &[(&'static str, u64)]) -> Vec<&'static str> {
+        sorted_with_times(names).into_iter().map(|(s, _)| s).collect()
+    }
+
+    fn sorted_with_times(names: &[(&'static str, u64)]) -> Vec<(&'static str, u64)> {
+        let mut v = names.to_vec();
+        v.sort_by_key(|(s, t)| age(s, UNIX_EPOCH + Duration::from_millis(*t)));
+        v
+    }
+
+    #[test]
+    fn rotated_names_sort_oldest_first() {
+        // Renamed in the same tick: the names decide.
+        assert_eq!(
+            sorted(&[("1", 5), ("10", 5), ("2", 5), ("3", 5)]),
+            ["10", "3", "2", "1"]
+        );
+        assert_eq!(
+            sorted(&[
+                ("20261125-101500.10", 5),
+                ("20261125-101500.2", 5),
+                ("20261125-101500", 5),
+                ("20261124-235959", 5)
+            ]),
+            [
+                "20261124-235959",
+                "20261125-101500",
+                "20261125-101500.2",
+                "20261125-101500.10"
+            ]
+        );
+        // The same name seen before and after docker's shift: the earlier rename is older.
+        assert_eq!(sorted_with_times(&[("3", 9), ("3", 4)]), [("3", 4), ("3", 9)]);
+        // Names without an order: when they were renamed.
+        assert_eq!(sorted(&[("old", 9), ("bak", 4)]), ["bak", "old"]);
+    }
+}
