@@ -121,34 +121,39 @@ impl Account {
     pub fn add_stream<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) {
         let mut highest: HashMap<u32, u64> = HashMap::new();
         for line in lines {
-            let Some((id, seq)) = parse_tag(line) else {
-                self.untagged += 1;
-                continue;
-            };
-            let Some(file) = self.files.get_mut(&id) else {
-                self.unknown_file += 1;
-                continue;
-            };
-            file.received += 1;
-            let top = highest.entry(id).or_insert(seq);
-            let first_arrival = match file.counts.get_mut(seq as usize) {
-                Some(c) if seq < file.expected => {
-                    *c = c.saturating_add(1);
-                    *c == 1
-                }
-                _ => {
-                    file.beyond += 1;
-                    false
-                }
-            };
-            if !first_arrival && seq < file.expected {
-                file.duplicated += 1;
-            }
-            if first_arrival && seq < *top {
-                file.out_of_order += 1;
-            }
-            *top = (*top).max(seq);
+            self.add_line(&mut highest, line);
         }
+    }
+
+    /// Adds one line of a stream whose highest seq so far per file is `highest`.
+    pub(crate) fn add_line(&mut self, highest: &mut HashMap<u32, u64>, line: &str) {
+        let Some((id, seq)) = parse_tag(line) else {
+            self.untagged += 1;
+            return;
+        };
+        let Some(file) = self.files.get_mut(&id) else {
+            self.unknown_file += 1;
+            return;
+        };
+        file.received += 1;
+        let top = highest.entry(id).or_insert(seq);
+        let first_arrival = match file.counts.get_mut(seq as usize) {
+            Some(c) if seq < file.expected => {
+                *c = c.saturating_add(1);
+                *c == 1
+            }
+            _ => {
+                file.beyond += 1;
+                false
+            }
+        };
+        if !first_arrival && seq < file.expected {
+            file.duplicated += 1;
+        }
+        if first_arrival && seq < *top {
+            file.out_of_order += 1;
+        }
+        *top = (*top).max(seq);
     }
 
     /// One file's account.

@@ -8,7 +8,8 @@
 //!   and dockerd write them (16 KiB splits, RFC 3339 nanosecond timestamps), and rotation like
 //!   kubelet, dockerd and logrotate `copytruncate`.
 //! - [`tag`] and [`account`]: lines that carry (file, seq) so tests can count exactly what was
-//!   lost, duplicated or reordered between the files and the receiver.
+//!   lost, duplicated or reordered between the files and the receiver; [`tally`] counts them as
+//!   they arrive, for runs too long to store every line.
 //! - [`logproto`] and [`client`]: the push schema as prost types and a minimal HTTP client.
 //!
 //! This crate is an independent implementation of Loki's side of the contract in
@@ -20,10 +21,12 @@ pub mod logproto;
 pub mod proc;
 pub mod receiver;
 pub mod tag;
+pub mod tally;
 pub mod time;
 pub mod writer;
 
 pub use account::{assert_exact, assert_no_loss, Account, FileAccount};
 pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State, TestPki, TlsOptions};
 pub use tag::{parse_tag, tag_line, varied_len};
+pub use tally::Tally;
 pub use writer::{copytruncate, delete, rotate_docker, rotate_kubelet, Format, LogWriter};

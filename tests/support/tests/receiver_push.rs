@@ -202,3 +202,30 @@ fn wait_for_sees_entries_pushed_from_another_thread() {
     ));
     pusher.join().unwrap();
 }
+
+#[test]
+fn tallying_receiver_counts_pushes_without_storing_them() {
+    let loki = Receiver::start_tally([(0, 3), (1, 1)], true);
+    let a: Vec<String> = [0, 2, 2].iter().map(|&s| shipper_testkit::tag_line(0, s, 60)).collect();
+    let b = [shipper_testkit::tag_line(1, 0, 60)];
+    for (labels, lines) in [(r#"{job="a"}"#, &a[..]), (r#"{job="b"}"#, &b[..])] {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let resp = push_protobuf(&loki.url(), &request(labels, &lines)).unwrap();
+        assert_eq!(resp.status, 204, "{}", resp.text());
+    }
+    assert_eq!(loki.entry_count(), 4);
+    assert!(loki.streams().is_empty(), "a tallying receiver keeps no lines");
+    let account = loki.tally_account().expect("a tallying receiver has an account");
+    assert_eq!(
+        (account.lost(), account.duplicated(), account.out_of_order()),
+        (1, 1, 0)
+    );
+    assert_eq!(account.file(0).unwrap().missing_ranges(), [(1, 1)]);
+    let latencies = loki.latencies_ns();
+    assert_eq!(latencies.len(), 4);
+    assert!(
+        latencies.iter().all(|&l| (0..10_000_000_000).contains(&l)),
+        "{latencies:?}"
+    );
+    assert!(Receiver::start().tally_account().is_none());
+}

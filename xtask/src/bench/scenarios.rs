@@ -61,18 +61,16 @@ fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Resu
         bar.set_style(style);
     }
     let deadline = Instant::now() + timeout;
+    let account = || loki.tally_account().ok_or("the bench sink must be a tallying receiver");
     loop {
         let n = loki.entry_count() as u64;
         bar.set_position(n.min(total));
-        if n >= total {
-            let account = Account::from_streams(&loki.streams(), expected.iter().copied());
+        if n >= total || Instant::now() >= deadline {
+            let account = account()?;
             if account.lost() == 0 || Instant::now() >= deadline {
                 bar.finish_and_clear();
                 return Ok(account);
             }
-        } else if Instant::now() >= deadline {
-            bar.finish_and_clear();
-            return Ok(Account::from_streams(&loki.streams(), expected.iter().copied()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -107,10 +105,10 @@ pub fn throughput(ctx: &Ctx, name: &str, files: u32, bytes: u64) -> Result<Outco
     let counts = write_files(&dir, files, bytes)?;
     let paths: Vec<PathBuf> = (0..files).map(|f| pod_log(&dir, f)).collect();
     let bound = bound::cpu_s_per_gib(&paths)?;
-    let loki = Receiver::start();
+    let expected: Vec<(u32, u64)> = counts.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
+    let loki = Receiver::start_tally(expected.iter().copied(), false);
     let agent = start(ctx, &dir, &loki, "1s")?;
     let t0 = Instant::now();
-    let expected: Vec<(u32, u64)> = counts.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
     let mut o = finish(agent, name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
     o.bound_cpu_s_per_gib = Some(bound);
@@ -122,21 +120,22 @@ pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
     let dir = ctx.dir("rotation")?;
     let files = 4u32;
     let total: u64 = if ctx.quick { 64 << 20 } else { 512 << 20 };
-    let loki = Receiver::start();
+    // Lines average ~236 bytes with the CRI header; whole rounds of 100 per file.
+    let per_file = (total / u64::from(files) / 236).div_ceil(100) * 100;
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
+    let loki = Receiver::start_tally(expected.iter().copied(), false);
     let agent = start(ctx, &dir, &loki, "1s")?;
     let t0 = Instant::now();
     let mut writers = Vec::new();
     for f in 0..files {
         writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
     }
-    let (mut written, mut since) = (0u64, vec![0u64; files as usize]);
-    let mut seq = 0u64;
-    while written < total {
+    let mut since = vec![0u64; files as usize];
+    for seq in (0..per_file).step_by(100) {
         for (f, w) in writers.iter_mut().enumerate() {
             for s in seq..seq + 100 {
                 let l = line(f as u32, s);
                 since[f] += l.len() as u64 + 36;
-                written += l.len() as u64 + 36;
                 w.write_line("stdout", &l).map_err(|e| e.to_string())?;
             }
             if since[f] >= 10 << 20 {
@@ -144,12 +143,10 @@ pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
                 since[f] = 0;
             }
         }
-        seq += 100;
     }
     for w in &mut writers {
         w.flush().map_err(|e| e.to_string())?;
     }
-    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, seq)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
     finish(agent, "rotation", &dir, files, &account, t0.elapsed().as_secs_f64())
 }
@@ -160,7 +157,10 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
     let files = 100u32;
     let secs = if ctx.quick { 5 } else { 30 };
     let rate = 50_000u64;
-    let loki = Receiver::start();
+    // Lines go round-robin over the files, `rate / 100` every 10 ms.
+    let per_file = rate * secs / u64::from(files);
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
+    let loki = Receiver::start_tally(expected.iter().copied(), true);
     let agent = start(ctx, &dir, &loki, "100ms")?;
     let mut writers = Vec::new();
     for f in 0..files {
@@ -188,15 +188,12 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
             std::thread::sleep(wait);
         }
     }
-    let expected: Vec<(u32, u64)> = seqs.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
+    if seqs.iter().any(|&n| n != per_file) {
+        return Err(format!("live: wrote {seqs:?} lines per file, expected {per_file} each"));
+    }
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
     let mut o = finish(agent, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
-    let mut lat: Vec<i64> = loki
-        .streams()
-        .values()
-        .flatten()
-        .map(|e| e.arrived_ns - e.ts_ns)
-        .collect();
+    let mut lat = loki.latencies_ns();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
@@ -219,10 +216,10 @@ pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
         w.write_line("stdout", &line(f, 0)).map_err(|e| e.to_string())?;
         w.flush().map_err(|e| e.to_string())?;
     }
-    let loki = Receiver::start();
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, 1)).collect();
+    let loki = Receiver::start_tally(expected.iter().copied(), false);
     let agent = start(ctx, &dir, &loki, "1s")?;
     let t0 = Instant::now();
-    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, 1)).collect();
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
     let secs = t0.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));

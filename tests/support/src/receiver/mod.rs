@@ -49,6 +49,7 @@ pub use state::{ReceivedEntry, RequestRecord, State};
 pub use tls::{TestPki, TlsOptions, SERVER_NAMES};
 
 use crate::account::Account;
+use crate::tally::Tally;
 use server::Shared;
 
 /// The path Loki serves pushes on.
@@ -101,6 +102,16 @@ impl Receiver {
         let pki = TestPki::generate();
         let acceptor = TlsAcceptor::from(pki.server_config(tls));
         Receiver::start_inner(limits, Some((pki, acceptor)))
+    }
+
+    /// Starts a receiver (Loki 3 default limits) that counts what it accepts in a [`Tally`]
+    /// instead of storing it: for runs of millions of lines. [`streams`](Self::streams) stays
+    /// empty; read [`tally_account`](Self::tally_account) and
+    /// [`latencies_ns`](Self::latencies_ns) instead.
+    pub fn start_tally(expected: impl IntoIterator<Item = (u32, u64)>, latency: bool) -> Receiver {
+        let receiver = Receiver::start_inner(Limits::default(), None);
+        receiver.shared.state().tally = Some(Tally::new(expected, latency));
+        receiver
     }
 
     fn start_inner(limits: Limits, tls: Option<(TestPki, TlsAcceptor)>) -> Receiver {
@@ -293,6 +304,16 @@ impl Receiver {
     /// Accounts the tagged lines stored so far (see [`Account`]), without copying the streams.
     pub fn account(&self, expected: impl IntoIterator<Item = (u32, u64)>) -> Account {
         self.with_state(|s| Account::from_streams(s.streams(), expected))
+    }
+
+    /// The account of a tallying receiver so far (None for a storing one).
+    pub fn tally_account(&self) -> Option<Account> {
+        self.with_state(|s| s.tally().map(|t| t.account().clone()))
+    }
+
+    /// Write → arrival latency of every entry a tallying receiver counted, if it keeps them.
+    pub fn latencies_ns(&self) -> Vec<i64> {
+        self.with_state(|s| s.tally().map(|t| t.latencies_ns().to_vec()).unwrap_or_default())
     }
 
     /// Forgets stored streams, request records, TLS failures, discard counters and the

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use super::limits::Reason;
+use crate::tally::Tally;
 
 /// One stored log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct State {
     /// Newest timestamp stored per stream, for the out-of-order window.
     newest: HashMap<String, i64>,
     tls_failures: Vec<String>,
+    /// Set for a tallying receiver: entries are counted here instead of stored.
+    pub(crate) tally: Option<Tally>,
 }
 
 impl State {
@@ -121,16 +124,33 @@ impl State {
         self.newest.get(key).copied()
     }
 
-    pub(crate) fn store(&mut self, key: &str, entry: ReceivedEntry) {
-        let newest = self.newest.entry(key.to_owned()).or_insert(entry.ts_ns);
-        *newest = (*newest).max(entry.ts_ns);
-        match self.streams.get_mut(key) {
-            Some(v) => v.push(entry),
+    /// Stores entries of one stream, in order (or counts them, for a tallying receiver).
+    pub(crate) fn store(&mut self, key: &str, entries: Vec<ReceivedEntry>) {
+        let Some(top) = entries.iter().map(|e| e.ts_ns).max() else {
+            return;
+        };
+        match self.newest.get_mut(key) {
+            Some(newest) => *newest = (*newest).max(top),
             None => {
-                self.streams.insert(key.to_owned(), vec![entry]);
+                self.newest.insert(key.to_owned(), top);
             }
         }
-        self.entry_count += 1;
+        self.entry_count += entries.len();
+        if let Some(tally) = &mut self.tally {
+            tally.observe(key, entries.iter().map(|e| (e.line.as_str(), e.ts_ns, e.arrived_ns)));
+            return;
+        }
+        match self.streams.get_mut(key) {
+            Some(v) => v.extend(entries),
+            None => {
+                self.streams.insert(key.to_owned(), entries);
+            }
+        }
+    }
+
+    /// The running tally of a tallying receiver ([`Receiver::start_tally`](super::Receiver::start_tally)).
+    pub fn tally(&self) -> Option<&Tally> {
+        self.tally.as_ref()
     }
 
     pub(crate) fn discard(&mut self, reason: Reason, n: usize) {
@@ -146,6 +166,8 @@ impl State {
     }
 
     pub(crate) fn clear(&mut self) {
+        let tally = self.tally.take();
         *self = State::default();
+        self.tally = tally;
     }
 }

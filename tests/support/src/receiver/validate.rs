@@ -68,23 +68,23 @@ pub(crate) fn ingest(state: &mut State, limits: &Limits, now_ns: i64, streams: V
                 continue;
             }
         };
+        let mut newest = state.newest(&key);
+        let mut accepted = Vec::with_capacity(n);
         for e in stream.entries {
-            let newest = state.newest(&key);
             if let Err((reason, msg)) = check_entry(&key, &e, limits, now_ns, newest) {
                 out.reject(state, reason, msg, 1);
                 continue;
             }
-            state.store(
-                &key,
-                ReceivedEntry {
-                    ts_ns: e.ts_ns,
-                    line: e.line,
-                    structured_metadata: e.structured_metadata,
-                    arrived_ns: now_ns,
-                },
-            );
-            out.stored += 1;
+            newest = Some(newest.map_or(e.ts_ns, |t| t.max(e.ts_ns)));
+            accepted.push(ReceivedEntry {
+                ts_ns: e.ts_ns,
+                line: e.line,
+                structured_metadata: e.structured_metadata,
+                arrived_ns: now_ns,
+            });
         }
+        out.stored += accepted.len();
+        state.store(&key, accepted);
     }
     out
 }
