@@ -2,7 +2,7 @@
 //! (CPU from /proc/<pid>/stat, peak RSS from /proc/<pid>/status), stop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// Builds the release binary and returns its path.
@@ -56,34 +56,56 @@ pub fn write_config(
 pub struct Agent {
     child: Child,
     pub log: PathBuf,
-    http: String,
 }
 
 impl Agent {
     /// Starts the agent and waits until `/ready` answers 200.
     pub fn start(bin: &Path, config: &Path, port: u16) -> Result<Agent, String> {
         let dir = config.parent().ok_or("config has no directory")?;
-        let log = dir.join("shipper.log");
-        let child = Command::new(bin)
-            .args(["run", "--config"])
-            .arg(config)
-            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
-            .stdout(Stdio::null())
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--config"]).arg(config);
+        Agent::spawn(
+            cmd,
+            &dir.join("shipper.log"),
+            &format!("http://127.0.0.1:{port}/ready"),
+            true,
+        )
+    }
+
+    /// Runs `cmd` with its output in `log` and waits up to 20 s until `ready` answers — with 200
+    /// when `need_200`, with anything at all (the process is up) otherwise.
+    pub fn spawn(mut cmd: Command, log: &Path, ready: &str, need_200: bool) -> Result<Agent, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdout(out)
+            .stderr(err)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let agent = Agent {
+            .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+        let mut agent = Agent {
             child,
-            log,
-            http: format!("http://127.0.0.1:{port}"),
+            log: log.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if shipper_testkit::client::get(&format!("{}/ready", agent.http)).is_ok_and(|r| r.status == 200) {
-                return Ok(agent);
+            match shipper_testkit::client::get(ready) {
+                Ok(r) if r.status == 200 || !need_200 => return Ok(agent),
+                _ => {}
+            }
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                return Err(format!(
+                    "{:?} exited with {status}; see {}",
+                    cmd.get_program(),
+                    log.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("shipper not ready after 20 s; see {}", agent.log.display()))
+        Err(format!(
+            "{:?} not ready after 20 s; see {}",
+            cmd.get_program(),
+            log.display()
+        ))
     }
 
     pub fn pid(&self) -> u32 {

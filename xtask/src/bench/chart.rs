@@ -34,7 +34,10 @@ fn panel(svg: &mut String, top: f64, title: &str, rows: &[(String, f64)], unit: 
 
 pub fn svg(outcomes: &[Outcome]) -> String {
     let mut body = String::new();
-    let throughput: Vec<(String, f64)> = outcomes.iter().map(|o| (o.scenario.clone(), o.mib_per_s)).collect();
+    let throughput: Vec<(String, f64)> = outcomes
+        .iter()
+        .map(|o| (format!("{} ({})", o.scenario, o.agent), o.mib_per_s))
+        .collect();
     let mut y = panel(
         &mut body,
         0.0,
@@ -47,7 +50,7 @@ pub fn svg(outcomes: &[Outcome]) -> String {
         .filter(|o| o.bound_cpu_s_per_gib.is_some())
         .flat_map(|o| {
             [
-                (format!("{} agent", o.scenario), o.cpu_s_per_gib),
+                (format!("{} ({})", o.scenario, o.agent), o.cpu_s_per_gib),
                 (format!("{} bound", o.scenario), o.bound_cpu_s_per_gib.unwrap_or(0.0)),
             ]
         })
@@ -71,7 +74,7 @@ pub fn svg(outcomes: &[Outcome]) -> String {
             y = panel(
                 &mut body,
                 y,
-                &format!("{}: write → stored latency", o.scenario),
+                &format!("{} ({}): write → stored latency", o.scenario, o.agent),
                 &rows,
                 "ms",
             );

@@ -6,6 +6,7 @@
 
 mod bound;
 mod chart;
+mod peers;
 mod report;
 mod scenarios;
 
@@ -18,6 +19,8 @@ pub const SCENARIOS: &[&str] = &["throughput-1", "throughput-100", "rotation", "
 #[derive(Debug, Default, Serialize)]
 pub struct Outcome {
     pub scenario: String,
+    /// shipper, or the peer run for comparison.
+    pub agent: String,
     pub files: u32,
     pub lines: u64,
     pub bytes: u64,
@@ -44,7 +47,6 @@ pub struct Latency {
 }
 
 pub struct Ctx {
-    pub bin: PathBuf,
     pub quick: bool,
     pub work: PathBuf,
 }
@@ -59,7 +61,17 @@ impl Ctx {
     }
 }
 
+const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
+rotation, live, idle-1000 (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail";
+
 pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        return Err(format!("unknown option `{flag}`\n{USAGE}"));
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let mut chosen: Vec<&str> = args
         .iter()
@@ -75,29 +87,32 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if chosen.is_empty() {
         chosen = SCENARIOS.to_vec();
     }
-    let bin = crate::agent::build_release()?;
+    let peers = peers::Peer::all(crate::agent::build_release()?)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
     let out_dir = root.join("target/bench");
     let ctx = Ctx {
-        bin,
         quick,
         work: out_dir.join("work"),
     };
     let mut outcomes = Vec::new();
     for name in chosen {
-        eprintln!("== {name}{}", if quick { " (quick)" } else { "" });
-        let o = match name {
-            "throughput-1" => scenarios::throughput(&ctx, name, 1, if quick { 64 << 20 } else { 1 << 30 })?,
-            "throughput-100" => scenarios::throughput(&ctx, name, 100, if quick { 1 << 20 } else { 10 << 20 })?,
-            "rotation" => scenarios::rotation(&ctx)?,
-            "live" => scenarios::live(&ctx)?,
-            "idle-1000" => scenarios::idle(&ctx)?,
-            _ => unreachable!("checked above"),
-        };
-        eprintln!("{}", report::line(&o));
-        outcomes.push(o);
+        for peer in &peers {
+            eprintln!("== {name} ({}{})", peer.name(), if quick { ", quick" } else { "" });
+            let o = match name {
+                "throughput-1" => scenarios::throughput(&ctx, peer, name, 1, if quick { 64 << 20 } else { 1 << 30 })?,
+                "throughput-100" => {
+                    scenarios::throughput(&ctx, peer, name, 100, if quick { 1 << 20 } else { 10 << 20 })?
+                }
+                "rotation" => scenarios::rotation(&ctx, peer)?,
+                "live" => scenarios::live(&ctx, peer)?,
+                "idle-1000" => scenarios::idle(&ctx, peer)?,
+                _ => unreachable!("checked above"),
+            };
+            eprintln!("{}", report::line(&o));
+            outcomes.push(o);
+        }
     }
     let _ = std::fs::remove_dir_all(&ctx.work);
     println!("{}", report::markdown(&outcomes, quick));
@@ -107,7 +122,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let svg = out_dir.join("report.svg");
     std::fs::write(&svg, chart::svg(&outcomes)).map_err(|e| format!("{}: {e}", svg.display()))?;
     eprintln!("report: {} and {}", json.display(), svg.display());
-    let bad: Vec<&Outcome> = outcomes.iter().filter(|o| o.lost > 0).collect();
+    // Peers may lose lines (that is what the comparison shows); shipper must not.
+    let bad: Vec<&Outcome> = outcomes.iter().filter(|o| o.lost > 0 && o.agent == "shipper").collect();
     if !bad.is_empty() {
         return Err(format!("lines were lost in {} scenario(s)", bad.len()));
     }

@@ -1,8 +1,9 @@
 //! The bench scenarios. Each generates tagged lines (file id, sequence number), runs the release agent
 //! against the sink, waits until every line arrived, and accounts for all of them.
 
+use super::peers::Peer;
 use super::{bound, Ctx, Latency, Outcome};
-use crate::agent::{self, Agent, Target};
+use crate::agent::{self, Agent};
 use shipper_testkit::{tag_line, varied_len, Account, Format, LogWriter, Receiver};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,16 +40,9 @@ fn write_files(dir: &Path, files: u32, bytes: u64) -> Result<Vec<u64>, String> {
     Ok(counts)
 }
 
-fn start(ctx: &Ctx, dir: &Path, loki: &Receiver, batch_wait: &str) -> Result<Agent, String> {
-    let port = agent::free_port()?;
-    let glob = pods_glob(dir);
-    let targets = [Target {
-        glob: &glob,
-        format: "cri",
-        job: "bench",
-    }];
-    let config = agent::write_config(dir, &loki.url(), port, &targets, batch_wait)?;
-    Agent::start(&ctx.bin, &config, port)
+/// Starts `peer` on the scenario's files, pushing to `loki`.
+fn start(peer: &Peer, dir: &Path, loki: &Receiver, batch_wait: &str) -> Result<Agent, String> {
+    peer.start(dir, &pods_glob(dir), &loki.url(), batch_wait)
 }
 
 /// Waits until every line `0..n` of each file arrived (duplicates do not count), with a progress bar.
@@ -77,12 +71,21 @@ fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Resu
 }
 
 /// Reads the agent's CPU and peak RSS, stops it, and fills the outcome of scenario `name`.
-fn finish(agent: Agent, name: &str, dir: &Path, files: u32, account: &Account, secs: f64) -> Result<Outcome, String> {
+fn finish(
+    agent: Agent,
+    peer: &Peer,
+    name: &str,
+    dir: &Path,
+    files: u32,
+    account: &Account,
+    secs: f64,
+) -> Result<Outcome, String> {
     let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
     agent.stop()?;
     let bytes = agent::dir_size(&dir.join("pods"));
     Ok(Outcome {
         scenario: name.into(),
+        agent: peer.name().into(),
         files,
         bytes,
         lines: account.expected(),
@@ -100,23 +103,23 @@ fn finish(agent: Agent, name: &str, dir: &Path, files: u32, account: &Account, s
 }
 
 /// Files written first, then read from their beginning as fast as the agent can.
-pub fn throughput(ctx: &Ctx, name: &str, files: u32, bytes: u64) -> Result<Outcome, String> {
+pub fn throughput(ctx: &Ctx, peer: &Peer, name: &str, files: u32, bytes: u64) -> Result<Outcome, String> {
     let dir = ctx.dir(name)?;
     let counts = write_files(&dir, files, bytes)?;
     let paths: Vec<PathBuf> = (0..files).map(|f| pod_log(&dir, f)).collect();
     let bound = bound::cpu_s_per_gib(&paths)?;
     let expected: Vec<(u32, u64)> = counts.iter().enumerate().map(|(f, &n)| (f as u32, n)).collect();
     let loki = Receiver::start_tally(expected.iter().copied(), false);
-    let agent = start(ctx, &dir, &loki, "1s")?;
+    let agent = start(peer, &dir, &loki, "1s")?;
     let t0 = Instant::now();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
-    let mut o = finish(agent, name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    let mut o = finish(agent, peer, name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
     o.bound_cpu_s_per_gib = Some(bound);
     Ok(o)
 }
 
 /// Writers at full speed with kubelet-style rotation every 10 MiB while the agent tails.
-pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
+pub fn rotation(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let dir = ctx.dir("rotation")?;
     let files = 4u32;
     let total: u64 = if ctx.quick { 64 << 20 } else { 512 << 20 };
@@ -124,12 +127,13 @@ pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
     let per_file = (total / u64::from(files) / 236).div_ceil(100) * 100;
     let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
     let loki = Receiver::start_tally(expected.iter().copied(), false);
-    let agent = start(ctx, &dir, &loki, "1s")?;
-    let t0 = Instant::now();
+    // The files exist (empty) before the agent starts: every agent finds them at once.
     let mut writers = Vec::new();
     for f in 0..files {
         writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
     }
+    let agent = start(peer, &dir, &loki, "1s")?;
+    let t0 = Instant::now();
     let mut since = vec![0u64; files as usize];
     for seq in (0..per_file).step_by(100) {
         for (f, w) in writers.iter_mut().enumerate() {
@@ -148,11 +152,19 @@ pub fn rotation(ctx: &Ctx) -> Result<Outcome, String> {
         w.flush().map_err(|e| e.to_string())?;
     }
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
-    finish(agent, "rotation", &dir, files, &account, t0.elapsed().as_secs_f64())
+    finish(
+        agent,
+        peer,
+        "rotation",
+        &dir,
+        files,
+        &account,
+        t0.elapsed().as_secs_f64(),
+    )
 }
 
 /// A writer appends 50,000 lines/s across 100 files; latency is write time → stored by the sink.
-pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
+pub fn live(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let dir = ctx.dir("live")?;
     let files = 100u32;
     let secs = if ctx.quick { 5 } else { 30 };
@@ -161,11 +173,11 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
     let per_file = rate * secs / u64::from(files);
     let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
     let loki = Receiver::start_tally(expected.iter().copied(), true);
-    let agent = start(ctx, &dir, &loki, "100ms")?;
     let mut writers = Vec::new();
     for f in 0..files {
         writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
     }
+    let agent = start(peer, &dir, &loki, "100ms")?;
     let t0 = Instant::now();
     let tick = Duration::from_millis(10);
     let per_tick = rate / 100;
@@ -192,7 +204,7 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
         return Err(format!("live: wrote {seqs:?} lines per file, expected {per_file} each"));
     }
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
-    let mut o = finish(agent, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    let mut o = finish(agent, peer, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
     let mut lat = loki.latencies_ns();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -208,7 +220,7 @@ pub fn live(ctx: &Ctx) -> Result<Outcome, String> {
 }
 
 /// 1,000 files of one line: all shipped, then the agent's CPU over 10 idle seconds.
-pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
+pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let dir = ctx.dir("idle-1000")?;
     let files = 1000u32;
     for f in 0..files {
@@ -218,7 +230,7 @@ pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
     }
     let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, 1)).collect();
     let loki = Receiver::start_tally(expected.iter().copied(), false);
-    let agent = start(ctx, &dir, &loki, "1s")?;
+    let agent = start(peer, &dir, &loki, "1s")?;
     let t0 = Instant::now();
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
     let secs = t0.elapsed().as_secs_f64();
@@ -226,7 +238,7 @@ pub fn idle(ctx: &Ctx) -> Result<Outcome, String> {
     let before = agent.cpu_seconds();
     std::thread::sleep(Duration::from_secs(10));
     let idle = agent.cpu_seconds() - before;
-    let mut o = finish(agent, "idle-1000", &dir, files, &account, secs)?;
+    let mut o = finish(agent, peer, "idle-1000", &dir, files, &account, secs)?;
     o.idle_cpu_ms = Some(idle * 1000.0);
     Ok(o)
 }
