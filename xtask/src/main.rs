@@ -9,6 +9,7 @@ mod agent;
 mod bench;
 mod demo;
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
@@ -48,18 +49,70 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Installs the rustup components the checks use. Idempotent: only missing pieces are added.
+/// Installs what the build needs, idempotently and quickly when it is already there: rustfmt and
+/// clippy, rust-src (the eBPF programs build `core` for `bpfel-unknown-none`) and bpf-linker, built
+/// against the LLVM inside the Rust toolchain.
 fn setup() -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["component", "list", "--installed"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    for component in ["rustfmt", "clippy"] {
+    for component in ["rustfmt", "clippy", "rust-src"] {
         if !installed.lines().any(|l| l.starts_with(component)) {
             run(Command::new("rustup").args(["component", "add", component]))?;
         }
     }
-    Ok(())
+    bpf_linker()
+}
+
+/// The bpf-linker version the eBPF build is known to work with here.
+const BPF_LINKER: &str = "0.13.0";
+
+/// Installs bpf-linker unless a working one of the right version is on PATH. It links against the
+/// toolchain's own libLLVM (Debian's LLVM is too old): a folder whose `lib/` links to that library is
+/// its `LLVM_PREFIX`, and must stay, since bpf-linker loads libLLVM from there when it runs.
+fn bpf_linker() -> Result<(), String> {
+    let version = Command::new("bpf-linker").arg("--version").output();
+    if version.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER)) {
+        return Ok(());
+    }
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("rustc --print sysroot: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let lib = sysroot.join("lib");
+    let llvm = std::fs::read_dir(&lib)
+        .map_err(|e| format!("{}: {e}", lib.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("libLLVM.so."))
+        .ok_or_else(|| format!("no libLLVM.so.* in {}: is this a rustup toolchain?", lib.display()))?;
+    // `libLLVM.so.22.1-rust-1.95.0-stable` → LLVM 22.
+    let major = llvm
+        .trim_start_matches("libLLVM.so.")
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let prefix = home.join("shipper-llvm");
+    let prefix_lib = prefix.join("lib");
+    std::fs::create_dir_all(&prefix_lib).map_err(|e| format!("{}: {e}", prefix_lib.display()))?;
+    for name in ["libLLVM.so", llvm.as_str()] {
+        let link = prefix_lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lib.join(&llvm), &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    }
+    eprintln!("installing bpf-linker {BPF_LINKER} against the toolchain's LLVM {major} (about a minute, once)");
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER, "--no-default-features"])
+        .args(["--features", &format!("llvm-{major}")])
+        .env("LLVM_PREFIX", &prefix))
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
