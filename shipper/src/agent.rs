@@ -47,7 +47,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     let (ring_tx, ring_rx) = crate::ring::ring(cfg.tail.ring_capacity);
     metrics.ring_capacity.set(cfg.tail.ring_capacity as i64);
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(4096);
-    let watcher = crate::watch::start(cfg.tail.watch, ev_tx);
+    let watcher = crate::watch::start(cfg.tail.watch, ev_tx, metrics.clone())?;
     let reader = Reader::new(ReaderParts {
         cfg: cfg.tail.clone(),
         targets: Targets::new(&cfg.targets),

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub parse_issues: Family<IssueLabel, Counter>,
     pub open_files: Gauge,
     pub rotations: Counter,
+    pub ebpf_events: Counter,
+    pub ebpf_ring_full: Counter,
     pub truncations: Counter,
     pub ring_chunks: Gauge,
     pub ring_capacity: Gauge,
@@ -75,6 +77,8 @@ impl Metrics {
             parse_issues: Family::default(),
             open_files: Gauge::default(),
             rotations: Counter::default(),
+            ebpf_events: Counter::default(),
+            ebpf_ring_full: Counter::default(),
             truncations: Counter::default(),
             ring_chunks: Gauge::default(),
             ring_capacity: Gauge::default(),
@@ -107,6 +111,16 @@ impl Metrics {
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
         r.register("rotations", "File rotations seen (rename, delete)", m.rotations.clone());
+        r.register(
+            "ebpf_events",
+            "File events the BPF programs delivered to userspace (writes to watched files, coalesced per read)",
+            m.ebpf_events.clone(),
+        );
+        r.register(
+            "ebpf_ring_full",
+            "Times the BPF ring buffer overflowed (answered with a rescan)",
+            m.ebpf_ring_full.clone(),
+        );
         r.register(
             "truncations",
             "Files truncated in place (copytruncate)",

@@ -1,5 +1,5 @@
-//! The fallbacks work end to end: `pread` instead of io_uring, polling instead of inotify — with
-//! rotation, and visible in the metrics.
+//! The fallbacks work end to end: `pread` instead of io_uring, inotify and polling instead of eBPF —
+//! with rotation, and visible in the metrics.
 
 use crate::support::{assert_exact_or_log, wait_entries, write_tagged, Agent, Env};
 use shipper_testkit::{Account, Format, LogWriter};
@@ -30,18 +30,25 @@ fn pread_and_polling_ship_everything_through_rotation() {
 }
 
 #[test]
-fn io_uring_and_inotify_are_the_defaults_here() {
+fn inotify_ships_appends_and_rotation() {
     let env = Env::new();
-    let agent = Agent::start(&env.config("app/*.log", ""));
+    let config = env.config(
+        "pods/*/*/*.log",
+        "tail:\n  start_at: beginning\n  watch: inotify\n  rescan_interval: 1h\n",
+    );
+    let agent = Agent::start(&config);
     let m = agent.metrics();
-    let uring = m.contains("shipper_reader_mode{mode=\"io_uring\"} 1");
-    if !uring {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "io_uring must be used in CI (this kernel allows it):\n{m}"
-        );
-        eprintln!("skipping the io_uring assertion: io_uring is not available on this machine");
-    }
     assert!(m.contains("shipper_watcher_mode{mode=\"inotify\"} 1"), "{m}");
+    let mut w = LogWriter::create(env.path("pods/ns_p_u/c/0.log"), Format::Cri).unwrap();
+    for k in 0..6u64 {
+        write_tagged(&mut w, 0, k * 1_000..(k + 1) * 1_000);
+        if k % 3 == 2 {
+            w.rotate_kubelet().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    wait_entries(&env, &agent, 6_000, 60);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 6_000)]), &agent);
     agent.stop();
 }

@@ -75,6 +75,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path) -> Agent {
+        Agent::start_via(config, &[])
+    }
+
+    /// Starts the agent through `wrapper` (e.g. `setpriv` with capabilities dropped).
+    pub fn start_via(config: &Path, wrapper: &[&str]) -> Agent {
         let text = std::fs::read_to_string(config).expect("config");
         let http = text
             .lines()
@@ -84,7 +89,15 @@ impl Agent {
         let dir = config.parent().expect("config dir");
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         let log = dir.join(format!("agent-{n}.log"));
-        let child = Command::new(BIN)
+        let mut cmd = match wrapper {
+            [] => Command::new(BIN),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::null())

@@ -110,7 +110,14 @@ fn bpf_linker() -> Result<(), String> {
     }
     eprintln!("installing bpf-linker {BPF_LINKER} against the toolchain's LLVM {major} (about a minute, once)");
     run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER, "--no-default-features"])
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER,
+            "--no-default-features",
+        ])
         .args(["--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix))
 }

@@ -185,8 +185,9 @@ impl std::str::FromStr for StartAt {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {
-    /// The best available: inotify, else polling.
+    /// The best available: eBPF, else inotify, else polling.
     Auto,
+    Ebpf,
     Inotify,
     Poll,
 }

@@ -278,6 +278,7 @@ impl Reader {
                     self.by_inode.remove(&(f.dev, f.ino));
                 }
                 self.closed.push_back((Instant::now(), f.dev, f.ino));
+                self.watcher.unwatch_file(f.dev, f.ino);
                 self.tracker.close(id);
                 // A successor at the same path keeps the series.
                 if !self.by_path.contains_key(&f.path) {

@@ -189,6 +189,7 @@ impl Reader {
             .min(self.cfg.read_buffer_size.0 as usize);
         tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
         self.tracker.open(id, f.identity(), offset);
+        self.watcher.watch_file(path, meta);
         self.by_inode.insert((f.dev, f.ino), id);
         if state == State::Active {
             self.by_path.insert(path.to_path_buf(), id);

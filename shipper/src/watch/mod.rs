@@ -1,14 +1,18 @@
 //! watch: tells the reader which files grew and which directories changed, so it reads without polling.
 //!
-//! Implementations sit behind one interface: inotify (one watch per directory, not per file) and plain
-//! polling. The eBPF watcher plugs in here too. The reader also re-checks every file at `poll_interval`
+//! Implementations sit behind one interface: eBPF (write tracepoints filtered in the kernel by a map of
+//! watched files), inotify (one watch per directory, not per file) and plain polling. The reader also re-checks every file at `poll_interval`
 //! when the watcher polls, and at `rescan_interval` otherwise, as a safety net.
 
+mod btf;
+mod ebpf;
 mod inotify;
 
 use crate::config::WatchMode;
+use crate::metrics::Metrics;
 use crossbeam_channel::Sender;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What a watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,10 @@ pub trait Watcher: Send {
     /// Reports changes of this directory and the files in it.
     fn watch_dir(&mut self, dir: &Path);
     fn unwatch_dir(&mut self, dir: &Path);
+    /// Reports writes to this file, for watchers that see writes per file (eBPF); the others see
+    /// them through the file's directory.
+    fn watch_file(&mut self, _path: &Path, _meta: &std::fs::Metadata) {}
+    fn unwatch_file(&mut self, _dev: u64, _ino: u64) {}
     /// "inotify", "poll", …; exported as `shipper_watcher_mode`.
     fn mode(&self) -> &'static str;
     /// True when no events come and the reader must check files on its own at `poll_interval`.
@@ -53,26 +61,48 @@ impl Watcher for PollWatcher {
     }
 }
 
-/// Starts the best watcher `mode` allows, logging the choice and why a better one was not used.
-pub fn start(mode: WatchMode, events: Sender<WatchEvent>) -> Box<dyn Watcher> {
+/// Starts the best watcher `mode` allows — `auto` tries eBPF, then inotify, then polling — logging the
+/// choice and why a better one was not used. `watch: ebpf` that cannot load is an error.
+pub fn start(mode: WatchMode, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<Box<dyn Watcher>, String> {
     match mode {
         WatchMode::Poll => {
             tracing::info!(watcher = "poll", "file change detection: polling (as configured)");
-            Box::new(PollWatcher)
+            return Ok(Box::new(PollWatcher));
         }
-        WatchMode::Auto | WatchMode::Inotify => match inotify::InotifyWatcher::start(events) {
+        WatchMode::Ebpf => {
+            let w = ebpf::EbpfWatcher::start(events, metrics).map_err(|e| {
+                format!("tail.watch: ebpf: {e}; run as root (or with CAP_BPF and CAP_PERFMON) or set tail.watch: auto")
+            })?;
+            tracing::info!(
+                watcher = "ebpf",
+                "file change detection: eBPF (write tracepoints), inotify for directories"
+            );
+            return Ok(Box::new(w));
+        }
+        WatchMode::Auto => match ebpf::EbpfWatcher::start(events.clone(), metrics) {
             Ok(w) => {
                 tracing::info!(
-                    watcher = "inotify",
-                    "file change detection: inotify, one watch per directory"
+                    watcher = "ebpf",
+                    "file change detection: eBPF (write tracepoints), inotify for directories"
                 );
-                Box::new(w)
+                return Ok(Box::new(w));
             }
-            Err(e) => {
-                tracing::warn!(watcher = "poll", error = %e,
-                    "inotify cannot be used; falling back to polling (raise fs.inotify.max_user_instances?)");
-                Box::new(PollWatcher)
-            }
+            Err(e) => tracing::info!(error = %e, "eBPF file events are not available here; trying inotify"),
         },
+        WatchMode::Inotify => {}
+    }
+    match inotify::InotifyWatcher::start(events) {
+        Ok(w) => {
+            tracing::info!(
+                watcher = "inotify",
+                "file change detection: inotify, one watch per directory"
+            );
+            Ok(Box::new(w))
+        }
+        Err(e) => {
+            tracing::warn!(watcher = "poll", error = %e,
+                "inotify cannot be used; falling back to polling (raise fs.inotify.max_user_instances?)");
+            Ok(Box::new(PollWatcher))
+        }
     }
 }

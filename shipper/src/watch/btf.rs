@@ -1,0 +1,213 @@
+//! Field offsets of kernel structs, read from the running kernel's BTF (`/sys/kernel/btf/vmlinux`), so
+//! the BPF programs follow pointers without offsets compiled in. Only what that needs is parsed: the
+//! type section's structs and unions (members, including those of anonymous inner structs/unions).
+
+use std::collections::HashMap;
+
+const MAGIC: u16 = 0xeb9f;
+
+// BTF kinds (include/uapi/linux/btf.h).
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_ENUM64: u32 = 19;
+
+struct Member {
+    name: u32,
+    ty: u32,
+    bit_offset: u32,
+}
+
+struct Type {
+    name: u32,
+    kind: u32,
+    members: Vec<Member>,
+}
+
+/// The structs and unions of one BTF blob.
+pub struct Btf {
+    strings: Vec<u8>,
+    /// Type id → type (id 0 is `void`, never stored).
+    types: Vec<Type>,
+    structs: HashMap<String, u32>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Btf {
+    /// The running kernel's BTF.
+    pub fn kernel() -> Result<Btf, String> {
+        let path = "/sys/kernel/btf/vmlinux";
+        let data = std::fs::read(path).map_err(|e| format!("{path}: {e} (the kernel has no BTF)"))?;
+        Btf::parse(&data).map_err(|e| format!("{path}: {e}"))
+    }
+
+    pub fn parse(data: &[u8]) -> Result<Btf, String> {
+        let magic = data.get(0..2).map(|m| u16::from_le_bytes([m[0], m[1]]));
+        if magic != Some(MAGIC) {
+            return Err("not little-endian BTF (bad magic)".into());
+        }
+        let field = |at| u32_at(data, at).ok_or("truncated BTF header");
+        let hdr_len = field(4)? as usize;
+        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
+        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
+        let types = data
+            .get(hdr_len + type_off..hdr_len + type_off + type_len)
+            .ok_or("type section out of bounds")?;
+        let strings = data
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .ok_or("string section out of bounds")?
+            .to_vec();
+        let mut btf = Btf {
+            strings,
+            types: vec![Type {
+                name: 0,
+                kind: 0,
+                members: Vec::new(),
+            }],
+            structs: HashMap::new(),
+        };
+        let mut at = 0;
+        while at < types.len() {
+            let start = at;
+            let bad = move || format!("truncated type at byte {start}");
+            let name = u32_at(types, at).ok_or_else(bad)?;
+            let info = u32_at(types, at + 4).ok_or_else(bad)?;
+            let (kind, vlen, kind_flag) = ((info >> 24) & 0x1f, (info & 0xffff) as usize, info >> 31 == 1);
+            at += 12;
+            let mut members = Vec::new();
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION => {
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let offset = u32_at(types, m + 8).ok_or_else(bad)?;
+                        members.push(Member {
+                            name: u32_at(types, m).ok_or_else(bad)?,
+                            ty: u32_at(types, m + 4).ok_or_else(bad)?,
+                            // With kind_flag the high 8 bits hold a bitfield's size.
+                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                        });
+                    }
+                    vlen * 12
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
+                KIND_DATASEC | KIND_ENUM64 => vlen * 12,
+                _ => 0,
+            };
+            at += extra;
+            let id = btf.types.len() as u32;
+            if matches!(kind, KIND_STRUCT | KIND_UNION) && name != 0 {
+                btf.structs.entry(btf.string(name).to_string()).or_insert(id);
+            }
+            btf.types.push(Type { name, kind, members });
+        }
+        Ok(btf)
+    }
+
+    fn string(&self, at: u32) -> &str {
+        let rest = self.strings.get(at as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or_default()
+    }
+
+    /// Byte offset of `field` in `struct name`, looking into anonymous structs and unions.
+    pub fn offset(&self, name: &str, field: &str) -> Result<u64, String> {
+        let id = *self
+            .structs
+            .get(name)
+            .ok_or_else(|| format!("struct {name} not in the kernel's BTF"))?;
+        self.find(id, field)
+            .map(|bits| bits / 8)
+            .ok_or_else(|| format!("struct {name} has no field {field} in the kernel's BTF"))
+    }
+
+    fn find(&self, id: u32, field: &str) -> Option<u64> {
+        let ty = self.types.get(id as usize)?;
+        for m in &ty.members {
+            if m.name != 0 && self.string(m.name) == field {
+                return Some(u64::from(m.bit_offset));
+            }
+            let inner = self.types.get(m.ty as usize)?;
+            if m.name == 0 && matches!(inner.kind, KIND_STRUCT | KIND_UNION) && inner.name == 0 {
+                if let Some(bits) = self.find(m.ty, field) {
+                    return Some(u64::from(m.bit_offset) + bits);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob with `struct outer { int a; union { int b; int c; }; }` (b and c at byte 4).
+    fn sample() -> Vec<u8> {
+        let strings = b"\0outer\0a\0b\0c\0int\0".to_vec();
+        let (outer, a, b, c, int) = (1u32, 7, 9, 11, 13);
+        let mut types = Vec::new();
+        let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
+        push(&[int, KIND_INT << 24, 4, 32]); // id 1: int
+        push(&[0, KIND_UNION << 24 | 2, 4, b, 1, 0, c, 1, 0]); // id 2: anonymous union
+        push(&[outer, KIND_STRUCT << 24 | 2, 8, a, 1, 0, 0, 2, 32]); // id 3: struct outer
+        let mut data = Vec::new();
+        data.extend_from_slice(&MAGIC.to_le_bytes());
+        data.extend_from_slice(&[1, 0]);
+        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+            data.extend_from_slice(&w.to_le_bytes());
+        }
+        data.extend_from_slice(&types);
+        data.extend_from_slice(&strings);
+        data
+    }
+
+    #[test]
+    fn offsets_reach_into_anonymous_unions() {
+        let btf = Btf::parse(&sample()).unwrap();
+        assert_eq!(btf.offset("outer", "a"), Ok(0));
+        assert_eq!(btf.offset("outer", "c"), Ok(4));
+        assert!(btf.offset("outer", "d").unwrap_err().contains("no field d"));
+        assert!(btf
+            .offset("inner", "a")
+            .unwrap_err()
+            .contains("not in the kernel's BTF"));
+        assert!(Btf::parse(b"garbage").is_err());
+        assert!(Btf::parse(&sample()[..20]).is_err());
+    }
+
+    #[test]
+    fn the_running_kernel_has_the_fields_the_programs_follow() {
+        let btf = match Btf::kernel() {
+            Ok(b) => b,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipping: {e}");
+                return;
+            }
+            Err(e) => panic!("CI runs on a kernel with BTF: {e}"),
+        };
+        for (s, f) in [
+            ("task_struct", "files"),
+            ("files_struct", "fdt"),
+            ("fdtable", "max_fds"),
+            ("fdtable", "fd"),
+            ("file", "f_inode"),
+            ("inode", "i_ino"),
+            ("inode", "i_sb"),
+            ("super_block", "s_dev"),
+        ] {
+            let off = btf.offset(s, f).unwrap();
+            assert!(off < 16 << 10, "{s}.{f} at {off}");
+        }
+    }
+}
