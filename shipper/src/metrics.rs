@@ -36,6 +36,14 @@ pub struct ModeLabel {
     pub mode: String,
 }
 
+/// Handles on one file's series (`read_bytes`, `read_lines`, `file_offset`).
+#[derive(Clone, Debug, Default)]
+pub struct FileCounters {
+    pub read_bytes: Counter,
+    pub read_lines: Counter,
+    pub offset: Gauge<u64, AtomicU64>,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub read_bytes: Family<PathLabel, Counter>,
@@ -188,6 +196,16 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// One file's series, looked up once when it is opened rather than on every read.
+    pub fn file_counters(&self, path: &std::path::Path) -> FileCounters {
+        let label = Metrics::path(path);
+        FileCounters {
+            read_bytes: self.read_bytes.get_or_create(&label).clone(),
+            read_lines: self.read_lines.get_or_create(&label).clone(),
+            offset: self.file_offset.get_or_create(&label).clone(),
+        }
     }
 
     pub fn path(path: &std::path::Path) -> PathLabel {

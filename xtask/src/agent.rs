@@ -36,8 +36,20 @@ pub fn write_config(
     targets: &[Target<'_>],
     batch_wait: &str,
 ) -> Result<PathBuf, String> {
+    write_config_with(dir, url, port, targets, batch_wait, "")
+}
+
+/// [`write_config`] with more `tail:` settings (`tail` holds indented YAML lines).
+pub fn write_config_with(
+    dir: &Path,
+    url: &str,
+    port: u16,
+    targets: &[Target<'_>],
+    batch_wait: &str,
+    tail: &str,
+) -> Result<PathBuf, String> {
     let mut yaml = format!(
-        "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: warn\npositions:\n  filename: {}\nclient:\n  url: {url}\n  batch_wait: {batch_wait}\ntail:\n  start_at: beginning\ntargets:\n",
+        "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: warn\npositions:\n  filename: {}\nclient:\n  url: {url}\n  batch_wait: {batch_wait}\ntail:\n  start_at: beginning\n{tail}targets:\n",
         dir.join("positions.json").display()
     );
     for t in targets {

@@ -49,6 +49,8 @@ pub struct TailedFile {
     pub eof: bool,
     /// Bytes to ask for in the next read (adapts to how fast the file grows).
     pub read_size: usize,
+    /// Its metric series.
+    pub counters: crate::metrics::FileCounters,
 }
 
 impl TailedFile {
@@ -79,6 +81,7 @@ impl TailedFile {
             state: State::Active,
             eof: false,
             read_size: super::read::MIN_READ,
+            counters: Default::default(),
         };
         f.refresh_fingerprint(meta.size());
         f

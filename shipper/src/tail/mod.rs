@@ -65,6 +65,8 @@ pub struct Reader {
     closed: std::collections::VecDeque<(Instant, u64, u64)>,
     /// Files created since the last look, opened after renames are followed.
     created: Vec<PathBuf>,
+    /// When the last read sweep started (sweeps are paced, see `read_ready`).
+    last_sweep: Instant,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
     warned: HashSet<PathBuf>,
 }
@@ -115,6 +117,7 @@ impl Reader {
             opened_at: HashMap::new(),
             last_look: SystemTime::now(),
             closed: std::collections::VecDeque::new(),
+            last_sweep: Instant::now(),
         }
     }
 

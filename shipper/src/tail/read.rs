@@ -4,7 +4,6 @@
 use super::file::State;
 use super::io::ReadReq;
 use super::{Reader, GONE_GRACE};
-use crate::metrics::Metrics;
 use crate::parse::ParseStats;
 use crate::ring::{Chunk, FileId};
 use crossbeam_channel::SendTimeoutError;
@@ -21,6 +20,9 @@ pub(super) const MIN_READ: usize = 4 << 10;
 /// Reads in flight per submission.
 const READS_PER_ROUND: usize = 64;
 
+/// The shortest time between two sweeps over the files that events said were written.
+const SWEEP_GAP: Duration = Duration::from_millis(5);
+
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -35,19 +37,27 @@ enum Read {
 }
 
 impl Reader {
-    /// Reads every ready file until each is at its end (or the agent stops).
+    /// Reads every ready file until each is at its end (or the agent stops), in sweeps: the files
+    /// ready when a sweep starts are read (those with more data again and again) while events that
+    /// arrive meanwhile gather for the next sweep, which starts no sooner than `SWEEP_GAP` after this
+    /// one. A busy file then costs one read per sweep, not one per write it gets.
     pub(super) fn read_ready(&mut self) {
         while !self.ready.is_empty() && !self.stopped() {
-            let ids: Vec<FileId> = self.ready.iter().take(READS_PER_ROUND).copied().collect();
-            for id in &ids {
-                self.ready.remove(id);
+            if let Some(wait) = SWEEP_GAP.checked_sub(self.last_sweep.elapsed()) {
+                std::thread::sleep(wait);
+                self.process_events();
             }
-            for (id, result) in self.read_round(&ids) {
-                if self.handle(id, result) {
-                    self.ready.insert(id);
+            self.last_sweep = Instant::now();
+            let mut sweep: Vec<FileId> = self.ready.drain().collect();
+            while !sweep.is_empty() && !self.stopped() {
+                let ids: Vec<FileId> = sweep.drain(..sweep.len().min(READS_PER_ROUND)).collect();
+                for (id, result) in self.read_round(&ids) {
+                    if self.handle(id, result) {
+                        sweep.push(id);
+                    }
                 }
+                self.process_events();
             }
-            self.process_events();
         }
     }
 
@@ -150,19 +160,11 @@ impl Reader {
         while let Some(records) = f.framer.take_records(&mut stats) {
             commit = commit.max(f.parser.push(records, now, &mut entries, &mut stats));
         }
-        let label = Metrics::path(&f.path);
-        self.metrics
+        f.counters
             .read_bytes
-            .get_or_create(&label)
             .inc_by(f.framer.consumed_offset().saturating_sub(before));
-        self.metrics
-            .read_lines
-            .get_or_create(&label)
-            .inc_by(entries.len() as u64);
-        self.metrics
-            .file_offset
-            .get_or_create(&label)
-            .set(f.framer.read_offset());
+        f.counters.read_lines.inc_by(entries.len() as u64);
+        f.counters.offset.set(f.framer.read_offset());
         self.metrics.add_parse_stats(&stats);
         if entries.is_empty() && commit == f.commit_offset {
             return true;

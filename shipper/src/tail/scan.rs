@@ -181,6 +181,7 @@ impl Reader {
             Arc::new(StreamLabels::new(&labels)),
         );
         f.state = state;
+        f.counters = self.metrics.file_counters(path);
         // The first read asks for what is there (up to read_buffer_size); later ones adapt.
         let pending = meta.len().saturating_sub(offset) as usize;
         f.read_size = pending

@@ -34,6 +34,9 @@ const ATTACH: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The shortest time between two drains of the ring buffer.
+const DRAIN_GAP: Duration = Duration::from_millis(5);
+
 /// `FileKey` as a map key and value for aya.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
@@ -219,8 +222,15 @@ impl EventLoop {
             }
         };
         let mut ring_full = 0;
+        let mut last_drain = std::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             if let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_millis(500), ring.readable_mut()).await {
+                // At most one drain per DRAIN_GAP: until a file's event is taken, the kernel drops
+                // its further writes' events, so a busy file costs one event per drain, not per write.
+                if let Some(wait) = DRAIN_GAP.checked_sub(last_drain.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+                last_drain = std::time::Instant::now();
                 let mut taken = Vec::new();
                 while let Some(item) = guard.get_inner_mut().next() {
                     if let Some(ev) = parse(&item) {

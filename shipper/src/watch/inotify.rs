@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The shortest time between two reads of the inotify queue.
+const READ_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
 type DirMap = Arc<Mutex<HashMap<WatchDescriptor, PathBuf>>>;
 
 pub struct InotifyWatcher {
@@ -39,7 +42,12 @@ impl InotifyWatcher {
             .name("shipper-inotify".into())
             .spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
+                let mut last_read = std::time::Instant::now();
                 loop {
+                    // At most one read per READ_GAP, so events of busy files pile up and fold.
+                    if let Some(wait) = READ_GAP.checked_sub(last_read.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
                     let evs = match inotify.read_events_blocking(&mut buf) {
                         Ok(evs) => evs,
                         Err(e) => {
@@ -48,7 +56,14 @@ impl InotifyWatcher {
                             return;
                         }
                     };
-                    let out = translate(evs, &map);
+                    last_read = std::time::Instant::now();
+                    let mut out = translate(evs, &map);
+                    // A busy file shows up once per read, not once per write.
+                    let mut seen = std::collections::HashSet::new();
+                    out.retain(|ev| match ev {
+                        WatchEvent::FileChanged(p) => seen.insert(p.clone()),
+                        _ => true,
+                    });
                     for ev in out {
                         // The reader is gone: nothing left to wake.
                         if events.send(ev).is_err() {

@@ -13,7 +13,17 @@ mod scenarios;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-pub const SCENARIOS: &[&str] = &["throughput-1", "throughput-100", "rotation", "live", "idle-1000"];
+pub const SCENARIOS: &[&str] = &[
+    "throughput-1",
+    "throughput-100",
+    "rotation",
+    "live",
+    "idle-1000",
+    "wake",
+];
+
+/// The watchers the `wake` scenario compares.
+const WATCHERS: &[&str] = &["ebpf", "inotify", "poll"];
 
 /// One scenario's numbers.
 #[derive(Debug, Default, Serialize)]
@@ -37,6 +47,8 @@ pub struct Outcome {
     pub reordered: u64,
     pub latency_ms: Option<Latency>,
     pub idle_cpu_ms: Option<f64>,
+    /// Agent CPU (cores) while a fixed write rate goes on (`wake`).
+    pub cores: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize, Clone, Copy)]
@@ -62,7 +74,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000 (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail";
+rotation, live, idle-1000, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail and/or FLUENTBIT_BIN=/path/to/fluent-bit";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -98,6 +110,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let mut outcomes = Vec::new();
     for name in chosen {
+        if name == "wake" {
+            // shipper's own watchers side by side; peers have no such choice.
+            for mode in WATCHERS {
+                eprintln!("== wake ({mode}{})", if quick { ", quick" } else { "" });
+                let o = scenarios::wake(&ctx, &peers[0].bin, mode)?;
+                eprintln!("{}", report::line(&o));
+                outcomes.push(o);
+            }
+            continue;
+        }
         for peer in &peers {
             eprintln!("== {name} ({}{})", peer.name(), if quick { ", quick" } else { "" });
             let o = match name {

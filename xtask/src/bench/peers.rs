@@ -1,15 +1,19 @@
 //! The agents a bench scenario can run: shipper itself, and the peers users compare it with when
-//! their binaries are given (`PROMTAIL_BIN`, …). Each gets a config written for the same files,
-//! the same sink and the same batching, and is measured the same way.
+//! their binaries are given (`PROMTAIL_BIN`, `FLUENTBIT_BIN`, …). Each gets a config written for the
+//! same files, the same sink and the same batching, and is measured the same way.
 
 use crate::agent::{self, Agent, Target};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Shipper,
     Promtail,
+    FluentBit,
 }
 
 #[derive(Clone, Debug)]
@@ -19,16 +23,17 @@ pub struct Peer {
 }
 
 /// Environment variables that name peer binaries, and the peers they stand for.
-const PEER_VARS: &[(&str, Kind)] = &[("PROMTAIL_BIN", Kind::Promtail)];
+const PEER_VARS: &[(&str, Kind)] = &[("PROMTAIL_BIN", Kind::Promtail), ("FLUENTBIT_BIN", Kind::FluentBit)];
 
 /// Peers users ask about that the harness cannot run yet, with the variable they would set.
-const NOT_YET: &[&str] = &["FLUENTBIT_BIN", "VECTOR_BIN", "ALLOY_BIN"];
+const NOT_YET: &[&str] = &["VECTOR_BIN", "ALLOY_BIN"];
 
 impl Peer {
     pub fn name(&self) -> &'static str {
         match self.kind {
             Kind::Shipper => "shipper",
             Kind::Promtail => "promtail",
+            Kind::FluentBit => "fluent-bit",
         }
     }
 
@@ -53,7 +58,7 @@ impl Peer {
         for var in NOT_YET {
             if std::env::var_os(var).is_some() {
                 return Err(format!(
-                    "{var} is set, but the bench cannot run that agent yet (only PROMTAIL_BIN); unset it"
+                    "{var} is set, but the bench cannot run that agent yet (only PROMTAIL_BIN and FLUENTBIT_BIN); unset it"
                 ));
             }
         }
@@ -86,6 +91,20 @@ impl Peer {
                 // Promtail's /ready answers 500 until its targets are read; being up is enough here.
                 Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), false)
             }
+            Kind::FluentBit => {
+                let config = dir.join("fluent-bit.conf");
+                let conf = fluentbit_config(dir, glob, url, port, batch_wait)?;
+                std::fs::write(&config, conf).map_err(|e| format!("{}: {e}", config.display()))?;
+                let mut cmd = Command::new(&self.bin);
+                cmd.arg("-c").arg(config);
+                // Fluent Bit's HTTP server answers `Connection: close` but keeps the connection
+                // open, which the harness's client waits out until its timeout. So the spawn only
+                // waits for the sink (always up), and Fluent Bit's health is read here instead.
+                let (host, sink_port, _) = split_url(url)?;
+                let agent = Agent::spawn(cmd, &log, &format!("http://{host}:{sink_port}/ready"), true)?;
+                fluentbit_ready(port, &log)?;
+                Ok(agent)
+            }
         }
     }
 }
@@ -102,4 +121,95 @@ fn promtail_config(dir: &Path, glob: &Path, url: &str, port: u16, batch_wait: &s
         positions = dir.join("promtail-positions.yaml").display(),
         glob = glob.display(),
     )
+}
+
+/// Fluent Bit as its users run it on a node (the classic-mode config of its Kubernetes docs): one
+/// `tail` input over the CRI files with the built-in `cri` multiline parser and its offsets DB in
+/// `dir`, one `loki` output with a static `job` label. The CRI parser leaves `time`, `stream` and
+/// `_p` beside `log`; they are removed and the lone `log` is sent as the bare line (`raw`), which
+/// is what Promtail's `cri` stage and shipper send. Fluent Bit has no batch wait of its own: its
+/// engine hands buffered chunks to the output every `Flush` seconds (fractions allowed), so that is
+/// set to `batch_wait`.
+fn fluentbit_config(dir: &Path, glob: &Path, url: &str, port: u16, batch_wait: &str) -> Result<String, String> {
+    let (host, sink_port, uri) = split_url(url)?;
+    let flush = seconds(batch_wait)?;
+    Ok(format!(
+        "\
+[SERVICE]
+    Flush            {flush}
+    Log_Level        warn
+    HTTP_Server      On
+    HTTP_Listen      127.0.0.1
+    HTTP_Port        {port}
+    Health_Check     On
+
+[INPUT]
+    Name             tail
+    Tag              bench
+    Path             {glob}
+    Read_from_Head   true
+    DB               {db}
+    multiline.parser cri
+    Refresh_Interval 1
+
+[OUTPUT]
+    Name             loki
+    Match            *
+    Host             {host}
+    Port             {sink_port}
+    Uri              {uri}
+    Labels           job=bench
+    Remove_Keys      time,stream,_p
+    Line_Format      json
+    Drop_Single_Key  raw
+",
+        glob = glob.display(),
+        db = dir.join("fluent-bit.db").display(),
+    ))
+}
+
+/// Waits up to 20 s until Fluent Bit's `/api/v1/health` (on with `Health_Check`) answers 200;
+/// only the status line is read, as the server does not close the connection.
+fn fluentbit_ready(port: u16, log: &Path) -> Result<(), String> {
+    let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 256];
+            if conn.write_all(request.as_bytes()).is_ok() {
+                while head.len() < 12 {
+                    match conn.read(&mut buf) {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+            }
+            if head.starts_with(b"HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("fluent-bit not healthy after 20 s; see {}", log.display()))
+}
+
+/// `http://host:port/path` → (host, port, /path).
+fn split_url(url: &str) -> Result<(&str, u16, &str), String> {
+    let bad = || format!("{url}: expected http://host:port/path");
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = rest.split_at(rest.find('/').ok_or_else(bad)?);
+    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    Ok((host, port.parse().map_err(|_| bad())?, path))
+}
+
+/// `100ms` or `1s` → seconds, as Fluent Bit writes them (`0.1`, `1`).
+fn seconds(duration: &str) -> Result<f64, String> {
+    let bad = || format!("{duration}: expected a duration in ms or s");
+    let (n, per_second) = match duration.strip_suffix("ms") {
+        Some(ms) => (ms, 1000.0),
+        None => (duration.strip_suffix('s').ok_or_else(bad)?, 1.0),
+    };
+    Ok(n.parse::<f64>().map_err(|_| bad())? / per_second)
 }

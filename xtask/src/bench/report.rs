@@ -27,14 +27,14 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
     if quick {
         s.push_str("(--quick: reduced sizes; numbers are a smoke test, not a measurement)\n\n");
     }
-    let peers = outcomes.iter().any(|o| o.agent != "shipper");
-    s.push_str("| scenario | agent | files | lines | MiB | MiB/s | lines/s | CPU-s/GiB | bound CPU-s/GiB | × bound | peak RSS MiB | latency p50/p99/max ms | idle CPU ms | lost | dup | reordered |");
+    let peers = outcomes.iter().any(|o| !o.agent.starts_with("shipper"));
+    s.push_str("| scenario | agent | files | lines | MiB | MiB/s | lines/s | CPU-s/GiB | bound CPU-s/GiB | × bound | peak RSS MiB | latency p50/p99/max ms | idle CPU ms | agent cores | lost | dup | reordered |");
     s.push_str(if peers {
         " shipper's speed / CPU per GiB / RSS vs this agent |\n"
     } else {
         "\n"
     });
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
     s.push_str(if peers { "---|\n" } else { "\n" });
     for o in outcomes {
         let ratio = o.bound_cpu_s_per_gib.filter(|b| *b > 0.0).map(|b| o.cpu_s_per_gib / b);
@@ -42,7 +42,7 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
             .latency_ms
             .map_or("–".into(), |l| format!("{:.0} / {:.0} / {:.0}", l.p50, l.p99, l.max));
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             o.scenario,
             o.agent,
             o.files,
@@ -56,6 +56,7 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
             o.peak_rss_mib,
             latency,
             opt(o.idle_cpu_ms, 0),
+            opt(o.cores, 2),
             o.lost,
             o.duplicated,
             o.reordered
@@ -74,7 +75,7 @@ fn versus(outcomes: &[Outcome], o: &Outcome) -> String {
     let Some(ours) = outcomes
         .iter()
         .find(|s| s.agent == "shipper" && s.scenario == o.scenario)
-        .filter(|_| o.agent != "shipper")
+        .filter(|_| !o.agent.starts_with("shipper"))
     else {
         return "–".into();
     };

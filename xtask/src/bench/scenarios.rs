@@ -171,12 +171,11 @@ pub fn live(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let rate = 50_000u64;
     // Lines go round-robin over the files, `rate / 100` every 10 ms.
     let per_file = rate * secs / u64::from(files);
-    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
-    let loki = Receiver::start_tally(expected.iter().copied(), true);
-    let mut writers = Vec::new();
-    for f in 0..files {
-        writers.push(LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
-    }
+    let LiveFiles {
+        expected,
+        loki,
+        mut writers,
+    } = live_files(&dir, files, per_file)?;
     let agent = start(peer, &dir, &loki, "100ms")?;
     let t0 = Instant::now();
     let tick = Duration::from_millis(10);
@@ -205,17 +204,7 @@ pub fn live(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     }
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
     let mut o = finish(agent, peer, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
-    let mut lat = loki.latencies_ns();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
-            .map_or(0.0, |&ns| ns as f64 / 1e6)
-    };
-    o.latency_ms = Some(Latency {
-        p50: pct(0.5),
-        p99: pct(0.99),
-        max: pct(1.0),
-    });
+    o.latency_ms = Some(percentiles(loki.latencies_ns()));
     Ok(o)
 }
 
@@ -241,4 +230,97 @@ pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let mut o = finish(agent, peer, "idle-1000", &dir, files, &account, secs)?;
     o.idle_cpu_ms = Some(idle * 1000.0);
     Ok(o)
+}
+
+/// How fast each watcher wakes the reader and what it costs: 100,000 single-line writes/s (one write
+/// syscall each) spread over 1,000 files, `batch_wait: 10ms`; latency is write → stored by the sink,
+/// cores is the agent's CPU while the writes go on.
+pub fn wake(ctx: &Ctx, bin: &Path, mode: &str) -> Result<Outcome, String> {
+    let name = format!("wake-{mode}");
+    let dir = ctx.dir(&name)?;
+    let files = 1_000u32;
+    let secs = if ctx.quick { 1 } else { 5 };
+    let rate = 100_000u64;
+    let per_file = rate * secs / u64::from(files);
+    let LiveFiles {
+        expected,
+        loki,
+        mut writers,
+    } = live_files(&dir, files, per_file)?;
+    let port = agent::free_port()?;
+    let glob = pods_glob(&dir);
+    let targets = [agent::Target {
+        glob: &glob,
+        format: "cri",
+        job: "bench",
+    }];
+    let tail = format!("  watch: {mode}\n  poll_interval: 250ms\n");
+    let config = agent::write_config_with(&dir, &loki.url(), port, &targets, "10ms", &tail)?;
+    let agent = Agent::start(bin, &config, port)?;
+    let cpu0 = agent.cpu_seconds();
+    let t0 = Instant::now();
+    let mut seqs = vec![0u64; files as usize];
+    let total = rate * secs;
+    for n in 0..total {
+        let f = (n % u64::from(files)) as usize;
+        let w = &mut writers[f];
+        w.write_line("stdout", &line(f as u32, seqs[f]))
+            .map_err(|e| e.to_string())?;
+        w.flush().map_err(|e| e.to_string())?;
+        seqs[f] += 1;
+        if n % 1_000 == 999 {
+            let due = t0 + Duration::from_secs_f64((n + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let writing = t0.elapsed().as_secs_f64();
+    let cores = (agent.cpu_seconds() - cpu0) / writing;
+    let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
+    let peer = Peer {
+        kind: super::peers::Kind::Shipper,
+        bin: bin.to_path_buf(),
+    };
+    let mut o = finish(agent, &peer, &name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    o.agent = format!("shipper ({mode})");
+    o.cores = Some(cores);
+    o.latency_ms = Some(percentiles(loki.latencies_ns()));
+    Ok(o)
+}
+
+/// p50, p99 and max of latencies in nanoseconds, in milliseconds.
+fn percentiles(mut lat: Vec<i64>) -> Latency {
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .map_or(0.0, |&ns| ns as f64 / 1e6)
+    };
+    Latency {
+        p50: pct(0.5),
+        p99: pct(0.99),
+        max: pct(1.0),
+    }
+}
+
+struct LiveFiles {
+    expected: Vec<(u32, u64)>,
+    loki: Receiver,
+    writers: Vec<LogWriter>,
+}
+
+/// For a live scenario: the expected lines (`per_file` each), a tallying sink that keeps latencies,
+/// and the `files` empty CRI files, created before any agent starts.
+fn live_files(dir: &Path, files: u32, per_file: u64) -> Result<LiveFiles, String> {
+    let expected: Vec<(u32, u64)> = (0..files).map(|f| (f, per_file)).collect();
+    let loki = Receiver::start_tally(expected.iter().copied(), true);
+    let mut writers = Vec::new();
+    for f in 0..files {
+        writers.push(LogWriter::create(pod_log(dir, f), Format::Cri).map_err(|e| e.to_string())?);
+    }
+    Ok(LiveFiles {
+        expected,
+        loki,
+        writers,
+    })
 }
