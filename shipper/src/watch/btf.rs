@@ -2,8 +2,6 @@
 //! the BPF programs follow pointers without offsets compiled in. Only what that needs is parsed: the
 //! type section's structs and unions (members, including those of anonymous inner structs/unions).
 
-use std::collections::HashMap;
-
 const MAGIC: u16 = 0xeb9f;
 
 // BTF kinds (include/uapi/linux/btf.h).
@@ -18,24 +16,28 @@ const KIND_DATASEC: u32 = 15;
 const KIND_DECL_TAG: u32 = 17;
 const KIND_ENUM64: u32 = 19;
 
+/// A struct or union member: name (string offset), type id, offset in bits.
 struct Member {
     name: u32,
     ty: u32,
-    bit_offset: u32,
+    bits: u32,
 }
 
-struct Type {
+/// One type: name (string offset), kind, and members for structs and unions.
+struct Record {
     name: u32,
     kind: u32,
     members: Vec<Member>,
 }
 
-/// The structs and unions of one BTF blob.
+/// The type section of one BTF blob, indexed: type id → where its record starts. Members are read
+/// from the blob when asked for, so a kernel's ~100,000 types cost a few hundred KiB, not tens of MiB.
 pub struct Btf {
-    strings: Vec<u8>,
-    /// Type id → type (id 0 is `void`, never stored).
-    types: Vec<Type>,
-    structs: HashMap<String, u32>,
+    data: Vec<u8>,
+    types: std::ops::Range<usize>,
+    strings: std::ops::Range<usize>,
+    /// Type id → offset of its record in the type section (id 0, `void`, has none).
+    at: Vec<u32>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -47,84 +49,85 @@ impl Btf {
     pub fn kernel() -> Result<Btf, String> {
         let path = "/sys/kernel/btf/vmlinux";
         let data = std::fs::read(path).map_err(|e| format!("{path}: {e} (the kernel has no BTF)"))?;
-        Btf::parse(&data).map_err(|e| format!("{path}: {e}"))
+        Btf::parse(data).map_err(|e| format!("{path}: {e}"))
     }
 
-    pub fn parse(data: &[u8]) -> Result<Btf, String> {
+    pub fn parse(data: Vec<u8>) -> Result<Btf, String> {
         let magic = data.get(0..2).map(|m| u16::from_le_bytes([m[0], m[1]]));
         if magic != Some(MAGIC) {
             return Err("not little-endian BTF (bad magic)".into());
         }
-        let field = |at| u32_at(data, at).ok_or("truncated BTF header");
-        let hdr_len = field(4)? as usize;
-        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
-        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
-        let types = data
-            .get(hdr_len + type_off..hdr_len + type_off + type_len)
-            .ok_or("type section out of bounds")?;
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or("string section out of bounds")?
-            .to_vec();
-        let mut btf = Btf {
-            strings,
-            types: vec![Type {
-                name: 0,
-                kind: 0,
-                members: Vec::new(),
-            }],
-            structs: HashMap::new(),
-        };
-        let mut at = 0;
-        while at < types.len() {
-            let start = at;
-            let bad = move || format!("truncated type at byte {start}");
-            let name = u32_at(types, at).ok_or_else(bad)?;
-            let info = u32_at(types, at + 4).ok_or_else(bad)?;
-            let (kind, vlen, kind_flag) = ((info >> 24) & 0x1f, (info & 0xffff) as usize, info >> 31 == 1);
-            at += 12;
-            let mut members = Vec::new();
-            let extra = match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let offset = u32_at(types, m + 8).ok_or_else(bad)?;
-                        members.push(Member {
-                            name: u32_at(types, m).ok_or_else(bad)?,
-                            ty: u32_at(types, m + 4).ok_or_else(bad)?,
-                            // With kind_flag the high 8 bits hold a bitfield's size.
-                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
-                        });
-                    }
-                    vlen * 12
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
-                KIND_DATASEC | KIND_ENUM64 => vlen * 12,
-                _ => 0,
-            };
-            at += extra;
-            let id = btf.types.len() as u32;
-            if matches!(kind, KIND_STRUCT | KIND_UNION) && name != 0 {
-                btf.structs.entry(btf.string(name).to_string()).or_insert(id);
-            }
-            btf.types.push(Type { name, kind, members });
+        let field = |at| u32_at(&data, at).map(|v| v as usize).ok_or("truncated BTF header");
+        let hdr_len = field(4)?;
+        let types = hdr_len + field(8)?..hdr_len + field(8)? + field(12)?;
+        let strings = hdr_len + field(16)?..hdr_len + field(16)? + field(20)?;
+        if data.get(types.clone()).is_none() || data.get(strings.clone()).is_none() {
+            return Err("section out of bounds".into());
         }
-        Ok(btf)
+        let mut at = vec![0];
+        let section = &data[types.clone()];
+        let mut pos = 0;
+        while pos < section.len() {
+            let info = u32_at(section, pos + 4).ok_or_else(|| format!("truncated type at byte {pos}"))?;
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            at.push(pos as u32);
+            pos += 12
+                + match kind {
+                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                    KIND_ARRAY => 12,
+                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => vlen * 12,
+                    KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
+                    _ => 0,
+                };
+        }
+        if pos != section.len() {
+            return Err(format!("truncated type at byte {pos}"));
+        }
+        Ok(Btf {
+            data,
+            types,
+            strings,
+            at,
+        })
     }
 
-    fn string(&self, at: u32) -> &str {
-        let rest = self.strings.get(at as usize..).unwrap_or_default();
+    fn string(&self, off: u32) -> &str {
+        let strings = &self.data[self.strings.clone()];
+        let rest = strings.get(off as usize..).unwrap_or_default();
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         std::str::from_utf8(&rest[..end]).unwrap_or_default()
     }
 
+    /// Type `id`'s name offset, kind and members.
+    fn record(&self, id: u32) -> Option<Record> {
+        let section = &self.data[self.types.clone()];
+        let pos = *self.at.get(id as usize)? as usize;
+        let (name, info) = (u32_at(section, pos)?, u32_at(section, pos + 4)?);
+        let (kind, vlen, kind_flag) = ((info >> 24) & 0x1f, (info & 0xffff) as usize, info >> 31 == 1);
+        let mut members = Vec::new();
+        if matches!(kind, KIND_STRUCT | KIND_UNION) {
+            for i in 0..vlen {
+                let m = pos + 12 + i * 12;
+                let offset = u32_at(section, m + 8)?;
+                // With kind_flag the high 8 bits hold a bitfield's size.
+                let bits = if kind_flag { offset & 0x00ff_ffff } else { offset };
+                members.push(Member {
+                    name: u32_at(section, m)?,
+                    ty: u32_at(section, m + 4)?,
+                    bits,
+                });
+            }
+        }
+        Some(Record { name, kind, members })
+    }
+
     /// Byte offset of `field` in `struct name`, looking into anonymous structs and unions.
     pub fn offset(&self, name: &str, field: &str) -> Result<u64, String> {
-        let id = *self
-            .structs
-            .get(name)
+        let id = (1..self.at.len() as u32)
+            .find(|&id| {
+                self.record(id)
+                    .is_some_and(|r| r.kind == KIND_STRUCT && r.name != 0 && self.string(r.name) == name)
+            })
             .ok_or_else(|| format!("struct {name} not in the kernel's BTF"))?;
         self.find(id, field)
             .map(|bits| bits / 8)
@@ -132,15 +135,16 @@ impl Btf {
     }
 
     fn find(&self, id: u32, field: &str) -> Option<u64> {
-        let ty = self.types.get(id as usize)?;
-        for m in &ty.members {
-            if m.name != 0 && self.string(m.name) == field {
-                return Some(u64::from(m.bit_offset));
+        for Member { name, ty, bits } in self.record(id)?.members {
+            if name != 0 && self.string(name) == field {
+                return Some(u64::from(bits));
             }
-            let inner = self.types.get(m.ty as usize)?;
-            if m.name == 0 && matches!(inner.kind, KIND_STRUCT | KIND_UNION) && inner.name == 0 {
-                if let Some(bits) = self.find(m.ty, field) {
-                    return Some(u64::from(m.bit_offset) + bits);
+            let Some(inner) = self.record(ty) else {
+                continue;
+            };
+            if name == 0 && inner.name == 0 && matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
+                if let Some(below) = self.find(ty, field) {
+                    return Some(u64::from(bits) + below);
                 }
             }
         }
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn offsets_reach_into_anonymous_unions() {
-        let btf = Btf::parse(&sample()).unwrap();
+        let btf = Btf::parse(sample()).unwrap();
         assert_eq!(btf.offset("outer", "a"), Ok(0));
         assert_eq!(btf.offset("outer", "c"), Ok(4));
         assert!(btf.offset("outer", "d").unwrap_err().contains("no field d"));
@@ -182,8 +186,9 @@ mod tests {
             .offset("inner", "a")
             .unwrap_err()
             .contains("not in the kernel's BTF"));
-        assert!(Btf::parse(b"garbage").is_err());
-        assert!(Btf::parse(&sample()[..20]).is_err());
+        assert!(Btf::parse(b"garbage".to_vec()).is_err());
+        assert!(Btf::parse(sample()[..20].to_vec()).is_err());
+        assert!(Btf::parse(sample()[..60].to_vec()).is_err());
     }
 
     #[test]

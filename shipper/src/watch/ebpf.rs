@@ -64,6 +64,18 @@ fn kernel_dev(st_dev: u64) -> u32 {
 
 impl EbpfWatcher {
     pub fn start(events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
+        // Loading parses the kernel's BTF (tens of MiB, briefly): on a thread of its own, whose
+        // allocator pages go back when it ends instead of lingering in the agent's heaps.
+        let bpf = std::thread::scope(|s| s.spawn(load).join())
+            .map_err(|_| "the BPF loader thread panicked".to_string())??;
+        Self::with_programs(bpf, events, metrics)
+    }
+}
+
+/// Computes the offsets, loads the programs and attaches them.
+fn load() -> Result<Ebpf, String> {
+    // Offsets first, and the parsed BTF dropped before aya parses it again for the loader.
+    let values = {
         let btf = Btf::kernel()?;
         let fields = [
             (offsets::TASK_FILES, "task_struct", "files"),
@@ -79,28 +91,36 @@ impl EbpfWatcher {
         for (global, ty, field) in fields {
             values.push((global, btf.offset(ty, field)?));
         }
-        let mut loader = EbpfLoader::new();
-        for (global, value) in &values {
-            loader.override_global(global, value, true);
-        }
-        let mut bpf = loader
-            .load(PROGRAMS)
-            .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
-        for (name, points) in ATTACH {
-            let program: &mut TracePoint = bpf
-                .program_mut(name)
-                .ok_or_else(|| format!("BPF program {name} missing from the object"))?
-                .try_into()
-                .map_err(|e| format!("BPF program {name}: {e}"))?;
+        values
+    };
+    let mut loader = EbpfLoader::new();
+    for (global, value) in &values {
+        loader.override_global(global, value, true);
+    }
+    let mut bpf = loader
+        .load(PROGRAMS)
+        .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
+    for (name, points) in ATTACH {
+        let program: &mut TracePoint = bpf
+            .program_mut(name)
+            .ok_or_else(|| format!("BPF program {name} missing from the object"))?
+            .try_into()
+            .map_err(|e| format!("BPF program {name}: {e}"))?;
+        program
+            .load()
+            .map_err(|e| format!("the kernel refused BPF program {name}: {e}"))?;
+        for point in *points {
             program
-                .load()
-                .map_err(|e| format!("the kernel refused BPF program {name}: {e}"))?;
-            for point in *points {
-                program
-                    .attach("syscalls", point)
-                    .map_err(|e| format!("attaching {name} to syscalls/{point}: {e}"))?;
-            }
+                .attach("syscalls", point)
+                .map_err(|e| format!("attaching {name} to syscalls/{point}: {e}"))?;
         }
+    }
+    Ok(bpf)
+}
+
+impl EbpfWatcher {
+    /// Takes the maps of the loaded programs and starts reading their events.
+    fn with_programs(mut bpf: Ebpf, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
         let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("BPF map {name} missing"));
         let watched = BpfHashMap::try_from(take("WATCHED")?).map_err(|e| e.to_string())?;
         let pending: BpfHashMap<MapData, Key, u8> =
