@@ -121,3 +121,18 @@ pub fn saved_matches(file: &File, meta: &std::fs::Metadata, saved: &SavedFile) -
         && saved.ident.ino == meta.ino()
         && (saved.ident.fp_len == 0 || fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp))
 }
+
+/// Opens a log file for reading without updating its access time (`O_NOATIME`): every read of a file
+/// that is being written would otherwise dirty its inode again. The kernel allows that flag only to
+/// the file's owner (or CAP_FOWNER); for other files it opens normally.
+pub fn open_for_tailing(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        other => other,
+    }
+}

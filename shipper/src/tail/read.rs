@@ -80,8 +80,9 @@ impl Reader {
     fn read_round(&mut self, ids: &[FileId]) -> Vec<(FileId, Read)> {
         let mut order = Vec::with_capacity(ids.len());
         let mut reqs = Vec::with_capacity(ids.len());
+        let wanted: std::collections::HashSet<FileId> = ids.iter().copied().collect();
         for (id, f) in self.files.iter_mut() {
-            if ids.contains(id) {
+            if wanted.contains(id) {
                 let offset = f.framer.read_offset();
                 order.push(*id);
                 reqs.push(ReadReq::new(

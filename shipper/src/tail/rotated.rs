@@ -55,7 +55,7 @@ impl Reader {
                 if meta.ino() != s.ident.ino || meta.dev() != s.ident.dev {
                     continue;
                 }
-                let Ok(file) = std::fs::File::open(&candidate) else { break };
+                let Ok(file) = super::file::open_for_tailing(&candidate) else { break };
                 let Ok(meta) = file.metadata() else { break };
                 if !saved_matches(&file, &meta, &s) {
                     break;
@@ -192,7 +192,7 @@ impl Reader {
 fn open_rotated(rotated: &Rotated) -> Option<(std::fs::File, std::fs::Metadata, PathBuf)> {
     let matches = |m: &std::fs::Metadata| (m.dev(), m.ino()) == rotated.key;
     for _ in 0..3 {
-        if let Ok(file) = std::fs::File::open(&rotated.path) {
+        if let Ok(file) = super::file::open_for_tailing(&rotated.path) {
             let meta = file.metadata().ok()?;
             if matches(&meta) {
                 return Some((file, meta, rotated.path.clone()));
@@ -203,7 +203,7 @@ fn open_rotated(rotated: &Rotated) -> Option<(std::fs::File, std::fs::Metadata, 
             .ok()?
             .flatten()
             .find(|e| e.metadata().is_ok_and(|m| matches(&m)))?;
-        if let Ok(file) = std::fs::File::open(moved.path()) {
+        if let Ok(file) = super::file::open_for_tailing(&moved.path()) {
             let meta = file.metadata().ok()?;
             if matches(&meta) {
                 return Some((file, meta, moved.path()));

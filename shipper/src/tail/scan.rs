@@ -98,7 +98,7 @@ impl Reader {
         }
         // Any file renamed away from `path` after this moment is newer than the one we open now.
         let opening_at = SystemTime::now();
-        let file = match std::fs::File::open(path) {
+        let file = match super::file::open_for_tailing(path) {
             Ok(f) => f,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound && self.warned.insert(path.to_path_buf()) {
