@@ -23,13 +23,6 @@ struct Member {
     bits: u32,
 }
 
-/// One type: name (string offset), kind, and members for structs and unions.
-struct Record {
-    name: u32,
-    kind: u32,
-    members: Vec<Member>,
-}
-
 /// The type section of one BTF blob, indexed: type id → where its record starts. Members are read
 /// from the blob when asked for, so a kernel's ~100,000 types cost a few hundred KiB, not tens of MiB.
 pub struct Btf {
@@ -98,35 +91,45 @@ impl Btf {
         std::str::from_utf8(&rest[..end]).unwrap_or_default()
     }
 
-    /// Type `id`'s name offset, kind and members.
-    fn record(&self, id: u32) -> Option<Record> {
-        let section = &self.data[self.types.clone()];
-        let pos = *self.at.get(id as usize)? as usize;
-        let (name, info) = (u32_at(section, pos)?, u32_at(section, pos + 4)?);
+    /// The section and where type `id`'s record starts in it.
+    fn locate(&self, id: u32) -> Option<(&[u8], usize)> {
+        Some((&self.data[self.types.clone()], *self.at.get(id as usize)? as usize))
+    }
+
+    /// Type `id`'s name (string offset) and kind.
+    fn head(&self, id: u32) -> Option<(u32, u32)> {
+        let (section, pos) = self.locate(id)?;
+        Some((u32_at(section, pos)?, (u32_at(section, pos + 4)? >> 24) & 0x1f))
+    }
+
+    /// The members of struct or union `id` (none for other kinds).
+    fn members(&self, id: u32) -> Option<Vec<Member>> {
+        let (section, pos) = self.locate(id)?;
+        let info = u32_at(section, pos + 4)?;
         let (kind, vlen, kind_flag) = ((info >> 24) & 0x1f, (info & 0xffff) as usize, info >> 31 == 1);
-        let mut members = Vec::new();
-        if matches!(kind, KIND_STRUCT | KIND_UNION) {
-            for i in 0..vlen {
+        if !matches!(kind, KIND_STRUCT | KIND_UNION) {
+            return Some(Vec::new());
+        }
+        (0..vlen)
+            .map(|i| {
                 let m = pos + 12 + i * 12;
                 let offset = u32_at(section, m + 8)?;
-                // With kind_flag the high 8 bits hold a bitfield's size.
-                let bits = if kind_flag { offset & 0x00ff_ffff } else { offset };
-                members.push(Member {
+                Some(Member {
                     name: u32_at(section, m)?,
                     ty: u32_at(section, m + 4)?,
-                    bits,
-                });
-            }
-        }
-        Some(Record { name, kind, members })
+                    // With kind_flag the high 8 bits hold a bitfield's size.
+                    bits: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                })
+            })
+            .collect()
     }
 
     /// Byte offset of `field` in `struct name`, looking into anonymous structs and unions.
     pub fn offset(&self, name: &str, field: &str) -> Result<u64, String> {
         let id = (1..self.at.len() as u32)
             .find(|&id| {
-                self.record(id)
-                    .is_some_and(|r| r.kind == KIND_STRUCT && r.name != 0 && self.string(r.name) == name)
+                self.head(id)
+                    .is_some_and(|(n, kind)| kind == KIND_STRUCT && n != 0 && self.string(n) == name)
             })
             .ok_or_else(|| format!("struct {name} not in the kernel's BTF"))?;
         self.find(id, field)
@@ -135,14 +138,14 @@ impl Btf {
     }
 
     fn find(&self, id: u32, field: &str) -> Option<u64> {
-        for Member { name, ty, bits } in self.record(id)?.members {
+        for Member { name, ty, bits } in self.members(id)? {
             if name != 0 && self.string(name) == field {
                 return Some(u64::from(bits));
             }
-            let Some(inner) = self.record(ty) else {
+            let Some((inner_name, kind)) = self.head(ty) else {
                 continue;
             };
-            if name == 0 && inner.name == 0 && matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
+            if name == 0 && inner_name == 0 && matches!(kind, KIND_STRUCT | KIND_UNION) {
                 if let Some(below) = self.find(ty, field) {
                     return Some(u64::from(bits) + below);
                 }
