@@ -12,6 +12,12 @@ pub struct FileKey {
     pub ino: u64,
 }
 
+impl FileKey {
+    pub const fn new(dev: u32, ino: u64) -> FileKey {
+        FileKey { dev, _pad: 0, ino }
+    }
+}
+
 /// A watched file was written (its size may have grown).
 pub const EVENT_WRITTEN: u32 = 1;
 

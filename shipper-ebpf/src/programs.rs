@@ -137,7 +137,7 @@ fn file_of(fd: u64) -> Option<FileKey> {
         let ino: u64 = bpf_probe_read_kernel(inode.add(global(&OFF_INODE_INO) as usize) as *const _).ok()?;
         let sb: *const u8 = bpf_probe_read_kernel(inode.add(global(&OFF_INODE_SB) as usize) as *const _).ok()?;
         let dev: u32 = bpf_probe_read_kernel(sb.add(global(&OFF_SB_DEV) as usize) as *const _).ok()?;
-        Some(FileKey { dev, _pad: 0, ino })
+        Some(FileKey::new(dev, ino))
     }
 }
 

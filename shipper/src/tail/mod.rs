@@ -212,7 +212,7 @@ impl Reader {
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => self.rescan_due = true,
                 Ok(meta) => {
-                    self.open(&path, target, &meta, false, file::State::Active);
+                    self.open(&path, target, &meta, false);
                 }
                 Err(_) => {}
             }

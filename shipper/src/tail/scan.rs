@@ -67,7 +67,7 @@ impl Reader {
                     continue;
                 }
             }
-            if let Some(id) = self.open(&found.path, found.target, &meta, initial, State::Active) {
+            if let Some(id) = self.open(&found.path, found.target, &meta, initial) {
                 seen.insert(id);
             }
         }
@@ -78,15 +78,9 @@ impl Reader {
         self.last_look = started;
     }
 
-    /// Opens a file and starts tailing it. None when it cannot be opened (logged once per path).
-    pub(super) fn open(
-        &mut self,
-        path: &Path,
-        target: usize,
-        meta: &std::fs::Metadata,
-        initial: bool,
-        state: State,
-    ) -> Option<u64> {
+    /// Opens the file at a tailed path and starts tailing it. None when it cannot be opened (logged
+    /// once per path).
+    pub(super) fn open(&mut self, path: &Path, target: usize, meta: &std::fs::Metadata, initial: bool) -> Option<u64> {
         if self.files.len() >= self.cfg.max_open_files {
             if self.warned.insert(PathBuf::from("/max_open_files")) {
                 tracing::warn!(
@@ -114,26 +108,28 @@ impl Reader {
             return None;
         }
         self.warned.remove(path);
-        if initial || state != State::Active {
-            return Some(self.start(path, file, &meta, target, initial, state));
+        if initial {
+            return Some(self.start(path, file, &meta, target, true, State::Active));
         }
         // Files rotated away from `path` that we never saw are read first, oldest first; if the file
         // just opened was itself rotated away meanwhile, it is read in its turn and newer ones after it.
         let siblings = self.rotated_siblings(path, Some((meta.dev(), meta.ino())));
-        let (rotated, newer) = (siblings.reference_rotated, siblings.newer);
+        let rotated = siblings.reference_rotated;
         self.read_rotated(path, target, siblings.older);
         self.opened_at.insert(path.to_path_buf(), opening_at);
-        if !rotated {
-            let id = self.start(path, file, &meta, target, false, State::Active);
-            self.read_rotated(path, target, newer);
-            return Some(id);
+        let state = if rotated {
+            self.metrics.rotations.inc();
+            State::Gone { since: Instant::now() }
+        } else {
+            State::Active
+        };
+        let id = self.start(path, file, &meta, target, false, state);
+        if rotated {
+            self.drain(id);
+            // Whatever is at `path` now is newer still: the next scan opens it.
+            self.rescan_due = true;
         }
-        self.metrics.rotations.inc();
-        let id = self.start(path, file, &meta, target, false, State::Gone { since: Instant::now() });
-        self.drain(id);
-        self.read_rotated(path, target, newer);
-        // Whatever is at `path` now is newer still: the next scan opens it.
-        self.rescan_due = true;
+        self.read_rotated(path, target, siblings.newer);
         Some(id)
     }
 

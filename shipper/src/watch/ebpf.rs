@@ -46,7 +46,7 @@ struct Key(FileKey);
 // is valid and it holds no pointers.
 unsafe impl Pod for Key {}
 
-type Paths = Arc<Mutex<HashMap<(u32, u64), PathBuf>>>;
+type Paths = Arc<Mutex<HashMap<FileKey, PathBuf>>>;
 
 pub struct EbpfWatcher {
     /// Keeps the programs loaded and attached.
@@ -57,9 +57,10 @@ pub struct EbpfWatcher {
     stop: Arc<AtomicBool>,
 }
 
-/// The kernel's encoding of a device number (`major << 20 | minor`), from userspace's `st_dev`.
-fn kernel_dev(st_dev: u64) -> u32 {
-    (libc::major(st_dev) << 20) | libc::minor(st_dev)
+/// A file's key as the kernel sees it, from userspace's `st_dev` and inode: the kernel encodes a
+/// device number as `major << 20 | minor`.
+fn kernel_key(st_dev: u64, ino: u64) -> FileKey {
+    FileKey::new((libc::major(st_dev) << 20) | libc::minor(st_dev), ino)
 }
 
 impl EbpfWatcher {
@@ -69,6 +70,39 @@ impl EbpfWatcher {
         let bpf = std::thread::scope(|s| s.spawn(load).join())
             .map_err(|_| "the BPF loader thread panicked".to_string())??;
         Self::with_programs(bpf, events, metrics)
+    }
+
+    /// Takes the maps of the loaded programs and starts reading their events.
+    fn with_programs(mut bpf: Ebpf, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
+        let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("BPF map {name} missing"));
+        let watched = BpfHashMap::try_from(take("WATCHED")?).map_err(|e| e.to_string())?;
+        let pending: BpfHashMap<MapData, Key, u8> =
+            BpfHashMap::try_from(take("PENDING")?).map_err(|e| e.to_string())?;
+        let ring = RingBuf::try_from(take("EVENTS")?).map_err(|e| e.to_string())?;
+        let stats: PerCpuArray<MapData, u64> = PerCpuArray::try_from(take("STATS")?).map_err(|e| e.to_string())?;
+        let dirs =
+            InotifyWatcher::start_dirs_only(events.clone()).map_err(|e| format!("inotify for directories: {e}"))?;
+        let paths = Paths::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let events_loop = EventLoop {
+            pending,
+            stats,
+            paths: paths.clone(),
+            events,
+            metrics,
+            stop: stop.clone(),
+        };
+        std::thread::Builder::new()
+            .name("shipper-ebpf".into())
+            .spawn(move || events_loop.run(ring))
+            .map_err(|e| e.to_string())?;
+        Ok(EbpfWatcher {
+            _bpf: bpf,
+            watched,
+            paths,
+            dirs,
+            stop,
+        })
     }
 }
 
@@ -118,41 +152,6 @@ fn load() -> Result<Ebpf, String> {
     Ok(bpf)
 }
 
-impl EbpfWatcher {
-    /// Takes the maps of the loaded programs and starts reading their events.
-    fn with_programs(mut bpf: Ebpf, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
-        let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("BPF map {name} missing"));
-        let watched = BpfHashMap::try_from(take("WATCHED")?).map_err(|e| e.to_string())?;
-        let pending: BpfHashMap<MapData, Key, u8> =
-            BpfHashMap::try_from(take("PENDING")?).map_err(|e| e.to_string())?;
-        let ring = RingBuf::try_from(take("EVENTS")?).map_err(|e| e.to_string())?;
-        let stats: PerCpuArray<MapData, u64> = PerCpuArray::try_from(take("STATS")?).map_err(|e| e.to_string())?;
-        let dirs =
-            InotifyWatcher::start_dirs_only(events.clone()).map_err(|e| format!("inotify for directories: {e}"))?;
-        let paths = Paths::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let events_loop = EventLoop {
-            pending,
-            stats,
-            paths: paths.clone(),
-            events,
-            metrics,
-            stop: stop.clone(),
-        };
-        std::thread::Builder::new()
-            .name("shipper-ebpf".into())
-            .spawn(move || events_loop.run(ring))
-            .map_err(|e| e.to_string())?;
-        Ok(EbpfWatcher {
-            _bpf: bpf,
-            watched,
-            paths,
-            dirs,
-            stop,
-        })
-    }
-}
-
 impl Drop for EbpfWatcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -169,27 +168,19 @@ impl Watcher for EbpfWatcher {
     }
 
     fn watch_file(&mut self, path: &Path, meta: &std::fs::Metadata) {
-        let key = FileKey {
-            dev: kernel_dev(meta.dev()),
-            _pad: 0,
-            ino: meta.ino(),
-        };
+        let key = kernel_key(meta.dev(), meta.ino());
         if let Err(e) = self.watched.insert(Key(key), 1, 0) {
             tracing::warn!(file = %path.display(), error = %e,
                 "cannot add a file to the BPF watch map; it is still checked at tail.rescan_interval");
             return;
         }
-        lock(&self.paths).insert((key.dev, key.ino), path.to_path_buf());
+        lock(&self.paths).insert(key, path.to_path_buf());
     }
 
     fn unwatch_file(&mut self, dev: u64, ino: u64) {
-        let key = FileKey {
-            dev: kernel_dev(dev),
-            _pad: 0,
-            ino,
-        };
+        let key = kernel_key(dev, ino);
         let _ = self.watched.remove(&Key(key));
-        lock(&self.paths).remove(&(key.dev, key.ino));
+        lock(&self.paths).remove(&key);
     }
 
     fn mode(&self) -> &'static str {
@@ -201,7 +192,7 @@ impl Watcher for EbpfWatcher {
     }
 }
 
-fn lock(paths: &Paths) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), PathBuf>> {
+fn lock(paths: &Paths) -> std::sync::MutexGuard<'_, HashMap<FileKey, PathBuf>> {
     paths.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -283,7 +274,7 @@ impl EventLoop {
             if ev.kind != EVENT_WRITTEN {
                 continue;
             }
-            let path = lock(&self.paths).get(&(ev.key.dev, ev.key.ino)).cloned();
+            let path = lock(&self.paths).get(&ev.key).cloned();
             if let Some(path) = path {
                 if self.events.send(WatchEvent::FileChanged(path)).is_err() {
                     return false;
@@ -302,11 +293,7 @@ fn parse(bytes: &[u8]) -> Option<Event> {
     let u32_at = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
     let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
     Some(Event {
-        key: FileKey {
-            dev: u32_at(0)?,
-            _pad: 0,
-            ino: u64_at(8)?,
-        },
+        key: FileKey::new(u32_at(0)?, u64_at(8)?),
         kind: u32_at(16)?,
         _pad: 0,
     })
