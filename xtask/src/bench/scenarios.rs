@@ -73,7 +73,7 @@ fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Resu
 /// Reads the agent's CPU and peak RSS, stops it, and fills the outcome of scenario `name`.
 fn finish(
     agent: Agent,
-    peer: &Peer,
+    agent_name: &str,
     name: &str,
     dir: &Path,
     files: u32,
@@ -85,7 +85,7 @@ fn finish(
     let bytes = agent::dir_size(&dir.join("pods"));
     Ok(Outcome {
         scenario: name.into(),
-        agent: peer.name().into(),
+        agent: agent_name.into(),
         files,
         bytes,
         lines: account.expected(),
@@ -113,7 +113,15 @@ pub fn throughput(ctx: &Ctx, peer: &Peer, name: &str, files: u32, bytes: u64) ->
     let agent = start(peer, &dir, &loki, "1s")?;
     let t0 = Instant::now();
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
-    let mut o = finish(agent, peer, name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    let mut o = finish(
+        agent,
+        peer.name(),
+        name,
+        &dir,
+        files,
+        &account,
+        t0.elapsed().as_secs_f64(),
+    )?;
     o.bound_cpu_s_per_gib = Some(bound);
     Ok(o)
 }
@@ -154,7 +162,7 @@ pub fn rotation(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let account = wait_all(&loki, &expected, Duration::from_secs(600))?;
     finish(
         agent,
-        peer,
+        peer.name(),
         "rotation",
         &dir,
         files,
@@ -203,7 +211,15 @@ pub fn live(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
         return Err(format!("live: wrote {seqs:?} lines per file, expected {per_file} each"));
     }
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
-    let mut o = finish(agent, peer, "live", &dir, files, &account, t0.elapsed().as_secs_f64())?;
+    let mut o = finish(
+        agent,
+        peer.name(),
+        "live",
+        &dir,
+        files,
+        &account,
+        t0.elapsed().as_secs_f64(),
+    )?;
     o.latency_ms = Some(percentiles(loki.latencies_ns()));
     Ok(o)
 }
@@ -227,7 +243,7 @@ pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let before = agent.cpu_seconds();
     std::thread::sleep(Duration::from_secs(10));
     let idle = agent.cpu_seconds() - before;
-    let mut o = finish(agent, peer, "idle-1000", &dir, files, &account, secs)?;
+    let mut o = finish(agent, peer.name(), "idle-1000", &dir, files, &account, secs)?;
     o.idle_cpu_ms = Some(idle * 1000.0);
     Ok(o)
 }
@@ -278,12 +294,16 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str) -> Result<Outcome, String> {
     let writing = t0.elapsed().as_secs_f64();
     let cores = (agent.cpu_seconds() - cpu0) / writing;
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
-    let peer = Peer {
-        kind: super::peers::Kind::Shipper,
-        bin: bin.to_path_buf(),
-    };
-    let mut o = finish(agent, &peer, &name, &dir, files, &account, t0.elapsed().as_secs_f64())?;
-    o.agent = format!("shipper ({mode})");
+    let agent_name = format!("shipper ({mode})");
+    let mut o = finish(
+        agent,
+        &agent_name,
+        &name,
+        &dir,
+        files,
+        &account,
+        t0.elapsed().as_secs_f64(),
+    )?;
     o.cores = Some(cores);
     o.latency_ms = Some(percentiles(loki.latencies_ns()));
     Ok(o)
