@@ -177,6 +177,11 @@ impl Agent {
     pub fn peak_rss(&self) -> u64 {
         shipper_testkit::proc::peak_rss(self.pid() as u32)
     }
+
+    /// User + system CPU seconds so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        shipper_testkit::proc::process_cpu_seconds(self.pid() as u32)
+    }
 }
 
 impl Drop for Agent {
