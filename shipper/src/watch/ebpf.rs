@@ -19,8 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::Interest;
 
-/// The programs, built by build.rs from `shipper-ebpf`.
+/// The programs, built by build.rs from `shipper-ebpf`; empty in a build without the `ebpf` feature
+/// (xtask's own build, which must work before `cargo xtask setup` installed the BPF toolchain).
+#[cfg(feature = "ebpf")]
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/shipper-ebpf"));
+#[cfg(not(feature = "ebpf"))]
+static PROGRAMS: &[u8] = &[];
 
 /// Which program goes on which tracepoints: entry notes the fd, exit (after the write) reports.
 const ATTACH: &[(&str, &[&str])] = &[
@@ -65,6 +69,9 @@ fn kernel_key(st_dev: u64, ino: u64) -> FileKey {
 
 impl EbpfWatcher {
     pub fn start(events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
+        if PROGRAMS.is_empty() {
+            return Err("this binary was built without its BPF programs (cargo feature `ebpf` off)".into());
+        }
         // Loading parses the kernel's BTF (tens of MiB, briefly): on a thread of its own, whose
         // allocator pages go back when it ends instead of lingering in the agent's heaps.
         let bpf = std::thread::scope(|s| s.spawn(load).join())
@@ -131,6 +138,7 @@ fn load() -> Result<Ebpf, String> {
     for (global, value) in &values {
         loader.override_global(global, value, true);
     }
+    ensure_tracefs()?;
     let mut bpf = loader
         .load(PROGRAMS)
         .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
@@ -150,6 +158,31 @@ fn load() -> Result<Ebpf, String> {
         }
     }
     Ok(bpf)
+}
+
+/// Where tracefs is looked for (aya attaches tracepoints through it).
+const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Tracepoints are attached through tracefs, which a fresh host or a container may not have mounted:
+/// mount it at its usual place when neither place has it.
+fn ensure_tracefs() -> Result<(), String> {
+    let mounted = |dir: &str| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if TRACEFS.iter().any(|dir| mounted(dir)) {
+        return Ok(());
+    }
+    let (source, target, fstype) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+    // SAFETY: mount(2) with NUL-terminated constant strings and no data argument; it changes no memory
+    // of ours.
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 || !mounted(TRACEFS[0]) {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({e}); mount it \
+             (`mount -t tracefs nodev /sys/kernel/tracing`) or mount the host's /sys/kernel/tracing into the container"
+        ));
+    }
+    tracing::info!("mounted tracefs at /sys/kernel/tracing (the BPF programs attach to tracepoints through it)");
+    Ok(())
 }
 
 impl Drop for EbpfWatcher {
