@@ -34,16 +34,29 @@ pub(super) struct Rotated {
 impl Reader {
     /// After a restart: saved files no longer reachable by the targets (rotated away while we were
     /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
-    /// and read to their end, so kubelet's rotation during downtime loses nothing.
+    /// and read to their end, oldest first; then the files rotated away since the positions were saved
+    /// that no agent ever saw (several rotations while we were down) are read, oldest first — all
+    /// before the file now at the path, so kubelet's rotation during downtime loses nothing and keeps
+    /// the stream in order.
     pub(super) fn recover_rotated(&mut self) {
         let saved = std::mem::take(&mut self.saved);
+        let mut paths: Vec<(PathBuf, usize)> = Vec::new();
+        let mut found = Vec::new();
         for s in saved {
             let Some(target) = self.targets.target_of(&s.ident.path) else {
                 continue;
             };
-            let Some(dir) = s.ident.path.parent() else {
+            if !paths.iter().any(|(p, _)| *p == s.ident.path) {
+                paths.push((s.ident.path.clone(), target));
+            }
+            if self.by_inode.contains_key(&(s.ident.dev, s.ident.ino)) {
+                // Still at its path: the first scan opened it at its saved offset.
+                continue;
+            }
+            let (Some(dir), Some(name)) = (s.ident.path.parent(), s.ident.path.file_name()) else {
                 continue;
             };
+            let prefix = format!("{}.", name.to_string_lossy());
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -60,16 +73,31 @@ impl Reader {
                 if !saved_matches(&file, &meta, &s) {
                     break;
                 }
-                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                    "found a file rotated away while we were down; reading it to its end");
-                self.saved.push(s.clone());
-                let gone = State::Gone { since: Instant::now() };
-                // Labelled as the path it was tailed under, so its lines stay in the same stream.
-                self.start(&s.ident.path, file, &meta, target, false, gone);
+                let fname = entry.file_name().to_string_lossy().into_owned();
+                let ctime = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
+                let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime);
+                found.push((order, candidate, target, file, meta, s));
                 break;
             }
         }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, candidate, target, file, meta, s) in found {
+            tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
+                "found a file rotated away while we were down; reading it to its end");
+            self.saved.push(s.clone());
+            let gone = State::Gone { since: Instant::now() };
+            // Labelled as the path it was tailed under, so its lines stay in the same stream.
+            let id = self.start(&s.ident.path, file, &meta, target, false, gone);
+            self.drain(id);
+        }
         self.saved.clear();
+        if let Some(saved_at) = self.saved_at {
+            for (path, target) in paths {
+                let since = saved_at.checked_sub(CTIME_SLACK).unwrap_or(UNIX_EPOCH);
+                let unseen = self.siblings_since(&path, None, since).older;
+                self.read_rotated(&path, target, unseen);
+            }
+        }
     }
 
     /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
@@ -104,6 +132,13 @@ impl Reader {
     /// `-json.log.1`) that were renamed since we last opened `path` and that we never read: they were
     /// rotated away before we saw them. Sorted oldest first and split around `reference` (dev, inode).
     pub(super) fn rotated_siblings(&self, path: &Path, reference: Option<(u64, u64)>) -> Siblings {
+        let since = self.opened_at.get(path).copied().unwrap_or(self.last_look) - CTIME_SLACK;
+        self.siblings_since(path, reference, since)
+    }
+
+    /// Rotated siblings of `path` renamed at or after `since` that we never read (see
+    /// `rotated_siblings`).
+    fn siblings_since(&self, path: &Path, reference: Option<(u64, u64)>, since: SystemTime) -> Siblings {
         let mut siblings = Siblings {
             older: Vec::new(),
             reference_rotated: false,
@@ -113,7 +148,6 @@ impl Reader {
             return siblings;
         };
         let prefix = format!("{}.", name.to_string_lossy());
-        let since = self.opened_at.get(path).copied().unwrap_or(self.last_look) - CTIME_SLACK;
         // A listing taken while names move (docker shifting `.1` → `.2`) can miss a file: list twice
         // and keep every file seen, as the later listing saw it.
         let mut seen: HashMap<(u64, u64), (Age, PathBuf)> = HashMap::new();
