@@ -18,16 +18,60 @@ impl FileKey {
     }
 }
 
-/// A watched file was written (its size may have grown).
+/// A watched file was written (its size may have grown): an [`Event`].
 pub const EVENT_WRITTEN: u32 = 1;
+/// `name` appeared in the watched directory `dir` (create, link, symlink): a [`DirEvent`].
+pub const EVENT_CREATED: u32 = 2;
+/// `name` was unlinked from the watched directory `dir`: a [`DirEvent`].
+pub const EVENT_REMOVED: u32 = 3;
+/// Renamed from (`dir`, `name`) to (`dir2`, `name2`); the side that is not a watched directory has a
+/// zero key: a [`DirEvent`].
+pub const EVENT_MOVED: u32 = 4;
+/// A subdirectory of `dir` was made or removed (rescan it): a [`DirEvent`].
+pub const EVENT_DIR_CHANGED: u32 = 5;
 
-/// One record on the ring buffer.
+/// A file's write event on the ring buffer. Every record starts with its kind.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    pub key: FileKey,
     pub kind: u32,
     pub _pad: u32,
+    pub key: FileKey,
+}
+
+/// Room for a name in a directory event (NAME_MAX is 255); longer names are cut and userspace
+/// rescans instead.
+pub const NAME_LEN: usize = 256;
+
+/// A change in a watched directory, reported once the syscall succeeded.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DirEvent {
+    pub kind: u32,
+    pub _pad: u32,
+    pub dir: FileKey,
+    pub dir2: FileKey,
+    /// NUL-terminated unless it fills the array.
+    pub name: [u8; NAME_LEN],
+    pub name2: [u8; NAME_LEN],
+}
+
+/// The hash by which the programs find a watched directory from the text of an absolute path:
+/// FNV-1a over the directory's path without a trailing slash (`/` hashes as the empty string).
+/// Userspace files each watched directory under `path_hash` of its path; the programs compute it
+/// byte by byte with [`path_hash_step`].
+pub const PATH_HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+pub const fn path_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+pub fn path_hash(path: &[u8]) -> u64 {
+    let path = match path {
+        [rest @ .., b'/'] => rest,
+        p => p,
+    };
+    path.iter().fold(PATH_HASH_START, |h, &b| path_hash_step(h, b))
 }
 
 /// Per-CPU counters in the `STATS` array.
@@ -40,7 +84,14 @@ pub mod stats {
     pub const RING_FULL: u32 = 2;
     /// Writes whose file could not be resolved (fd out of range, read fault).
     pub const UNRESOLVED: u32 = 3;
-    pub const LEN: u32 = 4;
+    /// Directory events put on the ring buffer.
+    pub const DIR_EVENTS: u32 = 4;
+    /// Paths of directory-changing syscalls whose parent could not be told from the text (relative
+    /// with a slash, `.`/`..`, longer than the programs read): any process's, most not ours.
+    pub const DIR_UNRESOLVED: u32 = 5;
+    /// Directory events lost because too many were in flight at once (userspace rescans).
+    pub const DIR_LOST: u32 = 6;
+    pub const LEN: u32 = 7;
 }
 
 /// Globals the loader sets from the running kernel's BTF before loading: byte offsets of the fields
@@ -55,4 +106,24 @@ pub mod offsets {
     pub const INODE_INO: &str = "OFF_INODE_INO";
     pub const INODE_SB: &str = "OFF_INODE_SB";
     pub const SB_DEV: &str = "OFF_SB_DEV";
+    /// task_struct.fs
+    pub const TASK_FS: &str = "OFF_TASK_FS";
+    /// fs_struct.pwd + path.dentry: the current directory's dentry.
+    pub const FS_PWD_DENTRY: &str = "OFF_FS_PWD_DENTRY";
+    /// file.f_path + path.dentry
+    pub const FILE_DENTRY: &str = "OFF_FILE_DENTRY";
+    /// dentry.d_inode
+    pub const DENTRY_INODE: &str = "OFF_DENTRY_INODE";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_slash_does_not_change_the_hash() {
+        assert_eq!(path_hash(b"/var/log/pods/"), path_hash(b"/var/log/pods"));
+        assert_eq!(path_hash(b"/"), path_hash(b""));
+        assert_ne!(path_hash(b"/var/log/pods"), path_hash(b"/var/log/pod"));
+    }
 }

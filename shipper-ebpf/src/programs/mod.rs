@@ -1,14 +1,15 @@
-//! The programs: `write_enter` notes which fd a thread writes to; `write_exit`, once the write has
-//! landed, follows the current task's fd table to the file's (dev, inode) and, when that file is
-//! watched, puts one event on the ring buffer — at most one per file until userspace has taken it
-//! (`PENDING`), so a file written a million times a second costs userspace one wakeup per read round.
+//! The programs, on syscall tracepoints (the attach points this kernel allows; see `write` and
+//! `dirs`), and what they share: the maps, the kernel struct offsets the loader fills in from BTF, and
+//! the walks from the current task to a file or directory's (dev, inode).
 
-use aya_ebpf::bindings::BPF_NOEXIST;
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
-use aya_ebpf::macros::{map, tracepoint};
+mod dirs;
+mod write;
+
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::TracePointContext;
-use shipper_ebpf::{stats, Event, FileKey, EVENT_WRITTEN};
+use shipper_ebpf::FileKey;
 
 #[no_mangle]
 static OFF_TASK_FILES: u64 = 0;
@@ -26,29 +27,34 @@ static OFF_INODE_INO: u64 = 0;
 static OFF_INODE_SB: u64 = 0;
 #[no_mangle]
 static OFF_SB_DEV: u64 = 0;
+#[no_mangle]
+static OFF_TASK_FS: u64 = 0;
+#[no_mangle]
+static OFF_FS_PWD_DENTRY: u64 = 0;
+#[no_mangle]
+static OFF_FILE_DENTRY: u64 = 0;
+#[no_mangle]
+static OFF_DENTRY_INODE: u64 = 0;
 
-/// Files (and directories) userspace wants to hear about.
+/// Files and directories userspace wants to hear about.
 #[map]
 static WATCHED: HashMap<FileKey, u8> = HashMap::with_max_entries(1 << 17, 0);
 
-/// Files with an event on the ring that userspace has not taken yet.
 #[map]
-static PENDING: HashMap<FileKey, u8> = HashMap::with_max_entries(1 << 17, 0);
-
-/// The fd each thread is writing to, between syscall entry and exit.
-#[map]
-static WRITING: HashMap<u64, u64> = HashMap::with_max_entries(1 << 14, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
 
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(shipper_ebpf::stats::LEN, 0);
 
-#[map]
-static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0);
+/// Offset of a syscall tracepoint record's first argument (each is 8 bytes wide) — and, in a
+/// `sys_exit_*` record, of the return value.
+const ARGS: usize = 16;
 
-/// Offset of `fd` in the `syscalls/sys_enter_write` (and `_writev`, `_pwrite64`) record.
-const ENTER_FD: usize = 16;
-/// Offset of `ret` in the `syscalls/sys_exit_*` record.
-const EXIT_RET: usize = 16;
+/// Argument `n` of a `sys_enter_*` record (or the return value of a `sys_exit_*` one for n = 0).
+fn arg(ctx: &TracePointContext, n: usize) -> Option<u64> {
+    // SAFETY: syscall tracepoint records hold 8-byte arguments from ARGS on; read_at checks the read.
+    unsafe { ctx.read_at::<u64>(ARGS + 8 * n) }.ok()
+}
 
 fn global(v: &'static u64) -> u64 {
     // SAFETY: reading a static of ours; volatile so the value the loader patched into .rodata is read
@@ -64,81 +70,54 @@ fn count(index: u32) {
     }
 }
 
-#[tracepoint]
-pub fn write_enter(ctx: TracePointContext) -> u32 {
-    // SAFETY: the tracepoint record of sys_enter_write/writev/pwrite64 holds the fd at ENTER_FD.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(ENTER_FD) }) else {
-        return 0;
-    };
-    let _ = WRITING.insert(&bpf_get_current_pid_tgid(), &fd, 0);
-    0
+/// Reads a kernel pointer (or number) at `base + offset`.
+fn field<T>(base: *const u8, offset: &'static u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting; `base` is only
+    // used as an address.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(global(offset) as usize) as *const T) }.ok()
 }
 
-#[tracepoint]
-pub fn write_exit(ctx: TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    // SAFETY: a plain lookup in our own map; the value is copied out before the entry is removed.
-    let Some(fd) = (unsafe { WRITING.get(&id) }).copied() else {
-        return 0;
-    };
-    let _ = WRITING.remove(&id);
-    // SAFETY: the tracepoint record of sys_exit_* holds the return value at EXIT_RET.
-    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.unwrap_or(0);
-    if ret <= 0 {
-        return 0;
-    }
-    let Some(key) = file_of(fd) else {
-        count(stats::UNRESOLVED);
-        return 0;
-    };
-    // SAFETY: a plain lookup in our own map.
-    if unsafe { WATCHED.get(&key) }.is_none() {
-        return 0;
-    }
-    count(stats::WATCHED_WRITES);
-    if PENDING.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
-        // Userspace has not taken the previous event of this file yet: it will read this write too.
-        return 0;
-    }
-    let event = Event {
-        key,
-        kind: EVENT_WRITTEN,
-        _pad: 0,
-    };
-    if EVENTS.output::<Event>(&event, 0).is_ok() {
-        count(stats::EVENTS);
-    } else {
-        let _ = PENDING.remove(&key);
-        count(stats::RING_FULL);
-    }
-    0
-}
-
-/// The (dev, inode) of the current task's open file `fd`, following
-/// task->files->fdt->fd[fd]->f_inode->{i_ino, i_sb->s_dev} with offsets from the kernel's BTF.
-fn file_of(fd: u64) -> Option<FileKey> {
-    // SAFETY: the helper only returns the current task's address; it is never dereferenced directly.
+/// The current task's open file `fd` (a `struct file *`), through task->files->fdt->fd[fd].
+fn file_of(fd: u64) -> Option<*const u8> {
+    // SAFETY: the helper only returns the current task's address; it is only read through `field`.
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    // SAFETY: every read below goes through bpf_probe_read_kernel, which checks the address and
-    // fails instead of faulting; the pointers are only used as addresses for further such reads.
-    unsafe {
-        let files: *const u8 = bpf_probe_read_kernel(task.add(global(&OFF_TASK_FILES) as usize) as *const _).ok()?;
-        let fdt: *const u8 = bpf_probe_read_kernel(files.add(global(&OFF_FILES_FDT) as usize) as *const _).ok()?;
-        let max_fds: u32 = bpf_probe_read_kernel(fdt.add(global(&OFF_FDT_MAX_FDS) as usize) as *const _).ok()?;
-        if fd >= u64::from(max_fds) {
-            return None;
-        }
-        let fds: *const *const u8 = bpf_probe_read_kernel(fdt.add(global(&OFF_FDT_FD) as usize) as *const _).ok()?;
-        let file: *const u8 = bpf_probe_read_kernel(fds.add(fd as usize)).ok()?;
-        if file.is_null() {
-            return None;
-        }
-        let inode: *const u8 = bpf_probe_read_kernel(file.add(global(&OFF_FILE_INODE) as usize) as *const _).ok()?;
-        let ino: u64 = bpf_probe_read_kernel(inode.add(global(&OFF_INODE_INO) as usize) as *const _).ok()?;
-        let sb: *const u8 = bpf_probe_read_kernel(inode.add(global(&OFF_INODE_SB) as usize) as *const _).ok()?;
-        let dev: u32 = bpf_probe_read_kernel(sb.add(global(&OFF_SB_DEV) as usize) as *const _).ok()?;
-        Some(FileKey::new(dev, ino))
+    let files: *const u8 = field(task, &OFF_TASK_FILES)?;
+    let fdt: *const u8 = field(files, &OFF_FILES_FDT)?;
+    let max_fds: u32 = field(fdt, &OFF_FDT_MAX_FDS)?;
+    if fd >= u64::from(max_fds) {
+        return None;
     }
+    let fds: *const *const u8 = field(fdt, &OFF_FDT_FD)?;
+    // SAFETY: as in `field`: a checked read of fd[fd], fd below max_fds.
+    let file: *const u8 = unsafe { bpf_probe_read_kernel(fds.wrapping_add(fd as usize)) }.ok()?;
+    (!file.is_null()).then_some(file)
+}
+
+/// The (dev, inode) of a `struct inode *`.
+fn inode_key(inode: *const u8) -> Option<FileKey> {
+    let ino: u64 = field(inode, &OFF_INODE_INO)?;
+    let sb: *const u8 = field(inode, &OFF_INODE_SB)?;
+    let dev: u32 = field(sb, &OFF_SB_DEV)?;
+    Some(FileKey::new(dev, ino))
+}
+
+/// The (dev, inode) of the current task's open file `fd`.
+fn key_of_fd(fd: u64) -> Option<FileKey> {
+    inode_key(field(file_of(fd)?, &OFF_FILE_INODE)?)
+}
+
+/// The (dev, inode) of the directory a `*at` syscall's `dfd` names: the current directory for
+/// AT_FDCWD, else the open directory `dfd`.
+fn key_of_dirfd(dfd: u64) -> Option<FileKey> {
+    const AT_FDCWD: i32 = -100;
+    let dentry: *const u8 = if dfd as i32 == AT_FDCWD {
+        // SAFETY: as in `file_of`.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        field(field(task, &OFF_TASK_FS)?, &OFF_FS_PWD_DENTRY)?
+    } else {
+        field(file_of(dfd)?, &OFF_FILE_DENTRY)?
+    };
+    inode_key(field(dentry, &OFF_DENTRY_INODE)?)
 }
 
 #[cfg(not(test))]

@@ -18,22 +18,11 @@ pub struct InotifyWatcher {
     by_path: HashMap<PathBuf, WatchDescriptor>,
     by_wd: DirMap,
     warned_limit: bool,
-    /// Whether writes to files are reported too (not when another watcher sees them).
-    files: bool,
 }
 
 impl InotifyWatcher {
     /// Reports directory changes and writes to the files in them.
     pub fn start(events: Sender<WatchEvent>) -> std::io::Result<Self> {
-        Self::start_with(events, true)
-    }
-
-    /// Reports directory changes only (create, rename, delete), for a watcher that sees writes itself.
-    pub fn start_dirs_only(events: Sender<WatchEvent>) -> std::io::Result<Self> {
-        Self::start_with(events, false)
-    }
-
-    fn start_with(events: Sender<WatchEvent>, files: bool) -> std::io::Result<Self> {
         let mut inotify = Inotify::init()?;
         let watches = inotify.watches();
         let by_wd: DirMap = Arc::default();
@@ -77,7 +66,6 @@ impl InotifyWatcher {
             by_path: HashMap::new(),
             by_wd,
             warned_limit: false,
-            files,
         })
     }
 }
@@ -146,16 +134,14 @@ impl Watcher for InotifyWatcher {
         if self.by_path.contains_key(dir) {
             return;
         }
-        let mut mask = WatchMask::CREATE
+        let mask = WatchMask::CREATE
             | WatchMask::DELETE
             | WatchMask::MOVED_FROM
             | WatchMask::MOVED_TO
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF
-            | WatchMask::ONLYDIR;
-        if self.files {
-            mask |= WatchMask::MODIFY;
-        }
+            | WatchMask::ONLYDIR
+            | WatchMask::MODIFY;
         match self.watches.add(dir, mask) {
             Ok(wd) => {
                 self.by_wd

@@ -1,7 +1,7 @@
 //! watch: tells the reader which files grew and which directories changed, so it reads without polling.
 //!
-//! Implementations sit behind one interface: eBPF (write tracepoints filtered in the kernel by a map of
-//! watched files), inotify (one watch per directory, not per file) and plain polling. The reader also re-checks every file at `poll_interval`
+//! Implementations sit behind one interface: eBPF (syscall tracepoints filtered in the kernel by a map
+//! of watched files and directories), inotify (one watch per directory, not per file) and plain polling. The reader also re-checks every file at `poll_interval`
 //! when the watcher polls, and at `rescan_interval` otherwise, as a safety net.
 
 mod btf;
@@ -75,7 +75,7 @@ pub fn start(mode: WatchMode, events: Sender<WatchEvent>, metrics: Arc<Metrics>)
             })?;
             tracing::info!(
                 watcher = "ebpf",
-                "file change detection: eBPF (write tracepoints), inotify for directories"
+                "file change detection: eBPF (syscall tracepoints for writes and directory changes)"
             );
             return Ok(Box::new(w));
         }
@@ -83,7 +83,7 @@ pub fn start(mode: WatchMode, events: Sender<WatchEvent>, metrics: Arc<Metrics>)
             Ok(w) => {
                 tracing::info!(
                     watcher = "ebpf",
-                    "file change detection: eBPF (write tracepoints), inotify for directories"
+                    "file change detection: eBPF (syscall tracepoints for writes and directory changes)"
                 );
                 return Ok(Box::new(w));
             }

@@ -1,0 +1,231 @@
+//! Reading the ring buffer: each record becomes a `WatchEvent` for the reader. Write events are taken
+//! off `PENDING` so the file's next write reports again; directory events name their entries by the
+//! watched directories' paths.
+
+use super::{lock, Key, Paths};
+use crate::metrics::Metrics;
+use crate::watch::WatchEvent;
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use crossbeam_channel::Sender;
+use shipper_ebpf::{
+    stats, FileKey, EVENT_CREATED, EVENT_DIR_CHANGED, EVENT_MOVED, EVENT_REMOVED, EVENT_WRITTEN, NAME_LEN,
+};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::Interest;
+
+/// The shortest time between two drains of the ring buffer.
+const DRAIN_GAP: Duration = Duration::from_millis(5);
+
+/// A ring buffer record, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Record {
+    Written(FileKey),
+    /// kind, (dir, name), (dir2, name2)
+    Dir(u32, FileKey, Vec<u8>, FileKey, Vec<u8>),
+}
+
+/// Takes events off the ring buffer (woken through `AsyncFd`) and tells the reader what changed.
+pub(super) struct EventLoop {
+    pub pending: BpfHashMap<MapData, Key, u8>,
+    pub stats: PerCpuArray<MapData, u64>,
+    pub paths: Paths,
+    pub events: Sender<WatchEvent>,
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl EventLoop {
+    pub fn run(self, ring: RingBuf<MapData>) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "eBPF event thread cannot start; checking files at tail.rescan_interval");
+                let _ = self.events.send(WatchEvent::Overflow);
+                return;
+            }
+        };
+        rt.block_on(self.serve(ring));
+    }
+
+    async fn serve(mut self, ring: RingBuf<MapData>) {
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged until the AsyncFd
+        // (which owns the ring) is dropped; as_raw_fd always returns that same fd.
+        let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(ring, Interest::READABLE) };
+        let mut ring = match registered {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait on the BPF ring buffer; checking files at tail.rescan_interval");
+                let _ = self.events.send(WatchEvent::Overflow);
+                return;
+            }
+        };
+        let mut lost = 0;
+        let mut last_drain = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_millis(500), ring.readable_mut()).await {
+                // At most one drain per DRAIN_GAP: until a file's event is taken, the kernel drops
+                // its further writes' events, so a busy file costs one event per drain, not per write.
+                if let Some(wait) = DRAIN_GAP.checked_sub(last_drain.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+                last_drain = Instant::now();
+                let mut taken = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    if let Some(record) = parse(&item) {
+                        taken.push(record);
+                    }
+                }
+                guard.clear_ready();
+                if !self.deliver(taken) {
+                    return;
+                }
+            }
+            // Events that did not fit (on the ring, or in flight) were lost: rescan, check every file.
+            let now_lost = self.count(stats::RING_FULL) + self.count(stats::DIR_LOST);
+            if now_lost > lost {
+                lost = now_lost;
+                self.metrics.ebpf_ring_full.inc();
+                tracing::warn!("BPF events were lost (ring buffer full); rescanning and checking every file");
+                if self.events.send(WatchEvent::Overflow).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Passes events on; false when the reader is gone.
+    fn deliver(&mut self, taken: Vec<Record>) -> bool {
+        for record in taken {
+            self.metrics.ebpf_events.inc();
+            for ev in self.translate(record) {
+                if self.events.send(ev).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn translate(&mut self, record: Record) -> Vec<WatchEvent> {
+        let (kind, dir, name, dir2, name2) = match record {
+            Record::Written(key) => {
+                let _ = self.pending.remove(&Key(key));
+                return lock(&self.paths)
+                    .get(&key)
+                    .cloned()
+                    .map(WatchEvent::FileChanged)
+                    .into_iter()
+                    .collect();
+            }
+            Record::Dir(kind, dir, name, dir2, name2) => (kind, dir, name, dir2, name2),
+        };
+        let paths = lock(&self.paths);
+        let dir_path = paths.get(&dir).cloned();
+        let entry = |dir: Option<&PathBuf>, name: &[u8]| {
+            dir.filter(|_| !name.is_empty())
+                .map(|d| d.join(OsStr::from_bytes(name)))
+        };
+        let from = entry(dir_path.as_ref(), &name);
+        let dir2_path = paths.get(&dir2).cloned();
+        let to = entry(dir2_path.as_ref(), &name2);
+        drop(paths);
+        match (kind, from, to) {
+            (EVENT_CREATED, Some(p), _) => vec![WatchEvent::Created(p)],
+            (EVENT_REMOVED, Some(p), _) => vec![WatchEvent::Removed(p)],
+            (EVENT_DIR_CHANGED, _, _) => dir_path.map(WatchEvent::DirChanged).into_iter().collect(),
+            (EVENT_MOVED, from, to) => {
+                let mut out = Vec::new();
+                // A directory moved in: its parent needs a rescan (it may hold tailed files).
+                if let (Some(t), Some(d)) = (&to, dir2_path) {
+                    if t.is_dir() {
+                        out.push(WatchEvent::DirChanged(d));
+                    }
+                }
+                match (from, to) {
+                    (Some(from), to) => out.push(WatchEvent::Moved { from, to }),
+                    (None, Some(to)) => out.push(WatchEvent::Created(to)),
+                    (None, None) => {}
+                }
+                out
+            }
+            // A name too long for the record, or a directory we no longer watch.
+            (_, _, _) => dir_path.map(WatchEvent::DirChanged).into_iter().collect(),
+        }
+    }
+
+    fn count(&self, index: u32) -> u64 {
+        self.stats.get(&index, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+}
+
+/// Decodes a record: `Event` or `DirEvent` (shipper-ebpf), told apart by the kind they start with.
+pub(super) fn parse(bytes: &[u8]) -> Option<Record> {
+    let u32_at = |at: usize| Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let key_at = |at: usize| Some(FileKey::new(u32_at(at)?, u64_at(at + 8)?));
+    let name_at = |at: usize| {
+        let raw = bytes.get(at..at + NAME_LEN)?;
+        Some(raw[..raw.iter().position(|&b| b == 0).unwrap_or(NAME_LEN)].to_vec())
+    };
+    match u32_at(0)? {
+        EVENT_WRITTEN => Some(Record::Written(key_at(8)?)),
+        kind => Some(Record::Dir(
+            kind,
+            key_at(8)?,
+            name_at(40)?,
+            key_at(24)?,
+            name_at(40 + NAME_LEN)?,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shipper_ebpf::{DirEvent, Event};
+
+    fn bytes<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: T is a plain repr(C) record of integers and byte arrays; reading its bytes is sound.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn records_decode_as_the_programs_lay_them_out() {
+        let key = FileKey::new(8 << 20 | 1, 42);
+        let written = Event {
+            kind: EVENT_WRITTEN,
+            _pad: 0,
+            key,
+        };
+        assert_eq!(parse(&bytes(&written)), Some(Record::Written(key)));
+        let mut dir = DirEvent {
+            kind: EVENT_MOVED,
+            _pad: 0,
+            dir: key,
+            dir2: FileKey::new(3, 7),
+            name: [0; NAME_LEN],
+            name2: [b'x'; NAME_LEN],
+        };
+        dir.name[..5].copy_from_slice(b"0.log");
+        assert_eq!(
+            parse(&bytes(&dir)),
+            Some(Record::Dir(
+                EVENT_MOVED,
+                key,
+                b"0.log".to_vec(),
+                FileKey::new(3, 7),
+                vec![b'x'; NAME_LEN]
+            ))
+        );
+        assert_eq!(
+            parse(&bytes(&dir)[..100]),
+            None,
+            "a short record is refused, not misread"
+        );
+    }
+}

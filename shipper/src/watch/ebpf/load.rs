@@ -1,0 +1,151 @@
+//! Loading: the kernel struct offsets the programs need, from the kernel's BTF; tracefs; and which
+//! program goes on which tracepoint.
+
+use super::PROGRAMS;
+use crate::watch::btf::Btf;
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use shipper_ebpf::offsets;
+
+/// Which program goes on which `syscalls/` tracepoints. Entry programs note what the syscall is about
+/// to do; exit programs report it once it has. Tracepoints of syscalls this architecture lacks (the
+/// pre-`*at` ones on arm64) are skipped; the `*at` ones cover those machines.
+const ATTACH: &[(&str, &[&str])] = &[
+    (
+        "write_enter",
+        &["sys_enter_write", "sys_enter_writev", "sys_enter_pwrite64"],
+    ),
+    (
+        "write_exit",
+        &["sys_exit_write", "sys_exit_writev", "sys_exit_pwrite64"],
+    ),
+    ("creat_enter", &["sys_enter_creat"]),
+    ("open_enter", &["sys_enter_open"]),
+    ("openat_enter", &["sys_enter_openat"]),
+    ("openat2_enter", &["sys_enter_openat2"]),
+    ("mkdir_enter", &["sys_enter_mkdir", "sys_enter_rmdir"]),
+    ("mkdirat_enter", &["sys_enter_mkdirat"]),
+    ("unlink_enter", &["sys_enter_unlink"]),
+    ("unlinkat_enter", &["sys_enter_unlinkat"]),
+    ("rename_enter", &["sys_enter_rename"]),
+    ("renameat_enter", &["sys_enter_renameat", "sys_enter_renameat2"]),
+    ("link_enter", &["sys_enter_link", "sys_enter_symlink"]),
+    ("linkat_enter", &["sys_enter_linkat"]),
+    ("symlinkat_enter", &["sys_enter_symlinkat"]),
+    (
+        "dir_exit",
+        &[
+            "sys_exit_creat",
+            "sys_exit_open",
+            "sys_exit_openat",
+            "sys_exit_openat2",
+            "sys_exit_mkdir",
+            "sys_exit_rmdir",
+            "sys_exit_mkdirat",
+            "sys_exit_unlink",
+            "sys_exit_unlinkat",
+            "sys_exit_rename",
+            "sys_exit_renameat",
+            "sys_exit_renameat2",
+            "sys_exit_link",
+            "sys_exit_symlink",
+            "sys_exit_linkat",
+            "sys_exit_symlinkat",
+        ],
+    ),
+];
+
+/// Tracepoints every supported architecture has: failing to attach one of these is an error.
+const REQUIRED: &[&str] = &[
+    "sys_enter_write",
+    "sys_exit_write",
+    "sys_enter_openat",
+    "sys_exit_openat",
+    "sys_enter_unlinkat",
+    "sys_exit_unlinkat",
+    "sys_enter_renameat2",
+    "sys_exit_renameat2",
+    "sys_enter_mkdirat",
+    "sys_exit_mkdirat",
+];
+
+/// Computes the offsets, loads the programs and attaches them.
+pub(super) fn load() -> Result<Ebpf, String> {
+    // Offsets first, and the parsed BTF dropped before aya parses it again for the loader.
+    let values = {
+        let btf = Btf::kernel()?;
+        let field = |ty: &str, field: &str| btf.offset(ty, field);
+        let path_dentry = field("path", "dentry")?;
+        vec![
+            (offsets::TASK_FILES, field("task_struct", "files")?),
+            (offsets::FILES_FDT, field("files_struct", "fdt")?),
+            (offsets::FDT_MAX_FDS, field("fdtable", "max_fds")?),
+            (offsets::FDT_FD, field("fdtable", "fd")?),
+            (offsets::FILE_INODE, field("file", "f_inode")?),
+            (offsets::INODE_INO, field("inode", "i_ino")?),
+            (offsets::INODE_SB, field("inode", "i_sb")?),
+            (offsets::SB_DEV, field("super_block", "s_dev")?),
+            (offsets::TASK_FS, field("task_struct", "fs")?),
+            (offsets::FS_PWD_DENTRY, field("fs_struct", "pwd")? + path_dentry),
+            (offsets::FILE_DENTRY, field("file", "f_path")? + path_dentry),
+            (offsets::DENTRY_INODE, field("dentry", "d_inode")?),
+        ]
+    };
+    let mut loader = EbpfLoader::new();
+    for (global, value) in &values {
+        loader.override_global(global, value, true);
+    }
+    let tracefs = ensure_tracefs()?;
+    let mut bpf = loader
+        .load(PROGRAMS)
+        .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
+    for (name, points) in ATTACH {
+        let program: &mut TracePoint = bpf
+            .program_mut(name)
+            .ok_or_else(|| format!("BPF program {name} missing from the object"))?
+            .try_into()
+            .map_err(|e| format!("BPF program {name}: {e}"))?;
+        program
+            .load()
+            .map_err(|e| format!("the kernel refused BPF program {name}: {e}"))?;
+        for point in *points {
+            let exists = std::path::Path::new(tracefs)
+                .join("events/syscalls")
+                .join(point)
+                .is_dir();
+            if !exists && !REQUIRED.contains(point) {
+                tracing::debug!(tracepoint = point, "no such syscall here; not attached");
+                continue;
+            }
+            program
+                .attach("syscalls", point)
+                .map_err(|e| format!("attaching {name} to syscalls/{point}: {e}"))?;
+        }
+    }
+    Ok(bpf)
+}
+
+/// Where tracefs is looked for (aya attaches tracepoints through it).
+const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Tracepoints are attached through tracefs, which a fresh host or a container may not have mounted:
+/// mount it at its usual place when neither place has it. Returns where it is.
+fn ensure_tracefs() -> Result<&'static str, String> {
+    let mounted = |dir: &str| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if let Some(dir) = TRACEFS.iter().find(|dir| mounted(dir)) {
+        return Ok(dir);
+    }
+    let (source, target, fstype) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+    // SAFETY: mount(2) with NUL-terminated constant strings and no data argument; it changes no memory
+    // of ours.
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 || !mounted(TRACEFS[0]) {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({e}); mount it \
+             (`mount -t tracefs nodev /sys/kernel/tracing`) or mount the host's /sys/kernel/tracing into the container"
+        ));
+    }
+    tracing::info!("mounted tracefs at /sys/kernel/tracing (the BPF programs attach to tracepoints through it)");
+    Ok(TRACEFS[0])
+}
