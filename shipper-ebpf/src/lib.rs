@@ -37,6 +37,10 @@ pub struct Event {
     pub kind: u32,
     pub _pad: u32,
     pub key: FileKey,
+    /// When it was put on the ring (`bpf_ktime_get_ns`, CLOCK_MONOTONIC). Userspace writes the
+    /// latest such time it has taken into the `TAKEN` array; a file whose pending event is older than
+    /// that reports again.
+    pub ts: u64,
 }
 
 /// Room for a name in a directory event (NAME_MAX is 255); longer names are cut and userspace

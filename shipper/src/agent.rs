@@ -62,9 +62,10 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         saved: positions.files,
         saved_at: positions.saved_at,
     });
+    let (scanned_tx, scanned_rx) = tokio::sync::oneshot::channel();
     let reader_thread = std::thread::Builder::new()
         .name("shipper-reader".into())
-        .spawn(move || reader.run())
+        .spawn(move || reader.run(scanned_tx))
         .map_err(|e| format!("cannot start the reader thread: {e}"))?;
 
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(2);
@@ -91,6 +92,8 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         tracker.clone(),
         metrics.clone(),
     ));
+    // Ready once the files are found and watched: a write after this is noticed.
+    let _ = scanned_rx.await;
     ready.store(true, Ordering::Relaxed);
     tracing::info!("shipper is running");
 

@@ -44,6 +44,11 @@ pub struct FileCounters {
     pub offset: Gauge<u64, AtomicU64>,
 }
 
+/// Buckets of `shipper_read_lag_seconds`: fine below 20 ms, where waking on events lives.
+pub const READ_LAG_BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
 pub struct Metrics {
     registry: Registry,
     pub read_bytes: Family<PathLabel, Counter>,
@@ -63,6 +68,7 @@ pub struct Metrics {
     pub retries: Family<ReasonLabel, Counter>,
     pub dropped_entries: Family<ReasonLabel, Counter>,
     pub push_seconds: Histogram,
+    pub read_lag_seconds: Histogram,
     pub checkpoint_lag_bytes: Gauge,
     pub positions_writes: Family<StatusLabel, Counter>,
     pub watcher_mode: Family<ModeLabel, Gauge>,
@@ -96,6 +102,7 @@ impl Metrics {
             retries: Family::default(),
             dropped_entries: Family::default(),
             push_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            read_lag_seconds: Histogram::new(READ_LAG_BUCKETS),
             checkpoint_lag_bytes: Gauge::default(),
             positions_writes: Family::default(),
             watcher_mode: Family::default(),
@@ -116,6 +123,12 @@ impl Metrics {
             "parse_issues",
             "Records that were not shipped as-is, by issue",
             m.parse_issues.clone(),
+        );
+        r.register_with_unit(
+            "read_lag",
+            "Time from a line's own timestamp (CRI, docker) to its read, for the oldest line of each read: how soon a write wakes the reader",
+            Unit::Seconds,
+            m.read_lag_seconds.clone(),
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
         r.register("rotations", "File rotations seen (rename, delete)", m.rotations.clone());

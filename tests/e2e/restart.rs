@@ -75,6 +75,17 @@ fn graceful_restart_resumes_exactly() {
     wait_entries(&env, &agent, 20_000, 60);
     std::thread::sleep(Duration::from_millis(500));
     crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 20_000)]), &agent);
+    // CRI lines carry their write time: each read reports how late it came.
+    assert!(
+        agent.metric("shipper_read_lag_seconds_count") >= 1.0,
+        "{}",
+        agent.metrics()
+    );
+    assert!(
+        agent.metric("shipper_read_lag_seconds_sum") > 0.0,
+        "{}",
+        agent.metrics()
+    );
     agent.stop();
 }
 

@@ -1,19 +1,24 @@
 //! Writes: `write_enter` notes which fd a thread writes to; `write_exit`, once the write has landed,
 //! resolves that fd to the file's (dev, inode) and, when the file is watched, puts one event on the
-//! ring buffer — at most one per file until userspace has taken it (`PENDING`), so a file written a
-//! million times a second costs userspace one wakeup per read round.
+//! ring buffer — at most one per file until userspace has taken it, so a file written a million times
+//! a second costs userspace one wakeup per read round. "Taken" without a syscall per event: `PENDING`
+//! holds when each file's last event was put on the ring, `TAKEN` the time of the newest event
+//! userspace has taken (one map update per drain of the ring).
 
 use super::{arg, count, key_of_fd, EVENTS, WATCHED};
-use aya_ebpf::bindings::BPF_NOEXIST;
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use aya_ebpf::macros::{map, tracepoint};
-use aya_ebpf::maps::HashMap;
+use aya_ebpf::maps::{Array, HashMap};
 use aya_ebpf::programs::TracePointContext;
 use shipper_ebpf::{stats, Event, FileKey, EVENT_WRITTEN};
 
-/// Files with an event on the ring that userspace has not taken yet.
+/// When each watched file's last event was put on the ring.
 #[map]
-static PENDING: HashMap<FileKey, u8> = HashMap::with_max_entries(1 << 17, 0);
+static PENDING: HashMap<FileKey, u64> = HashMap::with_max_entries(1 << 17, 0);
+
+/// The time of the newest event userspace has taken off the ring (index 0).
+#[map]
+static TAKEN: Array<u64> = Array::with_max_entries(1, 0);
 
 /// The fd each thread is writing to, between syscall entry and exit.
 #[map]
@@ -48,14 +53,20 @@ pub fn write_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     count(stats::WATCHED_WRITES);
-    if PENDING.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
-        // Userspace has not taken the previous event of this file yet: it will read this write too.
+    let taken = TAKEN.get(0).copied().unwrap_or(0);
+    // SAFETY: a plain lookup in our own map; the value is copied out.
+    if unsafe { PENDING.get(&key) }.is_some_and(|&put| put > taken) {
+        // Userspace has not taken this file's event yet: it will read this write too.
         return 0;
     }
+    // SAFETY: the helper only reads the monotonic clock.
+    let ts = unsafe { bpf_ktime_get_ns() };
+    let _ = PENDING.insert(&key, &ts, 0);
     let event = Event {
         kind: EVENT_WRITTEN,
         _pad: 0,
         key,
+        ts,
     };
     if EVENTS.output::<Event>(&event, 0).is_ok() {
         count(stats::EVENTS);

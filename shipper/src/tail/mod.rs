@@ -125,10 +125,11 @@ impl Reader {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs until `stop` is set. Dropping the reader afterwards closes the ring, which lets the batcher
-    /// flush and finish.
-    pub fn run(mut self) {
+    /// Runs until `stop` is set, telling `scanned` once the first scan has found and watched the files.
+    /// Dropping the reader afterwards closes the ring, which lets the batcher flush and finish.
+    pub fn run(mut self, scanned: tokio::sync::oneshot::Sender<()>) {
         self.rescan(true);
+        let _ = scanned.send(());
         self.recover_rotated();
         self.ready.extend(self.files.keys().copied());
         let mut last_check = Instant::now();
@@ -227,6 +228,12 @@ impl Reader {
         match ev {
             WatchEvent::FileChanged(path) | WatchEvent::Removed(path) => {
                 if let Some(&id) = self.by_path.get(&path) {
+                    self.ready.insert(id);
+                }
+                false
+            }
+            WatchEvent::FileWritten { dev, ino } => {
+                if let Some(&id) = self.by_inode.get(&(dev, ino)) {
                     self.ready.insert(id);
                 }
                 false

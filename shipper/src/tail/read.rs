@@ -21,7 +21,7 @@ pub(super) const MIN_READ: usize = 4 << 10;
 const READS_PER_ROUND: usize = 64;
 
 /// The shortest time between two sweeps over the files that events said were written.
-const SWEEP_GAP: Duration = Duration::from_millis(5);
+const SWEEP_GAP: Duration = Duration::from_millis(2);
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -167,6 +167,12 @@ impl Reader {
         f.counters.read_lines.inc_by(entries.len() as u64);
         f.counters.offset.set(f.framer.read_offset());
         self.metrics.add_parse_stats(&stats);
+        // Lines that carry their own time (not stamped with `now` on reading): how late this read is.
+        if let Some(first) = entries.first().filter(|e| e.ts_ns != now) {
+            self.metrics
+                .read_lag_seconds
+                .observe(now.saturating_sub(first.ts_ns).max(0) as f64 / 1e9);
+        }
         if entries.is_empty() && commit == f.commit_offset {
             return true;
         }

@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub enum WatchEvent {
     /// A file was written to or truncated.
     FileChanged(PathBuf),
+    /// The file with this `st_dev` and inode was written to (watchers that see writes per file).
+    FileWritten { dev: u64, ino: u64 },
     /// A file appeared (created, or moved in from an unwatched place).
     Created(PathBuf),
     /// An entry was renamed; `to` is None when it left the watched directories. Rotation by rename

@@ -6,6 +6,7 @@
 
 mod bound;
 mod chart;
+mod lag;
 mod peers;
 mod report;
 mod scenarios;
@@ -21,6 +22,9 @@ pub const SCENARIOS: &[&str] = &[
     "idle-1000",
     "wake",
 ];
+
+/// The write rates (single-line writes per second over 1,000 files) of the `wake` scenario.
+const WAKE_RATES: [u64; 2] = [100_000, 10_000];
 
 /// The watchers the `wake` scenario compares.
 const WATCHERS: &[&str] = &["ebpf", "inotify", "poll"];
@@ -49,6 +53,8 @@ pub struct Outcome {
     pub idle_cpu_ms: Option<f64>,
     /// Agent CPU (cores) while a fixed write rate goes on (`wake`).
     pub cores: Option<f64>,
+    /// Write→read latency as the agent measured it (`wake`): how soon a write wakes the reader.
+    pub wake_ms: Option<Latency>,
 }
 
 #[derive(Debug, Default, Serialize, Clone, Copy)]
@@ -112,11 +118,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for name in chosen {
         if name == "wake" {
             // shipper's own watchers side by side; peers have no such choice.
-            for mode in WATCHERS {
-                eprintln!("== wake ({mode}{})", if quick { ", quick" } else { "" });
-                let o = scenarios::wake(&ctx, &peers[0].bin, mode)?;
-                eprintln!("{}", report::line(&o));
-                outcomes.push(o);
+            // At 100k writes/s this 2-core machine is saturated (writer, agent and sink); at 10k
+            // writes/s it is not, which shows the wake latency itself.
+            for rate in WAKE_RATES {
+                for mode in WATCHERS {
+                    eprintln!(
+                        "== wake ({mode}, {rate} writes/s{})",
+                        if quick { ", quick" } else { "" }
+                    );
+                    let o = scenarios::wake(&ctx, &peers[0].bin, mode, rate)?;
+                    eprintln!("{}", report::line(&o));
+                    outcomes.push(o);
+                }
             }
             continue;
         }

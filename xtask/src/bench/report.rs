@@ -28,21 +28,22 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
         s.push_str("(--quick: reduced sizes; numbers are a smoke test, not a measurement)\n\n");
     }
     let peers = outcomes.iter().any(|o| !o.agent.starts_with("shipper"));
-    s.push_str("| scenario | agent | files | lines | MiB | MiB/s | lines/s | CPU-s/GiB | bound CPU-s/GiB | × bound | peak RSS MiB | latency p50/p99/max ms | idle CPU ms | agent cores | lost | dup | reordered |");
+    s.push_str("| scenario | agent | files | lines | MiB | MiB/s | lines/s | CPU-s/GiB | bound CPU-s/GiB | × bound | peak RSS MiB | latency p50/p99/max ms | write→read p50/p99 ms | idle CPU ms | agent cores | lost | dup | reordered |");
     s.push_str(if peers {
         " shipper's speed / CPU per GiB / RSS vs this agent |\n"
     } else {
         "\n"
     });
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|");
     s.push_str(if peers { "---|\n" } else { "\n" });
     for o in outcomes {
         let ratio = o.bound_cpu_s_per_gib.filter(|b| *b > 0.0).map(|b| o.cpu_s_per_gib / b);
         let latency = o
             .latency_ms
             .map_or("–".into(), |l| format!("{:.0} / {:.0} / {:.0}", l.p50, l.p99, l.max));
+        let wake = o.wake_ms.map_or("–".into(), |l| format!("{:.1} / {:.1}", l.p50, l.p99));
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             o.scenario,
             o.agent,
             o.files,
@@ -55,6 +56,7 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
             opt(ratio, 2),
             o.peak_rss_mib,
             latency,
+            wake,
             opt(o.idle_cpu_ms, 0),
             opt(o.cores, 2),
             o.lost,

@@ -251,12 +251,11 @@ pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
 /// How fast each watcher wakes the reader and what it costs: 100,000 single-line writes/s (one write
 /// syscall each) spread over 1,000 files, `batch_wait: 10ms`; latency is write → stored by the sink,
 /// cores is the agent's CPU while the writes go on.
-pub fn wake(ctx: &Ctx, bin: &Path, mode: &str) -> Result<Outcome, String> {
-    let name = format!("wake-{mode}");
+pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64) -> Result<Outcome, String> {
+    let name = format!("wake-{}k-{mode}", rate / 1000);
     let dir = ctx.dir(&name)?;
     let files = 1_000u32;
     let secs = if ctx.quick { 1 } else { 5 };
-    let rate = 100_000u64;
     let per_file = rate * secs / u64::from(files);
     let LiveFiles {
         expected,
@@ -294,6 +293,7 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str) -> Result<Outcome, String> {
     let writing = t0.elapsed().as_secs_f64();
     let cores = (agent.cpu_seconds() - cpu0) / writing;
     let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
+    let wake = super::lag::scrape(port)?;
     let agent_name = format!("shipper ({mode})");
     let mut o = finish(
         agent,
@@ -306,6 +306,7 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str) -> Result<Outcome, String> {
     )?;
     o.cores = Some(cores);
     o.latency_ms = Some(percentiles(loki.latencies_ns()));
+    o.wake_ms = Some(wake);
     Ok(o)
 }
 

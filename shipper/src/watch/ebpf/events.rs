@@ -1,11 +1,11 @@
-//! Reading the ring buffer: each record becomes a `WatchEvent` for the reader. Write events are taken
-//! off `PENDING` so the file's next write reports again; directory events name their entries by the
-//! watched directories' paths.
+//! Reading the ring buffer: each record becomes a `WatchEvent` for the reader. After each drain the
+//! time of the newest write event taken goes into `TAKEN` (one map update), so those files' next
+//! writes report again; directory events name their entries by the watched directories' paths.
 
-use super::{lock, Key, Paths};
+use super::{lock, Paths};
 use crate::metrics::Metrics;
 use crate::watch::WatchEvent;
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use crossbeam_channel::Sender;
 use shipper_ebpf::{
     stats, FileKey, EVENT_CREATED, EVENT_DIR_CHANGED, EVENT_MOVED, EVENT_REMOVED, EVENT_WRITTEN, NAME_LEN,
@@ -19,19 +19,20 @@ use std::time::{Duration, Instant};
 use tokio::io::Interest;
 
 /// The shortest time between two drains of the ring buffer.
-const DRAIN_GAP: Duration = Duration::from_millis(5);
+const DRAIN_GAP: Duration = Duration::from_millis(2);
 
 /// A ring buffer record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Record {
-    Written(FileKey),
+    /// The file's key, and when the event was put on the ring.
+    Written(FileKey, u64),
     /// kind, (dir, name), (dir2, name2)
     Dir(u32, FileKey, Vec<u8>, FileKey, Vec<u8>),
 }
 
 /// Takes events off the ring buffer (woken through `AsyncFd`) and tells the reader what changed.
 pub(super) struct EventLoop {
-    pub pending: BpfHashMap<MapData, Key, u8>,
+    pub taken: Array<MapData, u64>,
     pub stats: PerCpuArray<MapData, u64>,
     pub paths: Paths,
     pub events: Sender<WatchEvent>,
@@ -75,12 +76,21 @@ impl EventLoop {
                 }
                 last_drain = Instant::now();
                 let mut taken = Vec::new();
+                let mut newest = 0;
                 while let Some(item) = guard.get_inner_mut().next() {
                     if let Some(record) = parse(&item) {
+                        if let Record::Written(_, ts) = record {
+                            newest = newest.max(ts);
+                        }
                         taken.push(record);
                     }
                 }
                 guard.clear_ready();
+                // Before the reader is told: a write after this point reports again, one before it
+                // is read when the reader reads the file for this event.
+                if newest > 0 {
+                    let _ = self.taken.set(0, newest, 0);
+                }
                 if !self.deliver(taken) {
                     return;
                 }
@@ -113,14 +123,9 @@ impl EventLoop {
 
     fn translate(&mut self, record: Record) -> Vec<WatchEvent> {
         let (kind, dir, name, dir2, name2) = match record {
-            Record::Written(key) => {
-                let _ = self.pending.remove(&Key(key));
-                return lock(&self.paths)
-                    .get(&key)
-                    .cloned()
-                    .map(WatchEvent::FileChanged)
-                    .into_iter()
-                    .collect();
+            Record::Written(key, _) => {
+                let (dev, ino) = super::user_dev_ino(key);
+                return vec![WatchEvent::FileWritten { dev, ino }];
             }
             Record::Dir(kind, dir, name, dir2, name2) => (kind, dir, name, dir2, name2),
         };
@@ -173,7 +178,7 @@ pub(super) fn parse(bytes: &[u8]) -> Option<Record> {
         Some(raw[..raw.iter().position(|&b| b == 0).unwrap_or(NAME_LEN)].to_vec())
     };
     match u32_at(0)? {
-        EVENT_WRITTEN => Some(Record::Written(key_at(8)?)),
+        EVENT_WRITTEN => Some(Record::Written(key_at(8)?, u64_at(24)?)),
         kind => Some(Record::Dir(
             kind,
             key_at(8)?,
@@ -201,8 +206,9 @@ mod tests {
             kind: EVENT_WRITTEN,
             _pad: 0,
             key,
+            ts: 77,
         };
-        assert_eq!(parse(&bytes(&written)), Some(Record::Written(key)));
+        assert_eq!(parse(&bytes(&written)), Some(Record::Written(key, 77)));
         let mut dir = DirEvent {
             kind: EVENT_MOVED,
             _pad: 0,

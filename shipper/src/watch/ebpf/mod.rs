@@ -36,13 +36,14 @@ struct Key(FileKey);
 // is valid and it holds no pointers.
 unsafe impl Pod for Key {}
 
-/// The path of every watched file and directory, by key: how events are named.
+/// The path of every watched directory, by key: how directory events are named.
 type Paths = Arc<Mutex<HashMap<FileKey, PathBuf>>>;
 
 pub struct EbpfWatcher {
     /// Keeps the programs loaded and attached.
     _bpf: Ebpf,
     watched: BpfHashMap<MapData, Key, u8>,
+    pending: BpfHashMap<MapData, Key, u64>,
     dir_paths: BpfHashMap<MapData, u64, Key>,
     paths: Paths,
     /// Watched directories: their key and the path hashes they are filed under.
@@ -55,6 +56,11 @@ pub struct EbpfWatcher {
 /// device number as `major << 20 | minor`.
 fn kernel_key(st_dev: u64, ino: u64) -> FileKey {
     FileKey::new((libc::major(st_dev) << 20) | libc::minor(st_dev), ino)
+}
+
+/// `kernel_key` the other way: userspace's `st_dev` and the inode.
+fn user_dev_ino(key: FileKey) -> (u64, u64) {
+    (libc::makedev(key.dev >> 20, key.dev & 0xf_ffff), key.ino)
 }
 
 impl EbpfWatcher {
@@ -75,12 +81,13 @@ impl EbpfWatcher {
         let watched = BpfHashMap::try_from(take("WATCHED")?).map_err(|e| e.to_string())?;
         let dir_paths = BpfHashMap::try_from(take("DIR_PATHS")?).map_err(|e| e.to_string())?;
         let pending = BpfHashMap::try_from(take("PENDING")?).map_err(|e| e.to_string())?;
+        let taken = aya::maps::Array::try_from(take("TAKEN")?).map_err(|e| e.to_string())?;
         let ring = RingBuf::try_from(take("EVENTS")?).map_err(|e| e.to_string())?;
         let stats: PerCpuArray<MapData, u64> = PerCpuArray::try_from(take("STATS")?).map_err(|e| e.to_string())?;
         let paths = Paths::default();
         let stop = Arc::new(AtomicBool::new(false));
         let events_loop = events::EventLoop {
-            pending,
+            taken,
             stats,
             paths: paths.clone(),
             events,
@@ -94,6 +101,7 @@ impl EbpfWatcher {
         Ok(EbpfWatcher {
             _bpf: bpf,
             watched,
+            pending,
             dir_paths,
             paths,
             dirs: HashMap::new(),
@@ -157,15 +165,14 @@ impl Watcher for EbpfWatcher {
     fn watch_file(&mut self, path: &Path, meta: &std::fs::Metadata) {
         let key = kernel_key(meta.dev(), meta.ino());
         if let Err(e) = self.watched.insert(Key(key), 1, 0) {
-            return self.warn_full(path, e);
+            self.warn_full(path, e);
         }
-        lock(&self.paths).insert(key, path.to_path_buf());
     }
 
     fn unwatch_file(&mut self, dev: u64, ino: u64) {
         let key = kernel_key(dev, ino);
         let _ = self.watched.remove(&Key(key));
-        lock(&self.paths).remove(&key);
+        let _ = self.pending.remove(&Key(key));
     }
 
     fn mode(&self) -> &'static str {
