@@ -23,8 +23,8 @@ pub const SCENARIOS: &[&str] = &[
     "wake",
 ];
 
-/// The write rates (single-line writes per second over 1,000 files) of the `wake` scenario.
-const WAKE_RATES: [u64; 2] = [100_000, 10_000];
+/// The runs of the `wake` scenario: single-line writes per second, spread over how many files.
+const WAKE_RUNS: [(u64, u32); 3] = [(100_000, 1_000), (10_000, 1_000), (100_000, 10_000)];
 
 /// The watchers the `wake` scenario compares.
 const WATCHERS: &[&str] = &["ebpf", "inotify", "poll"];
@@ -120,13 +120,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             // shipper's own watchers side by side; peers have no such choice.
             // At 100k writes/s this 2-core machine is saturated (writer, agent and sink); at 10k
             // writes/s it is not, which shows the wake latency itself.
-            for rate in WAKE_RATES {
+            for (rate, files) in WAKE_RUNS {
                 for mode in WATCHERS {
                     eprintln!(
-                        "== wake ({mode}, {rate} writes/s{})",
+                        "== wake ({mode}, {rate} writes/s over {files} files{})",
                         if quick { ", quick" } else { "" }
                     );
-                    let o = scenarios::wake(&ctx, &peers[0].bin, mode, rate)?;
+                    let o = scenarios::wake(&ctx, &peers[0].bin, mode, rate, files)?;
                     eprintln!("{}", report::line(&o));
                     outcomes.push(o);
                 }

@@ -248,13 +248,12 @@ pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     Ok(o)
 }
 
-/// How fast each watcher wakes the reader and what it costs: 100,000 single-line writes/s (one write
-/// syscall each) spread over 1,000 files, `batch_wait: 10ms`; latency is write → stored by the sink,
-/// cores is the agent's CPU while the writes go on.
-pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64) -> Result<Outcome, String> {
-    let name = format!("wake-{}k-{mode}", rate / 1000);
+/// How fast each watcher wakes the reader and what it costs: `rate` single-line writes/s (one write
+/// syscall each) spread over `files` files, `batch_wait: 10ms`; latency is write → stored by the sink,
+/// write → read is the agent's own measure, cores is the agent's CPU while the writes go on.
+pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64, files: u32) -> Result<Outcome, String> {
+    let name = format!("wake-{}k-{files}f-{mode}", rate / 1000);
     let dir = ctx.dir(&name)?;
-    let files = 1_000u32;
     let secs = if ctx.quick { 1 } else { 5 };
     let per_file = rate * secs / u64::from(files);
     let LiveFiles {
@@ -276,6 +275,8 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64) -> Result<Outcome, Str
     let t0 = Instant::now();
     let mut seqs = vec![0u64; files as usize];
     let total = rate * secs;
+    // Paced every millisecond's worth of writes, so they come steadily rather than in bursts.
+    let step = (rate / 1_000).max(1);
     for n in 0..total {
         let f = (n % u64::from(files)) as usize;
         let w = &mut writers[f];
@@ -283,7 +284,7 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64) -> Result<Outcome, Str
             .map_err(|e| e.to_string())?;
         w.flush().map_err(|e| e.to_string())?;
         seqs[f] += 1;
-        if n % 1_000 == 999 {
+        if n % step == step - 1 {
             let due = t0 + Duration::from_secs_f64((n + 1) as f64 / rate as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
