@@ -80,6 +80,7 @@ impl Opts {
                 exclude: self.excludes.clone(),
                 labels: self.labels.iter().cloned().collect(),
                 format: self.format.unwrap_or_default(),
+                ..Default::default()
             });
         } else {
             for t in &mut cfg.targets {
@@ -104,6 +105,7 @@ impl Opts {
         if let Some(l) = &self.log_level {
             cfg.server.log_level = l.clone();
         }
+        cfg.add_discovered_targets();
         cfg.validate(&source)?;
         Ok(cfg)
     }

@@ -93,10 +93,19 @@ impl Config {
                 )
             }
         }
+        if self.discovery == super::Discovery::Kubernetes && !self.kubernetes.pods_root.is_absolute() {
+            return err(
+                "kubernetes.pods_root",
+                format!(
+                    "`{}` must be an absolute path (kubelet writes to /var/log/pods)",
+                    self.kubernetes.pods_root.display()
+                ),
+            );
+        }
         if self.targets.is_empty() {
             return err(
                 "targets",
-                "no files to tail: add a target with `paths`, or pass --path GLOB".into(),
+                "no files to tail: add a target with `paths`, pass --path GLOB, or set `discovery: kubernetes`".into(),
             );
         }
         for (i, t) in self.targets.iter().enumerate() {
@@ -203,6 +212,30 @@ mod tests {
     }
 
     const OK: &str = "targets:\n  - paths: [/var/log/*.log]\n";
+
+    #[test]
+    fn kubernetes_discovery_adds_the_kubelet_target() {
+        let mut c = load_str(
+            "discovery: kubernetes\nkubernetes:\n  pods_root: /var/log/pods/\n  node_name: n1\n",
+            "test.yaml",
+        )
+        .unwrap();
+        c.add_discovered_targets();
+        c.validate("test.yaml").unwrap();
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].paths, ["/var/log/pods/*/*/*.log"]);
+        assert_eq!(c.targets[0].path_labels, super::super::PathLabels::Kubelet);
+        assert_eq!(c.targets[0].labels["node_name"], "n1");
+
+        let mut c = load_str("discovery: kubernetes\nkubernetes:\n  pods_root: pods\n", "test.yaml").unwrap();
+        c.add_discovered_targets();
+        let e = c.validate("test.yaml").unwrap_err();
+        assert_eq!(e.key, "kubernetes.pods_root");
+        assert!(e.message.contains("absolute"), "{e}");
+
+        let e = load_str("discovery: kubelet\n", "test.yaml").unwrap_err();
+        assert_eq!(e.key, "discovery");
+    }
 
     #[test]
     fn defaults_apply() {

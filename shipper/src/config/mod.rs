@@ -24,6 +24,10 @@ pub struct Config {
     pub tail: TailConfig,
     /// Static file targets (like Promtail's `static_configs` / Alloy's `local.file_match`).
     pub targets: Vec<TargetConfig>,
+    /// `static` (only `targets`) or `kubernetes` (also every container log under
+    /// `kubernetes.pods_root`, labelled like the Alloy/Promtail Kubernetes setups).
+    pub discovery: Discovery,
+    pub kubernetes: KubernetesConfig,
     /// How long SIGTERM waits for in-flight batches before writing positions and exiting.
     pub shutdown_timeout: Dur,
 }
@@ -36,6 +40,8 @@ impl Default for Config {
             client: ClientConfig::default(),
             tail: TailConfig::default(),
             targets: Vec::new(),
+            discovery: Discovery::Static,
+            kubernetes: KubernetesConfig::default(),
             shutdown_timeout: Dur::secs(30),
         }
     }
@@ -247,5 +253,67 @@ pub struct TargetConfig {
     pub exclude: Vec<String>,
     /// Labels of every line from these files (a `filename` label is added too).
     pub labels: BTreeMap<String, String>,
+    /// Labels read off each file's path: `kubelet` gives `namespace`, `pod`, `container` and `job`
+    /// from `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`. `labels` win over these.
+    pub path_labels: PathLabels,
     pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PathLabels {
+    #[default]
+    None,
+    Kubelet,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    #[default]
+    Static,
+    Kubernetes,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Where kubelet writes container logs.
+    pub pods_root: PathBuf,
+    /// This node's name, for the `node_name` label; `$NODE_NAME` (set from the downward API) when
+    /// not given.
+    pub node_name: Option<String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            pods_root: PathBuf::from("/var/log/pods"),
+            node_name: None,
+        }
+    }
+}
+
+impl Config {
+    /// With `discovery: kubernetes`, the target of every container log kubelet writes on this node,
+    /// after the user's own targets (the first target matching a file wins).
+    pub fn add_discovered_targets(&mut self) {
+        if self.discovery != Discovery::Kubernetes {
+            return;
+        }
+        let given = self.kubernetes.node_name.clone().filter(|n| !n.is_empty());
+        let node = given.or_else(|| std::env::var("NODE_NAME").ok());
+        let mut labels = BTreeMap::new();
+        if let Some(node) = node.filter(|n| !n.is_empty()) {
+            labels.insert("node_name".to_string(), node);
+        }
+        let root = self.kubernetes.pods_root.display().to_string();
+        self.targets.push(TargetConfig {
+            paths: vec![format!("{}/*/*/*.log", root.trim_end_matches('/'))],
+            exclude: Vec::new(),
+            labels,
+            path_labels: PathLabels::Kubelet,
+            format: Format::Auto,
+        });
+    }
 }

@@ -2,7 +2,9 @@
 //! `static_configs` and Alloy's `local.file_match`); a scan expands them into files and the directories
 //! worth watching for new files.
 
-use crate::config::TargetConfig;
+pub mod kubelet;
+
+use crate::config::{PathLabels, TargetConfig};
 use crate::parse::Format;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ struct Compiled {
     include: Vec<glob::Pattern>,
     exclude: Vec<glob::Pattern>,
     labels: BTreeMap<String, String>,
+    path_labels: PathLabels,
     format: Format,
 }
 
@@ -45,14 +48,23 @@ impl Targets {
                     include: t.paths.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect(),
                     exclude: t.exclude.iter().filter_map(|g| glob::Pattern::new(g).ok()).collect(),
                     labels: t.labels.clone(),
+                    path_labels: t.path_labels,
                     format: t.format,
                 })
                 .collect(),
         }
     }
 
-    pub fn labels(&self, target: usize) -> &BTreeMap<String, String> {
-        &self.targets[target].labels
+    /// The labels of a file of `target`: those its path says (`path_labels`), then the target's own,
+    /// which win.
+    pub fn labels(&self, target: usize, path: &Path) -> BTreeMap<String, String> {
+        let t = &self.targets[target];
+        let mut labels = match t.path_labels {
+            PathLabels::None => BTreeMap::new(),
+            PathLabels::Kubelet => kubelet::labels(path),
+        };
+        labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels
     }
 
     pub fn format(&self, target: usize) -> Format {

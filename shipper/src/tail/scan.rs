@@ -164,7 +164,7 @@ impl Reader {
         let id = self.next_id;
         self.next_id += 1;
         let mut labels = self.external_labels.clone();
-        labels.extend(self.targets.labels(target).iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels.extend(self.targets.labels(target, path));
         labels.insert("filename".into(), path.display().to_string());
         let mut f = TailedFile::new(
             id,
