@@ -21,3 +21,8 @@ pub mod ring;
 pub mod server;
 pub mod tail;
 pub mod watch;
+
+/// Maps and sets keyed by our own ids and inode numbers, looked up several times per read: a fast
+/// hasher instead of SipHash (the keys are not chosen by an attacker).
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type IdSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -9,7 +9,7 @@ mod positions;
 pub use positions::{FileIdentity, Positions, SavedFile};
 
 use crate::ring::FileId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -31,11 +31,11 @@ struct FileTrack {
 /// (batches acknowledged). Calls are a few per batch or per file event, so a mutex is fine.
 #[derive(Default)]
 pub struct Tracker {
-    files: Mutex<HashMap<FileId, FileTrack>>,
+    files: Mutex<crate::IdMap<FileId, FileTrack>>,
 }
 
 impl Tracker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileId, FileTrack>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, crate::IdMap<FileId, FileTrack>> {
         // A panic elsewhere while holding the lock leaves consistent data (each update is one step).
         self.files.lock().unwrap_or_else(|p| p.into_inner())
     }

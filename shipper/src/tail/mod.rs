@@ -16,6 +16,7 @@ use crate::discover::Targets;
 use crate::metrics::Metrics;
 use crate::ring::{Chunk, FileId};
 use crate::watch::{WatchEvent, Watcher};
+use crate::{IdMap, IdSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use file::TailedFile;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -43,11 +44,11 @@ pub struct Reader {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
 
-    files: HashMap<FileId, TailedFile>,
+    files: IdMap<FileId, TailedFile>,
     by_path: HashMap<PathBuf, FileId>,
-    by_inode: HashMap<(u64, u64), FileId>,
+    by_inode: IdMap<(u64, u64), FileId>,
     watched_dirs: BTreeSet<PathBuf>,
-    ready: HashSet<FileId>,
+    ready: IdSet<FileId>,
     next_id: FileId,
     /// Saved positions not yet matched to an open file.
     saved: Vec<SavedFile>,
@@ -102,11 +103,11 @@ impl Reader {
             tracker: p.tracker,
             metrics: p.metrics,
             stop: p.stop,
-            files: HashMap::new(),
+            files: IdMap::default(),
             by_path: HashMap::new(),
-            by_inode: HashMap::new(),
+            by_inode: IdMap::default(),
             watched_dirs: BTreeSet::new(),
-            ready: HashSet::new(),
+            ready: IdSet::default(),
             next_id: 1,
             saved: p.saved,
             saved_at: p.saved_at,

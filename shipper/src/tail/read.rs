@@ -80,7 +80,7 @@ impl Reader {
     fn read_round(&mut self, ids: &[FileId]) -> Vec<(FileId, Read)> {
         let mut order = Vec::with_capacity(ids.len());
         let mut reqs = Vec::with_capacity(ids.len());
-        let wanted: std::collections::HashSet<FileId> = ids.iter().copied().collect();
+        let wanted: crate::IdSet<FileId> = ids.iter().copied().collect();
         for (id, f) in self.files.iter_mut() {
             if wanted.contains(id) {
                 let offset = f.framer.read_offset();
