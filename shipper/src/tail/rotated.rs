@@ -74,7 +74,7 @@ impl Reader {
                     break;
                 }
                 let fname = entry.file_name().to_string_lossy().into_owned();
-                let ctime = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
+                let ctime = ctime_of(&meta);
                 let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime);
                 found.push((order, candidate, target, file, meta, s));
                 break;
@@ -165,7 +165,7 @@ impl Reader {
                 if suffix.ends_with(".gz") || !meta.is_file() {
                     continue;
                 }
-                let ctime = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32);
+                let ctime = ctime_of(&meta);
                 let key = (meta.dev(), meta.ino());
                 let known = self.by_inode.contains_key(&key) || self.was_closed(key);
                 if reference == Some(key) || (ctime >= since && !known) {
@@ -219,6 +219,11 @@ impl Reader {
     fn was_closed(&self, key: (u64, u64)) -> bool {
         self.closed.iter().any(|c| (c.1, c.2) == key)
     }
+}
+
+/// When a file's inode last changed (for a rotated file: when it was renamed).
+fn ctime_of(meta: &std::fs::Metadata) -> SystemTime {
+    UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec().max(0) as u32)
 }
 
 /// Opens a listed rotated file: at the name it was seen under, or, when docker renamed it meanwhile,
