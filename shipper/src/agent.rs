@@ -6,7 +6,8 @@
 
 use crate::batch::{run_batcher, BatcherConfig};
 use crate::checkpoint::{Positions, Tracker};
-use crate::config::Config;
+use crate::config::{Config, Discovery};
+use crate::discover::kube::PodCache;
 use crate::discover::Targets;
 use crate::metrics::Metrics;
 use crate::push::{HttpClient, Pusher};
@@ -47,10 +48,23 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     let (ring_tx, ring_rx) = crate::ring::ring(cfg.tail.ring_capacity);
     metrics.ring_capacity.set(cfg.tail.ring_capacity as i64);
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(4096);
+    let mut targets = Targets::new(&cfg.targets);
+    if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
+        let wake = ev_tx.clone();
+        // A full event queue means the reader is busy and looks at the cache's changes soon anyway.
+        let pods = Arc::new(PodCache::new(
+            &cfg.kubernetes,
+            Box::new(move || {
+                let _ = wake.try_send(crate::watch::WatchEvent::Metadata);
+            }),
+        ));
+        crate::discover::kube::spawn(&cfg.kubernetes, pods.clone(), metrics.clone());
+        targets = targets.with_pods(pods);
+    }
     let watcher = crate::watch::start(cfg.tail.watch, ev_tx, metrics.clone())?;
     let reader = Reader::new(ReaderParts {
         cfg: cfg.tail.clone(),
-        targets: Targets::new(&cfg.targets),
+        targets,
         external_labels: cfg.client.external_labels.clone(),
         io: Io::new(cfg.tail.io),
         watcher,

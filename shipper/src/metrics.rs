@@ -32,6 +32,12 @@ pub struct IssueLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    /// `pods`, `namespaces`, or `config` (no client could be built).
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModeLabel {
     pub mode: String,
 }
@@ -74,6 +80,8 @@ pub struct Metrics {
     pub watcher_mode: Family<ModeLabel, Gauge>,
     pub reader_mode: Family<ModeLabel, Gauge>,
     pub held_bytes: Gauge,
+    pub kube_cache_pods: Gauge,
+    pub kube_watch_errors: Family<ResourceLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -108,6 +116,8 @@ impl Metrics {
             watcher_mode: Family::default(),
             reader_mode: Family::default(),
             held_bytes: Gauge::default(),
+            kube_cache_pods: Gauge::default(),
+            kube_watch_errors: Family::default(),
             registry: Registry::with_prefix("shipper"),
         };
         let r = &mut m.registry;
@@ -131,6 +141,16 @@ impl Metrics {
             m.read_lag_seconds.clone(),
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
+        r.register(
+            "kube_cache_pods",
+            "Pods of this node in the metadata cache (deleted ones during their grace period included)",
+            m.kube_cache_pods.clone(),
+        );
+        r.register(
+            "kube_watch_errors",
+            "Failed requests and broken watches at the Kubernetes API server, by resource",
+            m.kube_watch_errors.clone(),
+        );
         r.register("rotations", "File rotations seen (rename, delete)", m.rotations.clone());
         r.register(
             "ebpf_events",

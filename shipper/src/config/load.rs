@@ -102,6 +102,22 @@ impl Config {
                 ),
             );
         }
+        if let Some(kc) = self
+            .kubernetes
+            .kubeconfig
+            .as_ref()
+            .filter(|_| self.discovery == super::Discovery::Kubernetes)
+        {
+            if let Err(e) = std::fs::metadata(kc) {
+                return err(
+                    "kubernetes.kubeconfig",
+                    format!(
+                        "cannot read `{}`: {e}; give the kubeconfig file's path, or leave it out to use the in-cluster service account",
+                        kc.display()
+                    ),
+                );
+            }
+        }
         if self.targets.is_empty() {
             return err(
                 "targets",
@@ -214,9 +230,41 @@ mod tests {
     const OK: &str = "targets:\n  - paths: [/var/log/*.log]\n";
 
     #[test]
+    fn kubernetes_discovery_adds_the_docker_target_when_its_root_exists() {
+        let d = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "discovery: kubernetes\nkubernetes:\n  node_name: n1\n  docker_root: {}\n",
+            d.path().display()
+        );
+        let mut c = load_str(&yaml, "test.yaml").unwrap();
+        c.add_discovered_targets();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[1].paths, [format!("{}/*/*-json.log", d.path().display())]);
+        assert_eq!(c.targets[1].path_labels, super::super::PathLabels::Docker);
+        assert_eq!(c.targets[1].labels["node_name"], "n1");
+        // Without the API server nothing names a docker container's pod: no docker target.
+        let mut c = load_str(&format!("{yaml}  api: false\n"), "test.yaml").unwrap();
+        c.add_discovered_targets();
+        assert_eq!(c.targets.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_kubeconfig_is_named() {
+        let mut c = load_str(
+            "discovery: kubernetes\nkubernetes:\n  kubeconfig: /nonexistent/kubeconfig\n",
+            "test.yaml",
+        )
+        .unwrap();
+        c.add_discovered_targets();
+        let e = c.validate("test.yaml").unwrap_err();
+        assert_eq!(e.key, "kubernetes.kubeconfig");
+        assert!(e.to_string().contains("/nonexistent/kubeconfig"), "{e}");
+    }
+
+    #[test]
     fn kubernetes_discovery_adds_the_kubelet_target() {
         let mut c = load_str(
-            "discovery: kubernetes\nkubernetes:\n  pods_root: /var/log/pods/\n  node_name: n1\n",
+            "discovery: kubernetes\nkubernetes:\n  pods_root: /var/log/pods/\n  node_name: n1\n  docker_root: /nonexistent\n",
             "test.yaml",
         )
         .unwrap();

@@ -254,7 +254,8 @@ pub struct TargetConfig {
     /// Labels of every line from these files (a `filename` label is added too).
     pub labels: BTreeMap<String, String>,
     /// Labels read off each file's path: `kubelet` gives `namespace`, `pod`, `container` and `job`
-    /// from `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`. `labels` win over these.
+    /// from `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`; `docker` finds the pod of
+    /// `/var/lib/docker/containers/<id>/<id>-json.log` by its container id. `labels` win over these.
     pub path_labels: PathLabels,
     pub format: Format,
 }
@@ -265,6 +266,7 @@ pub enum PathLabels {
     #[default]
     None,
     Kubelet,
+    Docker,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -280,17 +282,59 @@ pub enum Discovery {
 pub struct KubernetesConfig {
     /// Where kubelet writes container logs.
     pub pods_root: PathBuf,
-    /// This node's name, for the `node_name` label; `$NODE_NAME` (set from the downward API) when
-    /// not given.
+    /// Where dockerd writes `<id>/<id>-json.log`; those files are tailed once a pod on this node
+    /// names their container. Used only if it exists at start.
+    pub docker_root: PathBuf,
+    /// This node's name, for the `node_name` label and the pod watch; `$NODE_NAME` (set from the
+    /// downward API) when not given.
     pub node_name: Option<String>,
+    /// `true`: watch this node's pods (and namespaces) at the API server for `app`, the label and
+    /// annotation mappings and exclusion. `false`: labels from paths only.
+    pub api: bool,
+    /// A kubeconfig file; without one the in-cluster service account (or `$KUBECONFIG`,
+    /// `~/.kube/config`) is used.
+    pub kubeconfig: Option<PathBuf>,
+    /// Pod labels copied to Loki labels: pod label key → Loki label name (sanitized to Loki's
+    /// rules). Only these: cardinality stays in the user's hands.
+    pub pod_labels: BTreeMap<String, String>,
+    /// Pod annotations copied to Loki labels, the same way.
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Only these namespaces are shipped (all when empty).
+    pub include_namespaces: Vec<String>,
+    /// These namespaces are never shipped.
+    pub exclude_namespaces: Vec<String>,
+    /// Watch namespaces too, for the `shipper.io/exclude` annotation on a namespace (needs RBAC
+    /// list/watch on namespaces).
+    pub watch_namespaces: bool,
+    /// How long a deleted pod's metadata is kept, so the last lines of a finished pod are labelled.
+    pub deleted_pod_grace: Dur,
 }
 
 impl Default for KubernetesConfig {
     fn default() -> Self {
         KubernetesConfig {
             pods_root: PathBuf::from("/var/log/pods"),
+            docker_root: PathBuf::from("/var/lib/docker/containers"),
             node_name: None,
+            api: true,
+            kubeconfig: None,
+            pod_labels: BTreeMap::new(),
+            pod_annotations: BTreeMap::new(),
+            include_namespaces: Vec::new(),
+            exclude_namespaces: Vec::new(),
+            watch_namespaces: true,
+            deleted_pod_grace: Dur::secs(300),
         }
+    }
+}
+
+impl KubernetesConfig {
+    /// The node name from the config, else `$NODE_NAME`.
+    pub fn node(&self) -> Option<String> {
+        let given = self.node_name.clone().filter(|n| !n.is_empty());
+        given
+            .or_else(|| std::env::var("NODE_NAME").ok())
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -301,19 +345,28 @@ impl Config {
         if self.discovery != Discovery::Kubernetes {
             return;
         }
-        let given = self.kubernetes.node_name.clone().filter(|n| !n.is_empty());
-        let node = given.or_else(|| std::env::var("NODE_NAME").ok());
         let mut labels = BTreeMap::new();
-        if let Some(node) = node.filter(|n| !n.is_empty()) {
+        if let Some(node) = self.kubernetes.node() {
             labels.insert("node_name".to_string(), node);
         }
         let root = self.kubernetes.pods_root.display().to_string();
         self.targets.push(TargetConfig {
             paths: vec![format!("{}/*/*/*.log", root.trim_end_matches('/'))],
             exclude: Vec::new(),
-            labels,
+            labels: labels.clone(),
             path_labels: PathLabels::Kubelet,
             format: Format::Auto,
         });
+        let docker = &self.kubernetes.docker_root;
+        if self.kubernetes.api && docker.is_dir() {
+            let root = docker.display().to_string();
+            self.targets.push(TargetConfig {
+                paths: vec![format!("{}/*/*-json.log", root.trim_end_matches('/'))],
+                exclude: Vec::new(),
+                labels,
+                path_labels: PathLabels::Docker,
+                format: Format::Docker,
+            });
+        }
     }
 }

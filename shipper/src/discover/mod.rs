@@ -2,12 +2,16 @@
 //! `static_configs` and Alloy's `local.file_match`); a scan expands them into files and the directories
 //! worth watching for new files.
 
+pub mod docker;
+pub mod kube;
 pub mod kubelet;
 
 use crate::config::{PathLabels, TargetConfig};
 use crate::parse::Format;
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A file found by a scan, with the index of the target that matched it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub struct Scan {
 
 pub struct Targets {
     targets: Vec<Compiled>,
+    /// The pod metadata cache, with `discovery: kubernetes` and `kubernetes.api`.
+    pods: Option<Arc<kube::PodCache>>,
 }
 
 struct Compiled {
@@ -52,6 +58,48 @@ impl Targets {
                     format: t.format,
                 })
                 .collect(),
+            pods: None,
+        }
+    }
+
+    /// Labels and exclusion of container logs also consult the API server's view of the pods.
+    pub fn with_pods(mut self, pods: Arc<kube::PodCache>) -> Self {
+        self.pods = Some(pods);
+        self
+    }
+
+    /// The pod metadata changes since the last call (None when there are none, or no cache).
+    pub fn pod_changes(&self) -> Option<kube::Changes> {
+        self.pods.as_ref()?.take_changes()
+    }
+
+    /// The uid of the pod a file of `target` belongs to, when its path (kubelet) or the cache
+    /// (docker) says.
+    pub fn pod_of(&self, target: usize, path: &Path) -> Option<String> {
+        match self.targets[target].path_labels {
+            PathLabels::None => None,
+            PathLabels::Kubelet => kubelet::parse(path).map(|p| p.uid.to_string()),
+            PathLabels::Docker => {
+                let id = docker::container_id(path)?;
+                Some(self.pods.as_ref()?.container(id)?.0.uid)
+            }
+        }
+    }
+
+    /// Whether a file found by `target` stays off Loki: its namespace is not wanted, or its pod or
+    /// namespace carries `shipper.io/exclude: "true"`. A docker file whose container no pod on this
+    /// node names is not tailed (yet): nothing else tells whose it is.
+    pub fn excluded(&self, target: usize, path: &Path) -> bool {
+        let Some(pods) = &self.pods else {
+            return false;
+        };
+        match self.targets[target].path_labels {
+            PathLabels::None => false,
+            PathLabels::Kubelet => kubelet::parse(path).is_some_and(|p| pods.excluded(p.namespace, Some(p.uid))),
+            PathLabels::Docker => match docker::container_id(path).and_then(|id| pods.container(id)) {
+                Some((pod, _)) => pods.excluded(&pod.namespace, Some(&pod.uid)),
+                None => true,
+            },
         }
     }
 
@@ -62,7 +110,27 @@ impl Targets {
         let mut labels = match t.path_labels {
             PathLabels::None => BTreeMap::new(),
             PathLabels::Kubelet => kubelet::labels(path),
+            PathLabels::Docker => BTreeMap::new(),
         };
+        if let Some(pods) = &self.pods {
+            match t.path_labels {
+                PathLabels::None => {}
+                PathLabels::Kubelet => {
+                    if let Some(p) = kubelet::parse(path) {
+                        pods.enrich(p.uid, &mut labels);
+                    }
+                }
+                PathLabels::Docker => {
+                    if let Some((pod, container)) = docker::container_id(path).and_then(|id| pods.container(id)) {
+                        labels.insert("namespace".into(), pod.namespace.clone());
+                        labels.insert("pod".into(), pod.name.clone());
+                        labels.insert("job".into(), format!("{}/{container}", pod.namespace));
+                        labels.insert("container".into(), container);
+                        pods.enrich(&pod.uid, &mut labels);
+                    }
+                }
+            }
+        }
         labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         labels
     }
@@ -72,10 +140,12 @@ impl Targets {
     }
 
     /// The first target whose globs match `path` (and whose excludes do not), if any.
+    /// Excluded files (see [`Targets::excluded`]) have none.
     pub fn target_of(&self, path: &Path) -> Option<usize> {
-        self.targets.iter().position(|t| {
+        let target = self.targets.iter().position(|t| {
             t.include.iter().any(|p| p.matches_path(path)) && !t.exclude.iter().any(|p| p.matches_path(path))
-        })
+        })?;
+        (!self.excluded(target, path)).then_some(target)
     }
 
     /// Expands every glob. Unreadable directories and vanished entries are skipped (they are seen again
@@ -93,8 +163,12 @@ impl Targets {
                     if t.exclude.iter().any(|x| x.matches_path(&path)) {
                         continue;
                     }
-                    let is_file = std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
-                    if is_file && seen.insert(path.clone()) {
+                    let Ok(meta) = std::fs::metadata(&path) else {
+                        continue;
+                    };
+                    // One file reached through several paths (a kubelet symlink to docker's file)
+                    // belongs to the first target that finds it.
+                    if meta.is_file() && !self.excluded(ti, &path) && seen.insert((meta.dev(), meta.ino())) {
                         if let Some(dir) = path.parent() {
                             scan.dirs.insert(dir.to_path_buf());
                         }

@@ -51,6 +51,10 @@ pub struct TailedFile {
     pub read_size: usize,
     /// Its metric series.
     pub counters: crate::metrics::FileCounters,
+    /// The target that found it (its labels are computed again when its pod's metadata changes).
+    pub target: usize,
+    /// The uid of its pod, for container logs.
+    pub pod: Option<String>,
 }
 
 impl TailedFile {
@@ -82,6 +86,8 @@ impl TailedFile {
             eof: false,
             read_size: super::read::MIN_READ,
             counters: Default::default(),
+            target: 0,
+            pod: None,
         };
         f.refresh_fingerprint(meta.size());
         f

@@ -203,6 +203,7 @@ impl Reader {
         while let Ok(ev) = self.events.try_recv() {
             self.rescan_due |= self.on_event(ev);
         }
+        self.apply_pod_changes();
         self.follow_renamed();
         for path in std::mem::take(&mut self.created) {
             if self.by_path.contains_key(&path) {
@@ -265,6 +266,8 @@ impl Reader {
                 }
             }
             WatchEvent::DirChanged(_) => true,
+            // Handled in `process_events`, which looks at the cache's changes every time.
+            WatchEvent::Metadata => false,
             WatchEvent::Overflow => {
                 tracing::warn!("file events were lost (inotify queue overflow); rescanning and checking every file");
                 self.ready.extend(self.files.keys().copied());

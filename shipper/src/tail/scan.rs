@@ -163,9 +163,7 @@ impl Reader {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let mut labels = self.external_labels.clone();
-        labels.extend(self.targets.labels(target, path));
-        labels.insert("filename".into(), path.display().to_string());
+        let labels = self.file_labels(target, path);
         let mut f = TailedFile::new(
             id,
             path.to_path_buf(),
@@ -174,9 +172,11 @@ impl Reader {
             offset,
             self.targets.format(target),
             self.cfg.max_line_size.0 as usize,
-            Arc::new(StreamLabels::new(&labels)),
+            labels,
         );
         f.state = state;
+        f.target = target;
+        f.pod = self.targets.pod_of(target, path);
         f.counters = self.metrics.file_counters(path);
         // The first read asks for what is there (up to read_buffer_size); later ones adapt.
         let pending = meta.len().saturating_sub(offset) as usize;
@@ -195,6 +195,39 @@ impl Reader {
         self.ready.insert(id);
         self.metrics.open_files.set(self.files.len() as i64);
         id
+    }
+
+    /// The labels of a file of `target` at `path`: the client's external labels, the target's (path,
+    /// pod metadata, its own) and `filename`.
+    pub(super) fn file_labels(&self, target: usize, path: &Path) -> Arc<StreamLabels> {
+        let mut labels = self.external_labels.clone();
+        labels.extend(self.targets.labels(target, path));
+        labels.insert("filename".into(), path.display().to_string());
+        Arc::new(StreamLabels::new(&labels))
+    }
+
+    /// Pod metadata arrived or changed: the open files of those pods get their new labels for the
+    /// lines read from now on; a rescan picks up files that became eligible (a docker container's
+    /// pod arrived) and lets go of excluded ones.
+    pub(super) fn apply_pod_changes(&mut self) {
+        let Some(changes) = self.targets.pod_changes() else {
+            return;
+        };
+        let ids: Vec<_> = self
+            .files
+            .values()
+            .filter(|f| f.state == State::Active)
+            .filter(|f| f.pod.as_ref().is_some_and(|p| changes.pods.contains(p)))
+            .map(|f| (f.id, f.target, f.path.clone()))
+            .collect();
+        for (id, target, path) in ids {
+            let labels = self.file_labels(target, &path);
+            if let Some(f) = self.files.get_mut(&id) {
+                tracing::debug!(file = %path.display(), labels = %labels.for_kind(crate::parse::StreamKind::Unknown), "labels updated from pod metadata");
+                f.labels = labels;
+            }
+        }
+        self.rescan_due |= changes.rescan;
     }
 
     /// The file is no longer reached through its path: read what it has now (before any successor at

@@ -33,6 +33,8 @@ pub enum WatchEvent {
     DirChanged(PathBuf),
     /// Events were lost (queue overflow): rescan and check every file.
     Overflow,
+    /// The pod metadata cache changed: relabel files, maybe rescan (see `PodCache::take_changes`).
+    Metadata,
 }
 
 pub trait Watcher: Send {

@@ -10,14 +10,21 @@
 //! - [`tag`] and [`account`]: lines that carry (file, seq) so tests can count exactly what was
 //!   lost, duplicated or reordered between the files and the receiver; [`tally`] counts them as
 //!   they arrive, for runs too long to store every line.
+//! - [`kubeapi`]: [`KubeApi`], a fake Kubernetes API server (list/watch of pods and namespaces
+//!   with the real wire protocol: resourceVersions, selectors, pagination, bookmarks, 410 Gone)
+//!   with scriptable watch drops, compaction, RBAC denial and outages, for shipper's `kube`
+//!   client.
 //! - [`logproto`] and [`client`]: the push schema as prost types and a minimal HTTP client.
 //!
 //! This crate is an independent implementation of Loki's side of the contract in
-//! `loki-push.md`; it deliberately does not depend on the `shipper` crate.
+//! `loki-push.md` (and of the Kubernetes API server's side of list and watch); it deliberately
+//! does not depend on the `shipper` crate.
 
 pub mod account;
 pub mod client;
+pub mod kubeapi;
 pub mod logproto;
+mod net;
 pub mod proc;
 pub mod receiver;
 pub mod tag;
@@ -26,6 +33,7 @@ pub mod time;
 pub mod writer;
 
 pub use account::{assert_exact, assert_no_loss, Account, FileAccount};
+pub use kubeapi::{ApiRequest, KubeApi, Namespace, Pod};
 pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State, TestPki, TlsOptions};
 pub use tag::{parse_tag, tag_line, varied_len};
 pub use tally::Tally;

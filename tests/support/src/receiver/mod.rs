@@ -34,13 +34,12 @@ mod state;
 mod tls;
 mod validate;
 
+use crate::net::{ServeFn, ServerThread};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 pub use fault::Fault;
@@ -55,23 +54,13 @@ use server::Shared;
 /// The path Loki serves pushes on.
 pub const PUSH_PATH: &str = "/loki/api/v1/push";
 
-/// How long [`Receiver::set_down`]`(false)` keeps retrying to bind the same port.
-const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
-
-type StopSender = oneshot::Sender<std::sync::mpsc::Sender<()>>;
-
 /// A running fake Loki. Dropping it closes the socket and stops its thread.
 pub struct Receiver {
     shared: Arc<Shared>,
     addr: SocketAddr,
     /// Set for a TLS receiver: the PKI and the acceptor built from it.
     tls: Option<(TestPki, TlsAcceptor)>,
-    handle: tokio::runtime::Handle,
-    /// Present while the listener is up; sending on it takes the listener down. Held locked
-    /// while going up or down, so concurrent calls do not race for the port.
-    listener: Mutex<Option<StopSender>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: ServerThread,
 }
 
 impl Receiver {
@@ -115,39 +104,19 @@ impl Receiver {
     }
 
     fn start_inner(limits: Limits, tls: Option<(TestPki, TlsAcceptor)>) -> Receiver {
-        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("fake-loki".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("receiver: building the tokio runtime failed");
-                let _ = handle_tx.send(rt.handle().clone());
-                rt.block_on(async {
-                    let _ = shutdown_rx.await;
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-            })
-            .expect("receiver: spawning its thread failed");
-        let handle = handle_rx
-            .recv()
-            .expect("receiver: its runtime thread died while starting");
-        let listener = bind_with_retry("127.0.0.1:0".parse().expect("a literal address"));
-        let addr = listener.local_addr().expect("receiver: a bound socket has an address");
-        let receiver = Receiver {
-            shared: Arc::new(Shared::new(limits)),
-            addr,
+        let shared = Arc::new(Shared::new(limits));
+        let acceptor = tls.as_ref().map(|(_, acceptor)| acceptor.clone());
+        let s = shared.clone();
+        let serve: ServeFn = Box::new(move |listener, stop| {
+            tokio::spawn(server::accept_loop(listener, s.clone(), acceptor.clone(), stop));
+        });
+        let server = ServerThread::start("receiver", serve);
+        Receiver {
+            shared,
+            addr: server.addr,
             tls,
-            handle,
-            listener: Mutex::new(None),
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
-        };
-        let stop = receiver.serve(listener);
-        *receiver.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
-        receiver
+            server,
+        }
     }
 
     /// The full push URL: `http://127.0.0.1:<port>/loki/api/v1/push`, or for a TLS receiver
@@ -200,23 +169,12 @@ impl Receiver {
     /// open connection, in-flight requests included, before returning. `false`: bind the same
     /// port again, retrying for up to 10 s while it is briefly unavailable. Idempotent.
     pub fn set_down(&self, down: bool) {
-        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        match (down, listener.take()) {
-            (true, Some(stop)) => {
-                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
-                if stop.send(ack_tx).is_ok() {
-                    let _ = ack_rx.recv_timeout(Duration::from_secs(10));
-                }
-            }
-            (true, None) => {}
-            (false, Some(stop)) => *listener = Some(stop),
-            (false, None) => *listener = Some(self.serve(bind_with_retry(self.addr))),
-        }
+        self.server.set_down(down);
     }
 
     /// Whether the listener is down.
     pub fn is_down(&self) -> bool {
-        self.listener.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.server.is_down()
     }
 
     /// `true`: every push request hangs (before consuming a fault) until `set_stalled(false)`.
@@ -322,15 +280,6 @@ impl Receiver {
         self.shared.state().clear();
         self.shared.changed.notify_all();
     }
-
-    /// Starts accepting on `listener`; the returned sender takes it down.
-    fn serve(&self, listener: std::net::TcpListener) -> StopSender {
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let tls = self.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
-        self.handle
-            .spawn(server::accept_loop(listener, self.shared.clone(), tls, stop_rx));
-        stop_tx
-    }
 }
 
 impl std::fmt::Debug for Receiver {
@@ -341,40 +290,5 @@ impl std::fmt::Debug for Receiver {
             .field("down", &self.is_down())
             .field("entries", &self.entry_count())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.set_down(true);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Binds `addr`, retrying while the port is in use (e.g. taken for a moment by someone's
-/// outgoing connection) for up to [`REBIND_TIMEOUT`]. The standard library sets `SO_REUSEADDR`,
-/// so leftover `TIME_WAIT` connections do not block the bind.
-fn bind_with_retry(addr: SocketAddr) -> std::net::TcpListener {
-    let deadline = Instant::now() + REBIND_TIMEOUT;
-    loop {
-        match std::net::TcpListener::bind(addr) {
-            Ok(l) => {
-                l.set_nonblocking(true)
-                    .expect("receiver: setting O_NONBLOCK on the listener failed");
-                return l;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!(
-                "receiver: cannot bind {addr}: {e}; if the port was taken while the receiver \
-                 was down, another process is using it"
-            ),
-        }
     }
 }

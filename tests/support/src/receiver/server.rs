@@ -2,6 +2,7 @@
 //! (over TLS for a TLS receiver), and the request handler that applies stalls, faults, auth,
 //! decoding and validation.
 
+use crate::net::{accept_loop as accept_until_stopped, StopSignal};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,8 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
 use super::decode::decode_body;
@@ -73,43 +73,18 @@ impl Shared {
     }
 }
 
-/// Sent to the accept loop to take the listener down; it answers on the enclosed channel once
-/// the socket and all connections are closed.
-pub(crate) type StopSignal = oneshot::Receiver<std::sync::mpsc::Sender<()>>;
-
-/// Accepts connections on `listener` until `stop` fires (or its sender is dropped), then
-/// closes the listening socket and every open connection. With `tls`, each connection does a
-/// TLS handshake first.
+/// Accepts connections until `stop` fires, then closes them all. With `tls`, each connection
+/// does a TLS handshake first.
 pub(crate) async fn accept_loop(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
-    mut stop: StopSignal,
+    stop: StopSignal,
 ) {
-    let listener = tokio::net::TcpListener::from_std(listener)
-        .expect("receiver: registering the listening socket with tokio failed");
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            ack = &mut stop => {
-                drop(listener);
-                conns.abort_all();
-                while conns.join_next().await.is_some() {}
-                if let Ok(ack) = ack {
-                    let _ = ack.send(());
-                }
-                return;
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            res = listener.accept() => match res {
-                Ok((stream, _)) => {
-                    conns.spawn(serve_connection(stream, shared.clone(), tls.clone()));
-                }
-                // EMFILE and friends: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-        }
-    }
+    accept_until_stopped(listener, "receiver", stop, move |stream| {
+        serve_connection(stream, shared.clone(), tls.clone())
+    })
+    .await
 }
 
 /// Serves one connection, after a TLS handshake with `tls`. A failed or timed-out handshake

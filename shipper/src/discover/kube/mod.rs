@@ -1,0 +1,319 @@
+//! The pod metadata cache: what the API server says about the pods on this node, kept by one watch
+//! (`watch.rs`) and read by the reader when it labels a file. Labels never wait for it: a file is
+//! labelled from its path at once and gains `app` and the mapped labels when its pod arrives.
+//!
+//! Memory is bounded by the pods on the node: per pod only the few strings the labels need, and
+//! deleted pods are forgotten after `deleted_pod_grace`.
+
+mod watch;
+
+pub use watch::spawn;
+
+use crate::config::KubernetesConfig;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+/// The annotation (on a pod or its namespace) that keeps its logs off Loki.
+pub const EXCLUDE_ANNOTATION: &str = "shipper.io/exclude";
+
+/// What the labels need of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    /// `app.kubernetes.io/name`, else `app`, else `k8s-app`.
+    pub app: Option<String>,
+    /// The configured pod label and annotation mappings: Loki label name → value.
+    pub mapped: BTreeMap<String, String>,
+    /// The pod carries `shipper.io/exclude: "true"`.
+    pub excluded: bool,
+    /// (container name, container id without the `docker://` scheme) of started containers.
+    pub containers: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    pod: PodInfo,
+    deleted_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pods: HashMap<String, Entry>,
+    /// Container id → pod uid.
+    by_container: HashMap<String, String>,
+    /// Namespaces annotated `shipper.io/exclude: "true"`.
+    excluded_namespaces: HashSet<String>,
+}
+
+/// What changed since the reader last looked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Pods whose labels or exclusion changed: their open files are labelled again.
+    pub pods: HashSet<String>,
+    /// A file may have become eligible or ineligible (exclusion, a new container id): rescan.
+    pub rescan: bool,
+}
+
+pub struct PodCache {
+    inner: RwLock<Inner>,
+    changes: Mutex<Changes>,
+    changed: AtomicBool,
+    grace: Duration,
+    pod_labels: BTreeMap<String, String>,
+    pod_annotations: BTreeMap<String, String>,
+    include_namespaces: HashSet<String>,
+    exclude_namespaces: HashSet<String>,
+    /// Called after a change, to wake the reader.
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl PodCache {
+    pub fn new(cfg: &KubernetesConfig, wake: Box<dyn Fn() + Send + Sync>) -> PodCache {
+        let sanitized = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), sanitize_label_name(if v.is_empty() { k } else { v })))
+                .collect()
+        };
+        PodCache {
+            inner: RwLock::default(),
+            changes: Mutex::default(),
+            changed: AtomicBool::new(false),
+            grace: cfg.deleted_pod_grace.0,
+            pod_labels: sanitized(&cfg.pod_labels),
+            pod_annotations: sanitized(&cfg.pod_annotations),
+            include_namespaces: cfg.include_namespaces.iter().cloned().collect(),
+            exclude_namespaces: cfg.exclude_namespaces.iter().cloned().collect(),
+            wake,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Changes> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The changes since the last call, if any (cheap when there are none: one atomic load).
+    pub fn take_changes(&self) -> Option<Changes> {
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(std::mem::take(&mut *self.pending()))
+    }
+
+    fn note(&self, uid: Option<&str>, rescan: bool) {
+        {
+            let mut c = self.pending();
+            c.pods.extend(uid.map(str::to_string));
+            c.rescan |= rescan;
+        }
+        self.changed.store(true, Ordering::Release);
+        (self.wake)();
+    }
+
+    /// Builds what the labels need from a pod's metadata.
+    pub fn info(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        containers: Vec<(String, String)>,
+    ) -> PodInfo {
+        let app = ["app.kubernetes.io/name", "app", "k8s-app"]
+            .iter()
+            .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()).cloned());
+        let mut mapped = BTreeMap::new();
+        for (from, to) in &self.pod_labels {
+            if let Some(v) = labels.get(from) {
+                mapped.insert(to.clone(), v.clone());
+            }
+        }
+        for (from, to) in &self.pod_annotations {
+            if let Some(v) = annotations.get(from) {
+                mapped.insert(to.clone(), v.clone());
+            }
+        }
+        PodInfo {
+            uid: uid.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            app,
+            mapped,
+            excluded: annotations.get(EXCLUDE_ANNOTATION).is_some_and(|v| is_true(v)),
+            containers,
+        }
+    }
+
+    /// A pod was added or changed (or is alive again after a relist).
+    pub fn apply(&self, pod: PodInfo) {
+        let uid = pod.uid.clone();
+        let (relabel, rescan) = {
+            let mut inner = self.write();
+            let old = inner.pods.get(&uid);
+            let relabel = old
+                .is_none_or(|e| e.pod.app != pod.app || e.pod.mapped != pod.mapped || e.pod.excluded != pod.excluded);
+            let excluded_changed = old.map_or(pod.excluded, |e| e.pod.excluded != pod.excluded);
+            let new_containers = pod
+                .containers
+                .iter()
+                .any(|(_, id)| inner.by_container.get(id) != Some(&uid));
+            for (_, id) in &pod.containers {
+                inner.by_container.insert(id.clone(), uid.clone());
+            }
+            inner.pods.insert(uid.clone(), Entry { pod, deleted_at: None });
+            (relabel, excluded_changed || new_containers)
+        };
+        if relabel || rescan {
+            self.note(Some(&uid), rescan);
+        }
+    }
+
+    /// A pod was deleted: its metadata stays for the grace period, so lines still being read from
+    /// its files keep their labels.
+    pub fn delete(&self, uid: &str) {
+        if let Some(e) = self.write().pods.get_mut(uid) {
+            e.deleted_at.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// After a relist: pods missing from it were deleted while the watch was down.
+    pub fn retain_listed(&self, listed: &HashSet<String>) {
+        let now = Instant::now();
+        for (uid, e) in self.write().pods.iter_mut() {
+            if !listed.contains(uid) {
+                e.deleted_at.get_or_insert(now);
+            }
+        }
+    }
+
+    /// Forgets pods deleted longer than the grace period ago. Returns how many pods are cached.
+    pub fn expire(&self) -> usize {
+        let mut inner = self.write();
+        let grace = self.grace;
+        let gone: Vec<String> = inner
+            .pods
+            .iter()
+            .filter(|(_, e)| e.deleted_at.is_some_and(|t| t.elapsed() >= grace))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in &gone {
+            if let Some(e) = inner.pods.remove(uid) {
+                for (_, id) in &e.pod.containers {
+                    if inner.by_container.get(id) == Some(uid) {
+                        inner.by_container.remove(id);
+                    }
+                }
+            }
+        }
+        inner.pods.len()
+    }
+
+    /// A namespace's `shipper.io/exclude` annotation as now known.
+    pub fn set_namespace_excluded(&self, namespace: &str, excluded: bool) {
+        let changed = {
+            let mut inner = self.write();
+            if excluded {
+                inner.excluded_namespaces.insert(namespace.to_string())
+            } else {
+                inner.excluded_namespaces.remove(namespace)
+            }
+        };
+        if changed {
+            self.note(None, true);
+        }
+    }
+
+    /// After a relist of namespaces: only these carry the annotation.
+    pub fn set_excluded_namespaces(&self, namespaces: HashSet<String>) {
+        let changed = {
+            let mut inner = self.write();
+            let changed = inner.excluded_namespaces != namespaces;
+            inner.excluded_namespaces = namespaces;
+            changed
+        };
+        if changed {
+            self.note(None, true);
+        }
+    }
+
+    /// Whether lines of this pod's containers stay off Loki: the namespace lists from the config
+    /// (known from the path at once), then the annotations, once the API server told them.
+    pub fn excluded(&self, namespace: &str, uid: Option<&str>) -> bool {
+        if !self.include_namespaces.is_empty() && !self.include_namespaces.contains(namespace) {
+            return true;
+        }
+        if self.exclude_namespaces.contains(namespace) {
+            return true;
+        }
+        let inner = self.read();
+        if inner.excluded_namespaces.contains(namespace) {
+            return true;
+        }
+        uid.and_then(|u| inner.pods.get(u)).is_some_and(|e| e.pod.excluded)
+    }
+
+    /// Adds what the cache knows of pod `uid` to a container's labels: `app`, `job` =
+    /// `<namespace>/<app>` and the mapped labels (which never replace the labels already there).
+    pub fn enrich(&self, uid: &str, labels: &mut BTreeMap<String, String>) {
+        let inner = self.read();
+        let Some(e) = inner.pods.get(uid) else {
+            return;
+        };
+        if let Some(app) = &e.pod.app {
+            labels.insert("app".into(), app.clone());
+            labels.insert("job".into(), format!("{}/{app}", e.pod.namespace));
+        }
+        for (k, v) in &e.pod.mapped {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
+    /// The pod and container name of a container id (docker's layout names only the id).
+    pub fn container(&self, id: &str) -> Option<(PodInfo, String)> {
+        let inner = self.read();
+        let uid = inner.by_container.get(id)?;
+        let e = inner.pods.get(uid)?;
+        let name = e.pod.containers.iter().find(|(_, c)| c == id)?.0.clone();
+        Some((e.pod.clone(), name))
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().pods.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn is_true(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true")
+}
+
+/// A Loki label name from any string: `[a-zA-Z_][a-zA-Z0-9_]*`, every other character replaced by
+/// `_` (as Prometheus' and Promtail's labelmap do), a leading digit prefixed with `_`.
+pub fn sanitize_label_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;
