@@ -31,6 +31,7 @@ fn batch() -> (Vec<StreamBatch>, usize) {
                      namespace=\"prod\", pod=\"{pod}\", stream=\"{stream}\"}}"
                 )),
                 entries: Vec::new(),
+                metadata: Default::default(),
             })
         })
         .collect();

@@ -123,12 +123,17 @@ fn pods_from_the_api_server_give_app_job_and_mapped_labels() {
             .label("app.kubernetes.io/name", "logger")
             .label("team", "core")
             .label("pod-template-hash", "7f9")
-            .annotation("example.com/owner", "ops"),
+            .annotation("example.com/owner", "ops")
+            .container("logger", Some("containerd://c0ffee")),
     );
     // Another node's pod is never asked for.
     c.api
         .apply_pod(&Pod::new("monitoring", "elsewhere", "uid-2", "node-b").label("app", "x"));
-    let agent = c.start("  pod_labels: {team: team}\n  pod_annotations: {example.com/owner: owner}\n");
+    // No RBAC for namespaces: pods work all the same, and the warning says what to grant.
+    c.api.forbid("namespaces", true);
+    let agent = c.start(
+        "  pod_labels: {team: team}\n  pod_annotations: {example.com/owner: owner}\n  structured_metadata: [pod_uid, container_id, image]\n",
+    );
     wait_metric(&agent, "shipper_kube_cache_pods", 1.0, 20);
     let mut w = c.writer("monitoring", "logger-7f9", "uid-1", "logger");
     write_tagged(&mut w, 0, 0..300);
@@ -142,6 +147,22 @@ fn pods_from_the_api_server_give_app_job_and_mapped_labels() {
         streams.keys().collect::<Vec<_>>(),
         vec![&want],
         "only allowlisted labels, one stream"
+    );
+    // Structured metadata on every line, not in the labels.
+    let meta = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let want_meta = vec![
+        meta("pod_uid", "uid-1"),
+        meta("container_id", "c0ffee"),
+        meta("image", "example/logger:1"),
+    ];
+    for e in &streams[&want] {
+        assert_eq!(e.structured_metadata, want_meta);
+    }
+    let log = agent.log();
+    assert!(
+        log.contains("forbidden") && log.contains("grant get/list/watch on namespaces"),
+        "{}",
+        agent.log_tail()
     );
     assert_eq!(metric_value(&agent.metrics(), "shipper_kube_cache_pods"), 1.0);
     // One list and one watch of this node's pods: nothing else loads the API server.

@@ -36,8 +36,8 @@ fn timestamp_len(ts_ns: i64) -> usize {
     len
 }
 
-fn entry_len(ts_ns: i64, line: &[u8]) -> usize {
-    let mut len = len_field(1, timestamp_len(ts_ns));
+fn entry_len(ts_ns: i64, line: &[u8], metadata: &[u8]) -> usize {
+    let mut len = len_field(1, timestamp_len(ts_ns)) + metadata.len();
     if !line.is_empty() {
         len += len_field(2, line.len());
     }
@@ -47,9 +47,26 @@ fn entry_len(ts_ns: i64, line: &[u8]) -> usize {
 fn stream_len(s: &StreamBatch) -> usize {
     let mut len = len_field(1, s.labels.len());
     for (ts, line) in &s.entries {
-        len += len_field(2, entry_len(*ts, line));
+        len += len_field(2, entry_len(*ts, line, &s.metadata));
     }
     len
+}
+
+/// Structured metadata (Loki 3): the `EntryAdapter.structuredMetadata` fields (3, repeated
+/// `LabelPairAdapter{name = 1, value = 2}`) of these pairs, encoded once and then appended to every
+/// entry of the stream as they are.
+pub fn metadata_fields(pairs: &[(String, String)]) -> Bytes {
+    let mut buf = Vec::new();
+    for (name, value) in pairs {
+        encode_varint(key(3, WIRE_LEN), &mut buf);
+        encode_varint((len_field(1, name.len()) + len_field(2, value.len())) as u64, &mut buf);
+        for (field, s) in [(1, name), (2, value)] {
+            encode_varint(key(field, WIRE_LEN), &mut buf);
+            encode_varint(s.len() as u64, &mut buf);
+            buf.put_slice(s.as_bytes());
+        }
+    }
+    Bytes::from(buf)
 }
 
 /// The protobuf bytes of a `PushRequest` holding these streams.
@@ -65,7 +82,7 @@ pub fn encode(streams: &[StreamBatch]) -> Vec<u8> {
         buf.put_slice(s.labels.as_bytes());
         for (ts, line) in &s.entries {
             encode_varint(key(2, WIRE_LEN), &mut buf);
-            encode_varint(entry_len(*ts, line) as u64, &mut buf);
+            encode_varint(entry_len(*ts, line, &s.metadata) as u64, &mut buf);
             encode_varint(key(1, WIRE_LEN), &mut buf);
             encode_varint(timestamp_len(*ts) as u64, &mut buf);
             let (secs, nanos) = split_ts(*ts);
@@ -82,6 +99,7 @@ pub fn encode(streams: &[StreamBatch]) -> Vec<u8> {
                 encode_varint(line.len() as u64, &mut buf);
                 buf.put_slice(line);
             }
+            buf.put_slice(&s.metadata);
         }
     }
     debug_assert_eq!(buf.len(), total);
@@ -115,10 +133,12 @@ mod tests {
                     (0, Bytes::from_static(b"")),
                     (-1_500_000_000, Bytes::from_static("ünïcode".as_bytes())),
                 ],
+                metadata: Bytes::new(),
             },
             StreamBatch {
                 labels: Arc::from(r#"{app="b"}"#),
                 entries: vec![(7, Bytes::from(vec![b'x'; 300]))],
+                metadata: metadata_fields(&[("pod_uid".into(), "6d1f-aa".into()), ("image".into(), "".into())]),
             },
         ];
         let body = encode_snappy(&streams);
@@ -136,5 +156,12 @@ mod tests {
         let lines: Vec<&str> = s0.entries.iter().map(|e| e.line.as_str()).collect();
         assert_eq!(lines, vec!["hello", "", "ünïcode"]);
         assert_eq!(req.streams[1].entries[0].line, "x".repeat(300));
+        assert!(s0.entries.iter().all(|e| e.structured_metadata.is_empty()));
+        let meta: Vec<(&str, &str)> = req.streams[1].entries[0]
+            .structured_metadata
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(meta, vec![("pod_uid", "6d1f-aa"), ("image", "")]);
     }
 }

@@ -2,6 +2,7 @@
 //! same set always yields the same string (one stream), values escaped.
 
 use crate::parse::StreamKind;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct StreamLabels {
     by_kind: [Arc<str>; 3],
+    /// Structured metadata of every entry, encoded once (empty: none).
+    metadata: Bytes,
 }
 
 impl StreamLabels {
@@ -22,7 +25,18 @@ impl StreamLabels {
         };
         StreamLabels {
             by_kind: [Arc::from(render(labels)), with_stream("stdout"), with_stream("stderr")],
+            metadata: Bytes::new(),
         }
+    }
+
+    /// Every entry of these streams also carries these structured metadata pairs (Loki 3).
+    pub fn with_metadata(mut self, pairs: &[(String, String)]) -> Self {
+        self.metadata = super::encode::metadata_fields(pairs);
+        self
+    }
+
+    pub fn metadata(&self) -> &Bytes {
+        &self.metadata
     }
 
     pub fn for_kind(&self, kind: StreamKind) -> &Arc<str> {

@@ -7,7 +7,7 @@
 mod encode;
 mod labels;
 
-pub use encode::{encode, encode_snappy};
+pub use encode::{encode, encode_snappy, metadata_fields};
 pub use labels::{render as render_labels, StreamLabels};
 
 use crate::checkpoint::Tracker;
@@ -27,6 +27,8 @@ const ENTRY_OVERHEAD: usize = 16;
 pub struct StreamBatch {
     pub labels: Arc<str>,
     pub entries: Vec<(i64, Bytes)>,
+    /// Structured metadata of every entry, already encoded (see `encode::metadata_fields`).
+    pub metadata: Bytes,
 }
 
 /// A batch of entries on their way to Loki.
@@ -67,6 +69,7 @@ impl Batch {
                     self.streams.push(StreamBatch {
                         labels: labels.clone(),
                         entries: Vec::new(),
+                        metadata: chunk.labels.metadata().clone(),
                     });
                     self.index.insert(labels.clone(), self.streams.len() - 1);
                     self.streams.len() - 1
@@ -110,12 +113,14 @@ pub fn split_streams(streams: &[StreamBatch]) -> Option<(Vec<StreamBatch>, Vec<S
             left.push(StreamBatch {
                 labels: s.labels.clone(),
                 entries: s.entries[..take].to_vec(),
+                metadata: s.metadata.clone(),
             });
         }
         if take < n {
             right.push(StreamBatch {
                 labels: s.labels.clone(),
                 entries: s.entries[take..].to_vec(),
+                metadata: s.metadata.clone(),
             });
         }
         seen += n;

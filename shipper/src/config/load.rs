@@ -249,6 +249,13 @@ mod tests {
     }
 
     #[test]
+    fn unknown_structured_metadata_is_named_with_its_path() {
+        let e = load_str("kubernetes:\n  structured_metadata: [pod_uid, node_ip]\n", "test.yaml").unwrap_err();
+        assert_eq!(e.key, "kubernetes.structured_metadata[1]");
+        assert!(e.to_string().contains("node_ip"), "{e}");
+    }
+
+    #[test]
     fn a_missing_kubeconfig_is_named() {
         let mut c = load_str(
             "discovery: kubernetes\nkubernetes:\n  kubeconfig: /nonexistent/kubeconfig\n",

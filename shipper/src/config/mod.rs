@@ -308,6 +308,29 @@ pub struct KubernetesConfig {
     pub watch_namespaces: bool,
     /// How long a deleted pod's metadata is kept, so the last lines of a finished pod are labelled.
     pub deleted_pod_grace: Dur,
+    /// Per-container facts sent as Loki 3 structured metadata with every line (not labels, so no
+    /// cardinality cost). Loki must accept structured metadata (schema v13,
+    /// `allow_structured_metadata`).
+    pub structured_metadata: Vec<PodField>,
+}
+
+/// A fact about a container that can travel as structured metadata.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PodField {
+    PodUid,
+    ContainerId,
+    Image,
+}
+
+impl PodField {
+    pub fn name(self) -> &'static str {
+        match self {
+            PodField::PodUid => "pod_uid",
+            PodField::ContainerId => "container_id",
+            PodField::Image => "image",
+        }
+    }
 }
 
 impl Default for KubernetesConfig {
@@ -324,6 +347,7 @@ impl Default for KubernetesConfig {
             exclude_namespaces: Vec::new(),
             watch_namespaces: true,
             deleted_pod_grace: Dur::secs(300),
+            structured_metadata: Vec::new(),
         }
     }
 }

@@ -135,6 +135,21 @@ impl Targets {
         labels
     }
 
+    /// The structured metadata of every line of a file (`kubernetes.structured_metadata`).
+    pub fn metadata(&self, target: usize, path: &Path) -> Vec<(String, String)> {
+        let Some(pods) = &self.pods else {
+            return Vec::new();
+        };
+        match self.targets[target].path_labels {
+            PathLabels::None => Vec::new(),
+            PathLabels::Kubelet => kubelet::parse(path).map_or_else(Vec::new, |p| pods.metadata(p.uid, p.container)),
+            PathLabels::Docker => match docker::container_id(path).and_then(|id| pods.container(id)) {
+                Some((pod, container)) => pods.metadata(&pod.uid, &container),
+                None => Vec::new(),
+            },
+        }
+    }
+
     pub fn format(&self, target: usize) -> Format {
         self.targets[target].format
     }

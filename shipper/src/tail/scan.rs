@@ -198,12 +198,13 @@ impl Reader {
     }
 
     /// The labels of a file of `target` at `path`: the client's external labels, the target's (path,
-    /// pod metadata, its own) and `filename`.
+    /// pod metadata, its own) and `filename`; and its structured metadata.
     pub(super) fn file_labels(&self, target: usize, path: &Path) -> Arc<StreamLabels> {
         let mut labels = self.external_labels.clone();
         labels.extend(self.targets.labels(target, path));
         labels.insert("filename".into(), path.display().to_string());
-        Arc::new(StreamLabels::new(&labels))
+        let metadata = self.targets.metadata(target, path);
+        Arc::new(StreamLabels::new(&labels).with_metadata(&metadata))
     }
 
     /// Pod metadata arrived or changed: the open files of those pods get their new labels for the

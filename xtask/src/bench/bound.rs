@@ -47,6 +47,7 @@ pub fn cpu_s_per_gib(files: &[impl AsRef<Path>]) -> Result<f64, String> {
                 let streams = [StreamBatch {
                     labels: labels.clone(),
                     entries: std::mem::take(&mut batch),
+                    metadata: Default::default(),
                 }];
                 std::hint::black_box(encode_snappy(&streams));
                 batch_bytes = 0;

@@ -9,7 +9,7 @@ mod watch;
 
 pub use watch::spawn;
 
-use crate::config::KubernetesConfig;
+use crate::config::{KubernetesConfig, PodField};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -32,6 +32,21 @@ pub struct PodInfo {
     pub excluded: bool,
     /// (container name, container id without the `docker://` scheme) of started containers.
     pub containers: Vec<(String, String)>,
+    /// (container name, image) from the pod's spec.
+    pub images: Vec<(String, String)>,
+}
+
+/// A pod as the API server describes it, before the cache picks what it keeps.
+pub struct PodMeta<'a> {
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+    /// (container name, container id without scheme).
+    pub containers: Vec<(String, String)>,
+    /// (container name, image).
+    pub images: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -67,6 +82,8 @@ pub struct PodCache {
     pod_annotations: BTreeMap<String, String>,
     include_namespaces: HashSet<String>,
     exclude_namespaces: HashSet<String>,
+    /// What goes to structured metadata.
+    fields: Vec<PodField>,
     /// Called after a change, to wake the reader.
     wake: Box<dyn Fn() + Send + Sync>,
 }
@@ -87,6 +104,7 @@ impl PodCache {
             pod_annotations: sanitized(&cfg.pod_annotations),
             include_namespaces: cfg.include_namespaces.iter().cloned().collect(),
             exclude_namespaces: cfg.exclude_namespaces.iter().cloned().collect(),
+            fields: cfg.structured_metadata.clone(),
             wake,
         }
     }
@@ -122,15 +140,16 @@ impl PodCache {
     }
 
     /// Builds what the labels need from a pod's metadata.
-    pub fn info(
-        &self,
-        uid: &str,
-        namespace: &str,
-        name: &str,
-        labels: &BTreeMap<String, String>,
-        annotations: &BTreeMap<String, String>,
-        containers: Vec<(String, String)>,
-    ) -> PodInfo {
+    pub fn info(&self, m: PodMeta<'_>) -> PodInfo {
+        let PodMeta {
+            uid,
+            namespace,
+            name,
+            labels,
+            annotations,
+            containers,
+            images,
+        } = m;
         let app = ["app.kubernetes.io/name", "app", "k8s-app"]
             .iter()
             .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()).cloned());
@@ -153,6 +172,7 @@ impl PodCache {
             mapped,
             excluded: annotations.get(EXCLUDE_ANNOTATION).is_some_and(|v| is_true(v)),
             containers,
+            images,
         }
     }
 
@@ -278,6 +298,30 @@ impl PodCache {
         for (k, v) in &e.pod.mapped {
             labels.entry(k.clone()).or_insert_with(|| v.clone());
         }
+    }
+
+    /// The structured metadata configured for container `container` of pod `uid`, as far as known.
+    pub fn metadata(&self, uid: &str, container: &str) -> Vec<(String, String)> {
+        self.metadata_of(uid, container, &self.fields)
+    }
+
+    fn metadata_of(&self, uid: &str, container: &str, fields: &[PodField]) -> Vec<(String, String)> {
+        let inner = self.read();
+        let pod = inner.pods.get(uid).map(|e| &e.pod);
+        let of = |list: Option<&Vec<(String, String)>>| {
+            list.and_then(|l| l.iter().find(|(name, _)| name == container).map(|(_, v)| v.clone()))
+        };
+        fields
+            .iter()
+            .filter_map(|f| {
+                let value = match f {
+                    PodField::PodUid => Some(uid.to_string()),
+                    PodField::ContainerId => of(pod.map(|p| &p.containers)),
+                    PodField::Image => of(pod.map(|p| &p.images)),
+                };
+                Some((f.name().to_string(), value?))
+            })
+            .collect()
     }
 
     /// The pod and container name of a container id (docker's layout names only the id).

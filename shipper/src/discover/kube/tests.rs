@@ -19,14 +19,15 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn pod(c: &PodCache, uid: &str, ns: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> PodInfo {
-    c.info(
+    c.info(PodMeta {
         uid,
-        ns,
-        "p",
-        &map(labels),
-        &map(annotations),
-        vec![("c".into(), format!("id-{uid}"))],
-    )
+        namespace: ns,
+        name: "p",
+        labels: &map(labels),
+        annotations: &map(annotations),
+        containers: vec![("c".into(), format!("id-{uid}"))],
+        images: vec![("c".into(), "example/c:1".into())],
+    })
 }
 
 #[test]
@@ -164,4 +165,26 @@ fn deleted_pods_stay_for_the_grace_period() {
     let mut l = BTreeMap::new();
     c.enrich("u1", &mut l);
     assert!(l.is_empty());
+}
+
+#[test]
+fn structured_metadata_names_the_pod_container_and_image() {
+    let (c, _) = cache(&KubernetesConfig::default());
+    let all = [PodField::PodUid, PodField::ContainerId, PodField::Image];
+    // Before the pod is known only the uid (from the path) is.
+    assert_eq!(
+        c.metadata_of("u1", "c", &all),
+        vec![("pod_uid".to_string(), "u1".to_string())]
+    );
+    c.apply(pod(&c, "u1", "ns", &[], &[]));
+    assert_eq!(
+        c.metadata_of("u1", "c", &all),
+        vec![
+            ("pod_uid".to_string(), "u1".to_string()),
+            ("container_id".to_string(), "id-u1".to_string()),
+            ("image".to_string(), "example/c:1".to_string()),
+        ]
+    );
+    assert_eq!(c.metadata_of("u1", "other", &[PodField::Image]), vec![]);
+    assert_eq!(c.metadata_of("u1", "c", &[]), vec![]);
 }

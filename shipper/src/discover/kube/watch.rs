@@ -164,14 +164,24 @@ fn info(cache: &PodCache, pod: &Pod) -> Option<super::PodInfo> {
             }
         }
     }
-    Some(cache.info(
+    let mut images = Vec::new();
+    if let Some(spec) = &pod.spec {
+        for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+            images.extend(c.image.clone().map(|i| (c.name.clone(), i)));
+        }
+        for c in spec.ephemeral_containers.iter().flatten() {
+            images.extend(c.image.clone().map(|i| (c.name.clone(), i)));
+        }
+    }
+    Some(cache.info(super::PodMeta {
         uid,
-        m.namespace.as_deref().unwrap_or_default(),
-        m.name.as_deref().unwrap_or_default(),
-        m.labels.as_ref().unwrap_or(&empty),
-        m.annotations.as_ref().unwrap_or(&empty),
+        namespace: m.namespace.as_deref().unwrap_or_default(),
+        name: m.name.as_deref().unwrap_or_default(),
+        labels: m.labels.as_ref().unwrap_or(&empty),
+        annotations: m.annotations.as_ref().unwrap_or(&empty),
         containers,
-    ))
+        images,
+    }))
 }
 
 /// `docker://0123…` → `0123…` (the scheme names the runtime; the id is what the paths use).
