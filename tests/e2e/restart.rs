@@ -145,3 +145,44 @@ fn several_rotations_while_down_are_all_read_in_order() {
     crate::support::assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 4_500)]), &agent);
     agent.stop();
 }
+
+/// A positions file truncated while the agent was down (a full disk, a bad block) does not stop the
+/// agent: it is moved aside, the previous version (`.bak`) is used, and the lines after its offsets
+/// are shipped again — duplicates, never a loss — and with `start_at: end` nothing written while the
+/// agent was down is skipped.
+#[test]
+fn corrupt_positions_at_start_fall_back_to_the_backup() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "tail:\n  start_at: end\n  rescan_interval: 1s\n");
+    let positions = env.path("positions.json");
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    let agent = Agent::start(&config);
+    crate::support::write_tagged(&mut w, 0, 0..1_000);
+    wait_entries(&env, &agent, 1_000, 60);
+    // At least two syncs after everything was acknowledged: the backup holds the final offset too.
+    std::thread::sleep(Duration::from_millis(700));
+    crate::support::write_tagged(&mut w, 0, 1_000..2_000);
+    wait_entries(&env, &agent, 2_000, 60);
+    agent.stop();
+    let backup = env.path("positions.json.bak");
+    assert!(backup.exists(), "every save keeps the previous version");
+    crate::support::write_tagged(&mut w, 0, 2_000..3_000);
+    let text = std::fs::read(&positions).unwrap();
+    std::fs::write(&positions, &text[..text.len() / 2]).unwrap();
+
+    let agent = Agent::start(&config);
+    let account = crate::support::wait_all(&env, &agent, &[(0, 3_000)], 60);
+    assert_eq!(account.lost(), 0, "{account}");
+    assert!(
+        account.duplicated() <= 2_000,
+        "only lines after the backup's offset again: {account}"
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("positions file is corrupt") && log.contains("recovered from the backup"),
+        "{}",
+        agent.log_tail()
+    );
+    assert!(env.path("positions.corrupt").exists(), "kept for inspection");
+    agent.stop();
+}

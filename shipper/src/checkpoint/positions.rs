@@ -42,37 +42,47 @@ pub struct Positions {
 }
 
 impl Positions {
-    /// Loads the positions file. Never fails: a missing file is a first start; an unreadable or corrupt
-    /// one is moved aside (`<name>.corrupt`), logged, and treated as saved at its modification time, so
-    /// files changed since then are read from their beginning (duplicates, never loss).
+    /// Loads the positions file. Never fails: a missing file is a first start. An unreadable or
+    /// corrupt one is moved aside (`<name>.corrupt`) and logged; the previous version (`<name>.bak`,
+    /// kept by every save) is used instead — its offsets are older, so lines after them are shipped
+    /// again (duplicates, never loss). Without a usable backup the agent starts with no positions but
+    /// remembers when the file was written, so files changed since then are read from their
+    /// beginning.
     pub fn load(path: &Path) -> Positions {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Positions::default(),
-            Err(e) => {
+        match read(path) {
+            Ok(p) => p,
+            Err(Unusable::Missing) => Positions::default(),
+            Err(Unusable::Unreadable(e)) => {
                 tracing::warn!(file = %path.display(), error = %e,
-                    "cannot read the positions file; files changed since its last write are read from the beginning");
-                return Positions {
-                    files: Vec::new(),
-                    saved_at: Some(mtime(path).unwrap_or(UNIX_EPOCH)),
-                };
+                    "cannot read the positions file (check its permissions); trying its backup");
+                Positions::fallback(path, mtime(path))
             }
-        };
-        match serde_json::from_slice::<OnDisk>(&text) {
-            Ok(d) => Positions {
-                files: d.files,
-                saved_at: Some(UNIX_EPOCH + Duration::from_millis(d.saved_at_unix_ms)),
-            },
-            Err(e) => {
-                let saved_at = mtime(path).unwrap_or(UNIX_EPOCH);
+            Err(Unusable::Corrupt(e)) => {
+                let written = mtime(path);
                 let aside = path.with_extension("corrupt");
                 let moved = std::fs::rename(path, &aside);
                 tracing::error!(file = %path.display(), error = %e, moved_to = %aside.display(),
-                    moved_ok = moved.is_ok(),
-                    "positions file is corrupt; starting without it: files changed since its last write are read from the beginning");
+                    moved_ok = moved.is_ok(), "positions file is corrupt; trying its backup");
+                Positions::fallback(path, written)
+            }
+        }
+    }
+
+    /// The backup, or no positions, remembering when the unusable file was `written`.
+    fn fallback(path: &Path, written: Option<SystemTime>) -> Positions {
+        let bak = backup_of(path);
+        match read(&bak) {
+            Ok(p) => {
+                tracing::warn!(file = %bak.display(), files = p.files.len(),
+                    "positions recovered from the backup; lines after its offsets are shipped again");
+                p
+            }
+            Err(e) => {
+                tracing::warn!(file = %bak.display(), error = ?e,
+                    "no usable positions backup either: files changed since the positions file was last written are read from their beginning");
                 Positions {
                     files: Vec::new(),
-                    saved_at: Some(saved_at),
+                    saved_at: Some(written.unwrap_or(UNIX_EPOCH)),
                 }
             }
         }
@@ -101,9 +111,44 @@ impl Positions {
             f.write_all(&body)?;
             f.sync_all()?;
         }
+        // The version being replaced becomes the backup (a second name for the same inode, so a
+        // crash at any point leaves a complete positions file under `path`).
+        let bak = backup_of(path);
+        let bak_tmp = bak.with_extension("bak.tmp");
+        let _ = std::fs::remove_file(&bak_tmp);
+        if std::fs::hard_link(path, &bak_tmp).is_ok() {
+            std::fs::rename(&bak_tmp, &bak)?;
+        }
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     }
+}
+
+/// Why a positions file could not be used.
+#[derive(Debug)]
+enum Unusable {
+    Missing,
+    Unreadable(std::io::Error),
+    Corrupt(serde_json::Error),
+}
+
+fn read(path: &Path) -> Result<Positions, Unusable> {
+    let text = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Unusable::Missing,
+        _ => Unusable::Unreadable(e),
+    })?;
+    let d: OnDisk = serde_json::from_slice(&text).map_err(Unusable::Corrupt)?;
+    Ok(Positions {
+        files: d.files,
+        saved_at: Some(UNIX_EPOCH + Duration::from_millis(d.saved_at_unix_ms)),
+    })
+}
+
+/// `positions.json` → `positions.json.bak`.
+fn backup_of(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".bak");
+    path.with_file_name(name)
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -134,14 +179,25 @@ mod tests {
         assert_eq!(loaded.files, files);
         assert!(loaded.saved_at.is_some());
 
+        // Truncated by a full disk or a bad block: the previous version is used.
+        let newer = vec![SavedFile {
+            offset: 99_999,
+            ..files[0].clone()
+        }];
+        Positions::save(&p, &newer).unwrap();
+        assert_eq!(Positions::load(&p).files, newer);
         std::fs::write(&p, b"{\"version\":1,\"files\":[{\"pa").unwrap();
         let loaded = Positions::load(&p);
-        assert!(loaded.files.is_empty());
-        assert!(
-            loaded.saved_at.is_some(),
-            "corrupt file still tells when it was written"
-        );
+        assert_eq!(loaded.files, files, "the backup's (older) offsets");
         assert!(p.with_extension("corrupt").exists(), "corrupt file kept for inspection");
         assert!(!p.exists());
+
+        // Backup corrupt too: no positions, but the time the file was written is known.
+        std::fs::write(&p, b"\0\0\0").unwrap();
+        std::fs::write(backup_of(&p), b"not json").unwrap();
+        let written = mtime(&p);
+        let loaded = Positions::load(&p);
+        assert!(loaded.files.is_empty());
+        assert_eq!(loaded.saved_at, written, "corrupt file still tells when it was written");
     }
 }
