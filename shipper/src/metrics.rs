@@ -66,6 +66,7 @@ pub struct Metrics {
     pub ebpf_events: Counter,
     pub ebpf_ring_full: Counter,
     pub truncations: Counter,
+    pub skipped_files: Family<ReasonLabel, Counter>,
     pub ring_chunks: Gauge,
     pub ring_capacity: Gauge,
     pub sent_entries: Counter,
@@ -102,6 +103,7 @@ impl Metrics {
             ebpf_events: Counter::default(),
             ebpf_ring_full: Counter::default(),
             truncations: Counter::default(),
+            skipped_files: Family::default(),
             ring_chunks: Gauge::default(),
             ring_capacity: Gauge::default(),
             sent_entries: Counter::default(),
@@ -141,6 +143,11 @@ impl Metrics {
             m.read_lag_seconds.clone(),
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
+        r.register(
+            "skipped_files",
+            "Paths matched by the targets that cannot be tailed (FIFOs, devices, symlink loops, no permission), counted once per path",
+            m.skipped_files.clone(),
+        );
         r.register(
             "kube_cache_pods",
             "Pods of this node in the metadata cache (deleted ones during their grace period included)",

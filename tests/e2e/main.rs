@@ -6,6 +6,7 @@ mod config_errors;
 mod delivery;
 mod ebpf;
 mod faults;
+mod hostile;
 mod kube_api;
 mod kubernetes;
 mod modes;

@@ -26,6 +26,26 @@ pub struct Found {
 pub struct Scan {
     pub files: Vec<Found>,
     pub dirs: BTreeSet<PathBuf>,
+    /// Paths the globs match that cannot be tailed, and why (logged once, counted).
+    pub skipped: Vec<(PathBuf, Skip)>,
+}
+
+/// Why a matched path is not tailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A FIFO, socket, device or directory: there is no end to read up to, or nothing to read.
+    NotRegular,
+    /// `stat` failed: a symlink loop, a dangling symlink, no permission on the way.
+    Unreadable,
+}
+
+impl Skip {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::NotRegular => "not_regular_file",
+            Skip::Unreadable => "unreadable",
+        }
+    }
 }
 
 pub struct Targets {
@@ -178,12 +198,29 @@ impl Targets {
                     if t.exclude.iter().any(|x| x.matches_path(&path)) {
                         continue;
                     }
-                    let Ok(meta) = std::fs::metadata(&path) else {
-                        continue;
+                    let meta = match std::fs::metadata(&path) {
+                        Ok(m) => m,
+                        // Gone between listing and stat: nothing to say.
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::NotFound
+                                && std::fs::symlink_metadata(&path).is_err() =>
+                        {
+                            continue
+                        }
+                        Err(_) => {
+                            scan.skipped.push((path, Skip::Unreadable));
+                            continue;
+                        }
                     };
+                    if !meta.is_file() {
+                        if !meta.is_dir() {
+                            scan.skipped.push((path, Skip::NotRegular));
+                        }
+                        continue;
+                    }
                     // One file reached through several paths (a kubelet symlink to docker's file)
                     // belongs to the first target that finds it.
-                    if meta.is_file() && !self.excluded(ti, &path) && seen.insert((meta.dev(), meta.ino())) {
+                    if !self.excluded(ti, &path) && seen.insert((meta.dev(), meta.ino())) {
                         if let Some(dir) = path.parent() {
                             scan.dirs.insert(dir.to_path_buf());
                         }

@@ -38,6 +38,13 @@ impl Reader {
             scan = self.targets.scan();
         }
 
+        for (path, why) in std::mem::take(&mut scan.skipped) {
+            self.skip(
+                &path,
+                why.reason(),
+                "matched by the targets but cannot be tailed; skipped (exclude it, or fix the file)",
+            );
+        }
         let mut seen = HashSet::new();
         for found in scan.files {
             let Ok(meta) = std::fs::metadata(&found.path) else {
@@ -95,9 +102,9 @@ impl Reader {
         let file = match super::file::open_for_tailing(path) {
             Ok(f) => f,
             Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound && self.warned.insert(path.to_path_buf()) {
-                    tracing::warn!(file = %path.display(), error = %e,
-                        "cannot open a file matched by the targets; it is skipped until it can be opened (check permissions)");
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    let why = format!("cannot open a file matched by the targets ({e}); it is skipped until it can be opened (check permissions)");
+                    self.skip(path, "unreadable", &why);
                 }
                 return None;
             }
@@ -195,6 +202,17 @@ impl Reader {
         self.ready.insert(id);
         self.metrics.open_files.set(self.files.len() as i64);
         id
+    }
+
+    /// A matched path that cannot be tailed: counted each time it is found, logged once.
+    fn skip(&mut self, path: &Path, reason: &'static str, why: &str) {
+        if self.warned.insert(path.to_path_buf()) {
+            self.metrics
+                .skipped_files
+                .get_or_create(&crate::metrics::ReasonLabel { reason: reason.into() })
+                .inc();
+            tracing::warn!(file = %path.display(), reason, "{why}");
+        }
     }
 
     /// The labels of a file of `target` at `path`: the client's external labels, the target's (path,

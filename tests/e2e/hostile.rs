@@ -1,0 +1,122 @@
+//! Hostile files beside good ones: each gets a clear, counted outcome, the agent stays up with
+//! bounded memory, and the good file's lines all arrive.
+
+use crate::support::{metric_value, wait_all, write_tagged, Agent, Env};
+use shipper_testkit::{Format, LogWriter};
+use std::io::Write;
+use std::time::Duration;
+
+fn now_cri() -> String {
+    shipper_testkit::time::format_rfc3339(
+        shipper_testkit::time::now_nanos(),
+        shipper_testkit::time::TimeStyle::GoNano,
+    )
+}
+
+#[test]
+fn fifos_loops_huge_lines_and_garbage_get_counted_outcomes() {
+    let env = Env::new();
+    let config = env.config("host/*.log", "tail:\n  start_at: beginning\n  rescan_interval: 1s\n");
+    let dir = env.path("host/x").parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO (no end to read to) and a symlink loop: skipped, logged once, counted.
+    let fifo = dir.join("fifo.log");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(dir.join("loop.log"), dir.join("loop.log")).unwrap();
+    // 2,000 empty files: opened, cost nothing while idle.
+    for i in 0..2_000 {
+        std::fs::File::create(dir.join(format!("empty-{i}.log"))).unwrap();
+    }
+    let ts = now_cri();
+    // A 50 MiB line with no newline (a runaway writer), then a normal line once it ends.
+    let mut huge = std::fs::File::create(dir.join("huge.log")).unwrap();
+    huge.write_all(format!("{ts} stdout F ").as_bytes()).unwrap();
+    let block = vec![b'z'; 1 << 20];
+    for _ in 0..50 {
+        huge.write_all(&block).unwrap();
+    }
+    // NUL bytes and invalid UTF-8; CRI records with bad timestamps; truncated docker JSON.
+    let mut garbage = Vec::new();
+    garbage.extend_from_slice(format!("{ts} stdout F nul\0inside\n").as_bytes());
+    garbage.extend_from_slice(format!("{ts} stderr F bytes ").as_bytes());
+    garbage.extend_from_slice(b"\xff\xfe here\n");
+    garbage.extend_from_slice(b"2026-13-45T99:99:99Z stdout F bad time\n");
+    garbage.extend_from_slice(b"yesterday stdout F no time at all\n");
+    std::fs::write(dir.join("garbage.log"), &garbage).unwrap();
+    let mut docker = LogWriter::create(dir.join("docker.log"), Format::Docker).unwrap();
+    docker.write_line("stdout", "first").unwrap();
+    docker.write_raw(b"{\"log\":\"cut off in the mid").unwrap();
+    docker
+        .write_raw(b"\n{\"log\":\"fine\\n\",\"stream\":\"stdout\",\"time\":\"")
+        .unwrap();
+    docker.write_raw(ts.as_bytes()).unwrap();
+    docker.write_raw(b"\"}\n").unwrap();
+    docker.flush().unwrap();
+    let mut good = LogWriter::create(dir.join("good.log"), Format::Cri).unwrap();
+    write_tagged(&mut good, 0, 0..500);
+
+    let agent = Agent::start(&config);
+    // A file that vanishes between a scan's listing and its open is just not there.
+    let brief = dir.join("brief.log");
+    for _ in 0..20 {
+        std::fs::write(&brief, b"x\n").unwrap();
+        std::fs::remove_file(&brief).unwrap();
+    }
+    let account = wait_all(&env, &agent, &[(0, 500)], 60);
+    assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
+    huge.write_all(format!("\n{ts} stdout F after the flood\n").as_bytes())
+        .unwrap();
+    write_tagged(&mut good, 0, 500..1_000);
+    let account = wait_all(&env, &agent, &[(0, 1_000)], 60);
+    assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let expect = ["after the flood", "fine", "no time at all", "bad time"];
+    while !expect.iter().all(|e| env.loki.lines().iter().any(|l| l.ends_with(e))) {
+        let odd: Vec<String> = env
+            .loki
+            .lines()
+            .into_iter()
+            .filter(|l| !l.starts_with("f=") && l.len() < 300)
+            .collect();
+        assert!(std::time::Instant::now() < deadline, "{odd:?}\n{}", agent.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = env.loki.lines();
+    assert!(lines.contains(&"nul\0inside".to_string()), "NUL bytes pass through");
+    assert!(lines.contains(&"bytes \u{fffd}\u{fffd} here".to_string()));
+    // The runaway line is shipped truncated to max_line_size (256 KiB), once.
+    let runaway: Vec<_> = lines.iter().filter(|l| l.starts_with("zzzz")).collect();
+    assert_eq!(runaway.len(), 1);
+    assert_eq!(runaway[0].len(), 256 << 10);
+
+    let m = agent.metrics();
+    let count = |s: &str| metric_value(&m, s);
+    assert_eq!(
+        count("shipper_skipped_files_total{reason=\"not_regular_file\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(count("shipper_skipped_files_total{reason=\"unreadable\"}"), 1.0, "{m}");
+    for issue in ["parse_error", "invalid_utf8", "truncated"] {
+        assert!(
+            count(&format!("shipper_parse_issues_total{{issue=\"{issue}\"}}")) >= 1.0,
+            "{issue}: {m}"
+        );
+    }
+    let log = agent.log();
+    let warned = |name: &str| {
+        log.lines()
+            .filter(|l| l.contains(name) && l.contains("cannot be tailed"))
+            .count()
+    };
+    assert_eq!(
+        (warned("fifo.log"), warned("loop.log")),
+        (1, 1),
+        "logged once each, not every scan"
+    );
+    // 50 MiB went by without the agent holding it: memory stays far below it.
+    let rss = agent.peak_rss();
+    assert!(rss < 48 << 20, "peak RSS {} MiB", rss >> 20);
+    agent.stop();
+}
