@@ -11,13 +11,7 @@ use std::time::Duration;
 /// Whether this process may load BPF programs (CAP_BPF or CAP_SYS_ADMIN). Outside CI a test that needs
 /// it skips itself, saying why; under CI it must run.
 fn may_load_bpf(test: &str) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    let allowed = caps & (1 << 39 | 1 << 21) != 0;
+    let allowed = crate::support::effective_caps() & (1 << 39 | 1 << 21) != 0;
     if !allowed && std::env::var_os("CI").is_none() {
         eprintln!("skipping {test}: loading BPF programs needs root (CAP_BPF); CI runs it as root");
         return false;

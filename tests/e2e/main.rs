@@ -4,6 +4,7 @@
 mod client;
 mod config_errors;
 mod delivery;
+mod disk;
 mod ebpf;
 mod faults;
 mod hostile;

@@ -256,3 +256,13 @@ pub fn wait_all(env: &Env, agent: &Agent, expected: &[(u32, u64)], secs: u64) ->
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// This process's effective capabilities (`CapEff` of /proc/self/status) as a bit set.
+pub fn effective_caps() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
