@@ -139,3 +139,32 @@ fn stalled_receiver_keeps_memory_bounded() {
     assert_no_loss(&Account::from_streams(&env.loki.streams(), [(0, per_file)]), 20_000);
     agent.stop();
 }
+
+/// A Loki that reads request bodies slowly: a push that cannot finish within `client.timeout` is
+/// abandoned and retried (counted), one that finishes late is fine; nothing is lost.
+#[test]
+fn slow_reading_receiver_costs_time_not_lines() {
+    let env = Env::new();
+    env.loki.push_faults([
+        // 256 KiB batches at 16 KiB/s: far past the 2 s timeout.
+        Fault::SlowRead {
+            bytes_per_sec: 16 << 10,
+        },
+        // Slow but within the timeout.
+        Fault::SlowRead { bytes_per_sec: 1 << 20 },
+    ]);
+    let agent = Agent::start(&env.config("app/*.log", ""));
+    write_lines(&env.path("app/app.log"), 0, 0..5_000);
+    wait_all(&env, &agent, &[(0, 5_000)], 60);
+    std::thread::sleep(Duration::from_millis(300));
+    let account = Account::from_streams(&env.loki.streams(), [(0, 5_000)]);
+    assert_no_loss(&account, 0);
+    assert_eq!(env.loki.pending_faults(), 0);
+    let m = agent.metrics();
+    let retries: f64 = ["network", "timeout"]
+        .iter()
+        .map(|r| crate::support::metric_value(&m, &format!("shipper_push_retries_total{{reason=\"{r}\"}}")))
+        .sum();
+    assert!(retries >= 1.0, "the abandoned push is retried and counted:\n{m}");
+    agent.stop();
+}

@@ -42,6 +42,10 @@ pub enum Fault {
     /// unanswered and *nothing is stored*; if it is still connected when the stall ends, it is
     /// stored and answered.
     Stall(Duration),
+    /// Read the body at about this many bytes per second (the TCP window fills and the client's
+    /// writes block), then handle it normally. A client whose timeout runs out first gives up:
+    /// nothing is stored.
+    SlowRead { bytes_per_sec: u64 },
 }
 
 impl Fault {

@@ -234,7 +234,7 @@ async fn route(shared: &Shared, kill: &Notify, req: Request<Incoming>, rec: &mut
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
                 .map_or(1, |n| (n / 2).max(1));
-            let _ = read_upto(body, half, rec).await;
+            let _ = read_upto(body, half, None, rec).await;
             reset(kill).await
         }
         Some(Fault::ResetAfterStore) => {
@@ -249,6 +249,13 @@ async fn route(shared: &Shared, kill: &Notify, req: Request<Incoming>, rec: &mut
             };
             tokio::time::sleep(d).await;
             push_bytes(shared, &headers, &bytes, rec)
+        }
+        Some(Fault::SlowRead { bytes_per_sec }) => {
+            let limit = shared.control().limits.max_recv_msg_size;
+            match read_upto(body, limit.saturating_add(1), Some(bytes_per_sec), rec).await {
+                Ok(bytes) => push_bytes(shared, &headers, &bytes, rec),
+                Err(e) => text(400, None, &format!("reading body: {e}\n"), rec),
+            }
         }
     }
 }
@@ -316,7 +323,7 @@ fn ingest_body(shared: &Shared, headers: &HeaderMap, body: &[u8], rec: &mut Requ
 /// Reads the whole body. More than `max` bytes (`max_recv_msg_size`) gives the 413 the
 /// caller should send.
 async fn read_body(body: Incoming, max: usize, rec: &mut RequestRecord) -> Result<Bytes, Resp> {
-    let buf = read_upto(body, max.saturating_add(1), rec)
+    let buf = read_upto(body, max.saturating_add(1), None, rec)
         .await
         .map_err(|e| text(400, None, &format!("reading body: {e}\n"), rec))?;
     if buf.len() > max {
@@ -330,8 +337,14 @@ async fn read_body(body: Incoming, max: usize, rec: &mut RequestRecord) -> Resul
     Ok(buf)
 }
 
-/// Reads the body until its end or until at least `stop_at` bytes were read.
-async fn read_upto(mut body: Incoming, stop_at: usize, rec: &mut RequestRecord) -> Result<Bytes, hyper::Error> {
+/// Reads the body until its end or until at least `stop_at` bytes were read; with `rate`, at about
+/// that many bytes per second.
+async fn read_upto(
+    mut body: Incoming,
+    stop_at: usize,
+    rate: Option<u64>,
+    rec: &mut RequestRecord,
+) -> Result<Bytes, hyper::Error> {
     let mut buf = Vec::new();
     while buf.len() < stop_at {
         let Some(frame) = body.frame().await else {
@@ -340,6 +353,9 @@ async fn read_upto(mut body: Incoming, stop_at: usize, rec: &mut RequestRecord) 
         if let Ok(data) = frame?.into_data() {
             buf.extend_from_slice(&data);
             rec.body_bytes = buf.len();
+            if let Some(rate) = rate.filter(|&r| r > 0) {
+                tokio::time::sleep(Duration::from_secs_f64(data.len() as f64 / rate as f64)).await;
+            }
         }
     }
     Ok(Bytes::from(buf))
