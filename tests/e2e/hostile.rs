@@ -120,3 +120,53 @@ fn fifos_loops_huge_lines_and_garbage_get_counted_outcomes() {
     assert!(rss < 48 << 20, "peak RSS {} MiB", rss >> 20);
     agent.stop();
 }
+
+/// A file the agent may not read (root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, as in a
+/// DaemonSet that drops them): skipped with one warning and a count, retried at every scan, and
+/// shipped from its start once its permissions allow it.
+#[test]
+fn unreadable_file_is_counted_then_shipped_once_readable() {
+    if crate::support::effective_caps() & (1 << 1 | 1 << 2) == 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root: this test must run there"
+        );
+        eprintln!("skipping: needs root to create a file root itself cannot read without CAP_DAC_*");
+        return;
+    }
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let path = env.path("app/secret.log");
+    let mut w = LogWriter::create(&path, Format::Cri).unwrap();
+    write_tagged(&mut w, 0, 0..200);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let agent = Agent::start_via(
+        &config,
+        &[
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--inh-caps=-dac_override,-dac_read_search",
+        ],
+    );
+    let series = "shipper_skipped_files_total{reason=\"unreadable\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while agent.metric(series) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Several rescans later: still one warning, nothing shipped.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(agent.metric(series), 1.0);
+    assert_eq!(env.loki.entry_count(), 0);
+    let warnings = agent
+        .log()
+        .lines()
+        .filter(|l| l.contains("secret.log") && l.contains("cannot open"))
+        .count();
+    assert_eq!(warnings, 1, "{}", agent.log_tail());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let account = wait_all(&env, &agent, &[(0, 200)], 30);
+    assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
+    agent.stop();
+}
