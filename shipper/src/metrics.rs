@@ -38,6 +38,12 @@ pub struct ResourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `data`, `empty` (at the end of the file) or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModeLabel {
     pub mode: String,
 }
@@ -62,6 +68,8 @@ pub struct Metrics {
     pub file_offset: Family<PathLabel, Gauge<u64, AtomicU64>>,
     pub parse_issues: Family<IssueLabel, Counter>,
     pub open_files: Gauge,
+    pub file_reads: Family<ResultLabel, Counter>,
+    pub scans: Counter,
     pub rotations: Counter,
     pub ebpf_events: Counter,
     pub ebpf_ring_full: Counter,
@@ -74,6 +82,7 @@ pub struct Metrics {
     pub batches: Family<StatusLabel, Counter>,
     pub retries: Family<ReasonLabel, Counter>,
     pub dropped_entries: Family<ReasonLabel, Counter>,
+    pub dropped_bytes: Family<ReasonLabel, Counter>,
     pub push_seconds: Histogram,
     pub read_lag_seconds: Histogram,
     pub checkpoint_lag_bytes: Gauge,
@@ -99,6 +108,8 @@ impl Metrics {
             file_offset: Family::default(),
             parse_issues: Family::default(),
             open_files: Gauge::default(),
+            file_reads: Family::default(),
+            scans: Counter::default(),
             rotations: Counter::default(),
             ebpf_events: Counter::default(),
             ebpf_ring_full: Counter::default(),
@@ -111,6 +122,7 @@ impl Metrics {
             batches: Family::default(),
             retries: Family::default(),
             dropped_entries: Family::default(),
+            dropped_bytes: Family::default(),
             push_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             read_lag_seconds: Histogram::new(READ_LAG_BUCKETS),
             checkpoint_lag_bytes: Gauge::default(),
@@ -143,6 +155,16 @@ impl Metrics {
             m.read_lag_seconds.clone(),
         );
         r.register("open_files", "Files open for reading", m.open_files.clone());
+        r.register(
+            "file_reads",
+            "Reads of tailed files by result (data, empty at the end of the file, error): idle files cost none",
+            m.file_reads.clone(),
+        );
+        r.register(
+            "scans",
+            "Scans of the targets for new and rotated files (periodic and on directory events)",
+            m.scans.clone(),
+        );
         r.register(
             "skipped_files",
             "Paths matched by the targets that cannot be tailed (FIFOs, devices, symlink loops, no permission), counted once per path",
@@ -193,6 +215,12 @@ impl Metrics {
             "dropped_entries",
             "Entries dropped, by reason",
             m.dropped_entries.clone(),
+        );
+        r.register_with_unit(
+            "dropped",
+            "Bytes of files let go unread, by reason (max_held_bytes: rotated or deleted files over tail.max_held_bytes)",
+            Unit::Bytes,
+            m.dropped_bytes.clone(),
         );
         r.register_with_unit(
             "push_duration",

@@ -1,8 +1,9 @@
 //! ring: the bounded, lock-free queue between the reader thread and the batcher.
 //!
 //! A chunk is what one read of one file produced. The ring holds at most `capacity` chunks, so a slow
-//! Loki fills it, the reader blocks on `send`, stops reading, and the files themselves are the buffer:
-//! memory stays bounded and nothing is dropped for backpressure.
+//! Loki fills it, the reader parks the chunk in hand and stops reading (it keeps watching and opening
+//! files), and the files themselves are the buffer: memory stays bounded and nothing is dropped for
+//! backpressure.
 
 use crate::batch::StreamLabels;
 use crate::parse::Entry;

@@ -11,6 +11,7 @@ mod hostile;
 mod kube_api;
 mod kubernetes;
 mod modes;
+mod outage;
 mod restart;
 mod rotation;
 mod support;

@@ -217,8 +217,11 @@ pub fn tail(s: &str, lines: usize) -> String {
 
 /// Asserts an exact account (nothing lost, nothing duplicated); on failure shows the agent's log.
 pub fn assert_exact_or_log(account: &shipper_testkit::Account, agent: &Agent) {
-    if !account.is_exact() {
-        panic!("line accounting is not exact: {account}\nagent log:\n{}", agent.log());
+    if !account.is_exact() || account.out_of_order() > 0 {
+        panic!(
+            "line accounting is not exact and in order: {account}\nagent log:\n{}",
+            agent.log()
+        );
     }
 }
 

@@ -226,6 +226,9 @@ pub struct TailConfig {
     pub ring_capacity: usize,
     /// Most files open at once.
     pub max_open_files: usize,
+    /// Most bytes not yet acknowledged in rotated or deleted files still held open (while Loki is
+    /// down or slow). Over it the oldest such file is let go and its unread bytes are counted lost.
+    pub max_held_bytes: ByteSize,
 }
 
 impl Default for TailConfig {
@@ -240,6 +243,7 @@ impl Default for TailConfig {
             rescan_interval: Dur::secs(10),
             ring_capacity: 16,
             max_open_files: 10_000,
+            max_held_bytes: ByteSize(2 << 30),
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct TailedFile {
     pub target: usize,
     /// The uid of its pod, for container logs.
     pub pod: Option<String>,
+    /// Its place among the files of its stream (same `path`), oldest lowest: a file is read only
+    /// once the rotated files before it are read to their end, so lines keep their order even when
+    /// reading was paused (Loki down) across several rotations.
+    pub seq: u64,
 }
 
 impl TailedFile {
@@ -88,6 +92,7 @@ impl TailedFile {
             counters: Default::default(),
             target: 0,
             pod: None,
+            seq: 0,
         };
         f.refresh_fingerprint(meta.size());
         f

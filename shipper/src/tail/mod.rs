@@ -1,9 +1,15 @@
 //! tail: the reader thread. It keeps the set of tailed files in step with the targets (rotation,
 //! truncation, deletion, inode reuse), reads what the watcher says grew, parses it, and sends chunks
-//! into the ring. When the ring is full it blocks: reading stops, the files are the buffer.
+//! into the ring. When the ring is full (Loki down or slow) reading pauses and the files are the
+//! buffer, but the reader keeps watching: new and rotated files are still opened, so a rotated file
+//! compressed or deleted during an outage stays readable through its descriptor (up to
+//! `tail.max_held_bytes`).
 
 mod file;
+mod held;
 mod io;
+mod order;
+mod park;
 mod read;
 mod rotated;
 mod scan;
@@ -19,7 +25,7 @@ use crate::watch::{WatchEvent, Watcher};
 use crate::{IdMap, IdSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use file::TailedFile;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,6 +76,12 @@ pub struct Reader {
     last_sweep: Instant,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
     warned: HashSet<PathBuf>,
+    /// Chunks made while the ring was full, sent (in order) before anything is read again.
+    parked: VecDeque<Chunk>,
+    /// The next `TailedFile::seq`.
+    next_seq: u64,
+    /// Files whose turn comes once an older file of their stream settles (see `order`).
+    deferred: Vec<FileId>,
 }
 
 /// Everything the reader thread needs.
@@ -119,6 +131,9 @@ impl Reader {
             last_look: SystemTime::now(),
             closed: std::collections::VecDeque::new(),
             last_sweep: Instant::now(),
+            parked: VecDeque::new(),
+            next_seq: 1,
+            deferred: Vec::new(),
         }
     }
 
@@ -136,7 +151,9 @@ impl Reader {
         let mut last_check = Instant::now();
         let mut last_rescan = Instant::now();
         while !self.stopped() {
+            self.unpark();
             self.read_ready();
+            self.ready.extend(self.deferred.drain(..));
             self.close_drained();
             if self.stopped() {
                 break;
@@ -154,7 +171,7 @@ impl Reader {
                 STOP_CHECK
             };
             let wait = check_every.saturating_sub(last_check.elapsed()).min(cap);
-            match self.events.recv_timeout(wait.max(Duration::from_millis(1))) {
+            match self.wait(wait.max(Duration::from_millis(1))) {
                 Ok(ev) => self.rescan_due |= self.on_event(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {

@@ -3,16 +3,14 @@
 
 use super::file::State;
 use super::io::ReadReq;
-use super::{Reader, GONE_GRACE};
+use super::order::Turn;
+use super::Reader;
+use crate::metrics::ResultLabel;
 use crate::parse::ParseStats;
 use crate::ring::{Chunk, FileId};
-use crossbeam_channel::SendTimeoutError;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// How long closed files are remembered (to tell a later rename of them from a fresh rotation).
-const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 
 /// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
 pub(super) const MIN_READ: usize = 4 << 10;
@@ -37,12 +35,12 @@ enum Read {
 }
 
 impl Reader {
-    /// Reads every ready file until each is at its end (or the agent stops), in sweeps: the files
-    /// ready when a sweep starts are read (those with more data again and again) while events that
-    /// arrive meanwhile gather for the next sweep, which starts no sooner than `SWEEP_GAP` after this
-    /// one. A busy file then costs one read per sweep, not one per write it gets.
+    /// Reads every ready file until each is at its end (or the ring is full, or the agent stops), in
+    /// sweeps: the files ready when a sweep starts are read (those with more data again and again)
+    /// while events that arrive meanwhile gather for the next sweep, which starts no sooner than
+    /// `SWEEP_GAP` after this one. A busy file then costs one read per sweep, not one per write it gets.
     pub(super) fn read_ready(&mut self) {
-        while !self.ready.is_empty() && !self.stopped() {
+        while !self.ready.is_empty() && !self.stopped() && self.parked.is_empty() {
             if let Some(wait) = SWEEP_GAP.checked_sub(self.last_sweep.elapsed()) {
                 std::thread::sleep(wait);
                 self.process_events();
@@ -50,7 +48,12 @@ impl Reader {
             self.last_sweep = Instant::now();
             let mut sweep: Vec<FileId> = self.ready.drain().collect();
             while !sweep.is_empty() && !self.stopped() {
-                let ids: Vec<FileId> = sweep.drain(..sweep.len().min(READS_PER_ROUND)).collect();
+                if !self.parked.is_empty() {
+                    // The ring is full: reading pauses; these files are read when it has room.
+                    self.ready.extend(sweep);
+                    return;
+                }
+                let ids = self.next_round(&mut sweep, READS_PER_ROUND);
                 for (id, result) in self.read_round(&ids) {
                     if self.handle(id, result) {
                         sweep.push(id);
@@ -61,16 +64,23 @@ impl Reader {
         }
     }
 
-    /// Reads one file until a read finds nothing more, right now (a rotated file before its successor).
+    /// Reads one file until a read finds nothing more, right now (a rotated file before its successor),
+    /// older files of its stream first. When the ring is full, or an older file only settles, it is
+    /// read later in its turn.
     pub(super) fn drain(&mut self, id: FileId) {
-        while !self.stopped() {
-            let Some((_, result)) = self.read_round(&[id]).pop() else {
+        while !self.stopped() && self.parked.is_empty() {
+            let next = match self.turn(id) {
+                Turn::Go => id,
+                Turn::After(older) => older,
+                Turn::Wait => return,
+            };
+            let Some((_, result)) = self.read_round(&[next]).pop() else {
                 return;
             };
             // A short read is not the end here: only an empty read proves the file is read out.
             let more = matches!(result, Read::Data { .. });
-            self.handle(id, result);
-            if !more {
+            self.handle(next, result);
+            if next == id && !more {
                 return;
             }
         }
@@ -102,7 +112,25 @@ impl Reader {
                 Err(e) => Read::Failed(e),
             })
             .collect();
+        self.count_reads(&results);
         order.into_iter().zip(results).collect()
+    }
+
+    /// `shipper_file_reads_total` by result, one counter update per result kind per round.
+    fn count_reads(&self, results: &[Read]) {
+        let (mut data, mut empty, mut failed) = (0, 0, 0);
+        for r in results {
+            match r {
+                Read::Data { .. } => data += 1,
+                Read::Eof => empty += 1,
+                Read::Failed(_) => failed += 1,
+            }
+        }
+        for (result, n) in [("data", data), ("empty", empty), ("error", failed)] {
+            if n > 0 {
+                self.metrics.file_reads.get_or_create(&ResultLabel { result }).inc_by(n);
+            }
+        }
     }
 
     /// Acts on one read; true when the file has more to read now.
@@ -187,7 +215,7 @@ impl Reader {
     }
 
     /// Ships the partial line a finished file ends with, as it is.
-    fn flush_partial(&mut self, id: FileId) {
+    pub(super) fn flush_partial(&mut self, id: FileId) {
         let Some(f) = self.files.get_mut(&id) else { return };
         let mut stats = ParseStats::default();
         let mut entries = Vec::new();
@@ -201,25 +229,6 @@ impl Reader {
             commit_offset: f.commit_offset,
         };
         self.send(chunk);
-    }
-
-    /// Puts a chunk into the ring, waiting while it is full (backpressure) unless the agent stops.
-    fn send(&self, mut chunk: Chunk) -> bool {
-        loop {
-            match self.ring.send_timeout(chunk, Duration::from_millis(100)) {
-                Ok(()) => {
-                    self.metrics.ring_chunks.set(self.ring.len() as i64);
-                    return true;
-                }
-                Err(SendTimeoutError::Timeout(c)) => {
-                    if self.stopped() {
-                        return false;
-                    }
-                    chunk = c;
-                }
-                Err(SendTimeoutError::Disconnected(_)) => return false,
-            }
-        }
     }
 
     /// At the end of what a file holds: notice truncation (copytruncate) and deletion.
@@ -251,53 +260,6 @@ impl Reader {
         }
         if meta.nlink() == 0 && f.state == State::Active {
             self.retire(id, "deleted");
-        }
-    }
-
-    /// Closes rotated/deleted files that are read to their end and fully acknowledged.
-    pub(super) fn close_drained(&mut self) {
-        let (mut held, mut lag) = (0u64, 0u64);
-        let (mut done, mut unfinished) = (Vec::new(), Vec::new());
-        for f in self.files.values() {
-            let (committed, in_flight) = self.tracker.committed(f.id).unwrap_or((0, true));
-            let unacked = f.framer.read_offset().saturating_sub(committed);
-            lag += unacked;
-            let State::Gone { since } = f.state else {
-                continue;
-            };
-            held += unacked;
-            if f.eof && since.elapsed() >= GONE_GRACE {
-                if f.commit_offset < f.framer.consumed_offset() {
-                    // Its last line was left partial (a CRI `P` with no `F`): nothing more will come.
-                    unfinished.push(f.id);
-                } else if !in_flight && committed >= f.commit_offset {
-                    done.push(f.id);
-                }
-            }
-        }
-        for id in unfinished {
-            self.flush_partial(id);
-        }
-        self.metrics.held_bytes.set(held as i64);
-        self.metrics.checkpoint_lag_bytes.set(lag as i64);
-        for id in done {
-            if let Some(f) = self.files.remove(&id) {
-                tracing::info!(file = %f.path.display(), offset = f.commit_offset, ino = f.ino, "done with a rotated or deleted file; closed");
-                if self.by_inode.get(&(f.dev, f.ino)) == Some(&id) {
-                    self.by_inode.remove(&(f.dev, f.ino));
-                }
-                self.closed.push_back((Instant::now(), f.dev, f.ino));
-                self.watcher.unwatch_file(f.dev, f.ino);
-                self.tracker.close(id);
-                // A successor at the same path keeps the series.
-                if !self.by_path.contains_key(&f.path) {
-                    self.metrics.forget_file(&f.path);
-                }
-            }
-        }
-        self.metrics.open_files.set(self.files.len() as i64);
-        while self.closed.front().is_some_and(|c| c.0.elapsed() > CLOSED_MEMORY) {
-            self.closed.pop_front();
         }
     }
 }

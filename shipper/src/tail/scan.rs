@@ -14,6 +14,7 @@ impl Reader {
     /// Expands the targets and reconciles: `initial` on the first scan after start.
     pub(super) fn rescan(&mut self, initial: bool) {
         let started = SystemTime::now();
+        self.metrics.scans.inc();
         // A directory created just before its watch was added has entries no event will report:
         // after adding watches, scan again until no new directory turns up.
         let mut scan = self.targets.scan();
@@ -182,6 +183,15 @@ impl Reader {
             labels,
         );
         f.state = state;
+        f.seq = self.next_seq;
+        self.next_seq += 1;
+        if state != State::Active {
+            // A rotated file is older than whatever is at its path now: that one is read after it.
+            if let Some(active) = self.by_path.get(path).and_then(|a| self.files.get_mut(a)) {
+                active.seq = self.next_seq;
+                self.next_seq += 1;
+            }
+        }
         f.target = target;
         f.pod = self.targets.pod_of(target, path);
         f.counters = self.metrics.file_counters(path);
@@ -259,6 +269,9 @@ impl Reader {
             return;
         }
         f.state = State::Gone { since: Instant::now() };
+        // It may have grown since its last read came back empty: only a new empty read proves it is
+        // read out (its successor waits for that).
+        f.eof = false;
         if self.by_path.get(&f.path) == Some(&id) {
             self.by_path.remove(&f.path);
         }

@@ -37,4 +37,4 @@ pub use kubeapi::{ApiRequest, KubeApi, Namespace, Pod};
 pub use receiver::{Fault, Limits, Reason, ReceivedEntry, Receiver, RequestRecord, State, TestPki, TlsOptions};
 pub use tag::{parse_tag, tag_line, varied_len};
 pub use tally::Tally;
-pub use writer::{copytruncate, delete, rotate_docker, rotate_kubelet, Format, LogWriter};
+pub use writer::{copytruncate, delete, rotate_docker, rotate_kubelet, rotate_kubelet_retiring, Format, LogWriter};

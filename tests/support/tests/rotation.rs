@@ -127,3 +127,34 @@ fn delete_unlinks_while_the_writer_keeps_its_descriptor() {
     w.flush().unwrap();
     assert!(read(&path).ends_with(" stdout F fresh\n"));
 }
+
+#[test]
+fn kubelet_retiring_rotation_keeps_max_files_and_gzips_all_but_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    let mut rotated = Vec::new();
+    for gen in 0..6 {
+        w.write_line("stdout", &format!("gen {gen}")).unwrap();
+        rotated.push(w.rotate_kubelet_retiring(5).unwrap());
+    }
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // 0.log, the two newest rotated files as they are, two older ones gzipped: five files at most.
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names.contains(&"0.log".to_string()));
+    assert_eq!(read(&rotated[5]), "gen 5\n");
+    assert_eq!(read(&rotated[4]), "gen 4\n");
+    let gz: Vec<&String> = names.iter().filter(|n| n.ends_with(".gz")).collect();
+    assert_eq!(gz.len(), 2, "{names:?}");
+    assert!(!rotated[3].exists() && !rotated[1].exists());
+    let second = format!("{}.gz", rotated[3].file_name().unwrap().to_string_lossy());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(dir.path().join(&second)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "gen 3\n");
+}

@@ -22,7 +22,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use json::{escape_json, escape_json_into};
-pub use rotate::{copytruncate, delete, gzip_file, rotate_docker, rotate_kubelet};
+pub use rotate::{copytruncate, delete, gzip_file, rotate_docker, rotate_kubelet, rotate_kubelet_retiring};
 
 use crate::time::{format_rfc3339, now_nanos, TimeStyle};
 
@@ -139,6 +139,15 @@ impl LogWriter {
     pub fn rotate_kubelet(&mut self) -> io::Result<PathBuf> {
         self.out.flush()?;
         let rotated = rotate_kubelet(&self.path)?;
+        self.reopen()?;
+        Ok(rotated)
+    }
+
+    /// Flushes, rotates like kubelet's log manager ([`rotate_kubelet_retiring`]: older files gzipped,
+    /// at most `max_files` kept) and reopens. Returns the rotated path.
+    pub fn rotate_kubelet_retiring(&mut self, max_files: usize) -> io::Result<PathBuf> {
+        self.out.flush()?;
+        let rotated = rotate_kubelet_retiring(&self.path, max_files)?;
         self.reopen()?;
         Ok(rotated)
     }

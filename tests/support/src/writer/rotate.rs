@@ -16,15 +16,67 @@ use crate::time::{kubelet_suffix, now_nanos};
 pub fn rotate_kubelet(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     let path = path.as_ref();
     let base = with_suffix(path, &kubelet_suffix(now_nanos()));
-    let mut target = base.clone();
-    let mut n = 0;
-    while target.symlink_metadata().is_ok() {
-        n += 1;
-        target = with_suffix(&base, &n.to_string());
+    // Within one second: `.1`, `.2`, … after the highest used so far (compressed or removed ones
+    // included as far as they are still there), so names keep their order.
+    let base_name = base.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let mut used: Option<u64> = None;
+    if let Some(dir) = path.parent() {
+        for e in fs::read_dir(dir)?.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = n.strip_prefix(&base_name) else { continue };
+            let rest = rest.trim_end_matches(".gz");
+            let k = if rest.is_empty() {
+                Some(0)
+            } else {
+                rest.strip_prefix('.').and_then(|r| r.parse().ok())
+            };
+            used = used.max(k);
+        }
     }
+    let target = match used {
+        None => base,
+        Some(k) => with_suffix(&base, &(k + 1).to_string()),
+    };
     fs::rename(path, &target)?;
     create_empty(path)?;
     Ok(target)
+}
+
+/// kubelet's whole rotation of a container log, as its log manager does it when `0.log` outgrows
+/// `containerLogMaxSize`: removes the oldest rotated files so that at most `max_files` remain with
+/// the new one, gzips every rotated file but the newest (the original is removed), then rotates like
+/// [`rotate_kubelet`]. A rotated file thus stays readable under its name for one more rotation only.
+/// Returns the rotated path.
+pub fn rotate_kubelet_retiring(path: impl AsRef<Path>, max_files: usize) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    // Oldest first: by timestamp, then by the `.N` added within one second.
+    let mut rotated: Vec<((String, u64), PathBuf)> = fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let suffix = n.strip_prefix(&prefix)?.trim_end_matches(".gz").to_string();
+            let (ts, n) = suffix.split_once('.').unwrap_or((&suffix, "0"));
+            Some(((ts.to_string(), n.parse().unwrap_or(0)), e.path()))
+        })
+        .collect();
+    rotated.sort();
+    let keep = max_files.saturating_sub(2);
+    let excess = rotated.len().saturating_sub(keep);
+    for (_, old) in rotated.drain(..excess) {
+        fs::remove_file(old)?;
+    }
+    if let Some(((_, _), older)) = rotated.split_last() {
+        for (_, p) in older {
+            if p.extension().is_none_or(|e| e != "gz") {
+                gzip_file(p)?;
+            }
+        }
+    }
+    rotate_kubelet(path)
 }
 
 /// dockerd's json-file rotation: shifts `x-json.log.N` to `.N+1` (highest first), renames
