@@ -3,6 +3,7 @@
 
 mod client;
 mod config_errors;
+mod crash;
 mod delivery;
 mod disk;
 mod ebpf;
