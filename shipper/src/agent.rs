@@ -50,16 +50,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(4096);
     let mut targets = Targets::new(&cfg.targets);
     if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
-        let wake = ev_tx.clone();
-        // A full event queue means the reader is busy and looks at the cache's changes soon anyway.
-        let pods = Arc::new(PodCache::new(
-            &cfg.kubernetes,
-            Box::new(move || {
-                let _ = wake.try_send(crate::watch::WatchEvent::Metadata);
-            }),
-        ));
-        crate::discover::kube::spawn(&cfg.kubernetes, pods.clone(), metrics.clone());
-        targets = targets.with_pods(pods);
+        targets = targets.with_pods(watch_pods(&cfg, &ev_tx, &metrics)?);
     }
     let watcher = crate::watch::start(cfg.tail.watch, ev_tx, metrics.clone())?;
     let reader = Reader::new(ReaderParts {
@@ -167,4 +158,32 @@ async fn save_positions(path: &std::path::Path, tracker: &Tracker, metrics: &Met
         }
         Err(e) => tracing::warn!(error = %e, "positions write task failed"),
     }
+}
+
+/// The pod metadata cache, kept up to date by a watch at the API server.
+#[cfg(feature = "kubernetes")]
+fn watch_pods(
+    cfg: &Config,
+    events: &crossbeam_channel::Sender<crate::watch::WatchEvent>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<PodCache>, String> {
+    let wake = events.clone();
+    // A full event queue means the reader is busy and looks at the cache's changes soon anyway.
+    let pods = Arc::new(PodCache::new(
+        &cfg.kubernetes,
+        Box::new(move || {
+            let _ = wake.try_send(crate::watch::WatchEvent::Metadata);
+        }),
+    ));
+    crate::discover::kube::spawn(&cfg.kubernetes, pods.clone(), metrics.clone());
+    Ok(pods)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn watch_pods(
+    _: &Config,
+    _: &crossbeam_channel::Sender<crate::watch::WatchEvent>,
+    _: &Arc<Metrics>,
+) -> Result<Arc<PodCache>, String> {
+    Err("kubernetes.api: this shipper was built without the Kubernetes API client (cargo feature `kubernetes`); set kubernetes.api: false for path labels only, or build it with the feature".into())
 }

@@ -1,11 +1,10 @@
 //! Disk trouble where the positions live: a read-only or full filesystem never stops shipping; the
 //! agent warns, counts the failed writes, and writes the positions as soon as it can again.
 
-use crate::support::{wait_all, write_tagged, Agent, Env};
+use crate::support::{wait_all, wait_metric, write_tagged, Agent, Env};
 use shipper_testkit::{Format, LogWriter};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// A small tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -34,22 +33,10 @@ impl Drop for Tmpfs {
     }
 }
 
-fn wait_metric(agent: &Agent, series: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while agent.metric(series) < at_least {
-        assert!(Instant::now() < deadline, "{series} < {at_least}; {}", agent.log_tail());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn read_only_or_full_positions_directory_keeps_shipping_and_retries() {
-    if crate::support::effective_caps() & (1 << 21) == 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root: this test must run there"
-        );
-        eprintln!("skipping: mounting a small tmpfs for the positions needs root (CAP_SYS_ADMIN)");
+    let why = "mounting a small tmpfs for the positions needs root (CAP_SYS_ADMIN)";
+    if !crate::support::has_any_cap(crate::support::CAP_SYS_ADMIN, "read_only_or_full_positions", why) {
         return;
     }
     let env = Env::new();
@@ -68,7 +55,7 @@ fn read_only_or_full_positions_directory_keeps_shipping_and_retries() {
     write_tagged(&mut w, 0, 0..1_000);
     wait_all(&env, &agent, &[(0, 1_000)], 30);
     let errors = "shipper_positions_writes_total{status=\"error\"}";
-    wait_metric(&agent, errors, 2.0);
+    wait_metric(&agent, errors, 2.0, 20);
     assert!(!positions.exists());
 
     // Writable again but full.
@@ -78,11 +65,11 @@ fn read_only_or_full_positions_directory_keeps_shipping_and_retries() {
     let before = agent.metric(errors);
     write_tagged(&mut w, 0, 1_000..2_000);
     wait_all(&env, &agent, &[(0, 2_000)], 30);
-    wait_metric(&agent, errors, before + 2.0);
+    wait_metric(&agent, errors, before + 2.0, 20);
 
     // Space again: the next sync writes the positions.
     std::fs::remove_file(&filler).unwrap();
-    wait_metric(&agent, "shipper_positions_writes_total{status=\"ok\"}", 1.0);
+    wait_metric(&agent, "shipper_positions_writes_total{status=\"ok\"}", 1.0, 20);
     assert!(positions.exists());
     let log = agent.log();
     assert!(log.contains("cannot write the positions file"), "{}", agent.log_tail());

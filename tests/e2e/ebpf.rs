@@ -11,12 +11,12 @@ use std::time::Duration;
 /// Whether this process may load BPF programs (CAP_BPF or CAP_SYS_ADMIN). Outside CI a test that needs
 /// it skips itself, saying why; under CI it must run.
 fn may_load_bpf(test: &str) -> bool {
-    let allowed = crate::support::effective_caps() & (1 << 39 | 1 << 21) != 0;
-    if !allowed && std::env::var_os("CI").is_none() {
-        eprintln!("skipping {test}: loading BPF programs needs root (CAP_BPF); CI runs it as root");
-        return false;
-    }
-    true
+    use crate::support::{has_any_cap, CAP_BPF, CAP_SYS_ADMIN};
+    has_any_cap(
+        CAP_BPF | CAP_SYS_ADMIN,
+        test,
+        "loading BPF programs needs root (CAP_BPF)",
+    )
 }
 
 /// No periodic safety check or rescan during the test: only events can wake the reader.

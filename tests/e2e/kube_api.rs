@@ -3,7 +3,7 @@
 //! labels their lines like the Alloy setup (`app`, `job`, mapped labels), honours exclusion, keeps
 //! shipping with path labels while the API server is away, and stays API-server friendly.
 
-use crate::support::{metric_value, write_tagged, Agent, Env};
+use crate::support::{metric_value, wait_metric, write_tagged, Agent, Env};
 use shipper_testkit::{Account, Format, KubeApi, LogWriter, Pod};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,21 +57,6 @@ impl Cluster {
         }
         out
     }
-}
-
-/// Waits until `agent`'s metric `series` reaches `at_least`.
-fn wait_metric(agent: &Agent, series: &str, at_least: f64, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if metric_value(&agent.metrics(), series) >= at_least {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{series} did not reach {at_least} in {secs} s; agent log: {}",
-        agent.log_tail()
-    );
 }
 
 /// Writes tagged lines of file `f` from `*next` on, a few at a time, until one arrives carrying

@@ -260,8 +260,45 @@ pub fn wait_all(env: &Env, agent: &Agent, expected: &[(u32, u64)], secs: u64) ->
     }
 }
 
+/// Waits until `agent`'s metric `series` reaches `at_least` and returns it; after `secs` fails with the
+/// agent's log.
+pub fn wait_metric(agent: &Agent, series: &str, at_least: f64, secs: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = agent.metric(series);
+        if v >= at_least {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {v}, not >= {at_least}, after {secs} s; agent log tail:\n{}",
+            agent.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub const CAP_DAC_OVERRIDE: u64 = 1 << 1;
+pub const CAP_DAC_READ_SEARCH: u64 = 1 << 2;
+pub const CAP_SYS_ADMIN: u64 = 1 << 21;
+pub const CAP_BPF: u64 = 1 << 39;
+
+/// Whether this process holds any of `caps` (bits of `CapEff`). Outside CI a test that needs them
+/// skips itself, saying why (`false`); CI runs as root, so there a missing capability is a failure.
+pub fn has_any_cap(caps: u64, test: &str, why: &str) -> bool {
+    if effective_caps() & caps != 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root: {test} must run there ({why})"
+    );
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
 /// This process's effective capabilities (`CapEff` of /proc/self/status) as a bit set.
-pub fn effective_caps() -> u64 {
+fn effective_caps() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

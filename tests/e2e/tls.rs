@@ -2,7 +2,7 @@
 //! client certificate for mutual TLS, and verifies `server_name` instead of the URL's host. A TLS
 //! failure is a network error: the batch is retried, not dropped, and SIGTERM still exits cleanly.
 
-use crate::support::{assert_exact_or_log, tail, wait_entries, write_tagged, Agent, Env, CLIENT};
+use crate::support::{assert_exact_or_log, tail, wait_entries, wait_metric, write_tagged, Agent, Env, CLIENT};
 use shipper_testkit::{Account, Format, LogWriter, Receiver, TlsOptions};
 use std::time::{Duration, Instant};
 
@@ -70,24 +70,6 @@ fn write_lines(env: &Env, n: u64) {
         0,
         0..n,
     );
-}
-
-/// Waits until `series` reaches `min`; on timeout fails with the agent's log.
-fn wait_metric(agent: &Agent, series: &str, min: f64, secs: u64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = agent.metric(series);
-        if v >= min {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{series} is {v}, not >= {min}, after {secs} s; agent log tail:\n{}",
-                tail(&agent.log(), 40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The agent cannot get its batch through: it retries it as a network error, logs one of

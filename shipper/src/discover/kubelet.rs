@@ -37,15 +37,19 @@ pub fn parse(path: &Path) -> Option<PodPath<'_>> {
 /// tells them: `namespace`, `pod`, `container` and `job` = `<namespace>/<container>` (until the pod's
 /// `app` label is known). Nothing when the path is not in kubelet's layout.
 pub fn labels(path: &Path) -> BTreeMap<String, String> {
-    let Some(p) = parse(path) else {
-        return BTreeMap::new();
-    };
-    BTreeMap::from([
-        ("namespace".to_string(), p.namespace.to_string()),
-        ("pod".to_string(), p.pod.to_string()),
-        ("container".to_string(), p.container.to_string()),
-        ("job".to_string(), format!("{}/{}", p.namespace, p.container)),
-    ])
+    parse(path).map(|p| p.labels()).unwrap_or_default()
+}
+
+impl PodPath<'_> {
+    /// `namespace`, `pod`, `container` and `job` = `<namespace>/<container>`.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("namespace".to_string(), self.namespace.to_string()),
+            ("pod".to_string(), self.pod.to_string()),
+            ("container".to_string(), self.container.to_string()),
+            ("job".to_string(), format!("{}/{}", self.namespace, self.container)),
+        ])
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,16 @@ impl Skip {
     }
 }
 
+/// What a file is labelled with, from its target, its path and its pod.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub labels: BTreeMap<String, String>,
+    /// Loki structured metadata of each of its lines.
+    pub metadata: Vec<(String, String)>,
+    /// Its pod's uid, for container logs.
+    pub pod: Option<String>,
+}
+
 pub struct Targets {
     targets: Vec<Compiled>,
     /// The pod metadata cache, with `discovery: kubernetes` and `kubernetes.api`.
@@ -93,15 +103,15 @@ impl Targets {
         self.pods.as_ref()?.take_changes()
     }
 
-    /// The uid of the pod a file of `target` belongs to, when its path (kubelet) or the cache
-    /// (docker) says.
-    pub fn pod_of(&self, target: usize, path: &Path) -> Option<String> {
+    /// Whose a file of `target` is — its pod and container, from its path (kubelet) or from the cache
+    /// (docker: the container id) — handed to `f`, resolved once.
+    fn with_owner<R>(&self, target: usize, path: &Path, f: impl FnOnce(Option<kubelet::PodPath<'_>>) -> R) -> R {
         match self.targets[target].path_labels {
-            PathLabels::None => None,
-            PathLabels::Kubelet => kubelet::parse(path).map(|p| p.uid.to_string()),
+            PathLabels::None => f(None),
+            PathLabels::Kubelet => f(kubelet::parse(path)),
             PathLabels::Docker => {
-                let id = docker::container_id(path)?;
-                Some(self.pods.as_ref()?.container(id)?.0.uid)
+                let owner = docker::container_id(path).and_then(|id| self.pods.as_ref()?.owner_of(id));
+                f(owner.as_ref().map(kube::Owner::pod_path))
             }
         }
     }
@@ -113,61 +123,36 @@ impl Targets {
         let Some(pods) = &self.pods else {
             return false;
         };
-        match self.targets[target].path_labels {
-            PathLabels::None => false,
-            PathLabels::Kubelet => kubelet::parse(path).is_some_and(|p| pods.excluded(p.namespace, Some(p.uid))),
-            PathLabels::Docker => match docker::container_id(path).and_then(|id| pods.container(id)) {
-                Some((pod, _)) => pods.excluded(&pod.namespace, Some(&pod.uid)),
-                None => true,
-            },
-        }
+        let docker = self.targets[target].path_labels == PathLabels::Docker;
+        self.with_owner(target, path, |owner| match owner {
+            Some(p) => pods.excluded(p.namespace, Some(p.uid)),
+            None => docker,
+        })
     }
 
-    /// The labels of a file of `target`: those its path says (`path_labels`), then the target's own,
-    /// which win.
-    pub fn labels(&self, target: usize, path: &Path) -> BTreeMap<String, String> {
-        let t = &self.targets[target];
-        let mut labels = match t.path_labels {
-            PathLabels::None => BTreeMap::new(),
-            PathLabels::Kubelet => kubelet::labels(path),
-            PathLabels::Docker => BTreeMap::new(),
-        };
-        if let Some(pods) = &self.pods {
-            match t.path_labels {
-                PathLabels::None => {}
-                PathLabels::Kubelet => {
-                    if let Some(p) = kubelet::parse(path) {
-                        pods.enrich(p.uid, &mut labels);
-                    }
-                }
-                PathLabels::Docker => {
-                    if let Some((pod, container)) = docker::container_id(path).and_then(|id| pods.container(id)) {
-                        labels.insert("namespace".into(), pod.namespace.clone());
-                        labels.insert("pod".into(), pod.name.clone());
-                        labels.insert("job".into(), format!("{}/{container}", pod.namespace));
-                        labels.insert("container".into(), container);
-                        pods.enrich(&pod.uid, &mut labels);
-                    }
-                }
+    /// What a file of `target` is labelled with: the labels its path says (`path_labels`) and the
+    /// cache adds (`app`, mapped pod labels), then the target's own, which win; its structured
+    /// metadata (`kubernetes.structured_metadata`); and its pod's uid.
+    pub fn describe(&self, target: usize, path: &Path) -> FileInfo {
+        let mut info = self.with_owner(target, path, |owner| {
+            let Some(p) = owner else {
+                return FileInfo::default();
+            };
+            let mut labels = p.labels();
+            let mut metadata = Vec::new();
+            if let Some(pods) = &self.pods {
+                pods.enrich(p.uid, &mut labels);
+                metadata = pods.metadata(p.uid, p.container);
             }
-        }
-        labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        labels
-    }
-
-    /// The structured metadata of every line of a file (`kubernetes.structured_metadata`).
-    pub fn metadata(&self, target: usize, path: &Path) -> Vec<(String, String)> {
-        let Some(pods) = &self.pods else {
-            return Vec::new();
-        };
-        match self.targets[target].path_labels {
-            PathLabels::None => Vec::new(),
-            PathLabels::Kubelet => kubelet::parse(path).map_or_else(Vec::new, |p| pods.metadata(p.uid, p.container)),
-            PathLabels::Docker => match docker::container_id(path).and_then(|id| pods.container(id)) {
-                Some((pod, container)) => pods.metadata(&pod.uid, &container),
-                None => Vec::new(),
-            },
-        }
+            FileInfo {
+                labels,
+                metadata,
+                pod: Some(p.uid.to_string()),
+            }
+        });
+        let own = &self.targets[target].labels;
+        info.labels.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        info
     }
 
     pub fn format(&self, target: usize) -> Format {

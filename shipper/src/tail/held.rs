@@ -63,7 +63,7 @@ impl Reader {
             self.close(id);
         }
         self.metrics.open_files.set(self.files.len() as i64);
-        while self.closed.front().is_some_and(|c| c.0.elapsed() > CLOSED_MEMORY) {
+        while self.closed.front().is_some_and(|c| c.at.elapsed() > CLOSED_MEMORY) {
             self.closed.pop_front();
         }
     }
@@ -90,12 +90,21 @@ impl Reader {
     /// Forgets a rotated or deleted file: its descriptor is closed, what was sent of it is still
     /// acknowledged and checkpointed.
     fn close(&mut self, id: FileId) {
-        let Some(f) = self.files.remove(&id) else { return };
+        let Some(mut f) = self.files.remove(&id) else { return };
+        // Remembered by its first bytes too (a file let go unread may not have been fingerprinted).
+        if let Ok(meta) = f.file.metadata() {
+            f.refresh_fingerprint(meta.len());
+        }
         tracing::info!(file = %f.path.display(), offset = f.commit_offset, ino = f.ino, "done with a rotated or deleted file; closed");
         if self.by_inode.get(&(f.dev, f.ino)) == Some(&id) {
             self.by_inode.remove(&(f.dev, f.ino));
         }
-        self.closed.push_back((Instant::now(), f.dev, f.ino));
+        self.closed.push_back(super::rotated::Closed {
+            at: Instant::now(),
+            key: (f.dev, f.ino),
+            fp_len: f.fp_len,
+            fp: f.fp,
+        });
         self.watcher.unwatch_file(f.dev, f.ino);
         self.tracker.close(id);
         // A successor at the same path keeps the series.

@@ -68,8 +68,8 @@ pub struct Reader {
     opened_at: HashMap<PathBuf, SystemTime>,
     /// When the targets were last scanned.
     last_look: SystemTime,
-    /// Recently closed files: (closed at, dev, inode), so a later rename of them is not news.
-    closed: std::collections::VecDeque<(Instant, u64, u64)>,
+    /// Recently closed files, so a later rename of them is not news (see `rotated::Closed`).
+    closed: VecDeque<rotated::Closed>,
     /// Files created since the last look, opened after renames are followed.
     created: Vec<PathBuf>,
     /// When the last read sweep started (sweeps are paced, see `read_ready`).
@@ -129,7 +129,7 @@ impl Reader {
             created: Vec::new(),
             opened_at: HashMap::new(),
             last_look: SystemTime::now(),
-            closed: std::collections::VecDeque::new(),
+            closed: VecDeque::new(),
             last_sweep: Instant::now(),
             parked: VecDeque::new(),
             next_seq: 1,

@@ -25,6 +25,15 @@ pub(super) struct Siblings {
     pub newer: Vec<Rotated>,
 }
 
+/// A file we read to its end and closed: when, which (dev, inode), and its fingerprint (an inode
+/// number is reused by new files once we let go of it).
+pub(super) struct Closed {
+    pub at: Instant,
+    pub key: (u64, u64),
+    pub fp_len: u32,
+    pub fp: u64,
+}
+
 /// A rotated file found by name: where it was seen and which file it was (dev, inode).
 pub(super) struct Rotated {
     path: PathBuf,
@@ -148,6 +157,10 @@ impl Reader {
             return siblings;
         };
         let prefix = format!("{}.", name.to_string_lossy());
+        // Whether the reference had left `path` before the listing (so its new name is in it, unless
+        // that is gone too).
+        let moved_before_listing =
+            reference.is_some_and(|r| std::fs::metadata(path).map_or(true, |m| (m.dev(), m.ino()) != r));
         // A listing taken while names move (docker shifting `.1` → `.2`) can miss a file: list twice
         // and keep every file seen, as the later listing saw it.
         let mut seen: HashMap<(u64, u64), (Age, PathBuf)> = HashMap::new();
@@ -167,7 +180,7 @@ impl Reader {
                 }
                 let ctime = ctime_of(&meta);
                 let key = (meta.dev(), meta.ino());
-                let known = self.by_inode.contains_key(&key) || self.was_closed(key);
+                let known = self.by_inode.contains_key(&key) || self.was_closed(key, &entry.path());
                 if reference == Some(key) || (ctime >= since && !known) {
                     seen.insert(key, (age(suffix, ctime), entry.path()));
                 }
@@ -183,13 +196,18 @@ impl Reader {
             }
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
+        // The reference left `path` but is under no name listed: kubelet gzipped it (it does so two
+        // rotations later) or docker removed it (the oldest goes first). Either way every rotated file
+        // still listed is newer than it.
+        let gone_unlisted = moved_before_listing && reference_at.is_none();
         for (order, rotated) in found {
             match &reference_at {
                 Some(r) if order > *r => siblings.newer.push(rotated),
+                _ if gone_unlisted => siblings.newer.push(rotated),
                 _ => siblings.older.push(rotated),
             }
         }
-        siblings.reference_rotated = reference_at.is_some();
+        siblings.reference_rotated = reference_at.is_some() || gone_unlisted;
         siblings
     }
 
@@ -197,7 +215,7 @@ impl Reader {
     /// are labelled with the tailed `path`.
     pub(super) fn read_rotated(&mut self, path: &Path, target: usize, files: Vec<Rotated>) {
         for rotated in files {
-            if self.by_inode.contains_key(&rotated.key) || self.was_closed(rotated.key) {
+            if self.by_inode.contains_key(&rotated.key) || self.was_closed(rotated.key, &rotated.path) {
                 continue;
             }
             // Names move under us (docker shifts `.1` → `.2`): open by name, keep it only if it is the
@@ -214,10 +232,18 @@ impl Reader {
         }
     }
 
-    /// Whether we read this file to its end and closed it recently (docker renames it again, `.1` →
-    /// `.2`, which looks like a fresh rotation).
-    fn was_closed(&self, key: (u64, u64)) -> bool {
-        self.closed.iter().any(|c| (c.1, c.2) == key)
+    /// Whether the file at `path` (dev, inode `key`) is one we read to its end and closed recently
+    /// (docker renames it again, `.1` → `.2`, which looks like a fresh rotation). Its first bytes must
+    /// match too: once closed, its inode number may belong to a new file already.
+    fn was_closed(&self, key: (u64, u64), path: &Path) -> bool {
+        // An empty file we closed tells nothing apart; reading a file again that is still empty costs
+        // nothing.
+        self.closed.iter().filter(|c| c.key == key && c.fp_len > 0).any(|c| {
+            super::file::open_for_tailing(path)
+                .ok()
+                .and_then(|f| super::file::fingerprint(&f, c.fp_len))
+                == Some(c.fp)
+        })
     }
 }
 

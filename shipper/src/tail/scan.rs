@@ -171,7 +171,7 @@ impl Reader {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let labels = self.file_labels(target, path);
+        let (labels, pod) = self.file_labels(target, path);
         let mut f = TailedFile::new(
             id,
             path.to_path_buf(),
@@ -193,7 +193,7 @@ impl Reader {
             }
         }
         f.target = target;
-        f.pod = self.targets.pod_of(target, path);
+        f.pod = pod;
         f.counters = self.metrics.file_counters(path);
         // The first read asks for what is there (up to read_buffer_size); later ones adapt.
         let pending = meta.len().saturating_sub(offset) as usize;
@@ -225,14 +225,15 @@ impl Reader {
         }
     }
 
-    /// The labels of a file of `target` at `path`: the client's external labels, the target's (path,
-    /// pod metadata, its own) and `filename`; and its structured metadata.
-    pub(super) fn file_labels(&self, target: usize, path: &Path) -> Arc<StreamLabels> {
+    /// The labels of a file of `target` at `path` — the client's external labels, the target's (path,
+    /// pod metadata, its own) and `filename`, with its structured metadata — and its pod's uid.
+    pub(super) fn file_labels(&self, target: usize, path: &Path) -> (Arc<StreamLabels>, Option<String>) {
+        let info = self.targets.describe(target, path);
         let mut labels = self.external_labels.clone();
-        labels.extend(self.targets.labels(target, path));
+        labels.extend(info.labels);
         labels.insert("filename".into(), path.display().to_string());
-        let metadata = self.targets.metadata(target, path);
-        Arc::new(StreamLabels::new(&labels).with_metadata(&metadata))
+        let labels = Arc::new(StreamLabels::new(&labels).with_metadata(&info.metadata));
+        (labels, info.pod)
     }
 
     /// Pod metadata arrived or changed: the open files of those pods get their new labels for the
@@ -250,7 +251,7 @@ impl Reader {
             .map(|f| (f.id, f.target, f.path.clone()))
             .collect();
         for (id, target, path) in ids {
-            let labels = self.file_labels(target, &path);
+            let (labels, _) = self.file_labels(target, &path);
             if let Some(f) = self.files.get_mut(&id) {
                 tracing::debug!(file = %path.display(), labels = %labels.for_kind(crate::parse::StreamKind::Unknown), "labels updated from pod metadata");
                 f.labels = labels;

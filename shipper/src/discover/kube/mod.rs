@@ -5,9 +5,31 @@
 //! Memory is bounded by the pods on the node: per pod only the few strings the labels need, and
 //! deleted pods are forgotten after `deleted_pod_grace`.
 
+#[cfg(feature = "kubernetes")]
 mod watch;
 
+#[cfg(feature = "kubernetes")]
 pub use watch::spawn;
+
+/// The pod and container a docker container id belongs to (what kubelet's path says for its files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    pub container: String,
+}
+
+impl Owner {
+    pub fn pod_path(&self) -> super::kubelet::PodPath<'_> {
+        super::kubelet::PodPath {
+            namespace: &self.namespace,
+            pod: &self.pod,
+            uid: &self.uid,
+            container: &self.container,
+        }
+    }
+}
 
 use crate::config::{KubernetesConfig, PodField};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -325,12 +347,17 @@ impl PodCache {
     }
 
     /// The pod and container name of a container id (docker's layout names only the id).
-    pub fn container(&self, id: &str) -> Option<(PodInfo, String)> {
+    pub fn owner_of(&self, id: &str) -> Option<Owner> {
         let inner = self.read();
         let uid = inner.by_container.get(id)?;
         let e = inner.pods.get(uid)?;
-        let name = e.pod.containers.iter().find(|(_, c)| c == id)?.0.clone();
-        Some((e.pod.clone(), name))
+        let container = e.pod.containers.iter().find(|(_, c)| c == id)?.0.clone();
+        Some(Owner {
+            namespace: e.pod.namespace.clone(),
+            pod: e.pod.name.clone(),
+            uid: e.pod.uid.clone(),
+            container,
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -156,12 +156,12 @@ fn deleted_pods_stay_for_the_grace_period() {
     c.retain_listed(&HashSet::new());
     assert_eq!(c.expire(), 2, "still within the grace period");
     assert_eq!(
-        c.container("id-u1").map(|(p, name)| (p.uid, name)),
+        c.owner_of("id-u1").map(|o| (o.uid, o.container)),
         Some(("u1".into(), "c".into()))
     );
     std::thread::sleep(Duration::from_millis(60));
     assert_eq!(c.expire(), 0);
-    assert!(c.container("id-u1").is_none());
+    assert!(c.owner_of("id-u1").is_none());
     let mut l = BTreeMap::new();
     c.enrich("u1", &mut l);
     assert!(l.is_empty());
