@@ -4,10 +4,12 @@
 //! - `test`: setup, then formatting, lints and the whole test suite — README's test command.
 //! - `demo`: a pod-like log tree shipped through the real agent to a local Loki-compatible receiver.
 //! - `bench`: the benchmark scenarios, with exact line accounting and a report.
+//! - `fuzz`: the fuzz targets of the parsers, the positions loader and the config loader.
 
 mod agent;
 mod bench;
 mod demo;
+mod fuzz;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -19,8 +21,9 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|_| test(&args[1..])),
         Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
+        Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench>\n\n  setup   install what the build needs (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   install what the build needs (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config (60 s each by default)");
             return ExitCode::from(2);
         }
     };
@@ -124,6 +127,11 @@ fn bpf_linker() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/Cargo.toml");
+    run(cargo()
+        .args(["fmt", "--manifest-path"])
+        .arg(&fuzz)
+        .args(["--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))
 }

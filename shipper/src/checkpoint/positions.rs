@@ -137,11 +137,18 @@ fn read(path: &Path) -> Result<Positions, Unusable> {
         std::io::ErrorKind::NotFound => Unusable::Missing,
         _ => Unusable::Unreadable(e),
     })?;
-    let d: OnDisk = serde_json::from_slice(&text).map_err(Unusable::Corrupt)?;
-    Ok(Positions {
-        files: d.files,
-        saved_at: Some(UNIX_EPOCH + Duration::from_millis(d.saved_at_unix_ms)),
-    })
+    Positions::parse(&text).map_err(Unusable::Corrupt)
+}
+
+impl Positions {
+    /// The positions in a positions file's bytes.
+    pub fn parse(text: &[u8]) -> Result<Positions, serde_json::Error> {
+        let d: OnDisk = serde_json::from_slice(text)?;
+        Ok(Positions {
+            files: d.files,
+            saved_at: UNIX_EPOCH.checked_add(Duration::from_millis(d.saved_at_unix_ms)),
+        })
+    }
 }
 
 /// `positions.json` → `positions.json.bak`.

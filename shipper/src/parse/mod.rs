@@ -44,6 +44,8 @@ mod partial;
 mod scan;
 mod timestamp;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -4,70 +4,8 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use super::check::{drive, LineSpan};
 use super::*;
-
-const NOW: i64 = 7;
-
-/// What one run produced.
-struct Outcome {
-    entries: Vec<Entry>,
-    commit: u64,
-    consumed: u64,
-}
-
-/// Feeds `input` through a framer and parser in pieces of the given sizes (cycled), checking
-/// after every push that the commit is monotonic, within the consumed bytes, and (when `lines`
-/// is given) never past the start of a line that is not complete yet.
-fn drive(
-    format: Format,
-    max_record: usize,
-    max_line: usize,
-    input: &[u8],
-    chunks: &[usize],
-    lines: Option<&[LineSpan]>,
-) -> Outcome {
-    let mut framer = Framer::new(0, max_record);
-    let mut parser = FileParser::new(format, max_line);
-    let mut stats = ParseStats::default();
-    let mut entries = Vec::new();
-    let mut commit = 0;
-    let mut rest = input;
-    let mut sizes = chunks.iter().copied().cycle();
-    while !rest.is_empty() {
-        let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
-        let (piece, more) = rest.split_at(n);
-        rest = more;
-        framer.buf_mut().extend_from_slice(piece);
-        if let Some(records) = framer.take_records(&mut stats) {
-            let c = parser.push(records, NOW, &mut entries, &mut stats);
-            assert!(c >= commit, "commit went back from {commit} to {c}");
-            assert!(c <= framer.consumed_offset(), "commit {c} past consumed");
-            commit = c;
-            for line in lines.unwrap_or_default() {
-                assert!(
-                    line.first >= commit || line.end <= framer.consumed_offset(),
-                    "commit {commit} passes the start of an unfinished line {line:?}"
-                );
-            }
-        }
-    }
-    for e in &entries {
-        assert!(std::str::from_utf8(&e.line).is_ok(), "invalid UTF-8 shipped");
-        assert!(e.line.len() <= max_line, "line over max_line_size");
-    }
-    Outcome {
-        entries,
-        commit,
-        consumed: framer.consumed_offset(),
-    }
-}
-
-/// File offsets of a generated line: its first record's start and its last record's end.
-#[derive(Clone, Copy, Debug)]
-struct LineSpan {
-    first: u64,
-    end: u64,
-}
 
 /// A generated line: stream, message, and where the runtime split it into fragments.
 #[derive(Clone, Debug)]
