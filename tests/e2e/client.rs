@@ -50,6 +50,7 @@ fn bearer_token_from_file() {
     );
     wait_entries(&env, &agent, 500, 30);
     assert_eq!(env.loki.with_state(|s| s.count_status(401)), 0);
+    assert!(!agent.log().contains("tok-123"), "the token must never be logged");
     agent.stop();
 }
 

@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: everything a newcomer or CI runs.
 //!
 //! - `setup`: installs what the build needs (idempotent, fast when done).
-//! - `test`: setup, then formatting, lints and the whole test suite — README's test command.
+//! - `test`: setup, then formatting, lints, the dependency licence check and the whole test suite —
+//!   README's test command.
 //! - `demo`: a pod-like log tree shipped through the real agent to a local Loki-compatible receiver.
 //! - `bench`: the benchmark scenarios, with exact line accounting and a report.
 //! - `fuzz`: the fuzz targets of the parsers, the positions loader and the config loader.
@@ -9,6 +10,7 @@
 mod agent;
 mod bench;
 mod demo;
+mod deny;
 mod fuzz;
 
 use std::path::PathBuf;
@@ -127,11 +129,13 @@ fn bpf_linker() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/Cargo.toml");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fuzz = root.join("fuzz/Cargo.toml");
     run(cargo()
         .args(["fmt", "--manifest-path"])
         .arg(&fuzz)
         .args(["--", "--check"]))?;
+    deny::check(&[&root.join("Cargo.toml"), &fuzz])?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))
 }
