@@ -28,7 +28,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     rt.block_on(run_async(cfg))
 }
 
-async fn run_async(cfg: Config) -> Result<(), String> {
+async fn run_async(mut cfg: Config) -> Result<(), String> {
+    cfg.tail.max_open_files = crate::tail::fit_open_files(cfg.tail.max_open_files);
     let metrics = Arc::new(Metrics::new());
     let tracker = Arc::new(Tracker::default());
     let stop = Arc::new(AtomicBool::new(false));

@@ -173,3 +173,39 @@ fn unreadable_file_is_counted_then_shipped_once_readable() {
     assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
     agent.stop();
 }
+
+/// A descriptor limit below what `tail.max_open_files` needs (a unit with `LimitNOFILE=512`): the agent
+/// tails as many files as fit beside its own descriptors, says so once, and nothing fails with EMFILE
+/// (no file is reported unreadable, pushes and `/metrics` keep working).
+#[test]
+fn a_low_descriptor_limit_tails_what_fits_and_says_so() {
+    let env = Env::new();
+    for f in 0..600u32 {
+        let mut w = LogWriter::create(env.path(&format!("app/f{f}.log")), Format::Raw).unwrap();
+        write_tagged(&mut w, f, 0..1);
+    }
+    let agent = Agent::start_via(&env.config("app/*.log", ""), &["prlimit", "--nofile=512:512"]);
+    // 512 minus the 256 descriptors kept for sockets, io_uring, BPF maps and the like.
+    crate::support::wait_metric(&agent, "shipper_open_files", 256.0, 30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while env.loki.entry_count() < 256 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(agent.metric("shipper_open_files"), 256.0);
+    assert_eq!(env.loki.entry_count(), 256, "one line from each file tailed");
+    assert_eq!(
+        agent.metric("shipper_skipped_files_total{reason=\"unreadable\"}"),
+        0.0,
+        "{}",
+        agent.log_tail()
+    );
+    let warned = agent
+        .log()
+        .lines()
+        .filter(|l| l.contains("below tail.max_open_files"))
+        .count();
+    assert_eq!(warned, 1, "{}", agent.log_tail());
+    agent.stop();
+}

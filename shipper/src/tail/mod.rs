@@ -5,6 +5,7 @@
 //! compressed or deleted during an outage stays readable through its descriptor (up to
 //! `tail.max_held_bytes`).
 
+mod fds;
 mod file;
 mod held;
 mod io;
@@ -14,6 +15,7 @@ mod read;
 mod rotated;
 mod scan;
 
+pub use fds::fit_open_files;
 pub use io::{Io, ReadReq};
 
 use crate::checkpoint::{SavedFile, Tracker};
