@@ -70,6 +70,8 @@ pub struct Metrics {
     pub open_files: Gauge,
     pub file_reads: Family<ResultLabel, Counter>,
     pub scans: Counter,
+    pub scan_seconds: Gauge<f64, AtomicU64>,
+    pub waiting_files: Gauge,
     pub rotations: Counter,
     pub ebpf_events: Counter,
     pub ebpf_ring_full: Counter,
@@ -110,6 +112,8 @@ impl Metrics {
             open_files: Gauge::default(),
             file_reads: Family::default(),
             scans: Counter::default(),
+            scan_seconds: Gauge::default(),
+            waiting_files: Gauge::default(),
             rotations: Counter::default(),
             ebpf_events: Counter::default(),
             ebpf_ring_full: Counter::default(),
@@ -164,6 +168,17 @@ impl Metrics {
             "scans",
             "Scans of the targets for new and rotated files (periodic and on directory events)",
             m.scans.clone(),
+        );
+        r.register_with_unit(
+            "last_scan_duration",
+            "How long the last scan of the targets took (periodic scans are spaced to at most 2% of a core)",
+            Unit::Seconds,
+            m.scan_seconds.clone(),
+        );
+        r.register(
+            "waiting_files",
+            "Files matched by the targets but not tailed because tail.max_open_files (or the descriptor limit) is reached; tailed once others close",
+            m.waiting_files.clone(),
         );
         r.register(
             "skipped_files",

@@ -64,7 +64,8 @@ fn read_only_or_full_positions_directory_keeps_shipping_and_retries() {
     let _ = std::fs::write(&filler, vec![0u8; 64 << 10]);
     let before = agent.metric(errors);
     write_tagged(&mut w, 0, 1_000..2_000);
-    wait_all(&env, &agent, &[(0, 2_000)], 30);
+    let account = wait_all(&env, &agent, &[(0, 2_000)], 30);
+    crate::support::assert_exact_or_log(&account, &agent);
     wait_metric(&agent, errors, before + 2.0, 20);
 
     // Space again: the next sync writes the positions.
@@ -73,6 +74,7 @@ fn read_only_or_full_positions_directory_keeps_shipping_and_retries() {
     assert!(positions.exists());
     let log = agent.log();
     assert!(log.contains("cannot write the positions file"), "{}", agent.log_tail());
+    agent.assert_peak_rss_below(64, "positions dir read-only, then full");
     agent.stop();
     let saved = std::fs::read_to_string(&positions).unwrap();
     assert!(saved.contains("app.log"), "{saved}");

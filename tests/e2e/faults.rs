@@ -48,6 +48,7 @@ fn retryable_failures_are_retried_until_stored() {
         3.0
     );
     assert!(crate::support::metric_value(&m, "shipper_push_retries_total{reason=\"network\"}") >= 2.0);
+    agent.assert_peak_rss_below(64, "429/5xx/reset/stall");
     agent.stop();
 }
 
@@ -81,6 +82,7 @@ fn rejected_batches_are_dropped_and_counted() {
     write_lines(&path, 1, 0..1_000);
     wait_entries(&env, &agent, 1_000, 30);
     assert_eq!(env.loki.with_state(|s| s.count_status(400)), 1);
+    agent.assert_peak_rss_below(64, "400 rejected batch");
     agent.stop();
 }
 
@@ -107,6 +109,7 @@ fn receiver_down_30s_then_catches_up() {
     std::thread::sleep(Duration::from_millis(500));
     assert_no_loss(&Account::from_streams(&env.loki.streams(), [(0, 30_000)]), 0);
     assert!(agent.metric("shipper_push_retries_total{reason=\"network\"}") >= 3.0);
+    agent.assert_peak_rss_below(64, "Loki refusing connections 30 s");
     agent.stop();
 }
 
@@ -166,5 +169,6 @@ fn slow_reading_receiver_costs_time_not_lines() {
         .map(|r| crate::support::metric_value(&m, &format!("shipper_push_retries_total{{reason=\"{r}\"}}")))
         .sum();
     assert!(retries >= 1.0, "the abandoned push is retried and counted:\n{m}");
+    agent.assert_peak_rss_below(64, "slow-reading receiver");
     agent.stop();
 }

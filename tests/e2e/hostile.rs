@@ -124,6 +124,7 @@ fn fifos_loops_huge_lines_and_garbage_get_counted_outcomes() {
         rss >> 20,
         rss_before >> 20
     );
+    agent.assert_peak_rss_below(64, "hostile files");
     agent.stop();
 }
 
@@ -194,6 +195,11 @@ fn a_low_descriptor_limit_tails_what_fits_and_says_so() {
     }
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(agent.metric("shipper_open_files"), 256.0);
+    assert_eq!(
+        agent.metric("shipper_waiting_files"),
+        344.0,
+        "the others are counted as waiting"
+    );
     assert_eq!(env.loki.entry_count(), 256, "one line from each file tailed");
     assert_eq!(
         agent.metric("shipper_skipped_files_total{reason=\"unreadable\"}"),
@@ -207,5 +213,43 @@ fn a_low_descriptor_limit_tails_what_fits_and_says_so() {
         .filter(|l| l.contains("below tail.max_open_files"))
         .count();
     assert_eq!(warned, 1, "{}", agent.log_tail());
+    agent.assert_peak_rss_below(64, "descriptor limit 512, 600 files");
+    agent.stop();
+}
+
+/// 100,000 empty files in a kubelet-like tree (1,000 pods × 100): the agent tails what
+/// `tail.max_open_files` allows, counts the rest in `shipper_waiting_files`, warns once, becomes ready,
+/// stays small, and lines written to tailed files all arrive in order.
+#[test]
+fn a_hundred_thousand_empty_files_are_tailed_or_counted_as_waiting() {
+    let env = Env::new();
+    for pod in 0..1_000 {
+        let dir = env.path(&format!("pods/ns_p{pod:04}_uid/c/x"));
+        let dir = dir.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        for i in 0..100 {
+            std::fs::File::create(dir.join(format!("{i:03}.log"))).unwrap();
+        }
+    }
+    let tail = "tail:\n  start_at: beginning\n  rescan_interval: 1s\n  max_open_files: 5000\n";
+    let agent = Agent::start(&env.config("pods/*/*/*.log", tail));
+    let open = crate::support::wait_metric(&agent, "shipper_open_files", 5_000.0, 60);
+    assert_eq!(open, 5_000.0);
+    assert_eq!(agent.metric("shipper_waiting_files"), 95_000.0, "{}", agent.log_tail());
+    // Globs list in order: pods 0–49 are the ones tailed.
+    for (f, pod) in [(0u32, 7), (1, 49)] {
+        let path = env.path(&format!("pods/ns_p{pod:04}_uid/c/042.log"));
+        write_tagged(&mut LogWriter::create(&path, Format::Cri).unwrap(), f, 0..1_000);
+    }
+    let account = wait_all(&env, &agent, &[(0, 1_000), (1, 1_000)], 60);
+    crate::support::assert_exact_or_log(&account, &agent);
+    let log = agent.log();
+    assert_eq!(
+        log.matches("tail.max_open_files reached").count(),
+        1,
+        "{}",
+        agent.log_tail()
+    );
+    agent.assert_peak_rss_below(96, "100k empty files, 5,000 tailed");
     agent.stop();
 }

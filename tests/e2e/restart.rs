@@ -172,7 +172,8 @@ fn corrupt_positions_at_start_fall_back_to_the_backup() {
 
     let agent = Agent::start(&config);
     let account = crate::support::wait_all(&env, &agent, &[(0, 3_000)], 60);
-    assert_eq!(account.lost(), 0, "{account}");
+    assert_eq!((account.lost(), account.out_of_order()), (0, 0), "{account}");
+    eprintln!("corrupt positions: {account}");
     assert!(
         account.duplicated() <= 2_000,
         "only lines after the backup's offset again: {account}"
@@ -184,5 +185,6 @@ fn corrupt_positions_at_start_fall_back_to_the_backup() {
         agent.log_tail()
     );
     assert!(env.path("positions.corrupt").exists(), "kept for inspection");
+    agent.assert_peak_rss_below(64, "corrupt positions at start");
     agent.stop();
 }

@@ -178,6 +178,16 @@ impl Agent {
         shipper_testkit::proc::peak_rss(self.pid() as u32)
     }
 
+    /// Asserts the peak resident memory so far is under `mib` MiB and reports it (for README's
+    /// reliability table); returns it in MiB.
+    #[track_caller]
+    pub fn assert_peak_rss_below(&self, mib: u64, scenario: &str) -> u64 {
+        let peak = self.peak_rss() >> 20;
+        eprintln!("peak RSS ({scenario}): {peak} MiB (bound {mib} MiB)");
+        assert!(peak < mib, "{scenario}: peak RSS {peak} MiB, bound {mib} MiB");
+        peak
+    }
+
     /// User + system CPU seconds so far.
     pub fn cpu_seconds(&self) -> f64 {
         shipper_testkit::proc::process_cpu_seconds(self.pid() as u32)

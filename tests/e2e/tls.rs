@@ -106,23 +106,25 @@ fn assert_refused_then_stop(env: &Env, agent: Agent, expected: &[&str]) {
     );
 }
 
+/// An agent trusting the test CA by `ca_file` ships 2,000 lines; all arrive once, in order.
+fn ship_2000_trusting_the_ca(env: &Env) -> Agent {
+    let tls = Tls {
+        ca_file: true,
+        ..Tls::default()
+    };
+    let agent = Agent::start(&config(env, &client(env, &env.loki.url(), tls)));
+    write_lines(env, 2_000);
+    wait_entries(env, &agent, 2_000, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 2_000)]), &agent);
+    agent
+}
+
 #[test]
 fn custom_ca_delivers_everything() {
     let env = Env::with_receiver(Receiver::start_tls(TlsOptions::server_only()));
     assert!(env.loki.url().starts_with("https://localhost:"));
-    let client = client(
-        &env,
-        &env.loki.url(),
-        Tls {
-            ca_file: true,
-            ..Tls::default()
-        },
-    );
-    let agent = Agent::start(&config(&env, &client));
-    write_lines(&env, 2_000);
-    wait_entries(&env, &agent, 2_000, 30);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 2_000)]), &agent);
+    let agent = ship_2000_trusting_the_ca(&env);
     let reqs = env.loki.requests();
     assert!(reqs.iter().all(|r| r.status == Some(204)), "{reqs:?}");
     assert!(env.loki.tls_failures().is_empty(), "{:?}", env.loki.tls_failures());
@@ -219,5 +221,22 @@ fn server_name_overrides_the_url_host() {
     std::thread::sleep(Duration::from_millis(300));
     assert_exact_or_log(&Account::from_streams(&env.loki.streams(), [(0, 1_000)]), &agent);
     assert_eq!(agent.metric(NETWORK_RETRIES), 0.0);
+    agent.stop();
+}
+
+/// Handshakes that fail (a TLS terminator answering `handshake_failure`, as during a certificate
+/// roll-out or overload) are network errors: retried with backoff, counted, nothing lost or reordered.
+#[test]
+fn failed_handshakes_are_retried_until_delivered() {
+    let env = Env::with_receiver(Receiver::start_tls(TlsOptions::server_only()));
+    env.loki.break_handshakes(3);
+    let agent = ship_2000_trusting_the_ca(&env);
+    let failures = env.loki.tls_failures();
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert!(failures.iter().all(|f| f.contains("injected")), "{failures:?}");
+    assert_eq!(agent.metric(NETWORK_RETRIES), 3.0, "{}", agent.metrics());
+    let log = agent.log();
+    assert!(log.contains("push failed, retrying"), "{}", tail(&log, 40));
+    agent.assert_peak_rss_below(64, "failed TLS handshakes");
     agent.stop();
 }

@@ -8,7 +8,7 @@ pub mod kubelet;
 
 use crate::config::{PathLabels, TargetConfig};
 use crate::parse::Format;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct Found {
     pub path: PathBuf,
     pub target: usize,
+    /// Device and inode at the time of the scan.
+    pub key: (u64, u64),
 }
 
 /// The result of a scan: files to tail (first matching target wins) and directories to watch so that
@@ -172,7 +174,7 @@ impl Targets {
     /// at the next scan); only regular files are returned.
     pub fn scan(&self) -> Scan {
         let mut scan = Scan::default();
-        let mut seen = BTreeSet::new();
+        let mut seen = HashSet::new();
         for (ti, t) in self.targets.iter().enumerate() {
             for pattern in &t.paths {
                 watch_dirs(pattern, &mut scan.dirs);
@@ -205,11 +207,16 @@ impl Targets {
                     }
                     // One file reached through several paths (a kubelet symlink to docker's file)
                     // belongs to the first target that finds it.
-                    if !self.excluded(ti, &path) && seen.insert((meta.dev(), meta.ino())) {
-                        if let Some(dir) = path.parent() {
+                    let key = (meta.dev(), meta.ino());
+                    if !self.excluded(ti, &path) && seen.insert(key) {
+                        // A glob lists a directory's files together: one insert per directory.
+                        if let Some(dir) = path
+                            .parent()
+                            .filter(|d| scan.files.last().and_then(|f| f.path.parent()) != Some(d))
+                        {
                             scan.dirs.insert(dir.to_path_buf());
                         }
-                        scan.files.push(Found { path, target: ti });
+                        scan.files.push(Found { path, target: ti, key });
                     }
                 }
             }

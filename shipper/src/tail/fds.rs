@@ -16,12 +16,16 @@ pub fn fit_open_files(wanted: usize) -> usize {
         return wanted;
     };
     if soft < need {
-        let target = need.min(hard);
-        if let Err(e) = Resource::NOFILE.set(target, hard) {
-            tracing::warn!(error = %e, soft, "cannot raise the file descriptor limit (RLIMIT_NOFILE)");
+        // With CAP_SYS_RESOURCE (root on a node) the hard limit can be raised too, up to fs.nr_open.
+        let raised = hard < need && Resource::NOFILE.set(need.min(nr_open()), need.min(nr_open())).is_ok();
+        if !raised {
+            if let Err(e) = Resource::NOFILE.set(need.min(hard), hard) {
+                tracing::warn!(error = %e, soft, "cannot raise the file descriptor limit (RLIMIT_NOFILE)");
+            }
         }
     }
     let soft = Resource::NOFILE.get().map_or(soft, |(s, _)| s);
+    tracing::debug!(nofile_limit = soft, "file descriptor limit");
     if soft >= need {
         return wanted;
     }
@@ -33,4 +37,12 @@ pub fn fit_open_files(wanted: usize) -> usize {
         "the file descriptor limit is below tail.max_open_files + {RESERVED}: at most {fitting} files are tailed at once, the others wait (raise LimitNOFILE or `ulimit -n`, or lower tail.max_open_files)"
     );
     fitting
+}
+
+/// The kernel's ceiling for RLIMIT_NOFILE (`fs.nr_open`, 1048576 by default).
+fn nr_open() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
 }

@@ -11,16 +11,19 @@ use std::time::{Duration, Instant};
 /// How long closed files are remembered (to tell a later rename of them from a fresh rotation).
 const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 
+/// How often the checkpoint lag of all files is summed.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
 impl Reader {
     /// Closes rotated/deleted files that are read to their end and fully acknowledged; lets the oldest
     /// go while the held bytes are over the limit.
     pub(super) fn close_drained(&mut self) {
-        let (mut held, mut lag) = (0u64, 0u64);
+        self.sum_lag();
+        let mut held = 0u64;
         let (mut done, mut unfinished, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-        for f in self.files.values() {
+        for f in self.gone.iter().filter_map(|id| self.files.get(id)) {
             let (committed, in_flight) = self.tracker.committed(f.id).unwrap_or((0, true));
             let read = f.framer.read_offset();
-            lag += read.saturating_sub(committed);
             let State::Gone { since } = f.state else {
                 continue;
             };
@@ -58,7 +61,6 @@ impl Reader {
             }
         }
         self.metrics.held_bytes.set(held as i64);
-        self.metrics.checkpoint_lag_bytes.set(lag as i64);
         for id in done {
             self.close(id);
         }
@@ -66,6 +68,24 @@ impl Reader {
         while self.closed.front().is_some_and(|c| c.at.elapsed() > CLOSED_MEMORY) {
             self.closed.pop_front();
         }
+    }
+
+    /// Bytes read but not yet acknowledged, over all files: summed at most every LAG_EVERY (a pass
+    /// over every tailed file).
+    fn sum_lag(&mut self) {
+        if self.lag_summed.elapsed() < LAG_EVERY {
+            return;
+        }
+        self.lag_summed = Instant::now();
+        let lag: u64 = self
+            .files
+            .values()
+            .map(|f| {
+                let committed = self.tracker.committed(f.id).map_or(0, |c| c.0);
+                f.framer.read_offset().saturating_sub(committed)
+            })
+            .sum();
+        self.metrics.checkpoint_lag_bytes.set(lag as i64);
     }
 
     /// Over `tail.max_held_bytes`: what is still unread in this file will never be shipped. Counted
@@ -91,6 +111,7 @@ impl Reader {
     /// acknowledged and checkpointed.
     fn close(&mut self, id: FileId) {
         let Some(mut f) = self.files.remove(&id) else { return };
+        self.gone.remove(&id);
         // Remembered by its first bytes too (a file let go unread may not have been fingerprinted).
         if let Ok(meta) = f.file.metadata() {
             f.refresh_fingerprint(meta.len());

@@ -40,6 +40,9 @@ const GONE_GRACE: Duration = Duration::from_secs(1);
 /// The longest the reader sleeps without looking at the stop flag (bounds shutdown latency).
 const STOP_CHECK: Duration = Duration::from_millis(500);
 
+/// Periodic scans take at most 1/SCAN_SHARE of the reader's time.
+const SCAN_SHARE: u32 = 50;
+
 pub struct Reader {
     cfg: TailConfig,
     targets: Targets,
@@ -57,6 +60,10 @@ pub struct Reader {
     by_inode: IdMap<(u64, u64), FileId>,
     watched_dirs: BTreeSet<PathBuf>,
     ready: IdSet<FileId>,
+    /// Files no longer reached through their path (rotated, deleted), read until drained.
+    gone: IdSet<FileId>,
+    /// When the checkpoint lag of all files was last summed.
+    lag_summed: Instant,
     next_id: FileId,
     /// Saved positions not yet matched to an open file.
     saved: Vec<SavedFile>,
@@ -84,6 +91,11 @@ pub struct Reader {
     next_seq: u64,
     /// Files whose turn comes once an older file of their stream settles (see `order`).
     deferred: Vec<FileId>,
+    /// Files the current scan could not open because `max_open_files` is reached.
+    over_limit: usize,
+    /// How often files are checked and the targets rescanned: `tail.rescan_interval`, stretched when
+    /// a scan takes longer than 1/SCAN_SHARE of it (huge trees), so scanning stays a small cost.
+    rescan_every: Duration,
 }
 
 /// Everything the reader thread needs.
@@ -105,6 +117,7 @@ pub struct ReaderParts {
 impl Reader {
     pub fn new(p: ReaderParts) -> Self {
         p.metrics.reader_mode.get_or_create(&mode(p.io.name())).set(1);
+        let rescan_every = p.cfg.rescan_interval.0;
         p.metrics.watcher_mode.get_or_create(&mode(p.watcher.mode())).set(1);
         Reader {
             cfg: p.cfg,
@@ -122,6 +135,8 @@ impl Reader {
             by_inode: IdMap::default(),
             watched_dirs: BTreeSet::new(),
             ready: IdSet::default(),
+            gone: IdSet::default(),
+            lag_summed: Instant::now(),
             next_id: 1,
             saved: p.saved,
             saved_at: p.saved_at,
@@ -136,6 +151,8 @@ impl Reader {
             parked: VecDeque::new(),
             next_seq: 1,
             deferred: Vec::new(),
+            over_limit: 0,
+            rescan_every,
         }
     }
 
@@ -163,11 +180,10 @@ impl Reader {
             let check_every = if self.watcher.polls() {
                 self.cfg.poll_interval.0
             } else {
-                self.cfg.rescan_interval.0
+                self.rescan_every
             };
             // Wake at least every STOP_CHECK to notice a stop request; sooner while rotated files drain.
-            let any_gone = self.files.values().any(|f| f.state != file::State::Active);
-            let cap = if any_gone {
+            let cap = if !self.gone.is_empty() {
                 Duration::from_millis(250)
             } else {
                 STOP_CHECK
@@ -186,16 +202,12 @@ impl Reader {
                 last_check = Instant::now();
                 self.check_all();
             }
-            if last_rescan.elapsed() >= self.cfg.rescan_interval.0 {
+            if last_rescan.elapsed() >= self.rescan_every {
                 last_rescan = Instant::now();
                 self.rescan_due = true;
             }
             self.process_events();
-            for f in self.files.values() {
-                if f.state != file::State::Active {
-                    self.ready.insert(f.id);
-                }
-            }
+            self.ready.extend(self.gone.iter().copied());
         }
         tracing::debug!(files = self.files.len(), "reader stopped");
     }
@@ -233,8 +245,8 @@ impl Reader {
             };
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => self.rescan_due = true,
-                Ok(meta) => {
-                    self.open(&path, target, &meta, false);
+                Ok(_) => {
+                    self.open(&path, target, false);
                 }
                 Err(_) => {}
             }

@@ -15,9 +15,13 @@ impl Reader {
     pub(super) fn rescan(&mut self, initial: bool) {
         let started = SystemTime::now();
         self.metrics.scans.inc();
+        self.over_limit = 0;
         // A directory created just before its watch was added has entries no event will report:
         // after adding watches, scan again until no new directory turns up.
+        let clock = Instant::now();
         let mut scan = self.targets.scan();
+        // What a periodic scan costs is listing the tree (opening new files is a cost of their data).
+        let listing = clock.elapsed();
         for round in 0..8 {
             let new: Vec<PathBuf> = scan.dirs.difference(&self.watched_dirs).cloned().collect();
             for dir in self.watched_dirs.difference(&scan.dirs) {
@@ -48,10 +52,7 @@ impl Reader {
         }
         let mut seen = HashSet::new();
         for found in scan.files {
-            let Ok(meta) = std::fs::metadata(&found.path) else {
-                continue;
-            };
-            let key = (meta.dev(), meta.ino());
+            let key = found.key;
             if let Some(&id) = self.by_path.get(&found.path) {
                 if self.files.get(&id).is_some_and(|f| (f.dev, f.ino) == key) {
                     seen.insert(id);
@@ -75,7 +76,7 @@ impl Reader {
                     continue;
                 }
             }
-            if let Some(id) = self.open(&found.path, found.target, &meta, initial) {
+            if let Some(id) = self.open(&found.path, found.target, initial) {
                 seen.insert(id);
             }
         }
@@ -84,12 +85,31 @@ impl Reader {
             self.retire(id, "gone from the targets (renamed away or deleted)");
         }
         self.last_look = started;
+        self.pace_scans(listing);
+    }
+
+    /// Records what listing the targets cost and what the scan found waiting, and spaces the periodic checks so that scanning
+    /// a huge tree stays a small share of a core (events still report new files at once).
+    fn pace_scans(&mut self, took: std::time::Duration) {
+        self.metrics.scan_seconds.set(took.as_secs_f64());
+        self.metrics.waiting_files.set(self.over_limit as i64);
+        let every = self.cfg.rescan_interval.0.max(took * super::SCAN_SHARE);
+        if every > self.rescan_every + self.rescan_every / 2 && self.warned.insert(PathBuf::from("/rescan_interval")) {
+            tracing::info!(
+                files = self.files.len(),
+                scan_seconds = took.as_secs_f64(),
+                every_seconds = every.as_secs_f64(),
+                "scanning the targets takes long: periodic scans are spaced out (new files are still noticed by events)"
+            );
+        }
+        self.rescan_every = every;
     }
 
     /// Opens the file at a tailed path and starts tailing it. None when it cannot be opened (logged
     /// once per path).
-    pub(super) fn open(&mut self, path: &Path, target: usize, meta: &std::fs::Metadata, initial: bool) -> Option<u64> {
+    pub(super) fn open(&mut self, path: &Path, target: usize, initial: bool) -> Option<u64> {
         if self.files.len() >= self.cfg.max_open_files {
+            self.over_limit += 1;
             if self.warned.insert(PathBuf::from("/max_open_files")) {
                 tracing::warn!(
                     limit = self.cfg.max_open_files,
@@ -110,8 +130,8 @@ impl Reader {
                 return None;
             }
         };
-        // The file may have been replaced between the scan's stat and our open: use the open one's.
-        let meta = file.metadata().unwrap_or_else(|_| meta.clone());
+        // The file may have been replaced since the scan listed it: what counts is the open one.
+        let Ok(meta) = file.metadata() else { return None };
         if !meta.is_file() {
             return None;
         }
@@ -186,6 +206,7 @@ impl Reader {
         f.seq = self.next_seq;
         self.next_seq += 1;
         if state != State::Active {
+            self.gone.insert(id);
             // A rotated file is older than whatever is at its path now: that one is read after it.
             if let Some(active) = self.by_path.get(path).and_then(|a| self.files.get_mut(a)) {
                 active.seq = self.next_seq;
@@ -270,6 +291,7 @@ impl Reader {
             return;
         }
         f.state = State::Gone { since: Instant::now() };
+        self.gone.insert(id);
         // It may have grown since its last read came back empty: only a new empty read proves it is
         // read out (its successor waits for that).
         f.eof = false;

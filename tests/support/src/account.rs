@@ -242,18 +242,25 @@ impl fmt::Display for Account {
     }
 }
 
-/// Panics with the report unless nothing was lost, duplicated or unexpected.
+/// Panics with the report unless nothing was lost, duplicated, unexpected or out of order.
 #[track_caller]
 pub fn assert_exact(account: &Account) {
-    assert!(account.is_exact(), "line accounting is not exact: {account}");
+    assert!(
+        account.is_exact() && account.out_of_order() == 0,
+        "line accounting is not exact and in order: {account}"
+    );
 }
 
-/// Panics with the report if a line was lost or unexpected, or more than `max_dup` duplicated.
+/// Panics with the report if a line was lost, unexpected or out of order within its stream, or more
+/// than `max_dup` duplicated.
 #[track_caller]
 pub fn assert_no_loss(account: &Account, max_dup: u64) {
     assert!(
-        account.lost() == 0 && account.unexpected() == 0 && account.duplicated() <= max_dup,
-        "line accounting: lost lines or more than {max_dup} duplicates: {account}"
+        account.lost() == 0
+            && account.unexpected() == 0
+            && account.out_of_order() == 0
+            && account.duplicated() <= max_dup,
+        "line accounting: lost, reordered or more than {max_dup} duplicated lines: {account}"
     );
 }
 
@@ -299,5 +306,11 @@ mod tests {
         a.add_stream(lines(&[(0, 0), (0, 1)]).iter().map(String::as_str));
         assert_eq!(a.out_of_order(), 0);
         assert_no_loss(&a, 0);
+        // Complete but reordered within one stream: not accepted.
+        let mut b = Account::new([(0, 2)]);
+        b.add_stream(lines(&[(0, 1), (0, 0)]).iter().map(String::as_str));
+        assert_eq!((b.lost(), b.out_of_order()), (0, 1));
+        assert!(std::panic::catch_unwind(|| assert_no_loss(&b, 0)).is_err());
+        assert!(std::panic::catch_unwind(|| assert_exact(&b)).is_err());
     }
 }

@@ -155,6 +155,12 @@ impl Receiver {
         self.shared.control().faults.extend(faults);
     }
 
+    /// The next `n` TLS handshakes fail: the server reads the ClientHello and answers a fatal
+    /// `handshake_failure` alert. Only for a TLS receiver.
+    pub fn break_handshakes(&self, n: usize) {
+        self.shared.control().broken_handshakes += n;
+    }
+
     /// Faults not consumed yet.
     pub fn pending_faults(&self) -> usize {
         self.shared.control().faults.len()

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
 /// Test-scripted behaviour.
 pub(crate) struct Control {
     pub faults: VecDeque<Fault>,
+    /// TLS handshakes still to fail with a `handshake_failure` alert.
+    pub broken_handshakes: usize,
     pub auth: Option<String>,
     pub limits: Limits,
 }
@@ -56,6 +58,7 @@ impl Shared {
             changed: Condvar::new(),
             control: Mutex::new(Control {
                 faults: VecDeque::new(),
+                broken_handshakes: 0,
                 auth: None,
                 limits,
             }),
@@ -99,6 +102,9 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<Tl
     let Some(acceptor) = tls else {
         return serve_http(stream, dup, shared).await;
     };
+    if take_broken_handshake(&shared) {
+        return fail_handshake(stream, &shared).await;
+    }
     let error = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => return serve_http(stream, dup, shared).await,
         Ok(Err(e)) => e.to_string(),
@@ -130,6 +136,28 @@ where
             let _ = socket2::SockRef::from(&dup).set_linger(Some(Duration::ZERO));
         }
     }
+}
+
+fn take_broken_handshake(shared: &Shared) -> bool {
+    let mut control = shared.control();
+    let broken = control.broken_handshakes > 0;
+    control.broken_handshakes = control.broken_handshakes.saturating_sub(1);
+    broken
+}
+
+/// Reads the ClientHello and answers a fatal `handshake_failure` alert (a TLS terminator that
+/// cannot agree on parameters, or is overloaded), then closes. Recorded like any failed handshake.
+async fn fail_handshake(mut stream: TcpStream, shared: &Shared) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut hello = [0u8; 512];
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read(&mut hello)).await;
+    // Record type alert (21), TLS 1.2 record version, length 2, level fatal (2), handshake_failure (40).
+    let _ = stream.write_all(&[21, 3, 3, 0, 2, 2, 40]).await;
+    let _ = stream.shutdown().await;
+    shared
+        .state()
+        .record_tls_failure("injected: handshake_failure alert".to_owned());
+    shared.changed.notify_all();
 }
 
 fn duplicate(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
