@@ -19,13 +19,14 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("setup") if args.get(1).map(String::as_str) == Some("--build-only") => build_setup(),
         Some("setup") => setup(),
         Some("test") => setup().and_then(|_| test(&args[1..])),
         Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   install what the build needs (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config (60 s each by default)");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config (60 s each by default)");
             return ExitCode::from(2);
         }
     };
@@ -58,6 +59,12 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 /// clippy, rust-src (the eBPF programs build `core` for `bpfel-unknown-none`) and bpf-linker, built
 /// against the LLVM inside the Rust toolchain.
 fn setup() -> Result<(), String> {
+    build_setup()?;
+    apt_packages()
+}
+
+/// What building the agent needs (the image build runs only this: `setup --build-only`).
+fn build_setup() -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["component", "list", "--installed"])
         .output()
@@ -69,6 +76,37 @@ fn setup() -> Result<(), String> {
         }
     }
     bpf_linker()
+}
+
+/// Debian packages the deploy tests use: Go's text/template with sprig (the libraries Helm renders
+/// charts with) and YAML, for rendering the chart; systemd for `systemd-analyze verify`.
+const APT_PACKAGES: [&str; 4] = [
+    "golang-go",
+    "golang-github-masterminds-sprig-dev",
+    "golang-gopkg-yaml.v2-dev",
+    "systemd",
+];
+
+/// Installs the missing ones of APT_PACKAGES (needs root, as in CI).
+fn apt_packages() -> Result<(), String> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .into_iter()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing Debian packages: {}", missing.join(" "));
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .map_err(|e| format!("{e} (install them as root: apt-get install {})", missing.join(" ")))
 }
 
 /// The bpf-linker version the eBPF build is known to work with here.

@@ -1,0 +1,269 @@
+//! The Helm chart, rendered with its defaults and with non-default values: every object reads into
+//! its Kubernetes type, and the DaemonSet, RBAC, Service and configuration are what the issue asks.
+
+use crate::render::{check_config, find, render, render_text, strict, strict_all};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use serde_json::Value;
+
+/// The DaemonSet's pod spec, typed.
+fn pod(objects: &[Value]) -> PodSpec {
+    let ds: DaemonSet = strict(find(objects, "DaemonSet"));
+    ds.spec.unwrap().template.spec.unwrap()
+}
+
+/// Mount path → (hostPath, readOnly) for every hostPath volume of the agent's container.
+fn host_mounts(pod: &PodSpec) -> Vec<(String, String, bool)> {
+    let c = &pod.containers[0];
+    let volumes = pod.volumes.as_deref().unwrap_or_default();
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let v = volumes.iter().find(|v| v.name == m.name)?;
+            let host = v.host_path.as_ref()?;
+            Some((m.mount_path.clone(), host.path.clone(), m.read_only == Some(true)))
+        })
+        .collect()
+}
+
+fn capabilities(pod: &PodSpec) -> (Vec<String>, Vec<String>, bool) {
+    let sc = pod.containers[0].security_context.clone().unwrap();
+    let caps = sc.capabilities.unwrap_or_default();
+    (
+        caps.add.unwrap_or_default(),
+        caps.drop.unwrap_or_default(),
+        sc.privileged == Some(true),
+    )
+}
+
+/// What must hold whatever the values (used by the ArgoCD and plain-manifest tests too).
+pub fn assert_deployable(objects: &[Value]) {
+    strict_all(objects);
+    let pod = pod(objects);
+    let ds = find(objects, "DaemonSet");
+    assert_eq!(ds["metadata"]["namespace"], "monitoring");
+    assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    // Standard labels; the selector picks the pod template's labels.
+    let labels = &ds["spec"]["template"]["metadata"]["labels"];
+    for key in [
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+    ] {
+        assert!(labels[key].is_string(), "pod label {key} missing: {labels}");
+        assert!(
+            ds["metadata"]["labels"][key].is_string(),
+            "DaemonSet label {key} missing"
+        );
+    }
+    for (k, v) in ds["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "selector label {k}");
+    }
+    // Every node: a toleration with operator Exists and no key tolerates every taint.
+    let tolerations = pod.tolerations.clone().unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none()),
+        "{tolerations:?}"
+    );
+    let c = &pod.containers[0];
+    // NODE_NAME from the downward API.
+    let node = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "NODE_NAME")
+        .expect("NODE_NAME");
+    let field = node
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("fieldRef");
+    assert_eq!(field.field_path, "spec.nodeName");
+    // Probes on the port the agent listens on.
+    let config = check_config(objects);
+    let listen = config["server"]["http_listen"].as_str().unwrap();
+    let port = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("http-metrics"))
+        .unwrap();
+    assert!(
+        listen.ends_with(&format!(":{}", port.container_port)),
+        "{listen} vs {port:?}"
+    );
+    for (probe, path) in [(&c.liveness_probe, "/healthz"), (&c.readiness_probe, "/ready")] {
+        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("HTTP probe");
+        assert_eq!(get.path.as_deref(), Some(path));
+        assert_eq!(
+            serde_json::to_value(&get.port).unwrap(),
+            "http-metrics",
+            "probe on the metrics port"
+        );
+    }
+    // Host mounts: logs read-only; positions the one writable mount, holding the positions file.
+    let mounts = host_mounts(&pod);
+    for (path, host, read_only) in &mounts {
+        let positions_dir = std::path::Path::new(config["positions"]["filename"].as_str().unwrap()).parent();
+        if positions_dir == Some(std::path::Path::new(path)) {
+            assert!(!read_only, "positions must be writable");
+            assert_eq!(host, "/var/lib/shipper");
+        } else {
+            assert!(read_only, "host mount {path} ({host}) must be read-only");
+        }
+    }
+    for path in ["/var/log", "/var/lib/docker/containers", "/var/lib/shipper"] {
+        assert!(mounts.iter().any(|m| m.0 == path), "{path} not mounted: {mounts:?}");
+    }
+    assert_eq!(config["kubernetes"]["pods_root"], "/var/log/pods");
+    // RBAC: read-only, pods (and namespaces), bound to the pod's service account.
+    let role: ClusterRole = strict(find(objects, "ClusterRole"));
+    for rule in role.rules.iter().flatten() {
+        assert_eq!(rule.verbs, ["get", "list", "watch"]);
+        for r in rule.resources.iter().flatten() {
+            assert!(r == "pods" || r == "namespaces", "{r}");
+        }
+    }
+    let binding = find(objects, "ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"]["name"],
+        find(objects, "ClusterRole")["metadata"]["name"]
+    );
+    let subject = &binding["subjects"][0];
+    assert_eq!(subject["namespace"], "monitoring");
+    assert_eq!(subject["name"].as_str(), pod.service_account_name.as_deref());
+}
+
+#[test]
+fn default_values_render_a_least_privilege_daemonset() {
+    let objects = render(None);
+    assert_deployable(&objects);
+    let pod = pod(&objects);
+    let (add, drop, privileged) = capabilities(&pod);
+    assert!(!privileged);
+    assert_eq!(drop, ["ALL"]);
+    assert_eq!(
+        add,
+        crate::CAPABILITIES,
+        "the capabilities eBPF, log reading and fd limits need"
+    );
+    let sc = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    let mounts = host_mounts(&pod);
+    for path in ["/sys/kernel/btf", "/sys/kernel/tracing"] {
+        assert!(
+            mounts.iter().any(|m| m.0 == path && m.2),
+            "{path} read-only: {mounts:?}"
+        );
+    }
+    let config = check_config(&objects);
+    assert_eq!(
+        config["client"]["url"],
+        "http://loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push"
+    );
+    assert_eq!(config["discovery"], "kubernetes");
+    assert_eq!(config["tail"]["watch"], "auto");
+    let role: ClusterRole = strict(find(&objects, "ClusterRole"));
+    let resources: Vec<_> = role
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.resources.clone().unwrap())
+        .collect();
+    assert_eq!(
+        resources,
+        ["pods", "namespaces"],
+        "namespaces for the exclude annotation"
+    );
+    let svc = find(&objects, "Service");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http-metrics");
+    assert!(!objects.iter().any(|o| o["kind"] == "ServiceMonitor"));
+    let notes = render_text(None, true);
+    assert!(
+        notes.contains("kubectl get pods -n monitoring -l app.kubernetes.io/name=shipper"),
+        "{notes}"
+    );
+}
+
+const CUSTOM: &str = r#"
+fullnameOverride: logs
+priorityClassName: system-node-critical
+loki:
+  url: https://loki.example.com/loki/api/v1/push
+  tenantId: team-a
+  externalLabels: {cluster: prod-eu}
+  basicAuth: {username: shipper, secretName: loki-auth, passwordKey: pw}
+  tls: {secretName: loki-ca, serverName: loki.internal}
+kubernetes:
+  watchNamespaces: false
+  podLabels: {team: team}
+  structuredMetadata: [pod_uid, image]
+ebpf:
+  enabled: false
+extraConfig:
+  tail: {max_open_files: 20000}
+serviceMonitor:
+  enabled: true
+  labels: {release: prometheus}
+"#;
+
+#[test]
+fn non_default_values_reach_the_objects_and_the_config() {
+    let objects = render(Some(CUSTOM));
+    assert_deployable(&objects);
+    let pod = pod(&objects);
+    assert_eq!(pod.priority_class_name.as_deref(), Some("system-node-critical"));
+    assert_eq!(find(&objects, "DaemonSet")["metadata"]["name"], "logs");
+    // Without eBPF: no BTF/tracefs mounts, no BPF capabilities; inotify instead.
+    let (add, _, _) = capabilities(&pod);
+    assert_eq!(add, ["DAC_READ_SEARCH", "SYS_RESOURCE"]);
+    assert!(!host_mounts(&pod).iter().any(|m| m.0.starts_with("/sys")));
+    let config = check_config(&objects);
+    assert_eq!(config["tail"]["watch"], "inotify");
+    assert_eq!(config["tail"]["max_open_files"], 20000);
+    let client = &config["client"];
+    assert_eq!(client["tenant_id"], "team-a");
+    assert_eq!(client["external_labels"]["cluster"], "prod-eu");
+    assert_eq!(client["basic_auth"]["username"], "shipper");
+    assert_eq!(client["tls"]["server_name"], "loki.internal");
+    assert_eq!(config["kubernetes"]["structured_metadata"][1], "image");
+    assert_eq!(config["kubernetes"]["pod_labels"]["team"], "team");
+    // The password comes from the Secret's key, as a file; it is not in the ConfigMap.
+    let volumes = pod.volumes.clone().unwrap();
+    let auth = volumes.iter().find_map(|v| v.secret.clone()).unwrap();
+    assert_eq!(auth.secret_name.as_deref(), Some("loki-auth"));
+    assert_eq!(auth.items.unwrap()[0].key, "pw");
+    // No namespace watch: no namespaces in the role, and the agent does not ask.
+    assert_eq!(config["kubernetes"]["watch_namespaces"], false);
+    let role: ClusterRole = strict(find(&objects, "ClusterRole"));
+    assert_eq!(role.rules.unwrap().len(), 1);
+    let monitor = find(&objects, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        find(&objects, "Service")["spec"]["ports"][0]["name"]
+    );
+}
+
+#[test]
+fn privileged_switch_replaces_the_capabilities() {
+    let objects = render(Some("securityContext:\n  privileged: true\n"));
+    assert_deployable(&objects);
+    let (add, drop, privileged) = capabilities(&pod(&objects));
+    assert!(privileged && add.is_empty() && drop.is_empty());
+}
+
+#[test]
+fn a_changed_config_rolls_the_pods() {
+    let annotation = |objects: &[Value]| {
+        find(objects, "DaemonSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"].clone()
+    };
+    let a = annotation(&render(None));
+    assert_eq!(a, annotation(&render(None)));
+    assert_ne!(a, annotation(&render(Some("logLevel: debug\n"))));
+}
