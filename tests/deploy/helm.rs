@@ -267,3 +267,19 @@ fn a_changed_config_rolls_the_pods() {
     assert_eq!(a, annotation(&render(None)));
     assert_ne!(a, annotation(&render(Some("logLevel: debug\n"))));
 }
+
+#[test]
+fn half_configured_basic_auth_is_refused_at_render_time() {
+    // A username without the Secret would crash-loop on a missing password file; a Secret without a
+    // username would silently send no credentials.
+    for values in [
+        "loki:\n  basicAuth: {username: shipper}\n",
+        "loki:\n  basicAuth: {secretName: loki-auth}\n",
+    ] {
+        let err = crate::render::try_render(Some(values), false, "Helm").expect_err(values);
+        assert!(
+            err.contains("loki.basicAuth needs both username and secretName"),
+            "{err}"
+        );
+    }
+}

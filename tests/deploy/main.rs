@@ -5,6 +5,7 @@ mod argocd;
 mod docker;
 mod helm;
 mod manifests;
+mod pod;
 mod render;
 mod systemd;
 

@@ -50,6 +50,11 @@ pub fn render_text(values: Option<&str>, notes: bool) -> String {
 
 /// `render_text` with `.Release.Service` set to `service` (the plain manifests are not Helm's).
 pub fn render_as(values: Option<&str>, notes: bool, service: &str) -> String {
+    try_render(values, notes, service).unwrap_or_else(|e| panic!("rendering the chart failed: {e}"))
+}
+
+/// Renders the chart; the renderer's error (as `helm template` would print it) when it fails.
+pub fn try_render(values: Option<&str>, notes: bool, service: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(renderer());
     cmd.args([
@@ -71,12 +76,10 @@ pub fn render_as(values: Option<&str>, notes: bool, service: &str) -> String {
         cmd.arg("-notes");
     }
     let out = cmd.output().expect("run helm-render");
-    assert!(
-        out.status.success(),
-        "rendering the chart failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout).unwrap())
 }
 
 /// Every non-empty document of a YAML stream.

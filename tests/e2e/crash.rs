@@ -68,9 +68,10 @@ fn twenty_sigkills_while_fifty_files_rotate_lose_nothing() {
     let rss = agent.peak_rss();
     eprintln!("{account}; last run's peak RSS {} MiB", rss >> 20);
     assert_eq!((account.lost(), account.out_of_order()), (0, 0), "{account}");
-    // Per kill: what was acknowledged since the last positions sync (200 ms here) plus the batches in
-    // flight (1 sending + 2 queued, 256 KiB ≈ 1,300 lines each); ~1,100 a kill measured.
-    let bound = KILLS * 4_000;
+    // Per kill: what was acknowledged since the last positions write (every 200 ms here, later when
+    // the disk is busy) plus the batches in flight (1 sending + 2 queued, 256 KiB ≈ 1,300 lines each):
+    // ~1,100 a kill measured alone, ~4,800 beside the 2-minute outage test writing hundreds of MiB.
+    let bound = KILLS * 8_000;
     assert!(
         account.duplicated() <= bound,
         "duplicates {} > {bound}: {account}",

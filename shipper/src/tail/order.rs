@@ -67,7 +67,7 @@ impl Reader {
     /// The turn of one file among the files of its stream.
     pub(super) fn turn(&self, id: FileId) -> Turn {
         match self.files.get(&id) {
-            Some(f) => Pending::of(self.files.values()).turn(f),
+            Some(f) => Pending::of(self.gone.iter().filter_map(|id| self.files.get(id))).turn(f),
             None => Turn::Go,
         }
     }
@@ -76,7 +76,8 @@ impl Reader {
     /// not come stays in `sweep` with the older file it waits for read in this round, or, when that
     /// one only settles, goes to `self.deferred` for a later sweep.
     pub(super) fn next_round(&mut self, sweep: &mut Vec<FileId>, max: usize) -> Vec<FileId> {
-        let pending = Pending::of(self.files.values());
+        // Only rotated (gone) files can hold others up.
+        let pending = Pending::of(self.gone.iter().filter_map(|id| self.files.get(id)));
         let mut ids: Vec<FileId> = Vec::with_capacity(max.min(sweep.len()));
         let mut waiting = Vec::new();
         for id in sweep.drain(..) {

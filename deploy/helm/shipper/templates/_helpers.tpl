@@ -43,8 +43,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $client := dict "url" $loki.url }}
 {{- with $loki.tenantId }}{{ $_ := set $client "tenant_id" . }}{{ end }}
 {{- with $loki.externalLabels }}{{ $_ := set $client "external_labels" . }}{{ end }}
-{{- if $loki.basicAuth.username }}
+{{- if and $loki.basicAuth.username $loki.basicAuth.secretName }}
 {{- $_ := set $client "basic_auth" (dict "username" $loki.basicAuth.username "password_file" "/etc/shipper/secrets/basic-auth/password") }}
+{{- else if or $loki.basicAuth.username $loki.basicAuth.secretName }}
+{{- fail "loki.basicAuth needs both username and secretName (the Secret holding the password under passwordKey)" }}
 {{- end }}
 {{- if $loki.bearerToken.secretName }}
 {{- $_ := set $client "bearer_token_file" "/etc/shipper/secrets/bearer-token/token" }}
