@@ -102,11 +102,16 @@ fn apt_packages() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("installing Debian packages: {}", missing.join(" "));
-    run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .map_err(|e| format!("{e} (install them as root: apt-get install {})", missing.join(" ")))
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    // A fresh machine may have no package lists yet: fetch them once and try again.
+    install()
+        .or_else(|_| run(Command::new("apt-get").args(["update", "-q"])).and_then(|_| install()))
+        .map_err(|e| format!("{e} (install them as root: apt-get install {})", missing.join(" ")))
 }
 
 /// The bpf-linker version the eBPF build is known to work with here.
