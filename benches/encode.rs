@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shipper::batch::{encode, encode_snappy, StreamBatch};
+use shipper::batch::{encode, encode_snappy, BatchEntry, StreamBatch};
 
 mod common;
 use common::{app_line, Rng};
@@ -31,7 +31,6 @@ fn batch() -> (Vec<StreamBatch>, usize) {
                      namespace=\"prod\", pod=\"{pod}\", stream=\"{stream}\"}}"
                 )),
                 entries: Vec::new(),
-                metadata: Default::default(),
             })
         })
         .collect();
@@ -43,7 +42,11 @@ fn batch() -> (Vec<StreamBatch>, usize) {
         bytes += line.len();
         ts += 1_000 + rng.below(20_000) as i64;
         let stream = 2 * rng.below(2) + usize::from(rng.below(8) == 0);
-        streams[stream].entries.push((ts, Bytes::from(line)));
+        streams[stream].entries.push(BatchEntry {
+            ts_ns: ts,
+            line: Bytes::from(line),
+            metadata: Bytes::new(),
+        });
         i += 1;
     }
     (streams, bytes)

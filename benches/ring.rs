@@ -75,6 +75,8 @@ fn entries_of(buf: &Bytes) -> Vec<Entry> {
                 } else {
                     StreamKind::Stdout
                 },
+                offset: start as u64,
+                extra: None,
             });
             start = i + 1;
         }

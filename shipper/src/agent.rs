@@ -4,7 +4,7 @@
 //! for the network (push, HTTP server, positions sync). Shutdown: stop reading, let the batcher flush,
 //! wait up to `shutdown_timeout` for in-flight batches, write the acknowledged positions, exit.
 
-use crate::batch::{run_batcher, BatcherConfig};
+use crate::batch::{run_batcher, Endpoint};
 use crate::checkpoint::{Positions, Tracker};
 use crate::config::{Config, Discovery};
 use crate::discover::kube::PodCache;
@@ -35,7 +35,11 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicBool::new(false));
 
-    let client = HttpClient::new(&cfg.client)?;
+    // Every endpoint's client is built (credentials read) before anything starts.
+    let clients: Vec<_> = std::iter::once(&cfg.client)
+        .chain(&cfg.clients)
+        .map(|c| Ok((c.clone(), HttpClient::new(c)?)))
+        .collect::<Result<_, String>>()?;
     if !cfg.server.http_listen.is_empty() {
         let listener = crate::server::bind(&cfg.server.http_listen).await?;
         tracing::info!(addr = %cfg.server.http_listen, "serving /metrics, /ready and /healthz");
@@ -49,7 +53,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     let (ring_tx, ring_rx) = crate::ring::ring(cfg.tail.ring_capacity);
     metrics.ring_capacity.set(cfg.tail.ring_capacity as i64);
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(4096);
-    let mut targets = Targets::new(&cfg.targets);
+    let mut targets = Targets::from_config(&cfg)?;
     if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
         targets = targets.with_pods(watch_pods(&cfg, &ev_tx, &metrics)?);
     }
@@ -74,24 +78,29 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         .spawn(move || reader.run(scanned_tx))
         .map_err(|e| format!("cannot start the reader thread: {e}"))?;
 
-    let (push_tx, push_rx) = tokio::sync::mpsc::channel(2);
-    let batcher_cfg = BatcherConfig {
-        batch_size: cfg.client.batch_size.0 as usize,
-        batch_wait: cfg.client.batch_wait.0,
-    };
+    let mut endpoints = Vec::new();
+    let mut push_tasks = Vec::new();
+    for (c, client) in clients {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        endpoints.push(Endpoint {
+            batch_size: c.batch_size.0 as usize,
+            batch_wait: c.batch_wait.0,
+            tx,
+        });
+        let pusher = Pusher {
+            client,
+            backoff: c.backoff.clone(),
+            tracker: tracker.clone(),
+            metrics: metrics.clone(),
+        };
+        push_tasks.push(tokio::spawn(pusher.run(rx)));
+    }
     let (t, m) = (tracker.clone(), metrics.clone());
     std::thread::Builder::new()
         .name("shipper-batcher".into())
-        .spawn(move || run_batcher(ring_rx, push_tx, batcher_cfg, t, m))
+        .spawn(move || run_batcher(ring_rx, endpoints, t, m))
         .map_err(|e| format!("cannot start the batcher thread: {e}"))?;
 
-    let pusher = Pusher {
-        client,
-        backoff: cfg.client.backoff.clone(),
-        tracker: tracker.clone(),
-        metrics: metrics.clone(),
-    };
-    let push_task = tokio::spawn(pusher.run(push_rx));
     let sync_task = tokio::spawn(sync_positions(
         positions_path.clone(),
         cfg.positions.sync_period.0,
@@ -110,7 +119,8 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     // The reader finishes its current read; dropping it closes the ring, so the batcher flushes and the
     // push queue closes once the pusher has sent everything.
     let _ = tokio::task::spawn_blocking(move || reader_thread.join()).await;
-    if tokio::time::timeout(cfg.shutdown_timeout.0, push_task).await.is_err() {
+    let pushed = futures_join_all(push_tasks);
+    if tokio::time::timeout(cfg.shutdown_timeout.0, pushed).await.is_err() {
         tracing::warn!(
             "shutdown_timeout reached with batches still unacknowledged; they are read again at the next start"
         );
@@ -119,6 +129,13 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     save_positions(&positions_path, &tracker, &metrics).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for every push task (each ends when the batcher closes its queue and it sent everything).
+async fn futures_join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 async fn wait_for_signal() {

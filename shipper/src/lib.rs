@@ -16,6 +16,7 @@ pub mod config;
 pub mod discover;
 pub mod metrics;
 pub mod parse;
+pub mod process;
 pub mod push;
 pub mod ring;
 pub mod server;

@@ -94,6 +94,14 @@ pub struct Metrics {
     pub held_bytes: Gauge,
     pub kube_cache_pods: Gauge,
     pub kube_watch_errors: Family<ResourceLabel, Counter>,
+    pub pipeline_dropped: Family<ReasonLabel, Counter>,
+    pub stage_failures: Family<StageLabel, Counter>,
+    pub labels_fitted: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
 }
 
 impl Default for Metrics {
@@ -136,6 +144,9 @@ impl Metrics {
             held_bytes: Gauge::default(),
             kube_cache_pods: Gauge::default(),
             kube_watch_errors: Family::default(),
+            pipeline_dropped: Family::default(),
+            stage_failures: Family::default(),
+            labels_fitted: Family::default(),
             registry: Registry::with_prefix("shipper"),
         };
         let r = &mut m.registry;
@@ -146,6 +157,21 @@ impl Metrics {
             "Offset read so far in each open file",
             Unit::Bytes,
             m.file_offset.clone(),
+        );
+        r.register(
+            "pipeline_dropped_lines",
+            "Lines dropped on purpose by pipeline stages (drop, keep, limit, json drop_malformed), by reason",
+            m.pipeline_dropped.clone(),
+        );
+        r.register(
+            "pipeline_stage_failures",
+            "Lines a stage could not handle and passed on unchanged (not JSON, no regex match, no timestamp), by stage",
+            m.stage_failures.clone(),
+        );
+        r.register(
+            "labels_fitted",
+            "Labels changed to fit Loki's label_limits: dropped (too many, or name too long) or cut (value too long)",
+            m.labels_fitted.clone(),
         );
         r.register(
             "parse_issues",
@@ -315,6 +341,29 @@ impl Metrics {
         self.read_bytes.remove(&l);
         self.read_lines.remove(&l);
         self.file_offset.remove(&l);
+    }
+
+    pub fn add_stage_stats(&self, s: &crate::process::pipeline::StageStats) {
+        for (reason, n) in &s.dropped {
+            self.pipeline_dropped.get_or_create(&Self::reason(reason)).inc_by(*n);
+        }
+        for (stage, n) in &s.failed {
+            self.stage_failures.get_or_create(&StageLabel { stage }).inc_by(*n);
+        }
+        self.add_label_fits(s.labels);
+        if s.truncated > 0 {
+            self.parse_issues
+                .get_or_create(&IssueLabel { issue: "truncated" })
+                .inc_by(s.truncated);
+        }
+    }
+
+    pub fn add_label_fits(&self, f: crate::process::labels::Fitted) {
+        for (reason, n) in [("dropped", f.dropped), ("cut", f.cut)] {
+            if n > 0 {
+                self.labels_fitted.get_or_create(&Self::reason(reason)).inc_by(n);
+            }
+        }
     }
 
     pub fn add_parse_stats(&self, s: &crate::parse::ParseStats) {

@@ -40,6 +40,22 @@ fn bad_configs_name_the_key_and_exit_2() {
         ("targets: {paths: /x}\n", "`targets`"),
         ("server: [\n", "line"),
         ("client:\n  url: ${SHIPPER_E2E_NOT_SET}\n", "SHIPPER_E2E_NOT_SET"),
+        (
+            "targets:\n  - paths: [/x/*.log]\n    pipeline_stages:\n      - json: {expressions: {a: ''}}\n      - regex: {expression: '(unclosed'}\n",
+            "`targets[0].pipeline_stages[1].regex`",
+        ),
+        (
+            "targets: [{paths: [/x/*.log]}]\npipeline_stages:\n  - jsonn: {}\n",
+            "`pipeline_stages[0]`",
+        ),
+        (
+            "targets: [{paths: [/x/*.log]}]\nrelabel_configs:\n  - source_labels: [a]\n    action: replace\n",
+            "`relabel_configs[0].target_label`",
+        ),
+        (
+            "targets: [{paths: [/x/*.log]}]\nclients:\n  - url: nowhere\n",
+            "`clients[0].url`",
+        ),
     ];
     for (yaml, want) in cases {
         let (code, _, err) = check(yaml);

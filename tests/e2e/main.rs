@@ -15,5 +15,6 @@ mod modes;
 mod outage;
 mod restart;
 mod rotation;
+mod stages;
 mod support;
 mod tls;

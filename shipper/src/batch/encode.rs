@@ -46,15 +46,15 @@ fn entry_len(ts_ns: i64, line: &[u8], metadata: &[u8]) -> usize {
 
 fn stream_len(s: &StreamBatch) -> usize {
     let mut len = len_field(1, s.labels.len());
-    for (ts, line) in &s.entries {
-        len += len_field(2, entry_len(*ts, line, &s.metadata));
+    for e in &s.entries {
+        len += len_field(2, entry_len(e.ts_ns, &e.line, &e.metadata));
     }
     len
 }
 
 /// Structured metadata (Loki 3): the `EntryAdapter.structuredMetadata` fields (3, repeated
-/// `LabelPairAdapter{name = 1, value = 2}`) of these pairs, encoded once and then appended to every
-/// entry of the stream as they are.
+/// `LabelPairAdapter{name = 1, value = 2}`) of these pairs, encoded once (per file, or per line when
+/// stages add to them) and then appended to the entry as they are.
 pub fn metadata_fields(pairs: &[(String, String)]) -> Bytes {
     let mut buf = Vec::new();
     for (name, value) in pairs {
@@ -80,12 +80,13 @@ pub fn encode(streams: &[StreamBatch]) -> Vec<u8> {
         encode_varint(key(1, WIRE_LEN), &mut buf);
         encode_varint(s.labels.len() as u64, &mut buf);
         buf.put_slice(s.labels.as_bytes());
-        for (ts, line) in &s.entries {
+        for e in &s.entries {
+            let (ts, line) = (e.ts_ns, &e.line);
             encode_varint(key(2, WIRE_LEN), &mut buf);
-            encode_varint(entry_len(*ts, line, &s.metadata) as u64, &mut buf);
+            encode_varint(entry_len(ts, line, &e.metadata) as u64, &mut buf);
             encode_varint(key(1, WIRE_LEN), &mut buf);
-            encode_varint(timestamp_len(*ts) as u64, &mut buf);
-            let (secs, nanos) = split_ts(*ts);
+            encode_varint(timestamp_len(ts) as u64, &mut buf);
+            let (secs, nanos) = split_ts(ts);
             if secs != 0 {
                 encode_varint(key(1, WIRE_VARINT), &mut buf);
                 encode_varint(secs as u64, &mut buf);
@@ -99,7 +100,7 @@ pub fn encode(streams: &[StreamBatch]) -> Vec<u8> {
                 encode_varint(line.len() as u64, &mut buf);
                 buf.put_slice(line);
             }
-            buf.put_slice(&s.metadata);
+            buf.put_slice(&e.metadata);
         }
     }
     debug_assert_eq!(buf.len(), total);
@@ -118,6 +119,7 @@ pub fn encode_snappy(streams: &[StreamBatch]) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    use super::super::BatchEntry;
     use super::*;
     use prost::Message;
     use shipper_testkit::logproto::PushRequest;
@@ -129,16 +131,21 @@ mod tests {
             StreamBatch {
                 labels: Arc::from(r#"{app="a", stream="stdout"}"#),
                 entries: vec![
-                    (1_764_000_000_123_456_789, Bytes::from_static(b"hello")),
-                    (0, Bytes::from_static(b"")),
-                    (-1_500_000_000, Bytes::from_static("ünïcode".as_bytes())),
+                    entry(1_764_000_000_123_456_789, b"hello", Bytes::new()),
+                    entry(0, b"", Bytes::new()),
+                    entry(-1_500_000_000, "ünïcode".as_bytes(), Bytes::new()),
                 ],
-                metadata: Bytes::new(),
             },
             StreamBatch {
                 labels: Arc::from(r#"{app="b"}"#),
-                entries: vec![(7, Bytes::from(vec![b'x'; 300]))],
-                metadata: metadata_fields(&[("pod_uid".into(), "6d1f-aa".into()), ("image".into(), "".into())]),
+                entries: vec![
+                    entry(
+                        7,
+                        &[b'x'; 300],
+                        metadata_fields(&[("pod_uid".into(), "6d1f-aa".into()), ("image".into(), "".into())]),
+                    ),
+                    entry(8, b"y", metadata_fields(&[("trace_id".into(), "abc".into())])),
+                ],
             },
         ];
         let body = encode_snappy(&streams);
@@ -163,5 +170,18 @@ mod tests {
             .map(|p| (p.name.as_str(), p.value.as_str()))
             .collect();
         assert_eq!(meta, vec![("pod_uid", "6d1f-aa"), ("image", "")]);
+        let second = &req.streams[1].entries[1].structured_metadata;
+        assert_eq!(
+            (second.len(), second[0].name.as_str(), second[0].value.as_str()),
+            (1, "trace_id", "abc")
+        );
+    }
+
+    fn entry(ts_ns: i64, line: &[u8], metadata: Bytes) -> BatchEntry {
+        BatchEntry {
+            ts_ns,
+            line: Bytes::copy_from_slice(line),
+            metadata,
+        }
     }
 }

@@ -8,10 +8,12 @@ mod encode;
 mod labels;
 
 pub use encode::{encode, encode_snappy, metadata_fields};
+
 pub use labels::{render as render_labels, StreamLabels};
 
 use crate::checkpoint::Tracker;
 use crate::metrics::Metrics;
+use crate::parse::Entry;
 use crate::ring::{Chunk, FileId};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -22,72 +24,89 @@ use std::time::{Duration, Instant};
 /// Overhead counted per entry besides its line, so batches of tiny lines are bounded too.
 const ENTRY_OVERHEAD: usize = 16;
 
+/// One entry of a stream: timestamp, line, and its encoded structured metadata (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEntry {
+    pub ts_ns: i64,
+    pub line: Bytes,
+    pub metadata: Bytes,
+}
+
 /// The entries of one stream in a batch, in order.
 #[derive(Debug, Clone)]
 pub struct StreamBatch {
     pub labels: Arc<str>,
-    pub entries: Vec<(i64, Bytes)>,
-    /// Structured metadata of every entry, already encoded (see `encode::metadata_fields`).
-    pub metadata: Bytes,
+    pub entries: Vec<BatchEntry>,
 }
 
-/// A batch of entries on their way to Loki.
+/// A batch of entries on their way to one Loki endpoint, for one tenant.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub seq: u64,
+    /// `X-Scope-OrgID` set by a `tenant` stage (None: the client's `tenant_id`).
+    pub tenant: Option<Arc<str>>,
     pub streams: Vec<StreamBatch>,
     index: HashMap<Arc<str>, usize>,
     /// Bytes counted against `batch_size`: line bytes plus a small per-entry overhead.
     pub size: usize,
     pub entries: usize,
     pub line_bytes: usize,
-    /// Highest commit offset per file in this batch.
-    pub offsets: Vec<(FileId, u64)>,
+    /// The files with lines in this batch (the checkpoint is told when it is acknowledged).
+    pub files: Vec<FileId>,
     oldest: Option<Instant>,
 }
 
 impl Batch {
-    pub fn new(seq: u64) -> Self {
+    pub fn new(seq: u64, tenant: Option<Arc<str>>) -> Self {
         Batch {
             seq,
+            tenant,
             ..Default::default()
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries == 0 && self.offsets.is_empty()
+        self.entries == 0
     }
 
-    /// Adds one chunk; its entries keep their order within their stream.
-    pub fn add(&mut self, chunk: Chunk) {
+    /// Adds one entry of `file`, labelled `labels` unless a stage gave it its own. True when the
+    /// batch had no line of `file` before.
+    pub fn push(&mut self, file: FileId, file_labels: &StreamLabels, e: Entry) -> bool {
         self.oldest.get_or_insert_with(Instant::now);
-        for e in chunk.entries {
-            let labels = chunk.labels.for_kind(e.stream);
-            let i = match self.index.get(labels) {
-                Some(&i) => i,
-                None => {
-                    self.streams.push(StreamBatch {
-                        labels: labels.clone(),
-                        entries: Vec::new(),
-                        metadata: chunk.labels.metadata().clone(),
-                    });
-                    self.index.insert(labels.clone(), self.streams.len() - 1);
-                    self.streams.len() - 1
-                }
-            };
-            self.size += e.line.len() + ENTRY_OVERHEAD;
-            self.line_bytes += e.line.len();
-            self.entries += 1;
-            self.streams[i].entries.push((e.ts_ns, e.line));
+        let (own_labels, own_metadata) = match e.extra {
+            Some(x) => (x.labels, x.metadata),
+            None => (None, None),
+        };
+        let labels = own_labels.as_ref().unwrap_or_else(|| file_labels.for_kind(e.stream));
+        let metadata = own_metadata.unwrap_or_else(|| file_labels.metadata().clone());
+        let i = match self.index.get(labels) {
+            Some(&i) => i,
+            None => {
+                self.streams.push(StreamBatch {
+                    labels: labels.clone(),
+                    entries: Vec::new(),
+                });
+                self.index.insert(labels.clone(), self.streams.len() - 1);
+                self.streams.len() - 1
+            }
+        };
+        self.size += e.line.len() + ENTRY_OVERHEAD;
+        self.line_bytes += e.line.len();
+        self.entries += 1;
+        self.streams[i].entries.push(BatchEntry {
+            ts_ns: e.ts_ns,
+            line: e.line,
+            metadata,
+        });
+        let new_file = self.files.last() != Some(&file) && !self.files.contains(&file);
+        if new_file {
+            self.files.push(file);
         }
-        match self.offsets.iter_mut().find(|(f, _)| *f == chunk.file) {
-            Some((_, off)) => *off = (*off).max(chunk.commit_offset),
-            None => self.offsets.push((chunk.file, chunk.commit_offset)),
-        }
+        new_file
     }
 
-    /// Splits the entries in two halves of about equal size (for a 413 answer). Offsets stay with the
-    /// caller, who acknowledges the original batch once both halves are stored.
+    /// Splits the entries in two halves of about equal size (for a 413 answer). The caller
+    /// acknowledges the original batch once both halves are stored.
     pub fn split_entries(&self) -> Option<(Vec<StreamBatch>, Vec<StreamBatch>)> {
         split_streams(&self.streams)
     }
@@ -113,14 +132,12 @@ pub fn split_streams(streams: &[StreamBatch]) -> Option<(Vec<StreamBatch>, Vec<S
             left.push(StreamBatch {
                 labels: s.labels.clone(),
                 entries: s.entries[..take].to_vec(),
-                metadata: s.metadata.clone(),
             });
         }
         if take < n {
             right.push(StreamBatch {
                 labels: s.labels.clone(),
                 entries: s.entries[take..].to_vec(),
-                metadata: s.metadata.clone(),
             });
         }
         seen += n;
@@ -134,45 +151,98 @@ pub struct ReadyBatch {
     pub body: Bytes,
 }
 
-pub struct BatcherConfig {
+/// One Loki endpoint as the batcher sees it: its batching and the queue to its pusher.
+pub struct Endpoint {
     pub batch_size: usize,
     pub batch_wait: Duration,
+    pub tx: tokio::sync::mpsc::Sender<ReadyBatch>,
 }
 
-/// The batcher thread: ring → batches → encoded bodies → push queue. Returns when the ring is closed
-/// (all readers gone), after flushing what it holds. Blocks on a full push queue (backpressure).
-pub fn run_batcher(
-    rx: Receiver<Chunk>,
-    tx: tokio::sync::mpsc::Sender<ReadyBatch>,
-    cfg: BatcherConfig,
-    tracker: Arc<Tracker>,
-    metrics: Arc<Metrics>,
-) {
+/// The batches being filled for one endpoint, one per tenant.
+struct Lanes {
+    ep: Endpoint,
+    open: Vec<Batch>,
+}
+
+/// The batcher thread: ring → batches (per endpoint and tenant) → encoded bodies → push queues.
+/// Returns when the ring is closed (all readers gone), after flushing what it holds. Blocks on a
+/// full push queue (backpressure).
+///
+/// Every entry goes to every endpoint. A file's lines may sit in several open batches at once (one
+/// per endpoint and tenant); the checkpoint learns which, chunk by chunk and in file order, so an
+/// offset is committed only when every batch holding a line before it was acknowledged.
+pub fn run_batcher(rx: Receiver<Chunk>, endpoints: Vec<Endpoint>, tracker: Arc<Tracker>, metrics: Arc<Metrics>) {
+    let mut lanes: Vec<Lanes> = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
     let mut seq = 0u64;
-    let mut batch = Batch::new(seq);
+    let mut touched: Vec<u64> = Vec::new();
     loop {
-        let wait = match batch.age() {
-            Some(age) => cfg.batch_wait.saturating_sub(age),
-            None => Duration::from_secs(3600),
-        };
+        let wait = lanes
+            .iter()
+            .flat_map(|l| {
+                l.open
+                    .iter()
+                    .filter_map(|b| b.age().map(|a| l.ep.batch_wait.saturating_sub(a)))
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(3600));
         let closed = match rx.recv_timeout(wait) {
             Ok(chunk) => {
-                batch.add(chunk);
                 metrics.ring_chunks.set(rx.len() as i64);
+                touched.clear();
+                let Chunk {
+                    file,
+                    labels,
+                    mut entries,
+                    commit_offset: offset,
+                } = chunk;
+                let n = lanes.len();
+                for (i, lane) in lanes.iter_mut().enumerate() {
+                    // The last endpoint takes the entries, the others a copy (the lines are shared).
+                    let entries = if i + 1 == n {
+                        std::mem::take(&mut entries)
+                    } else {
+                        entries.clone()
+                    };
+                    for e in entries {
+                        let tenant = e.extra.as_ref().and_then(|x| x.tenant.clone());
+                        let b = match lane.open.iter().position(|b| b.tenant == tenant) {
+                            Some(b) => &mut lane.open[b],
+                            None => {
+                                seq += 1;
+                                lane.open.push(Batch::new(seq, tenant));
+                                lane.open.last_mut().expect("just pushed")
+                            }
+                        };
+                        b.push(file, &labels, e);
+                        if touched.last() != Some(&b.seq) && !touched.contains(&b.seq) {
+                            touched.push(b.seq);
+                        }
+                    }
+                }
+                tracker.add(file, offset, &touched);
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        let due = batch.size >= cfg.batch_size || batch.age().is_some_and(|a| a >= cfg.batch_wait);
-        if (due || closed) && !batch.is_empty() {
-            seq += 1;
-            let full = std::mem::replace(&mut batch, Batch::new(seq));
-            tracker.register(full.seq, &full.offsets);
-            let body = encode_snappy(&full.streams);
-            if tx.blocking_send(ReadyBatch { batch: full, body }).is_err() {
-                tracing::warn!("push side stopped; the batcher stops too (unsent lines are read again after restart)");
-                return;
+        for lane in &mut lanes {
+            let (wait, size) = (lane.ep.batch_wait, lane.ep.batch_size);
+            let mut i = 0;
+            while i < lane.open.len() {
+                let b = &lane.open[i];
+                let due = b.size >= size || b.age().is_some_and(|a| a >= wait);
+                if !(due || closed) {
+                    i += 1;
+                    continue;
+                }
+                let full = lane.open.swap_remove(i);
+                let body = encode_snappy(&full.streams);
+                if lane.ep.tx.blocking_send(ReadyBatch { batch: full, body }).is_err() {
+                    tracing::warn!(
+                        "push side stopped; the batcher stops too (unsent lines are read again after restart)"
+                    );
+                    return;
+                }
             }
         }
         if closed {
@@ -184,40 +254,149 @@ pub fn run_batcher(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{Entry, StreamKind};
+    use crate::checkpoint::FileIdentity;
+    use crate::parse::{Extra, StreamKind};
     use std::collections::BTreeMap;
 
-    fn chunk(file: FileId, lines: &[&str], kind: StreamKind, off: u64) -> Chunk {
+    fn entry(line: &str, kind: StreamKind, tenant: Option<&str>) -> Entry {
+        Entry {
+            ts_ns: 1,
+            line: Bytes::copy_from_slice(line.as_bytes()),
+            stream: kind,
+            offset: 0,
+            extra: tenant.map(|t| {
+                Box::new(Extra {
+                    tenant: Some(Arc::from(t)),
+                    ..Default::default()
+                })
+            }),
+        }
+    }
+
+    fn chunk(file: FileId, entries: Vec<Entry>, off: u64) -> Chunk {
         let mut l = BTreeMap::new();
         l.insert("filename".to_string(), format!("/f{file}"));
         Chunk {
             file,
-            labels: Arc::new(StreamLabels::new(&l)),
-            entries: lines
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Entry {
-                    ts_ns: i as i64,
-                    line: Bytes::copy_from_slice(s.as_bytes()),
-                    stream: kind,
-                })
-                .collect(),
+            labels: Arc::new(StreamLabels::new(&l).with_metadata(&[("pod_uid".into(), "u1".into())])),
+            entries,
             commit_offset: off,
         }
     }
 
     #[test]
-    fn groups_by_stream_and_tracks_offsets() {
-        let mut b = Batch::new(1);
-        b.add(chunk(1, &["a", "b"], StreamKind::Stdout, 10));
-        b.add(chunk(1, &["c"], StreamKind::Stderr, 20));
-        b.add(chunk(2, &["d"], StreamKind::Stdout, 5));
+    fn groups_by_stream_with_own_labels_and_metadata() {
+        let mut b = Batch::new(1, None);
+        let c = chunk(1, Vec::new(), 0);
+        assert!(b.push(1, &c.labels, entry("a", StreamKind::Stdout, None)));
+        assert!(!b.push(1, &c.labels, entry("b", StreamKind::Stderr, None)));
+        let mut own = entry("c", StreamKind::Stdout, None);
+        own.extra = Some(Box::new(Extra {
+            labels: Some(Arc::from(r#"{level="warn"}"#)),
+            metadata: Some(metadata_fields(&[("trace".into(), "t1".into())])),
+            tenant: None,
+        }));
+        b.push(1, &c.labels, own);
+        assert!(b.push(2, &c.labels, entry("d", StreamKind::Stdout, None)));
         assert_eq!(b.streams.len(), 3);
-        assert_eq!(b.entries, 4);
-        assert_eq!(b.offsets, vec![(1, 20), (2, 5)]);
+        assert_eq!((b.entries, b.files.clone()), (4, vec![1, 2]));
+        assert_eq!(&*b.streams[2].labels, r#"{level="warn"}"#);
+        assert_eq!(b.streams[0].entries[0].metadata, c.labels.metadata().clone());
+        assert_eq!(
+            b.streams[2].entries[0].metadata,
+            metadata_fields(&[("trace".into(), "t1".into())])
+        );
         let (l, r) = b.split_entries().unwrap();
         let n = |v: &Vec<StreamBatch>| v.iter().map(|s| s.entries.len()).sum::<usize>();
         assert_eq!((n(&l), n(&r)), (2, 2));
-        assert_eq!(&*l[0].labels, &*b.streams[0].labels);
+    }
+
+    /// Two endpoints, two tenants: every line reaches both endpoints, each tenant in its own batch,
+    /// and the file's position moves only once every batch holding its lines is acknowledged.
+    #[test]
+    fn fans_out_per_endpoint_and_tenant_and_commits_after_all_acks() {
+        let tracker = Arc::new(Tracker::default());
+        let ident = FileIdentity {
+            path: "/f1".into(),
+            dev: 1,
+            ino: 1,
+            fp_len: 0,
+            fp: 0,
+        };
+        tracker.open(1, ident, 0);
+        let (ring_tx, ring_rx) = crate::ring::ring(8);
+        let mut rxs = Vec::new();
+        let endpoints = (0..2)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                rxs.push(rx);
+                Endpoint {
+                    batch_size: 1 << 20,
+                    batch_wait: Duration::from_secs(60),
+                    tx,
+                }
+            })
+            .collect();
+        let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
+        let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, t, m));
+        let send = |c: Chunk| ring_tx.send(c).expect("batcher runs");
+        send(chunk(
+            1,
+            vec![
+                entry("a1", StreamKind::Stdout, Some("a")),
+                entry("b1", StreamKind::Stdout, Some("b")),
+            ],
+            100,
+        ));
+        send(chunk(1, vec![entry("b2", StreamKind::Stdout, Some("b"))], 200));
+        send(chunk(1, Vec::new(), 250));
+        send(chunk(1, vec![entry("x", StreamKind::Stdout, None)], 300));
+        drop(ring_tx);
+        batcher.join().unwrap();
+        let mut got: Vec<Vec<ReadyBatch>> = rxs
+            .iter_mut()
+            .map(|rx| std::iter::from_fn(|| rx.try_recv().ok()).collect())
+            .collect();
+        for batches in &got {
+            let mut by_tenant: Vec<(Option<&str>, Vec<&str>)> = batches
+                .iter()
+                .map(|b| {
+                    let lines = b
+                        .batch
+                        .streams
+                        .iter()
+                        .flat_map(|s| s.entries.iter())
+                        .map(|e| std::str::from_utf8(&e.line).unwrap())
+                        .collect();
+                    (b.batch.tenant.as_deref(), lines)
+                })
+                .collect();
+            by_tenant.sort();
+            assert_eq!(
+                by_tenant,
+                vec![
+                    (None, vec!["x"]),
+                    (Some("a"), vec!["a1"]),
+                    (Some("b"), vec!["b1", "b2"])
+                ]
+            );
+        }
+        assert_eq!(tracker.committed(1), Some((0, true)));
+        // Acknowledge everything but endpoint 2's tenant-b batch: the position stays before read 2.
+        let held = got[1]
+            .iter()
+            .position(|b| b.batch.tenant.as_deref() == Some("b"))
+            .unwrap();
+        let held = got[1].swap_remove(held);
+        for b in got.iter().flatten() {
+            tracker.ack(b.batch.seq, &b.batch.files);
+        }
+        assert_eq!(
+            tracker.committed(1),
+            Some((0, true)),
+            "b1 (before 100) is not stored at endpoint 2"
+        );
+        tracker.ack(held.batch.seq, &held.batch.files);
+        assert_eq!(tracker.committed(1), Some((300, false)));
     }
 }

@@ -1,8 +1,10 @@
 //! checkpoint: which file offsets are safe to remember, and the positions file that remembers them.
 //!
 //! At-least-once: a file's offset moves only to the highest offset below which every batch was
-//! acknowledged by Loki (or dropped and counted). Batches may complete out of order; each file keeps its
-//! batches in send order and advances over the acknowledged prefix.
+//! acknowledged by Loki (or dropped and counted). Batches may complete out of order, and a file's
+//! lines may be in several batches being filled at once (one per Loki endpoint and tenant): each file
+//! keeps, in file order, which batch got each read's lines and the offset after that read, and
+//! advances over the acknowledged prefix.
 
 mod positions;
 
@@ -13,10 +15,12 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// One read (or a run of reads that went to the same batches) of a file, in file order.
 struct Pending {
-    seq: u64,
+    /// The file offset after it.
     offset: u64,
-    acked: bool,
+    /// The batches holding its lines that are not acknowledged yet (empty: all are, or it had none).
+    seqs: Vec<u64>,
 }
 
 struct FileTrack {
@@ -72,37 +76,41 @@ impl Tracker {
         }
     }
 
-    /// A batch with these per-file commit offsets is on its way.
-    pub fn register(&self, seq: u64, offsets: &[(FileId, u64)]) {
+    /// The lines of `file` up to `offset` not covered by earlier calls went into the batches `seqs`
+    /// (none: the stages dropped them all).
+    pub fn add(&self, file: FileId, offset: u64, seqs: &[u64]) {
         let mut files = self.lock();
-        for &(id, offset) in offsets {
-            if let Some(f) = files.get_mut(&id) {
-                f.pending.push_back(Pending {
-                    seq,
-                    offset,
-                    acked: false,
-                });
-            }
+        let Some(f) = files.get_mut(&file) else {
+            return;
+        };
+        match f.pending.back_mut() {
+            None if seqs.is_empty() => f.committed = f.committed.max(offset),
+            // The same batches again, right after themselves: one entry covers both reads.
+            Some(last) if last.seqs == seqs => last.offset = last.offset.max(offset),
+            _ => f.pending.push_back(Pending {
+                offset,
+                seqs: seqs.to_vec(),
+            }),
         }
     }
 
-    /// The batch was stored by Loki (or dropped and counted): its offsets may become committed.
-    pub fn ack(&self, seq: u64, offsets: &[(FileId, u64)]) {
-        let mut files = self.lock();
-        for &(id, _) in offsets {
-            let Some(f) = files.get_mut(&id) else {
+    /// The batch was stored by Loki (or dropped and counted): offsets up to it may become committed.
+    pub fn ack(&self, seq: u64, files: &[FileId]) {
+        let mut tracks = self.lock();
+        for id in files {
+            let Some(f) = tracks.get_mut(id) else {
                 continue;
             };
-            if let Some(p) = f.pending.iter_mut().find(|p| p.seq == seq) {
-                p.acked = true;
+            for p in f.pending.iter_mut() {
+                p.seqs.retain(|&s| s != seq);
             }
-            while f.pending.front().is_some_and(|p| p.acked) {
+            while f.pending.front().is_some_and(|p| p.seqs.is_empty()) {
                 if let Some(p) = f.pending.pop_front() {
                     f.committed = f.committed.max(p.offset);
                 }
             }
             if f.closed && f.pending.is_empty() {
-                files.remove(&id);
+                tracks.remove(id);
             }
         }
     }
@@ -157,27 +165,63 @@ mod tests {
     fn commits_only_the_acknowledged_prefix() {
         let t = Tracker::default();
         t.open(1, ident(1), 100);
-        t.register(1, &[(1, 200)]);
-        t.register(2, &[(1, 300)]);
-        t.register(3, &[(1, 400)]);
+        t.add(1, 150, &[1]);
+        t.add(1, 200, &[1]);
+        t.add(1, 300, &[2]);
+        t.add(1, 400, &[3]);
         assert_eq!(t.committed(1), Some((100, true)));
-        t.ack(2, &[(1, 300)]);
+        t.ack(2, &[1]);
         assert_eq!(t.committed(1), Some((100, true)), "batch 1 still in flight");
-        t.ack(1, &[(1, 200)]);
+        t.ack(1, &[1]);
         assert_eq!(t.committed(1), Some((300, true)));
-        t.ack(3, &[(1, 400)]);
+        t.ack(3, &[1]);
         assert_eq!(t.committed(1), Some((400, false)));
         assert_eq!(t.snapshot()[0].offset, 400);
+    }
+
+    #[test]
+    fn batches_filled_side_by_side_commit_only_their_common_prefix() {
+        // Reads 1..3 of one file: read 1 went to batches A (tenant a) and B (tenant b), read 2 to B
+        // only, read 3 to A again; a read whose lines the stages all dropped goes to none.
+        let t = Tracker::default();
+        t.open(1, ident(1), 0);
+        let (a, b) = (10, 11);
+        t.add(1, 100, &[a, b]);
+        t.add(1, 200, &[b]);
+        t.add(1, 300, &[a]);
+        t.add(1, 350, &[]);
+        t.ack(a, &[1]);
+        assert_eq!(t.committed(1), Some((0, true)), "read 1 is in B too, not yet stored");
+        t.ack(b, &[1]);
+        assert_eq!(t.committed(1), Some((350, false)));
+        // Now with B stored before A.
+        let (a, b) = (20, 21);
+        t.add(1, 400, &[a, b]);
+        t.add(1, 500, &[b]);
+        t.add(1, 600, &[a]);
+        t.ack(b, &[1]);
+        assert_eq!(t.committed(1), Some((350, true)), "read at 400 is in A too");
+        t.ack(a, &[1]);
+        assert_eq!(t.committed(1), Some((600, false)));
+        // Nothing in flight: a fully dropped read commits at once.
+        t.add(1, 650, &[]);
+        assert_eq!(t.committed(1), Some((650, false)));
+        // Dropped reads behind an unacknowledged batch wait for it.
+        t.add(1, 700, &[12]);
+        t.add(1, 750, &[]);
+        assert_eq!(t.committed(1), Some((650, true)));
+        t.ack(12, &[1]);
+        assert_eq!(t.committed(1), Some((750, false)));
     }
 
     #[test]
     fn closed_file_leaves_after_last_ack() {
         let t = Tracker::default();
         t.open(7, ident(7), 0);
-        t.register(1, &[(7, 50)]);
+        t.add(7, 50, &[1]);
         t.close(7);
         assert_eq!(t.snapshot().len(), 1);
-        t.ack(1, &[(7, 50)]);
+        t.ack(1, &[7]);
         assert!(t.snapshot().is_empty());
     }
 }

@@ -71,6 +71,63 @@ fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The checks of one Loki endpoint (`client`, `clients[i]`): Err((key, message)).
+fn check_client(c: &super::ClientConfig, at: &str) -> Result<(), (String, String)> {
+    let err = |key: &str, message: String| Err((format!("{at}.{key}"), message));
+    match c.url.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+        _ => {
+            return err(
+                "url",
+                format!(
+                    "`{}` is not an http(s) URL; write e.g. http://loki:3100/loki/api/v1/push",
+                    c.url
+                ),
+            )
+        }
+    }
+    for name in c.external_labels.keys() {
+        if !valid_label_name(name) {
+            return err(
+                &format!("external_labels.{name}"),
+                "is not a valid Loki label name: use [a-zA-Z_][a-zA-Z0-9_]*".into(),
+            );
+        }
+    }
+    if c.batch_size.0 == 0 || c.batch_size.0 > 64 << 20 {
+        return err("batch_size", "must be between 1 byte and 64MiB".into());
+    }
+    if c.backoff.min_period > c.backoff.max_period {
+        return err(
+            "backoff.min_period",
+            format!(
+                "{} is longer than max_period {}",
+                c.backoff.min_period, c.backoff.max_period
+            ),
+        );
+    }
+    if c.timeout.0.is_zero() {
+        return err("timeout", "must be more than 0".into());
+    }
+    if let Some(a) = &c.basic_auth {
+        if let Err(e) = std::fs::metadata(&a.password_file) {
+            return err(
+                "basic_auth.password_file",
+                format!("cannot read {}: {e}", a.password_file.display()),
+            );
+        }
+    }
+    if let Some(f) = &c.bearer_token_file {
+        if let Err(e) = std::fs::metadata(f) {
+            return err("bearer_token_file", format!("cannot read {}: {e}", f.display()));
+        }
+    }
+    if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
+        return err("tls", "cert_file and key_file go together: set both or neither".into());
+    }
+    Ok(())
+}
+
 impl Config {
     /// Checks what serde cannot: values that parse but make no sense. `source` names the config in errors.
     pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
@@ -81,16 +138,23 @@ impl Config {
                 message,
             })
         };
-        match self.client.url.parse::<http::Uri>() {
-            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
-            _ => {
+        check_client(&self.client, "client").map_err(|(key, message)| ConfigError {
+            source: source.to_string(),
+            key,
+            message,
+        })?;
+        for (i, c) in self.clients.iter().enumerate() {
+            let at = format!("clients[{i}]");
+            check_client(c, &at).map_err(|(key, message)| ConfigError {
+                source: source.to_string(),
+                key,
+                message,
+            })?;
+            if !c.external_labels.is_empty() {
                 return err(
-                    "client.url",
-                    format!(
-                        "`{}` is not an http(s) URL; write e.g. http://loki:3100/loki/api/v1/push",
-                        self.client.url
-                    ),
-                )
+                    &format!("{at}.external_labels"),
+                    "labels are the same at every endpoint: put them in client.external_labels".into(),
+                );
             }
         }
         if self.discovery == super::Discovery::Kubernetes && !self.kubernetes.pods_root.is_absolute() {
@@ -151,49 +215,6 @@ impl Config {
                 }
             }
         }
-        for name in self.client.external_labels.keys() {
-            if !valid_label_name(name) {
-                return err(
-                    &format!("client.external_labels.{name}"),
-                    "is not a valid Loki label name: use [a-zA-Z_][a-zA-Z0-9_]*".into(),
-                );
-            }
-        }
-        let c = &self.client;
-        if c.batch_size.0 == 0 || c.batch_size.0 > 64 << 20 {
-            return err("client.batch_size", "must be between 1 byte and 64MiB".into());
-        }
-        if c.backoff.min_period > c.backoff.max_period {
-            return err(
-                "client.backoff.min_period",
-                format!(
-                    "{} is longer than max_period {}",
-                    c.backoff.min_period, c.backoff.max_period
-                ),
-            );
-        }
-        if c.timeout.0.is_zero() {
-            return err("client.timeout", "must be more than 0".into());
-        }
-        if let Some(a) = &c.basic_auth {
-            if let Err(e) = std::fs::metadata(&a.password_file) {
-                return err(
-                    "client.basic_auth.password_file",
-                    format!("cannot read {}: {e}", a.password_file.display()),
-                );
-            }
-        }
-        if let Some(f) = &c.bearer_token_file {
-            if let Err(e) = std::fs::metadata(f) {
-                return err("client.bearer_token_file", format!("cannot read {}: {e}", f.display()));
-            }
-        }
-        if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
-            return err(
-                "client.tls",
-                "cert_file and key_file go together: set both or neither".into(),
-            );
-        }
         let t = &self.tail;
         if t.max_line_size.0 == 0 {
             return err("tail.max_line_size", "must be more than 0".into());
@@ -209,6 +230,18 @@ impl Config {
         }
         if self.positions.filename.as_os_str().is_empty() {
             return err("positions.filename", "must name a file".into());
+        }
+        if let Err(e) = crate::discover::Targets::from_config(self) {
+            // Compile errors start with the key of the bad stage or rule.
+            let (key, message) = e.split_once(": ").unwrap_or(("", &e));
+            return err(key, message.to_string());
+        }
+        let l = &self.label_limits;
+        if l.max_label_names_per_series < 2 || l.max_label_name_length == 0 || l.max_label_value_length == 0 {
+            return err(
+                "label_limits",
+                "max_label_names_per_series must be at least 2, the lengths at least 1 (Loki's defaults: 15, 1024, 2048)".into(),
+            );
         }
         if self.positions.sync_period.0.is_zero() {
             return err("positions.sync_period", "must be more than 0".into());

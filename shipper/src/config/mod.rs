@@ -11,6 +11,7 @@ pub use load::{load_file, load_str, ConfigError};
 pub use units::{ByteSize, Dur};
 
 use crate::parse::Format;
+pub use crate::process::config::{LabelLimits, RelabelConfig, StageConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +29,15 @@ pub struct Config {
     /// `kubernetes.pods_root`, labelled like the Alloy/Promtail Kubernetes setups).
     pub discovery: Discovery,
     pub kubernetes: KubernetesConfig,
+    /// More Loki endpoints besides `client`: every line goes to each, with its own batching and
+    /// retries; a file's position moves only when every endpoint stored its lines.
+    pub clients: Vec<ClientConfig>,
+    /// Relabel rules (Prometheus') on every file's target labels, before its target's own.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Stages (Promtail's) every line goes through, before its target's own.
+    pub pipeline_stages: Vec<StageConfig>,
+    /// Loki's label limits, applied to every stream so no push is refused for its labels.
+    pub label_limits: LabelLimits,
     /// How long SIGTERM waits for in-flight batches before writing positions and exiting.
     pub shutdown_timeout: Dur,
 }
@@ -42,6 +52,10 @@ impl Default for Config {
             targets: Vec::new(),
             discovery: Discovery::Static,
             kubernetes: KubernetesConfig::default(),
+            clients: Vec::new(),
+            relabel_configs: Vec::new(),
+            pipeline_stages: Vec::new(),
+            label_limits: LabelLimits::default(),
             shutdown_timeout: Dur::secs(30),
         }
     }
@@ -262,6 +276,11 @@ pub struct TargetConfig {
     /// `/var/lib/docker/containers/<id>/<id>-json.log` by its container id. `labels` win over these.
     pub path_labels: PathLabels,
     pub format: Format,
+    /// Relabel rules on this target's files' labels (after the global `relabel_configs`); a file
+    /// they drop is not tailed.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Stages this target's lines go through (after the global `pipeline_stages`).
+    pub pipeline_stages: Vec<StageConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -384,6 +403,7 @@ impl Config {
             labels: labels.clone(),
             path_labels: PathLabels::Kubelet,
             format: Format::Auto,
+            ..Default::default()
         });
         let docker = &self.kubernetes.docker_root;
         if self.kubernetes.api && docker.is_dir() {
@@ -394,6 +414,7 @@ impl Config {
                 labels,
                 path_labels: PathLabels::Docker,
                 format: Format::Docker,
+                ..Default::default()
             });
         }
     }

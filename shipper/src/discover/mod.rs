@@ -6,8 +6,10 @@ pub mod docker;
 pub mod kube;
 pub mod kubelet;
 
-use crate::config::{PathLabels, TargetConfig};
+use crate::config::{Config, PathLabels, TargetConfig};
 use crate::parse::Format;
+use crate::process::pipeline::Pipeline;
+use crate::process::relabel::Relabeler;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,7 @@ pub struct Targets {
     targets: Vec<Compiled>,
     /// The pod metadata cache, with `discovery: kubernetes` and `kubernetes.api`.
     pods: Option<Arc<kube::PodCache>>,
+    label_limits: crate::process::config::LabelLimits,
 }
 
 struct Compiled {
@@ -73,6 +76,11 @@ struct Compiled {
     labels: BTreeMap<String, String>,
     path_labels: PathLabels,
     format: Format,
+    /// The global relabel rules, then the target's own (empty: none).
+    relabel: Vec<Relabeler>,
+    /// Whether a rule may read `__meta_kubernetes_pod_*` labels of the cache (else not built).
+    relabel_meta: bool,
+    pipeline: Option<Arc<Pipeline>>,
 }
 
 impl Targets {
@@ -88,10 +96,51 @@ impl Targets {
                     labels: t.labels.clone(),
                     path_labels: t.path_labels,
                     format: t.format,
+                    relabel: Vec::new(),
+                    relabel_meta: false,
+                    pipeline: None,
                 })
                 .collect(),
             pods: None,
+            label_limits: Default::default(),
         }
+    }
+
+    pub fn label_limits(&self) -> &crate::process::config::LabelLimits {
+        &self.label_limits
+    }
+
+    /// The targets of `cfg` with their relabel rules and pipeline stages compiled (global ones
+    /// first). Errors name the config key.
+    pub fn from_config(cfg: &Config) -> Result<Targets, String> {
+        let mut targets = Targets::new(&cfg.targets);
+        targets.label_limits = cfg.label_limits.clone();
+        let global = Relabeler::new(&cfg.relabel_configs, "relabel_configs")?;
+        let max_line = cfg.tail.max_line_size.0 as usize;
+        for (i, (t, c)) in targets.targets.iter_mut().zip(&cfg.targets).enumerate() {
+            let own = Relabeler::new(&c.relabel_configs, &format!("targets[{i}].relabel_configs"))?;
+            t.relabel = [global.clone(), own].into_iter().filter(|r| !r.is_empty()).collect();
+            t.relabel_meta = t.relabel.iter().any(|r| r.uses_meta("__meta_kubernetes_pod_"));
+            let stages: Vec<(String, &crate::config::StageConfig)> = cfg
+                .pipeline_stages
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (format!("pipeline_stages[{j}]"), s))
+                .chain(
+                    c.pipeline_stages
+                        .iter()
+                        .enumerate()
+                        .map(|(j, s)| (format!("targets[{i}].pipeline_stages[{j}]"), s)),
+                )
+                .collect();
+            t.pipeline = Pipeline::new(&stages, &cfg.label_limits, max_line)?.map(Arc::new);
+        }
+        Ok(targets)
+    }
+
+    /// The compiled stages of a target's lines, if it has any.
+    pub fn pipeline(&self, target: usize) -> Option<&Arc<Pipeline>> {
+        self.targets.get(target)?.pipeline.as_ref()
     }
 
     /// Labels and exclusion of container logs also consult the API server's view of the pods.
@@ -132,19 +181,40 @@ impl Targets {
         })
     }
 
+    /// Whether a file found by `target` is dropped: excluded (above) or dropped by a relabel rule.
+    pub fn dropped(&self, target: usize, path: &Path) -> bool {
+        self.excluded(target, path)
+            || (!self.targets[target].relabel.is_empty() && self.describe(target, path).is_none())
+    }
+
     /// What a file of `target` is labelled with: the labels its path says (`path_labels`) and the
-    /// cache adds (`app`, mapped pod labels), then the target's own, which win; its structured
-    /// metadata (`kubernetes.structured_metadata`); and its pod's uid.
-    pub fn describe(&self, target: usize, path: &Path) -> FileInfo {
+    /// cache adds (`app`, mapped pod labels), then the target's own, which win; then the relabel
+    /// rules, which see those and `__path__` and `__meta_kubernetes_*`. Also its structured metadata
+    /// (`kubernetes.structured_metadata`) and its pod's uid. None: a relabel rule dropped the file.
+    pub fn describe(&self, target: usize, path: &Path) -> Option<FileInfo> {
+        let t = &self.targets[target];
         let mut info = self.with_owner(target, path, |owner| {
             let Some(p) = owner else {
                 return FileInfo::default();
             };
             let mut labels = p.labels();
             let mut metadata = Vec::new();
+            if !t.relabel.is_empty() {
+                for (k, v) in [
+                    ("namespace", p.namespace),
+                    ("pod_name", p.pod),
+                    ("pod_uid", p.uid),
+                    ("pod_container_name", p.container),
+                ] {
+                    labels.insert(format!("__meta_kubernetes_{k}"), v.to_string());
+                }
+            }
             if let Some(pods) = &self.pods {
                 pods.enrich(p.uid, &mut labels);
                 metadata = pods.metadata(p.uid, p.container);
+                if t.relabel_meta {
+                    pods.meta_labels(p.uid, p.container, &mut labels);
+                }
             }
             FileInfo {
                 labels,
@@ -152,9 +222,20 @@ impl Targets {
                 pod: Some(p.uid.to_string()),
             }
         });
-        let own = &self.targets[target].labels;
-        info.labels.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-        info
+        info.labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if !t.relabel.is_empty() {
+            if let Some(node) = info.labels.get("node_name").cloned() {
+                info.labels.insert("__meta_kubernetes_pod_node_name".into(), node);
+            }
+            info.labels.insert("__path__".into(), path.display().to_string());
+            for r in &t.relabel {
+                if !r.apply(&mut info.labels) {
+                    return None;
+                }
+            }
+            Relabeler::finish(&mut info.labels);
+        }
+        Some(info)
     }
 
     pub fn format(&self, target: usize) -> Format {
@@ -167,7 +248,7 @@ impl Targets {
         let target = self.targets.iter().position(|t| {
             t.include.iter().any(|p| p.matches_path(path)) && !t.exclude.iter().any(|p| p.matches_path(path))
         })?;
-        (!self.excluded(target, path)).then_some(target)
+        (!self.dropped(target, path)).then_some(target)
     }
 
     /// Expands every glob. Unreadable directories and vanished entries are skipped (they are seen again
@@ -208,7 +289,7 @@ impl Targets {
                     // One file reached through several paths (a kubelet symlink to docker's file)
                     // belongs to the first target that finds it.
                     let key = (meta.dev(), meta.ino());
-                    if !self.excluded(ti, &path) && seen.insert(key) {
+                    if !self.dropped(ti, &path) && seen.insert(key) {
                         // A glob lists a directory's files together: one insert per directory.
                         if let Some(dir) = path
                             .parent()

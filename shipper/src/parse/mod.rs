@@ -61,8 +61,10 @@ pub use framer::{Framer, Records};
 
 use docker::Log;
 use framer::RawRecord;
-use line::{finish_line, trim_cr};
+pub(crate) use line::finish_line;
+use line::trim_cr;
 use partial::Partials;
+pub(crate) use timestamp::parse_rfc3339;
 
 /// The on-disk format of a log file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
@@ -155,6 +157,22 @@ pub struct Entry {
     pub ts_ns: i64,
     pub line: Bytes,
     pub stream: StreamKind,
+    /// File offset of the record the line starts in (for a joined line, its first fragment):
+    /// stages that hold lines back (multiline) keep the file's commit offset below it.
+    pub offset: u64,
+    /// What pipeline stages changed for this line alone (None on the plain path).
+    pub extra: Option<Box<Extra>>,
+}
+
+/// A line's own labels, structured metadata or tenant, set by pipeline stages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// The rendered label set, replacing the file's.
+    pub labels: Option<std::sync::Arc<str>>,
+    /// Encoded structured metadata, replacing the file's (it includes the file's pairs).
+    pub metadata: Option<Bytes>,
+    /// `X-Scope-OrgID` of this line, instead of the client's `tenant_id`.
+    pub tenant: Option<std::sync::Arc<str>>,
 }
 
 /// Counters the parser bumps; the caller exports them as metrics.
@@ -231,6 +249,8 @@ impl FileParser {
             ts_ns: j.ts_ns,
             line: finish_line(j.line, j.cut, max, stats),
             stream: j.stream,
+            offset: j.start,
+            extra: None,
         }));
         self.commit = self.commit.max(self.end);
         self.commit
@@ -275,6 +295,8 @@ impl FileParser {
             ts_ns: now_ns,
             line: finish_line(without_cr(sub(data, &rec.range)), rec.cut, self.max_line_size, stats),
             stream: StreamKind::Unknown,
+            offset: rec.offset,
+            extra: None,
         });
     }
 
@@ -294,7 +316,7 @@ impl FileParser {
             let ts_ns = h.ts_ns;
             self.partials.append(h.stream, &msg, ts_ns, rec.offset, rec.cut);
         } else {
-            self.last_fragment(h.stream, h.ts_ns, msg, rec.cut, out, stats);
+            self.last_fragment(h.stream, h.ts_ns, msg, rec, out, stats);
         }
         Some(())
     }
@@ -327,7 +349,7 @@ impl FileParser {
         if partial {
             self.partials.append(d.stream, &line, d.ts_ns, rec.offset, rec.cut);
         } else {
-            self.last_fragment(d.stream, d.ts_ns, line, rec.cut, out, stats);
+            self.last_fragment(d.stream, d.ts_ns, line, rec, out, stats);
         }
         Some(())
     }
@@ -352,11 +374,11 @@ impl FileParser {
         stream: StreamKind,
         ts_ns: i64,
         last: Bytes,
-        cut: bool,
+        rec: &RawRecord,
         out: &mut Vec<Entry>,
         stats: &mut ParseStats,
     ) {
-        let max = self.max_line_size;
+        let (cut, max) = (rec.cut, self.max_line_size);
         out.push(match self.partials.finish(stream, &last, cut) {
             Some(joined) => {
                 // The '\r' of a CRLF may sit in the last fragment or end the one before it.
@@ -369,12 +391,16 @@ impl FileParser {
                     ts_ns: joined.ts_ns,
                     line: finish_line(line, joined.cut, max, stats),
                     stream,
+                    offset: joined.start,
+                    extra: None,
                 }
             }
             None => Entry {
                 ts_ns,
                 line: finish_line(without_cr(last), cut, max, stats),
                 stream,
+                offset: rec.offset,
+                extra: None,
             },
         });
     }

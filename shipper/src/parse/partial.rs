@@ -31,6 +31,8 @@ pub(crate) struct Joined {
     pub ts_ns: i64,
     pub stream: StreamKind,
     pub cut: bool,
+    /// File offset of the first fragment.
+    pub start: u64,
 }
 
 /// The lines in progress of one file, one slot per [`StreamKind`].
@@ -76,6 +78,7 @@ impl Partials {
             ts_ns: pending.ts_ns,
             stream,
             cut: pending.cut,
+            start: pending.start,
         })
     }
 
@@ -98,6 +101,7 @@ impl Partials {
                     ts_ns: pending.ts_ns,
                     stream,
                     cut: pending.cut,
+                    start: pending.start,
                 })
             })
     }

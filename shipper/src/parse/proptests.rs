@@ -87,6 +87,8 @@ fn build(
                 ts_ns: first_ts[i].unwrap_or_default(),
                 line,
                 stream,
+                offset: spans[i].first,
+                extra: None,
             });
         }
     }

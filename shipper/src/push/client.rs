@@ -145,10 +145,25 @@ impl HttpClient {
     }
 
     /// Sends one body and waits for the answer (status and the start of the body) within the timeout.
-    pub async fn post(&self, body: Bytes) -> Outcome {
+    /// `tenant` (from a `tenant` stage) replaces the client's `tenant_id`.
+    pub async fn post(&self, body: Bytes, tenant: Option<&str>) -> Outcome {
         let mut req = http::Request::post(self.uri.clone());
         if let Some(h) = req.headers_mut() {
             h.extend(self.headers.clone());
+            if let Some(t) = tenant {
+                match HeaderValue::from_str(t) {
+                    Ok(v) => {
+                        h.insert("X-Scope-OrgID", v);
+                    }
+                    Err(_) => {
+                        return Outcome::Status {
+                            code: 400,
+                            retry_after: None,
+                            body: format!("tenant {t:?} (from a tenant stage) has characters not allowed in a header"),
+                        }
+                    }
+                }
+            }
         }
         let req = match req.body(Full::new(body)) {
             Ok(r) => r,

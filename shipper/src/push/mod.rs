@@ -105,9 +105,9 @@ impl Pusher {
             let entries: usize = streams_ref.iter().map(|s| s.entries.len()).sum();
             let bytes: usize = streams_ref
                 .iter()
-                .flat_map(|s| s.entries.iter().map(|e| e.1.len()))
+                .flat_map(|s| s.entries.iter().map(|e| e.line.len()))
                 .sum();
-            match self.send_with_retries(body, entries).await {
+            match self.send_with_retries(body, batch.tenant.as_deref(), entries).await {
                 Sent::Stored => {
                     self.metrics.sent_entries.inc_by(entries as u64);
                     self.metrics.sent_bytes.inc_by(bytes as u64);
@@ -136,14 +136,14 @@ impl Pusher {
                 },
             }
         }
-        self.tracker.ack(batch.seq, &batch.offsets);
+        self.tracker.ack(batch.seq, &batch.files);
     }
 
-    async fn send_with_retries(&self, body: Bytes, entries: usize) -> Sent {
+    async fn send_with_retries(&self, body: Bytes, tenant: Option<&str>, entries: usize) -> Sent {
         let mut attempt: u32 = 0;
         loop {
             let start = Instant::now();
-            let outcome = self.client.post(body.clone()).await;
+            let outcome = self.client.post(body.clone(), tenant).await;
             self.metrics.push_seconds.observe(start.elapsed().as_secs_f64());
             let (retry_reason, retry_after) = match outcome {
                 Outcome::Status { code, .. } if (200..300).contains(&code) => {

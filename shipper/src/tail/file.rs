@@ -55,6 +55,10 @@ pub struct TailedFile {
     pub target: usize,
     /// The uid of its pod, for container logs.
     pub pod: Option<String>,
+    /// The commit offset the parser gave last (the stages may hold the file's below it).
+    pub parser_commit: u64,
+    /// Its pipeline stages' state, when its target has stages.
+    pub stages: Option<crate::process::pipeline::FileStages>,
     /// Its place among the files of its stream (same `path`), oldest lowest: a file is read only
     /// once the rotated files before it are read to their end, so lines keep their order even when
     /// reading was paused (Loki down) across several rotations.
@@ -93,6 +97,8 @@ impl TailedFile {
             target: 0,
             pod: None,
             seq: 0,
+            stages: None,
+            parser_commit: offset,
         };
         f.refresh_fingerprint(meta.size());
         f

@@ -112,6 +112,8 @@ impl Reader {
     fn close(&mut self, id: FileId) {
         let Some(mut f) = self.files.remove(&id) else { return };
         self.gone.remove(&id);
+        self.stages_due.remove(&id);
+        self.paused.remove(&id);
         // Remembered by its first bytes too (a file let go unread may not have been fingerprinted).
         if let Ok(meta) = f.file.metadata() {
             f.refresh_fingerprint(meta.len());

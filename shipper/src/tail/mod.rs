@@ -14,6 +14,7 @@ mod park;
 mod read;
 mod rotated;
 mod scan;
+mod stages;
 
 pub use fds::fit_open_files;
 pub use io::{Io, ReadReq};
@@ -93,6 +94,10 @@ pub struct Reader {
     deferred: Vec<FileId>,
     /// Files the current scan could not open because `max_open_files` is reached.
     over_limit: usize,
+    /// Files whose stages hold lines until a time (multiline `max_wait_time`).
+    stages_due: IdMap<FileId, Instant>,
+    /// Files a `limit` stage paused, until when.
+    paused: IdMap<FileId, Instant>,
     /// How often files are checked and the targets rescanned: `tail.rescan_interval`, stretched when
     /// a scan takes longer than 1/SCAN_SHARE of it (huge trees), so scanning stays a small cost.
     rescan_every: Duration,
@@ -152,6 +157,8 @@ impl Reader {
             next_seq: 1,
             deferred: Vec::new(),
             over_limit: 0,
+            stages_due: IdMap::default(),
+            paused: IdMap::default(),
             rescan_every,
         }
     }
@@ -189,6 +196,7 @@ impl Reader {
                 STOP_CHECK
             };
             let wait = check_every.saturating_sub(last_check.elapsed()).min(cap);
+            let wait = self.stages_wait().map_or(wait, |w| w.min(wait));
             match self.wait(wait.max(Duration::from_millis(1))) {
                 Ok(ev) => self.rescan_due |= self.on_event(ev),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -207,6 +215,7 @@ impl Reader {
                 self.rescan_due = true;
             }
             self.process_events();
+            self.run_due_stages();
             self.ready.extend(self.gone.iter().copied());
         }
         tracing::debug!(files = self.files.len(), "reader stopped");

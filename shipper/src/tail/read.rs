@@ -21,7 +21,7 @@ const READS_PER_ROUND: usize = 64;
 /// The shortest time between two sweeps over the files that events said were written.
 const SWEEP_GAP: Duration = Duration::from_millis(2);
 
-fn now_ns() -> i64 {
+pub(super) fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -47,6 +47,10 @@ impl Reader {
             }
             self.last_sweep = Instant::now();
             let mut sweep: Vec<FileId> = self.ready.drain().collect();
+            if !self.paused.is_empty() {
+                // Files a `limit` stage paused are made ready again when their pause ends.
+                sweep.retain(|id| !self.paused.contains_key(id));
+            }
             while !sweep.is_empty() && !self.stopped() {
                 if !self.parked.is_empty() {
                     // The ring is full: reading pauses; these files are read when it has room.
@@ -189,38 +193,36 @@ impl Reader {
         while let Some(records) = f.framer.take_records(&mut stats) {
             commit = commit.max(f.parser.push(records, now, &mut entries, &mut stats));
         }
+        f.parser_commit = commit;
         f.counters
             .read_bytes
             .inc_by(f.framer.consumed_offset().saturating_sub(before));
-        f.counters.read_lines.inc_by(entries.len() as u64);
         f.counters.offset.set(f.framer.read_offset());
         self.metrics.add_parse_stats(&stats);
+        let commit = self.run_stages(id, &mut entries, commit, now);
+        let Some(f) = self.files.get_mut(&id) else {
+            return false;
+        };
+        f.counters.read_lines.inc_by(entries.len() as u64);
         // Lines that carry their own time (not stamped with `now` on reading): how late this read is.
         if let Some(first) = entries.first().filter(|e| e.ts_ns != now) {
             self.metrics
                 .read_lag_seconds
                 .observe(now.saturating_sub(first.ts_ns).max(0) as f64 / 1e9);
         }
-        if entries.is_empty() && commit == f.commit_offset {
-            return true;
-        }
-        f.commit_offset = commit;
-        let chunk = Chunk {
-            file: id,
-            labels: f.labels.clone(),
-            entries,
-            commit_offset: commit,
-        };
-        self.send(chunk)
+        // A file a `limit` stage paused is read again when its pause ends, not in this sweep.
+        self.ship(id, entries, commit) && !self.paused.contains_key(&id)
     }
 
-    /// Ships the partial line a finished file ends with, as it is.
-    pub(super) fn flush_partial(&mut self, id: FileId) {
-        let Some(f) = self.files.get_mut(&id) else { return };
-        let mut stats = ParseStats::default();
-        let mut entries = Vec::new();
-        let commit = f.parser.flush(&mut entries, &mut stats);
-        self.metrics.add_parse_stats(&stats);
+    /// Sends a file's entries, and the commit offset they complete, on to the ring (nothing when
+    /// there is neither a line nor progress). False when the agent is stopping.
+    pub(super) fn ship(&mut self, id: FileId, entries: Vec<crate::parse::Entry>, commit: u64) -> bool {
+        let Some(f) = self.files.get_mut(&id) else {
+            return false;
+        };
+        if entries.is_empty() && commit <= f.commit_offset {
+            return true;
+        }
         f.commit_offset = f.commit_offset.max(commit);
         let chunk = Chunk {
             file: id,
@@ -228,7 +230,34 @@ impl Reader {
             entries,
             commit_offset: f.commit_offset,
         };
-        self.send(chunk);
+        self.send(chunk)
+    }
+
+    /// Ships the partial line a finished file ends with, as it is, and what its stages hold.
+    pub(super) fn flush_partial(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else { return };
+        let mut stats = ParseStats::default();
+        let mut entries = Vec::new();
+        let commit = f.parser.flush(&mut entries, &mut stats);
+        f.parser_commit = commit;
+        self.metrics.add_parse_stats(&stats);
+        let commit = self.run_stages(id, &mut entries, commit, now_ns());
+        let Some(f) = self.files.get_mut(&id) else { return };
+        if let Some(st) = f.stages.as_mut() {
+            let mut stage_stats = crate::process::pipeline::StageStats::default();
+            st.flush(
+                &f.labels,
+                Instant::now(),
+                now_ns(),
+                &mut entries,
+                &mut stage_stats,
+                true,
+            );
+            self.metrics.add_stage_stats(&stage_stats);
+            self.stages_due.remove(&id);
+        }
+        let commit = commit.max(f.parser_commit);
+        self.ship(id, entries, commit);
     }
 
     /// At the end of what a file holds: notice truncation (copytruncate) and deletion.
@@ -242,12 +271,18 @@ impl Reader {
             *f.framer.buf_mut() = bytes::BytesMut::new();
         }
         let Ok(meta) = f.file.metadata() else { return };
+        if meta.len() < f.framer.read_offset() && f.stages.is_some() {
+            // Lines a stage holds were read before the truncation: ship them first.
+            self.flush_stages(id, true);
+        }
+        let Some(f) = self.files.get_mut(&id) else { return };
         if meta.len() < f.framer.read_offset() {
             tracing::info!(file = %f.path.display(), was = f.framer.read_offset(), now = meta.len(),
                 "file was truncated in place (copytruncate); reading it again from the start");
             self.metrics.truncations.inc();
             f.framer.reset(0);
             f.parser.reset(0);
+            f.parser_commit = 0;
             f.commit_offset = 0;
             f.fp_len = 0;
             f.refresh_fingerprint(meta.len());

@@ -191,7 +191,15 @@ impl Reader {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let (labels, pod) = self.file_labels(target, path);
+        let (labels, pod) = self.file_labels(target, path).unwrap_or_else(|| {
+            // Dropped by a relabel rule between the scan and this open (its pod changed): labelled
+            // from its path alone until the next scan lets it go.
+            let labels = StreamLabels::new(&std::collections::BTreeMap::from([(
+                "filename".to_string(),
+                path.display().to_string(),
+            )]));
+            (Arc::new(labels), None)
+        });
         let mut f = TailedFile::new(
             id,
             path.to_path_buf(),
@@ -215,6 +223,10 @@ impl Reader {
         }
         f.target = target;
         f.pod = pod;
+        f.stages = self
+            .targets
+            .pipeline(target)
+            .map(|p| crate::process::pipeline::FileStages::new(p.clone()));
         f.counters = self.metrics.file_counters(path);
         // The first read asks for what is there (up to read_buffer_size); later ones adapt.
         let pending = meta.len().saturating_sub(offset) as usize;
@@ -248,13 +260,24 @@ impl Reader {
 
     /// The labels of a file of `target` at `path` — the client's external labels, the target's (path,
     /// pod metadata, its own) and `filename`, with its structured metadata — and its pod's uid.
-    pub(super) fn file_labels(&self, target: usize, path: &Path) -> (Arc<StreamLabels>, Option<String>) {
-        let info = self.targets.describe(target, path);
+    /// None when a relabel rule drops the file (a file found dropped is not opened; an open one
+    /// keeps its labels until the next scan lets it go).
+    pub(super) fn file_labels(&self, target: usize, path: &Path) -> Option<(Arc<StreamLabels>, Option<String>)> {
+        let info = self.targets.describe(target, path)?;
         let mut labels = self.external_labels.clone();
         labels.extend(info.labels);
         labels.insert("filename".into(), path.display().to_string());
+        // The `stream` label comes on top: leave room for it.
+        let mut limits = self.targets.label_limits().clone();
+        limits.max_label_names_per_series = limits.max_label_names_per_series.saturating_sub(1).max(1);
+        let fitted = crate::process::labels::fit(&mut labels, &limits, None);
+        if fitted != Default::default() {
+            self.metrics.add_label_fits(fitted);
+            tracing::warn!(file = %path.display(), dropped = fitted.dropped, cut = fitted.cut,
+                "the file's labels break label_limits (Loki would refuse them): labels dropped or cut to fit");
+        }
         let labels = Arc::new(StreamLabels::new(&labels).with_metadata(&info.metadata));
-        (labels, info.pod)
+        Some((labels, info.pod))
     }
 
     /// Pod metadata arrived or changed: the open files of those pods get their new labels for the
@@ -272,7 +295,9 @@ impl Reader {
             .map(|f| (f.id, f.target, f.path.clone()))
             .collect();
         for (id, target, path) in ids {
-            let (labels, _) = self.file_labels(target, &path);
+            let Some((labels, _)) = self.file_labels(target, &path) else {
+                continue;
+            };
             if let Some(f) = self.files.get_mut(&id) {
                 tracing::debug!(file = %path.display(), labels = %labels.for_kind(crate::parse::StreamKind::Unknown), "labels updated from pod metadata");
                 f.labels = labels;

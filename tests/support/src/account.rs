@@ -16,6 +16,16 @@ use std::fmt;
 use crate::receiver::ReceivedEntry;
 use crate::tag::parse_tag;
 
+/// A line's tag: at its start, or — for a JSON line — at the start of its first string value that
+/// holds one (`{"msg":"f=1 s=2 …", …}`), so JSON logs can be accounted before and after stages
+/// rewrite them.
+fn tag_of(line: &str) -> Option<(u32, u64)> {
+    parse_tag(line).or_else(|| {
+        let i = line.strip_prefix('{')?.find("\"f=")?;
+        parse_tag(line.get(i + 2..)?)
+    })
+}
+
 /// How many missing sequence ranges a report lists per file.
 const SHOWN_RANGES: usize = 8;
 
@@ -127,7 +137,7 @@ impl Account {
 
     /// Adds one line of a stream whose highest seq so far per file is `highest`.
     pub(crate) fn add_line(&mut self, highest: &mut HashMap<u32, u64>, line: &str) {
-        let Some((id, seq)) = parse_tag(line) else {
+        let Some((id, seq)) = tag_of(line) else {
             self.untagged += 1;
             return;
         };
@@ -271,6 +281,14 @@ mod tests {
 
     fn lines(seqs: &[(u32, u64)]) -> Vec<String> {
         seqs.iter().map(|&(f, s)| tag_line(f, s, 12)).collect()
+    }
+
+    #[test]
+    fn json_lines_carry_their_tag_in_a_string_value() {
+        assert_eq!(tag_of(r#"{"msg":"f=3 s=17 xyz","level":"info"}"#), Some((3, 17)));
+        assert_eq!(tag_of("f=1 s=2 plain"), Some((1, 2)));
+        assert_eq!(tag_of(r#"{"msg":"no tag f=3 s=1"}"#), None);
+        assert_eq!(tag_of(r#"x {"msg":"f=3 s=1"}"#), None);
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! encode Loki's protobuf and snappy-compress it, on one core, in process, with shipper's own parser
 //! and encoder. The agent's CPU per GiB is reported as a ratio of it.
 
-use bytes::Bytes;
-use shipper::batch::{encode_snappy, StreamBatch};
+use shipper::batch::{encode_snappy, BatchEntry, StreamBatch};
 use shipper::parse::{FileParser, Format, Framer, ParseStats};
 use std::io::Read;
 use std::path::Path;
@@ -24,7 +23,7 @@ pub fn cpu_s_per_gib(files: &[impl AsRef<Path>]) -> Result<f64, String> {
         let mut parser = FileParser::new(Format::Cri, 256 << 10);
         let mut stats = ParseStats::default();
         let mut entries = Vec::new();
-        let mut batch: Vec<(i64, Bytes)> = Vec::new();
+        let mut batch: Vec<BatchEntry> = Vec::new();
         let mut batch_bytes = 0;
         loop {
             let buf = framer.buf_mut();
@@ -41,13 +40,16 @@ pub fn cpu_s_per_gib(files: &[impl AsRef<Path>]) -> Result<f64, String> {
             }
             for e in entries.drain(..) {
                 batch_bytes += e.line.len();
-                batch.push((e.ts_ns, e.line));
+                batch.push(BatchEntry {
+                    ts_ns: e.ts_ns,
+                    line: e.line,
+                    metadata: bytes::Bytes::new(),
+                });
             }
             if batch_bytes >= BATCH_BYTES {
                 let streams = [StreamBatch {
                     labels: labels.clone(),
                     entries: std::mem::take(&mut batch),
-                    metadata: Default::default(),
                 }];
                 std::hint::black_box(encode_snappy(&streams));
                 batch_bytes = 0;

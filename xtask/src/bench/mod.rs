@@ -20,6 +20,7 @@ pub const SCENARIOS: &[&str] = &[
     "rotation",
     "live",
     "idle-1000",
+    "stages",
     "wake",
 ];
 
@@ -80,7 +81,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail and/or FLUENTBIT_BIN=/path/to/fluent-bit";
+rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail and/or FLUENTBIT_BIN=/path/to/fluent-bit";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -116,6 +117,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let mut outcomes = Vec::new();
     for name in chosen {
+        if name == "stages" {
+            // shipper with and without stages on the same file; peers would need their own stages.
+            eprintln!("== stages{}", if quick { " (quick)" } else { "" });
+            for o in scenarios::stages(&ctx, &peers[0].bin)? {
+                eprintln!("{}", report::line(&o));
+                outcomes.push(o);
+            }
+            continue;
+        }
         if name == "wake" {
             // shipper's own watchers side by side; peers have no such choice.
             // At 100k writes/s this 2-core machine is saturated (writer, agent and sink); at 10k

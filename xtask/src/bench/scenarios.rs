@@ -346,3 +346,97 @@ fn live_files(dir: &Path, files: u32, per_file: u64) -> Result<LiveFiles, String
         writers,
     })
 }
+
+/// The relabel rule and stages of the `stages` scenario: what a typical JSON app needs.
+const STAGES: &str = r#"relabel_configs:
+  - source_labels: [__path__]
+    regex: '.*/pods/([^_]+)_([^_]+)_.*'
+    target_label: namespace
+  - source_labels: [__path__]
+    regex: '.*/pods/([^_]+)_([^_]+)_.*'
+    replacement: $2
+    target_label: pod
+pipeline_stages:
+  - multiline: {firstline: '^\{', max_wait_time: 100ms}
+  - json: {expressions: {level: "", msg: "", trace: ctx.trace_id}}
+  - labels: {level: ""}
+  - structured_metadata: {trace_id: trace}
+  - output: {source: msg}
+"#;
+
+/// One CRI file of JSON app lines (the tag opens the `msg` value); every 50th entry is an error
+/// followed by a two-line stack trace, which `multiline` joins to it.
+fn write_json_file(dir: &Path, bytes: u64) -> Result<u64, String> {
+    let path = pod_log(dir, 0);
+    let mut w = LogWriter::create(&path, Format::Cri).map_err(|e| e.to_string())?;
+    let (mut written, mut seq) = (0u64, 0u64);
+    while written < bytes {
+        let level = if seq % 50 == 0 {
+            "error"
+        } else if seq % 7 == 0 {
+            "warn"
+        } else {
+            "info"
+        };
+        let l = format!(
+            r#"{{"msg":"{}","level":"{level}","ctx":{{"trace_id":"{:016x}","span":{}}},"caller":"server/handler.go:{}"}}"#,
+            line(0, seq),
+            seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            seq % 977,
+            seq % 400
+        );
+        written += l.len() as u64 + 36;
+        w.write_line("stdout", &l).map_err(|e| e.to_string())?;
+        if level == "error" {
+            for frame in [
+                "\tat com.example.Handler.handle(Handler.java:42)",
+                "\tat com.example.Server.run(Server.java:7)",
+            ] {
+                written += frame.len() as u64 + 36;
+                w.write_line("stdout", frame).map_err(|e| e.to_string())?;
+            }
+        }
+        seq += 1;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(seq)
+}
+
+/// The same JSON file read twice from its beginning: with no stages, then with relabel rules, json
+/// parsing, labels, structured metadata, output and multiline on. Both rows are reported; the stages
+/// row's `× bound` is its speed as a share of the plain row's.
+pub fn stages(ctx: &Ctx, bin: &Path) -> Result<Vec<Outcome>, String> {
+    let dir = ctx.dir("stages")?;
+    let n = write_json_file(&dir, if ctx.quick { 64 << 20 } else { 1 << 30 })?;
+    let mut out = Vec::new();
+    for (agent_name, with_stages) in [("shipper (plain)", false), ("shipper (stages)", true)] {
+        let _ = std::fs::remove_file(dir.join("positions.json"));
+        let loki = Receiver::start_tally([(0, n)], false);
+        let port = agent::free_port()?;
+        let targets = [agent::Target {
+            glob: &pods_glob(&dir),
+            format: "cri",
+            job: "bench",
+        }];
+        let config = agent::write_config(&dir, &loki.url(), port, &targets, "1s")?;
+        if with_stages {
+            let yaml = std::fs::read_to_string(&config).map_err(|e| e.to_string())? + STAGES;
+            std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
+        }
+        let a = Agent::start(bin, &config, port)?;
+        let t0 = Instant::now();
+        let account = wait_all(&loki, &[(0, n)], Duration::from_secs(600))?;
+        let o = finish(a, agent_name, "stages", &dir, 1, &account, t0.elapsed().as_secs_f64())?;
+        out.push(o);
+    }
+    if let [plain, staged] = &mut out[..] {
+        staged.bound_cpu_s_per_gib = Some(plain.cpu_s_per_gib);
+        eprintln!(
+            "stages: {:.0} MiB/s with stages, {:.0} MiB/s plain: {:.0}% of the plain path",
+            staged.mib_per_s,
+            plain.mib_per_s,
+            100.0 * staged.mib_per_s / plain.mib_per_s
+        );
+    }
+    Ok(out)
+}

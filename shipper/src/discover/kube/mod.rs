@@ -56,6 +56,9 @@ pub struct PodInfo {
     pub containers: Vec<(String, String)>,
     /// (container name, image) from the pod's spec.
     pub images: Vec<(String, String)>,
+    /// All its labels and annotations, for relabel rules (`__meta_kubernetes_pod_label_*`).
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A pod as the API server describes it, before the cache picks what it keeps.
@@ -195,6 +198,8 @@ impl PodCache {
             excluded: annotations.get(EXCLUDE_ANNOTATION).is_some_and(|v| is_true(v)),
             containers,
             images,
+            labels: labels.clone(),
+            annotations: annotations.clone(),
         }
     }
 
@@ -204,8 +209,13 @@ impl PodCache {
         let (relabel, rescan) = {
             let mut inner = self.write();
             let old = inner.pods.get(&uid);
-            let relabel = old
-                .is_none_or(|e| e.pod.app != pod.app || e.pod.mapped != pod.mapped || e.pod.excluded != pod.excluded);
+            let relabel = old.is_none_or(|e| {
+                e.pod.app != pod.app
+                    || e.pod.mapped != pod.mapped
+                    || e.pod.excluded != pod.excluded
+                    || e.pod.labels != pod.labels
+                    || e.pod.annotations != pod.annotations
+            });
             let excluded_changed = old.map_or(pod.excluded, |e| e.pod.excluded != pod.excluded);
             let new_containers = pod
                 .containers
@@ -319,6 +329,32 @@ impl PodCache {
         }
         for (k, v) in &e.pod.mapped {
             labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
+    /// Prometheus' Kubernetes service discovery labels of a container, for relabel rules:
+    /// `__meta_kubernetes_pod_{label,labelpresent,annotation,annotationpresent}_<name>`,
+    /// `__meta_kubernetes_pod_container_{id,image}` (what the cache knows; namespace, pod name,
+    /// uid and container name come from the path).
+    pub fn meta_labels(&self, uid: &str, container: &str, out: &mut BTreeMap<String, String>) {
+        let inner = self.read();
+        let Some(e) = inner.pods.get(uid) else {
+            return;
+        };
+        let p = &e.pod;
+        for (kind, map) in [("label", &p.labels), ("annotation", &p.annotations)] {
+            for (k, v) in map {
+                let name = sanitize_label_name(k);
+                out.insert(format!("__meta_kubernetes_pod_{kind}_{name}"), v.clone());
+                out.insert(format!("__meta_kubernetes_pod_{kind}present_{name}"), "true".into());
+            }
+        }
+        let of = |list: &[(String, String)]| list.iter().find(|(n, _)| n == container).map(|(_, v)| v.clone());
+        if let Some(id) = of(&p.containers) {
+            out.insert("__meta_kubernetes_pod_container_id".into(), id);
+        }
+        if let Some(image) = of(&p.images) {
+            out.insert("__meta_kubernetes_pod_container_image".into(), image);
         }
     }
 

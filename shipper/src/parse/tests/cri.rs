@@ -13,6 +13,9 @@ fn cri_full_lines_are_zero_copy() {
     let mut parser = FileParser::new(Format::Cri, 1000);
     let mut out = Vec::new();
     let commit = parser.push(records, NOW, &mut out, &mut stats);
+    let first_len = cri("stdout", "F", "hello").len() as u64;
+    assert_eq!(out.iter().map(|e| e.offset).collect::<Vec<_>>(), [100, 100 + first_len]);
+    out.iter_mut().for_each(|e| e.offset = 0);
     assert_eq!(
         out,
         [
@@ -34,6 +37,18 @@ fn cri_empty_messages_and_crlf() {
     let r = run(Format::Cri, 1000, input.as_bytes());
     assert_eq!(lines(&r), ["", "", "with flag", "dos"]);
     assert_eq!(r.stats, ParseStats::default());
+}
+
+#[test]
+fn joined_lines_start_at_their_first_fragment() {
+    let a = cri("stdout", "P", "ab");
+    let b = cri("stderr", "F", "x");
+    let input = a.clone() + &b + &cri("stdout", "F", "c") + &cri("stdout", "F", "d");
+    let r = run(Format::Cri, 1000, input.as_bytes());
+    assert_eq!(lines(&r), ["x", "abc", "d"]);
+    let (a, b) = (a.len() as u64, b.len() as u64);
+    let c = cri("stdout", "F", "c").len() as u64;
+    assert_eq!(r.offsets, [a, 0, a + b + c]);
 }
 
 #[test]

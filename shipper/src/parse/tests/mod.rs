@@ -12,7 +12,9 @@ const TS: i64 = 1_795_514_400_123_456_789;
 const T: &str = "2026-11-24T10:00:00.123456789Z";
 
 struct Run {
+    /// The entries, with `offset` zeroed so tables compare lines (offsets are in `offsets`).
     entries: Vec<Entry>,
+    offsets: Vec<u64>,
     stats: ParseStats,
     commit: u64,
     format: Format,
@@ -29,8 +31,11 @@ fn run(format: Format, max_line: usize, input: &[u8]) -> Run {
     if let Some(records) = framer.take_records(&mut stats) {
         commit = parser.push(records, NOW, &mut entries, &mut stats);
     }
+    let offsets = entries.iter().map(|e| e.offset).collect();
+    entries.iter_mut().for_each(|e| e.offset = 0);
     Run {
         entries,
+        offsets,
         stats,
         commit,
         format: parser.format(),
@@ -49,6 +54,8 @@ fn entry(ts_ns: i64, line: &str, stream: StreamKind) -> Entry {
         ts_ns,
         line: Bytes::copy_from_slice(line.as_bytes()),
         stream,
+        offset: 0,
+        extra: None,
     }
 }
 
@@ -163,5 +170,8 @@ fn auto_detection_skips_a_cut_record() {
     assert_eq!(parser.format(), Format::Docker);
     assert_eq!(out.len(), 2);
     assert_eq!((out[0].stream, out[0].ts_ns), (StreamKind::Unknown, NOW));
+    let first = docker(&"x".repeat(100), "stdout").len() as u64;
+    assert_eq!((out[0].offset, out[1].offset), (0, first));
+    out[1].offset = 0;
     assert_eq!(out[1], entry(TS, "ok", StreamKind::Stdout));
 }

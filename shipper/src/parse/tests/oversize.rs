@@ -35,6 +35,8 @@ fn oversized_record_through_the_parser() {
     let end = at_big + big.len() as u64 + 4 + after.len() as u64;
     assert_eq!(parser.push(records, NOW, &mut out, &mut stats), end);
     assert_eq!(out.len(), 3);
+    assert_eq!(out[2].offset, end - after.len() as u64);
+    out[2].offset = 0;
     assert_eq!(out[2], entry(TS, "after", StreamKind::Stderr));
     assert_eq!(
         (stats.oversized_records, stats.truncated, stats.parse_errors),

@@ -335,7 +335,13 @@ fn ingest_body(shared: &Shared, headers: &HeaderMap, body: &[u8], rec: &mut Requ
     let now = crate::time::now_nanos();
     let outcome = {
         let mut state = shared.state();
-        let outcome = ingest(&mut state, &limits, now, streams);
+        let outcome = ingest(
+            &mut state,
+            &limits,
+            now,
+            get(HeaderName::from_static("x-scope-orgid")),
+            streams,
+        );
         drop(state);
         shared.changed.notify_all();
         outcome

@@ -18,6 +18,8 @@ pub struct ReceivedEntry {
     /// When the receiver stored it (Unix nanoseconds): with `ts_ns` set to the write time, the
     /// difference is the write → ack latency.
     pub arrived_ns: i64,
+    /// The tenant (`X-Scope-OrgID`) of the request that brought it.
+    pub tenant: Option<String>,
 }
 
 /// What the receiver knows about one HTTP request it accepted.

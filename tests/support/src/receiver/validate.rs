@@ -56,7 +56,13 @@ impl Outcome {
 
 /// Validates `streams` against `limits` at time `now_ns` and stores the valid entries in
 /// `state`, in request order.
-pub(crate) fn ingest(state: &mut State, limits: &Limits, now_ns: i64, streams: Vec<IncomingStream>) -> Outcome {
+pub(crate) fn ingest(
+    state: &mut State,
+    limits: &Limits,
+    now_ns: i64,
+    tenant: Option<&str>,
+    streams: Vec<IncomingStream>,
+) -> Outcome {
     let mut out = Outcome::default();
     for stream in streams {
         let n = stream.entries.len();
@@ -81,6 +87,7 @@ pub(crate) fn ingest(state: &mut State, limits: &Limits, now_ns: i64, streams: V
                 line: e.line,
                 structured_metadata: e.structured_metadata,
                 arrived_ns: now_ns,
+                tenant: tenant.map(str::to_string),
             });
         }
         out.stored += accepted.len();
@@ -270,6 +277,7 @@ mod tests {
             &mut st,
             &Limits::default(),
             NOW,
+            None,
             vec![
                 stream(r#"{b="2", a="1"}"#, &[(NOW, "ok"), (NOW + 3_600_000_000_000, "future")]),
                 stream("{a=1}", &[(NOW, "bad labels")]),
@@ -292,6 +300,7 @@ mod tests {
             &mut st,
             &Limits::default(),
             NOW,
+            None,
             vec![
                 stream(
                     r#"{a="1"}"#,

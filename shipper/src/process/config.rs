@@ -1,0 +1,346 @@
+//! The configuration of pipeline stages and relabel rules, in Promtail's own YAML shape so that a
+//! Promtail `pipeline_stages:` list or a Prometheus `relabel_configs:` list can be pasted as is.
+//!
+//! ```yaml
+//! pipeline_stages:
+//!   - multiline: {firstline: '^\d{4}-', max_wait_time: 3s}
+//!   - json: {expressions: {level: level, msg: message, trace: span.trace_id}}
+//!   - labels: {level: ""}
+//!   - structured_metadata: {trace: ""}
+//!   - timestamp: {source: ts, format: RFC3339Nano}
+//!   - output: {source: msg}
+//!   - drop: {source: level, value: debug}
+//! ```
+//!
+//! Every stage reads the line or a value an earlier stage extracted (`source`), and may change the
+//! line, its timestamp, its labels, its structured metadata or its tenant, or drop it.
+
+use crate::config::Dur;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One stage: a single-key map, `- json: {...}` (Promtail's form; YAML tags are not needed).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageConfig {
+    /// Values from a JSON line (or extracted value) into the extracted map.
+    Json(JsonConfig),
+    /// Values from a logfmt line (`level=info msg="a b"`) into the extracted map.
+    Logfmt(LogfmtConfig),
+    /// Named groups of a regular expression into the extracted map.
+    Regex(RegexConfig),
+    /// Extracted values become labels: label name → extracted name ("" = the same name).
+    Labels(BTreeMap<String, String>),
+    /// Extracted values become Loki 3 structured metadata: name → extracted name ("" = same).
+    StructuredMetadata(BTreeMap<String, String>),
+    /// Fixed labels added to every line.
+    StaticLabels(BTreeMap<String, String>),
+    /// These labels are removed.
+    Labeldrop(Vec<String>),
+    /// Only these labels are kept.
+    Labelallow(Vec<String>),
+    /// The line's timestamp from an extracted value.
+    Timestamp(TimestampConfig),
+    /// The line is replaced by an extracted value.
+    Output(OutputConfig),
+    /// The tenant (`X-Scope-OrgID`) of the line.
+    Tenant(TenantConfig),
+    /// Lines that match are dropped (counted by reason).
+    Drop(FilterConfig),
+    /// Lines that do not match are dropped (counted by reason).
+    Keep(FilterConfig),
+    /// Lines joined into one entry: a line matching `firstline` starts a new entry.
+    Multiline(MultilineConfig),
+    /// A rate limit per stream: over it lines are dropped (counted) or reading slows down.
+    Limit(LimitConfig),
+}
+
+impl StageConfig {
+    /// The stage's name as written in YAML (metric label, error messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StageConfig::Json(_) => "json",
+            StageConfig::Logfmt(_) => "logfmt",
+            StageConfig::Regex(_) => "regex",
+            StageConfig::Labels(_) => "labels",
+            StageConfig::StructuredMetadata(_) => "structured_metadata",
+            StageConfig::StaticLabels(_) => "static_labels",
+            StageConfig::Labeldrop(_) => "labeldrop",
+            StageConfig::Labelallow(_) => "labelallow",
+            StageConfig::Timestamp(_) => "timestamp",
+            StageConfig::Output(_) => "output",
+            StageConfig::Tenant(_) => "tenant",
+            StageConfig::Drop(_) => "drop",
+            StageConfig::Keep(_) => "keep",
+            StageConfig::Multiline(_) => "multiline",
+            StageConfig::Limit(_) => "limit",
+        }
+    }
+}
+
+/// The stage names, in the order of [`StageConfig`]'s variants.
+const STAGES: &[&str] = &[
+    "json",
+    "logfmt",
+    "regex",
+    "labels",
+    "structured_metadata",
+    "static_labels",
+    "labeldrop",
+    "labelallow",
+    "timestamp",
+    "output",
+    "tenant",
+    "drop",
+    "keep",
+    "multiline",
+    "limit",
+];
+
+impl<'de> Deserialize<'de> for StageConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StageConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a stage: a map with one key, one of {}", STAGES.join(", "))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StageConfig, A::Error> {
+                use serde::de::Error;
+                let Some(name) = map.next_key::<String>()? else {
+                    return Err(A::Error::custom(format!(
+                        "an empty stage: name one of {}",
+                        STAGES.join(", ")
+                    )));
+                };
+                let stage = match name.as_str() {
+                    "json" => StageConfig::Json(map.next_value()?),
+                    "logfmt" => StageConfig::Logfmt(map.next_value()?),
+                    "regex" => StageConfig::Regex(map.next_value()?),
+                    "labels" => StageConfig::Labels(map.next_value()?),
+                    "structured_metadata" => StageConfig::StructuredMetadata(map.next_value()?),
+                    "static_labels" => StageConfig::StaticLabels(map.next_value()?),
+                    "labeldrop" => StageConfig::Labeldrop(map.next_value()?),
+                    "labelallow" => StageConfig::Labelallow(map.next_value()?),
+                    "timestamp" => StageConfig::Timestamp(map.next_value()?),
+                    "output" => StageConfig::Output(map.next_value()?),
+                    "tenant" => StageConfig::Tenant(map.next_value()?),
+                    "drop" => StageConfig::Drop(map.next_value()?),
+                    "keep" => StageConfig::Keep(map.next_value()?),
+                    "multiline" => StageConfig::Multiline(map.next_value()?),
+                    "limit" => StageConfig::Limit(map.next_value()?),
+                    other => return Err(A::Error::unknown_variant(other, STAGES)),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(A::Error::custom(format!(
+                        "one stage per list item: `{extra}` follows `{name}`; start it with its own `- `"
+                    )));
+                }
+                Ok(stage)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+impl Serialize for StageConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        let name = self.name();
+        match self {
+            StageConfig::Json(c) => m.serialize_entry(name, c)?,
+            StageConfig::Logfmt(c) => m.serialize_entry(name, c)?,
+            StageConfig::Regex(c) => m.serialize_entry(name, c)?,
+            StageConfig::Labels(c) | StageConfig::StructuredMetadata(c) | StageConfig::StaticLabels(c) => {
+                m.serialize_entry(name, c)?
+            }
+            StageConfig::Labeldrop(c) | StageConfig::Labelallow(c) => m.serialize_entry(name, c)?,
+            StageConfig::Timestamp(c) => m.serialize_entry(name, c)?,
+            StageConfig::Output(c) => m.serialize_entry(name, c)?,
+            StageConfig::Tenant(c) => m.serialize_entry(name, c)?,
+            StageConfig::Drop(c) | StageConfig::Keep(c) => m.serialize_entry(name, c)?,
+            StageConfig::Multiline(c) => m.serialize_entry(name, c)?,
+            StageConfig::Limit(c) => m.serialize_entry(name, c)?,
+        }
+        m.end()
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JsonConfig {
+    /// Extracted name → path in the JSON document: `level`, `span.trace_id`, `items[0].id`
+    /// ("" = the same name at the top level).
+    pub expressions: BTreeMap<String, String>,
+    /// Parse this extracted value instead of the line.
+    pub source: Option<String>,
+    /// Drop lines that are not a JSON object (default: keep them, count a failure).
+    pub drop_malformed: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogfmtConfig {
+    /// Extracted name → logfmt key ("" = the same name).
+    pub mapping: BTreeMap<String, String>,
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegexConfig {
+    /// A regular expression (Rust `regex` syntax, which matches RE2/Go's) with named groups
+    /// `(?P<name>...)`; each group that matched is extracted under its name.
+    pub expression: String,
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimestampConfig {
+    /// The extracted value holding the time.
+    pub source: String,
+    /// `RFC3339`, `RFC3339Nano`, `Unix`, `UnixMs`, `UnixUs`, `UnixNs`, or a Go reference layout
+    /// such as `2006-01-02 15:04:05.000`, as Promtail takes it.
+    pub format: String,
+    /// Tried in order when `format` does not parse.
+    pub fallback_formats: Vec<String>,
+    /// IANA time zone for layouts without an offset (default UTC).
+    pub location: Option<String>,
+    /// `fudge` (default: keep the line's timestamp) or `skip` (same, without counting a failure).
+    pub action_on_failure: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant from this extracted value...
+    pub source: Option<String>,
+    /// ...or from this label (of the file or set by an earlier stage)...
+    pub label: Option<String>,
+    /// ...or this fixed tenant. Exactly one of the three.
+    pub value: Option<String>,
+}
+
+/// What `drop` and `keep` test. Every condition given must hold for a line to match.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Test this extracted value instead of the line (a line without it does not match, unless
+    /// only `source` is given: then its presence is the test).
+    pub source: Option<String>,
+    /// The value (of `source`) equals this.
+    pub value: Option<String>,
+    /// A regular expression found anywhere in the line (or `source`).
+    pub expression: Option<String>,
+    /// A substring of the line (or `source`): much cheaper than a regex.
+    pub contains: Option<String>,
+    /// The line's timestamp is older than this.
+    pub older_than: Option<Dur>,
+    /// The line is longer than this many bytes.
+    pub longer_than: Option<crate::config::ByteSize>,
+    /// The `reason` of `shipper_pipeline_dropped_lines_total` (default `drop_stage` / `keep_stage`).
+    pub drop_counter_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// A line matching this starts a new entry; others are appended (with `\n`) to the entry in
+    /// progress. Either this or `preset`.
+    pub firstline: Option<String>,
+    /// `java`, `python` or `go`: stack traces of those runtimes stay with the line before them.
+    pub preset: Option<String>,
+    /// An entry is sent once it has this many lines (default 128).
+    pub max_lines: Option<usize>,
+    /// ...or once no line came for this long (default 3s).
+    pub max_wait_time: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Lines per second per stream.
+    pub rate: f64,
+    /// Lines allowed at once above the rate (default: `rate`).
+    pub burst: Option<u32>,
+    /// `true`: lines over the limit are dropped (counted). `false` (default): reading of the file
+    /// slows down to the rate; nothing is dropped (the file is the buffer).
+    pub drop: bool,
+}
+
+/// A Prometheus relabel rule, applied to a file's target labels once when it is opened (and again
+/// when its pod's metadata changes). The labels it sees include `__path__` and the
+/// `__meta_kubernetes_*` labels; labels starting with `__` are removed after the last rule.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelabelConfig {
+    pub source_labels: Vec<String>,
+    pub separator: String,
+    pub target_label: Option<String>,
+    /// Fully anchored, like Prometheus.
+    pub regex: String,
+    pub modulus: Option<u64>,
+    pub replacement: String,
+    pub action: RelabelAction,
+}
+
+impl Default for RelabelConfig {
+    fn default() -> Self {
+        RelabelConfig {
+            source_labels: Vec::new(),
+            separator: ";".into(),
+            target_label: None,
+            regex: "(.*)".into(),
+            modulus: None,
+            replacement: "$1".into(),
+            action: RelabelAction::Replace,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RelabelAction {
+    #[default]
+    Replace,
+    Keep,
+    Drop,
+    Hashmod,
+    Labelmap,
+    Labeldrop,
+    Labelkeep,
+    Lowercase,
+    Uppercase,
+    Keepequal,
+    Dropequal,
+}
+
+/// Loki's per-stream label limits: a line whose labels break them would make Loki refuse the
+/// whole push, so extra labels are dropped here (counted) and long values cut (counted).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelLimits {
+    /// Loki's `max_label_names_per_series`.
+    pub max_label_names_per_series: usize,
+    /// Loki's `max_label_name_length`.
+    pub max_label_name_length: usize,
+    /// Loki's `max_label_value_length`.
+    pub max_label_value_length: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        LabelLimits {
+            max_label_names_per_series: 15,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+        }
+    }
+}

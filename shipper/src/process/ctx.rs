@@ -1,0 +1,96 @@
+//! What a line carries through the stages: the line itself, its timestamp and stream, the values
+//! parser stages extracted from it, and the changes stages made to its labels, structured metadata
+//! and tenant (applied to the file's labels once, when the line leaves the pipeline).
+
+use crate::parse::StreamKind;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Values extracted from a line by parser stages (`json`, `logfmt`, `regex`), read by later stages
+/// through their `source`. Few per line, so a vector beats a map.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    fields: Vec<(Arc<str>, String)>,
+}
+
+impl Extracted {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| &**n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value of the same name.
+    pub fn set(&mut self, name: &Arc<str>, value: &str) {
+        match self.fields.iter_mut().find(|(n, _)| **n == **name) {
+            Some((_, v)) => {
+                v.clear();
+                v.push_str(value);
+            }
+            None => self.fields.push((name.clone(), value.to_string())),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.fields.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(n, v)| (&**n, v.as_str()))
+    }
+}
+
+/// A change to the labels of a line, in stage order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LabelOp {
+    Set(Arc<str>, String),
+    Drop(Arc<[String]>),
+    Allow(Arc<[String]>),
+}
+
+/// One line on its way through the stages.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub ts_ns: i64,
+    /// Valid UTF-8 (the parser made it so; stages keep it so).
+    pub line: Bytes,
+    pub stream: StreamKind,
+    /// File offset where the line (for a multiline entry: its first line) starts.
+    pub offset: u64,
+    pub extracted: Extracted,
+    pub labels: Vec<LabelOp>,
+    /// Structured metadata added by stages (after the file's own).
+    pub metadata: Vec<(Arc<str>, String)>,
+    pub tenant: Option<Arc<str>>,
+}
+
+impl Line {
+    pub fn new(ts_ns: i64, line: Bytes, stream: StreamKind, offset: u64) -> Self {
+        Line {
+            ts_ns,
+            line,
+            stream,
+            offset,
+            extracted: Extracted::default(),
+            labels: Vec::new(),
+            metadata: Vec::new(),
+            tenant: None,
+        }
+    }
+
+    /// The line as text (always valid UTF-8; an invalid one reads as empty rather than panicking).
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.line).unwrap_or("")
+    }
+
+    /// What a stage with this `source` reads: the extracted value, or the line when `None`.
+    /// `None` when the source names a value that was not extracted.
+    pub fn source(&self, source: Option<&str>) -> Option<&str> {
+        match source {
+            Some(name) => self.extracted.get(name),
+            None => Some(self.text()),
+        }
+    }
+}

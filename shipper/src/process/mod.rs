@@ -1,0 +1,15 @@
+//! process: the pipeline stages between parse and the ring (relabel rules on a file's target
+//! labels; line stages: filters, multiline, parsers, labels, structured metadata, tenant, limits).
+
+pub mod config;
+mod ctx;
+pub mod extract;
+mod filter;
+pub mod labels;
+pub mod limit;
+pub mod multiline;
+pub mod pipeline;
+pub mod relabel;
+pub mod timestamp;
+
+pub use ctx::{Extracted, LabelOp, Line};
