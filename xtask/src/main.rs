@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config (60 s each by default)");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages (60 s each by default)");
             return ExitCode::from(2);
         }
     };
