@@ -207,6 +207,11 @@ ebpf:
   enabled: false
 extraConfig:
   tail: {max_open_files: 20000}
+  relabel_configs:
+    - {source_labels: [__meta_kubernetes_namespace], regex: kube-system, action: drop}
+  pipeline_stages:
+    - json: {expressions: {level: ""}}
+    - labels: {level: ""}
 serviceMonitor:
   enabled: true
   labels: {release: prometheus}
@@ -226,6 +231,9 @@ fn non_default_values_reach_the_objects_and_the_config() {
     let config = check_config(&objects);
     assert_eq!(config["tail"]["watch"], "inotify");
     assert_eq!(config["tail"]["max_open_files"], 20000);
+    // Stages and relabel rules go through extraConfig, checked by `shipper check`.
+    assert_eq!(config["pipeline_stages"][1]["labels"]["level"], "");
+    assert_eq!(config["relabel_configs"][0]["action"], "drop");
     let client = &config["client"];
     assert_eq!(client["tenant_id"], "team-a");
     assert_eq!(client["external_labels"]["cluster"], "prod-eu");
