@@ -64,7 +64,7 @@ use framer::RawRecord;
 pub(crate) use line::finish_line;
 use line::trim_cr;
 use partial::Partials;
-pub(crate) use timestamp::parse_rfc3339;
+pub(crate) use timestamp::{days_from_civil, days_in_month, parse_rfc3339};
 
 /// The on-disk format of a log file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]

@@ -29,7 +29,7 @@ pub(crate) fn parse_rfc3339(s: &[u8]) -> Option<i64> {
     if !separators_ok
         || !(1..=12).contains(&month)
         || day < 1
-        || day > days_in_month(year, month)
+        || day > days_in_month(i64::from(year), month)
         || hour > 23
         || minute > 59
         || second > 60
@@ -97,11 +97,12 @@ fn digits(s: &[u8], at: usize, len: usize) -> Option<u32> {
     })
 }
 
-fn is_leap(year: u32) -> bool {
-    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+/// Whether `year` (proleptic Gregorian) has a February 29th. Shared with the `timestamp` stage.
+pub(crate) fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
+pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         2 if is_leap(year) => 29,
         2 => 28,
@@ -111,7 +112,7 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400; // [0, 399]
@@ -193,13 +194,13 @@ mod tests {
     fn naive_days(year: u32, month: u32, day: u32) -> i64 {
         let mut days: i64 = 0;
         for y in 1970..year {
-            days += if is_leap(y) { 366 } else { 365 };
+            days += if is_leap(i64::from(y)) { 366 } else { 365 };
         }
         for y in year..1970 {
-            days -= if is_leap(y) { 366 } else { 365 };
+            days -= if is_leap(i64::from(y)) { 366 } else { 365 };
         }
         for m in 1..month {
-            days += i64::from(days_in_month(year, m));
+            days += i64::from(days_in_month(i64::from(year), m));
         }
         days + i64::from(day) - 1
     }
@@ -211,7 +212,7 @@ mod tests {
             hour in 0u32..24, minute in 0u32..60, second in 0u32..60,
             nanos in 0u32..1_000_000_000, off_min in -1439i32..=1439,
         ) {
-            prop_assume!(day <= days_in_month(year, month));
+            prop_assume!(day <= days_in_month(i64::from(year), month));
             let sign = if off_min < 0 { '-' } else { '+' };
             let off = off_min.unsigned_abs();
             let s = format!(

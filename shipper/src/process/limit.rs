@@ -4,9 +4,9 @@
 //!
 //! Two modes, as `drop` says:
 //! - `drop: true`: [`Limiter::take`] per line; lines over the rate are dropped (and counted).
-//! - `drop: false` (default): nothing is lost; the file is the buffer. The caller reads a batch,
-//!   [`Limiter::charge`]s its lines (the bucket may go into debt), and stops reading that file until
-//!   [`Limiter::ready_at`]: the debt is repaid at the rate, so the file is read at the rate on average.
+//! - `drop: false` (default): nothing is lost; the file is the buffer. A line without a token is
+//!   held (in order, with those after it) until [`Limiter::next_token_at`], and the file is not read
+//!   meanwhile, so it is shipped at the rate.
 //!
 //! Refill is continuous (`tokens = min(burst, tokens + elapsed × rate)`), so there is no burst at
 //! each second boundary. Time comes from the caller (`now`), which keeps this testable and lets a
@@ -15,7 +15,7 @@
 use super::config::LimitConfig;
 use std::time::{Duration, Instant};
 
-/// The longest pause [`Limiter::ready_at`] asks for: the caller asks again when it wakes, so a
+/// The longest wait [`Limiter::next_token_at`] asks for: the caller asks again when it wakes, so a
 /// tiny rate (a line a day) cannot overflow `Instant` arithmetic.
 const MAX_PAUSE: Duration = Duration::from_secs(3600);
 
@@ -59,8 +59,7 @@ impl Limiter {
         })
     }
 
-    /// `drop: true`: lines over the rate are dropped (`take`); otherwise reading slows down
-    /// (`charge` and `ready_at`).
+    /// `drop: true`: lines over the rate are dropped; otherwise they wait for their token.
     pub fn drops(&self) -> bool {
         self.drop
     }
@@ -74,26 +73,6 @@ impl Limiter {
         } else {
             false
         }
-    }
-
-    /// `n` lines already read: their tokens are taken even if that puts the bucket in debt.
-    pub fn charge(&mut self, n: u32, now: Instant) {
-        self.refill(now);
-        self.tokens -= f64::from(n);
-    }
-
-    /// `None` if the bucket is not in debt at `now`; otherwise when the debt will be repaid (at most
-    /// [`MAX_PAUSE`] ahead): the caller reads no more of this file until then.
-    pub fn ready_at(&self, now: Instant) -> Option<Instant> {
-        let level = self.level(now);
-        if level > -EPSILON {
-            return None;
-        }
-        let secs = (-level / self.rate).min(MAX_PAUSE.as_secs_f64());
-        let wait = Duration::try_from_secs_f64(secs).unwrap_or(MAX_PAUSE);
-        // Rounded up to the microsecond so that waking at that instant finds the debt repaid.
-        let wait = wait.saturating_add(Duration::from_micros(1));
-        Some(now.checked_add(wait).unwrap_or(now))
     }
 
     /// When the next line may pass (`now` if one may already): a held line waits until then.
@@ -190,31 +169,25 @@ mod tests {
     }
 
     #[test]
-    fn debt_and_ready_at() {
+    fn next_token_at_says_when_a_held_line_may_go() {
         let t0 = Instant::now();
-        let mut l = limiter(10.0, None, false);
-        assert_eq!(l.ready_at(t0), None, "a fresh bucket is full");
-        l.charge(10, t0);
-        assert_eq!(l.ready_at(t0), None, "exactly empty is not debt");
-        l.charge(15, t0);
-        let near = |got: Option<Instant>, want: Instant| {
-            let got = got.expect("in debt");
-            assert!(got >= want && got - want < Duration::from_millis(1), "{:?}", got - want);
+        let mut l = limiter(10.0, Some(2), false);
+        assert_eq!(l.next_token_at(t0), t0, "a fresh bucket is full");
+        assert!(l.take(t0) && l.take(t0) && !l.take(t0));
+        let near = |got: Instant, want: Instant| {
+            assert!(
+                got >= want && got - want < Duration::from_millis(1),
+                "{:?} {:?}",
+                got,
+                want
+            );
         };
-        near(l.ready_at(t0), ms(t0, 1500));
-        near(l.ready_at(ms(t0, 1000)), ms(t0, 1500));
-        assert_eq!(l.ready_at(ms(t0, 1500)), None);
-        assert!(!l.take(ms(t0, 1500)), "repaid, but no token yet");
-        // Charging at the repay instant works from the refilled level, not the old debt.
-        let mut l = limiter(10.0, None, false);
-        l.charge(30, t0);
-        l.charge(5, ms(t0, 2000));
-        near(l.ready_at(ms(t0, 2000)), ms(t0, 2500));
-        // A tiny rate: the pause is capped, and asked again on waking.
-        let mut l = limiter(1e-300, None, false);
-        l.charge(u32::MAX, t0);
-        near(l.ready_at(t0), t0 + MAX_PAUSE);
-        let later = t0 + MAX_PAUSE;
-        near(l.ready_at(later), later + MAX_PAUSE);
+        near(l.next_token_at(t0), ms(t0, 100));
+        near(l.next_token_at(ms(t0, 40)), ms(t0, 100));
+        assert!(l.take(l.next_token_at(t0)), "a token is there when it says");
+        // A tiny rate: the wait is capped, and asked again on waking.
+        let mut l = limiter(1e-300, Some(1), false);
+        assert!(l.take(t0));
+        near(l.next_token_at(t0), t0 + MAX_PAUSE);
     }
 }

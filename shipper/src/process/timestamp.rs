@@ -19,7 +19,7 @@
 
 use super::config::TimestampConfig;
 use super::Line;
-use crate::parse::parse_rfc3339;
+use crate::parse::{days_from_civil, days_in_month, parse_rfc3339};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
 
@@ -642,19 +642,6 @@ fn parse_unix(v: &str, unit: i64) -> Option<i64> {
     i64::try_from(if neg { -n } else { n }).ok()
 }
 
-fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 /// Month and day of day-of-year `yday` (1-based).
 fn month_day_of(year: i64, yday: u32) -> Option<(u32, u32)> {
     let mut left = yday;
@@ -666,18 +653,6 @@ fn month_day_of(year: i64, yday: u32) -> Option<(u32, u32)> {
         left = left.checked_sub(n)?;
     }
     None
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
