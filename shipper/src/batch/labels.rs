@@ -13,10 +13,8 @@ pub struct StreamLabels {
     by_kind: [Arc<str>; 3],
     /// The labels (without `stream`), for stages that change them per line.
     labels: BTreeMap<String, String>,
-    /// Structured metadata of every entry, encoded once (empty: none)...
+    /// Structured metadata of every entry, encoded once (empty: none); stages append to it.
     metadata: Bytes,
-    /// ...and as pairs, for stages that add to them per line.
-    metadata_pairs: Vec<(String, String)>,
 }
 
 impl StreamLabels {
@@ -31,23 +29,17 @@ impl StreamLabels {
             by_kind: [Arc::from(render(labels)), with_stream("stdout"), with_stream("stderr")],
             labels: labels.clone(),
             metadata: Bytes::new(),
-            metadata_pairs: Vec::new(),
         }
     }
 
     /// Every entry of these streams also carries these structured metadata pairs (Loki 3).
     pub fn with_metadata(mut self, pairs: &[(String, String)]) -> Self {
         self.metadata = super::encode::metadata_fields(pairs);
-        self.metadata_pairs = pairs.to_vec();
         self
     }
 
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.labels
-    }
-
-    pub fn metadata_pairs(&self) -> &[(String, String)] {
-        &self.metadata_pairs
     }
 
     pub fn metadata(&self) -> &Bytes {

@@ -7,7 +7,7 @@
 mod encode;
 mod labels;
 
-pub use encode::{encode, encode_snappy, metadata_fields};
+pub use encode::{encode, encode_snappy, metadata_after, metadata_fields};
 
 pub use labels::{render as render_labels, StreamLabels};
 

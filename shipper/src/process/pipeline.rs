@@ -13,7 +13,7 @@ use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
 use super::timestamp::{TimestampStage, TsOutcome};
 use super::{LabelOp, Line};
-use crate::batch::{metadata_fields, StreamLabels};
+use crate::batch::{metadata_after, StreamLabels};
 use crate::discover::kube::sanitize_label_name;
 use crate::parse::{Entry, Extra};
 use bytes::Bytes;
@@ -457,11 +457,8 @@ impl FileStages {
             } else {
                 let labels = (!l.labels.is_empty())
                     .then(|| self.cache.get(base, l.stream, &l.labels, limits, &mut stats.labels));
-                let metadata = (!l.metadata.is_empty()).then(|| {
-                    let mut pairs = base.metadata_pairs().to_vec();
-                    pairs.extend(l.metadata.iter().map(|(k, v)| (k.to_string(), v.clone())));
-                    metadata_fields(&pairs)
-                });
+                let metadata = (!l.metadata.is_empty())
+                    .then(|| metadata_after(base.metadata(), l.metadata.iter().map(|(k, v)| (&**k, v.as_str()))));
                 Some(Box::new(Extra {
                     labels,
                     metadata,
