@@ -50,7 +50,8 @@ pub enum LabelOp {
     Allow(Arc<[String]>),
 }
 
-/// One line on its way through the stages.
+/// One line on its way through the stages. Kept small (it moves from stage to stage): what few
+/// lines need is boxed.
 #[derive(Debug, Clone)]
 pub struct Line {
     pub ts_ns: i64,
@@ -60,6 +61,13 @@ pub struct Line {
     /// File offset where the line (for a multiline entry: its first line) starts.
     pub offset: u64,
     pub extracted: Extracted,
+    /// What stages changed besides the line and its time (None: nothing yet).
+    pub changes: Option<Box<Changes>>,
+}
+
+/// A line's own labels, structured metadata and tenant, as stages set them.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
     pub labels: Vec<LabelOp>,
     /// Structured metadata added by stages (after the file's own).
     pub metadata: Vec<(Arc<str>, String)>,
@@ -74,10 +82,18 @@ impl Line {
             stream,
             offset,
             extracted: Extracted::default(),
-            labels: Vec::new(),
-            metadata: Vec::new(),
-            tenant: None,
+            changes: None,
         }
+    }
+
+    /// The line's changes, made on first use.
+    pub fn changes(&mut self) -> &mut Changes {
+        self.changes.get_or_insert_with(Box::default)
+    }
+
+    /// The label changes so far (in stage order).
+    pub fn label_ops(&self) -> &[LabelOp] {
+        self.changes.as_ref().map_or(&[], |c| &c.labels)
     }
 
     /// The line as text (always valid UTF-8; an invalid one reads as empty rather than panicking).

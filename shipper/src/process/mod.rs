@@ -12,4 +12,4 @@ pub mod pipeline;
 pub mod relabel;
 pub mod timestamp;
 
-pub use ctx::{Extracted, LabelOp, Line};
+pub use ctx::{Changes, Extracted, LabelOp, Line};

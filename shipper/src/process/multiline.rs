@@ -379,7 +379,8 @@ impl Multiline {
     pub fn push(&mut self, line: Line, now: Instant, out: &mut Vec<Line>) {
         let spec = &*self.spec;
         let slot = &mut self.slots[slot_of(line.stream)];
-        let continues = spec.continues(&mut slot.ctx, &String::from_utf8_lossy(&line.line));
+        // Lines are valid UTF-8 (the parser made them so); `text` checks without copying.
+        let continues = spec.continues(&mut slot.ctx, line.text());
         match slot.pending.as_mut() {
             Some(p) if continues => {
                 if p.append(&line.line, self.max_bytes) {

@@ -247,18 +247,24 @@ fn single_line_is_zero_copy_and_first_line_metadata_kept() {
     let single = Bytes::copy_from_slice(b"S single");
     ml.push(Line::new(1, single.clone(), Stderr, 0), now, &mut out);
     let mut first = line("S first", Stderr, 100);
-    first.tenant = Some("team-a".into());
-    first.metadata.push(("trace".into(), "abc".into()));
+    first.changes().tenant = Some("team-a".into());
+    first.changes().metadata.push(("trace".into(), "abc".into()));
     ml.push(first, now, &mut out);
     let mut cont = line("more", Stderr, 200);
-    cont.tenant = Some("other".into());
+    cont.changes().tenant = Some("other".into());
     ml.push(cont, now, &mut out);
     ml.flush(&mut out);
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].line.as_ptr(), single.as_ptr(), "a single line is not copied");
     let j = &out[1];
     assert_eq!(
-        (j.text(), j.ts_ns, j.offset, j.tenant.as_deref(), j.metadata.len()),
+        (
+            j.text(),
+            j.ts_ns,
+            j.offset,
+            j.changes.as_ref().and_then(|c| c.tenant.as_deref()),
+            j.changes.as_ref().map_or(0, |c| c.metadata.len())
+        ),
         ("S first\nmore", 100, 100, Some("team-a"), 1)
     );
 }

@@ -353,7 +353,7 @@ impl FileStages {
                     for (label, source) in pairs {
                         if let Some(v) = line.extracted.get(source) {
                             let op = LabelOp::Set(label.clone(), v.to_string());
-                            line.labels.push(op);
+                            line.changes().labels.push(op);
                         }
                     }
                     true
@@ -362,13 +362,13 @@ impl FileStages {
                     for (name, source) in pairs {
                         if let Some(v) = line.extracted.get(source) {
                             let pair = (name.clone(), v.to_string());
-                            line.metadata.push(pair);
+                            line.changes().metadata.push(pair);
                         }
                     }
                     true
                 }
                 Stage::Ops(ops) => {
-                    line.labels.extend(ops.iter().cloned());
+                    line.changes().labels.extend(ops.iter().cloned());
                     true
                 }
                 Stage::Timestamp(s) => match s.apply(&mut line) {
@@ -391,7 +391,7 @@ impl FileStages {
                     let found = found.filter(|t| valid_tenant(t));
                     let ok = found.is_some();
                     if found.is_some() {
-                        line.tenant = found;
+                        line.changes().tenant = found;
                     }
                     ok
                 }
@@ -452,19 +452,17 @@ impl FileStages {
                 l.line = crate::parse::finish_line(l.line, false, self.pipeline.max_line_size, &mut parse_stats);
                 stats.truncated += parse_stats.truncated;
             }
-            let extra = if l.labels.is_empty() && l.metadata.is_empty() && l.tenant.is_none() {
-                None
-            } else {
-                let labels = (!l.labels.is_empty())
-                    .then(|| self.cache.get(base, l.stream, &l.labels, limits, &mut stats.labels));
-                let metadata = (!l.metadata.is_empty())
-                    .then(|| metadata_after(base.metadata(), l.metadata.iter().map(|(k, v)| (&**k, v.as_str()))));
-                Some(Box::new(Extra {
+            let extra = l.changes.take().map(|c| {
+                let labels = (!c.labels.is_empty())
+                    .then(|| self.cache.get(base, l.stream, &c.labels, limits, &mut stats.labels));
+                let metadata = (!c.metadata.is_empty())
+                    .then(|| metadata_after(base.metadata(), c.metadata.iter().map(|(k, v)| (&**k, v.as_str()))));
+                Box::new(Extra {
                     labels,
                     metadata,
-                    tenant: l.tenant.take(),
-                }))
-            };
+                    tenant: c.tenant,
+                })
+            });
             out.push(Entry {
                 ts_ns: l.ts_ns,
                 line: l.line,
@@ -478,7 +476,7 @@ impl FileStages {
 
 /// A label's value for a line: the last value a stage set, else the file's own.
 fn label_of<'a>(line: &'a Line, base: Option<&'a StreamLabels>, name: &str) -> Option<&'a str> {
-    let set = line.labels.iter().rev().find_map(|op| match op {
+    let set = line.label_ops().iter().rev().find_map(|op| match op {
         LabelOp::Set(n, v) if &**n == name => Some(v.as_str()),
         _ => None,
     });
