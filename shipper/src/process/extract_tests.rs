@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::parse::StreamKind;
+use crate::process::config::JsonConfig;
 use bytes::Bytes;
+use json::{parse_path, Seg};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
