@@ -11,7 +11,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("shipper-fuzz-positions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let path = dir.join("positions.json");
-    Positions::save(&path, &loaded.files).expect("save positions");
+    Positions::save(&path, &loaded.files, loaded.journal_cursor.as_deref()).expect("save positions");
     let again = Positions::load(&path);
     assert_eq!(again.files, loaded.files);
+    assert_eq!(again.journal_cursor, loaded.journal_cursor);
 });

@@ -4,31 +4,34 @@
 //! for the network (push, HTTP server, positions sync). Shutdown: stop reading, let the batcher flush,
 //! wait up to `shutdown_timeout` for in-flight batches, write the acknowledged positions, exit.
 
-use crate::batch::{run_batcher, Endpoint};
+use crate::batch::run_batcher;
 use crate::checkpoint::{Positions, Tracker};
 use crate::config::{Config, Discovery};
 use crate::discover::kube::PodCache;
 use crate::discover::Targets;
 use crate::metrics::Metrics;
-use crate::push::{HttpClient, Pusher};
 use crate::tail::{Io, Reader, ReaderParts};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs the agent until a termination signal. Errors are setup problems, worded for the user.
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Runs the agent until a termination signal; `load` loads the config again on SIGHUP and
+/// `POST /reload`. Errors are setup problems, worded for the user.
+pub fn run(cfg: Config, load: crate::reload::Loader) -> Result<(), String> {
+    if cfg.max_threads > 0 {
+        cap_cpus(cfg.max_threads)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("shipper-net")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-    rt.block_on(run_async(cfg))
+    rt.block_on(run_async(cfg, load))
 }
 
-async fn run_async(mut cfg: Config) -> Result<(), String> {
+async fn run_async(mut cfg: Config, load: crate::reload::Loader) -> Result<(), String> {
     cfg.tail.max_open_files = crate::tail::fit_open_files(cfg.tail.max_open_files);
     let metrics = Arc::new(Metrics::new());
     let tracker = Arc::new(Tracker::default());
@@ -36,14 +39,17 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     let ready = Arc::new(AtomicBool::new(false));
 
     // Every endpoint's client is built (credentials read) before anything starts.
-    let clients: Vec<_> = std::iter::once(&cfg.client)
-        .chain(&cfg.clients)
-        .map(|c| Ok((c.clone(), HttpClient::new(c)?)))
-        .collect::<Result<_, String>>()?;
+    let (endpoints, push_tasks) = crate::reload::start_endpoints(&cfg, &tracker, &metrics)?;
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     if !cfg.server.http_listen.is_empty() {
         let listener = crate::server::bind(&cfg.server.http_listen).await?;
-        tracing::info!(addr = %cfg.server.http_listen, "serving /metrics, /ready and /healthz");
-        tokio::spawn(crate::server::serve(listener, metrics.clone(), ready.clone()));
+        tracing::info!(addr = %cfg.server.http_listen, "serving /metrics, /ready, /healthz and POST /reload");
+        tokio::spawn(crate::server::serve(
+            listener,
+            metrics.clone(),
+            ready.clone(),
+            reload_tx,
+        ));
     }
 
     let positions_path = cfg.positions.filename.clone();
@@ -57,7 +63,8 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
         targets = targets.with_pods(watch_pods(&cfg, &ev_tx, &metrics)?);
     }
-    let watcher = crate::watch::start(cfg.tail.watch, ev_tx, metrics.clone())?;
+    let watcher = crate::watch::start(cfg.tail.watch, ev_tx.clone(), metrics.clone())?;
+    let (reconfig_tx, reconfig_rx) = crossbeam_channel::unbounded();
     let reader = Reader::new(ReaderParts {
         cfg: cfg.tail.clone(),
         targets,
@@ -65,40 +72,34 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         io: Io::new(cfg.tail.io),
         watcher,
         events: ev_rx,
-        ring: ring_tx,
+        ring: ring_tx.clone(),
         tracker: tracker.clone(),
         metrics: metrics.clone(),
         stop: stop.clone(),
         saved: positions.files,
         saved_at: positions.saved_at,
+        reconfig: reconfig_rx,
     });
     let (scanned_tx, scanned_rx) = tokio::sync::oneshot::channel();
     let reader_thread = std::thread::Builder::new()
         .name("shipper-reader".into())
         .spawn(move || reader.run(scanned_tx))
         .map_err(|e| format!("cannot start the reader thread: {e}"))?;
+    // The systemd journal (`journal:`): its own thread, into the same ring (takes the last sender).
+    let journal_parts = crate::journal::JournalParts {
+        ring: ring_tx,
+        tracker: tracker.clone(),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        saved_cursor: positions.journal_cursor,
+    };
+    let journal_cursors = crate::journal::start(&cfg, journal_parts)?.map(|j| j.cursors);
 
-    let mut endpoints = Vec::new();
-    let mut push_tasks = Vec::new();
-    for (c, client) in clients {
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        endpoints.push(Endpoint {
-            batch_size: c.batch_size.0 as usize,
-            batch_wait: c.batch_wait.0,
-            tx,
-        });
-        let pusher = Pusher {
-            client,
-            backoff: c.backoff.clone(),
-            tracker: tracker.clone(),
-            metrics: metrics.clone(),
-        };
-        push_tasks.push(tokio::spawn(pusher.run(rx)));
-    }
+    let (swap_tx, swap_rx) = crossbeam_channel::unbounded();
     let (t, m) = (tracker.clone(), metrics.clone());
     std::thread::Builder::new()
         .name("shipper-batcher".into())
-        .spawn(move || run_batcher(ring_rx, endpoints, t, m))
+        .spawn(move || run_batcher(ring_rx, endpoints, swap_rx, t, m))
         .map_err(|e| format!("cannot start the batcher thread: {e}"))?;
 
     let sync_task = tokio::spawn(sync_positions(
@@ -106,29 +107,69 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         cfg.positions.sync_period.0,
         tracker.clone(),
         metrics.clone(),
+        journal_cursors.clone(),
     ));
     // Ready once the files are found and watched: a write after this is noticed.
     let _ = scanned_rx.await;
     ready.store(true, Ordering::Relaxed);
+    metrics.reload_successful.set(1);
+    metrics.reload_timestamp.set(unix_now());
     tracing::info!("shipper is running");
 
-    wait_for_signal().await;
-    tracing::info!(timeout = %cfg.shutdown_timeout, "stopping: no more reading; flushing in-flight batches");
+    let mut reloader = crate::reload::Reloader {
+        load,
+        current: cfg,
+        reader: reconfig_tx,
+        wake: ev_tx,
+        batcher: swap_tx,
+        tracker: tracker.clone(),
+        metrics: metrics.clone(),
+        push_tasks,
+    };
+    wait_for_stop(&mut reloader, &mut reload_rx).await;
+    let shutdown_timeout = reloader.current.shutdown_timeout;
+    tracing::info!(timeout = %shutdown_timeout, "stopping: no more reading; flushing in-flight batches");
     ready.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     // The reader finishes its current read; dropping it closes the ring, so the batcher flushes and the
     // push queue closes once the pusher has sent everything.
     let _ = tokio::task::spawn_blocking(move || reader_thread.join()).await;
-    let pushed = futures_join_all(push_tasks);
-    if tokio::time::timeout(cfg.shutdown_timeout.0, pushed).await.is_err() {
+    let pushed = futures_join_all(std::mem::take(&mut reloader.push_tasks));
+    if tokio::time::timeout(shutdown_timeout.0, pushed).await.is_err() {
         tracing::warn!(
             "shutdown_timeout reached with batches still unacknowledged; they are read again at the next start"
         );
     }
     sync_task.abort();
-    save_positions(&positions_path, &tracker, &metrics).await;
+    save_positions(&positions_path, &tracker, &metrics, journal_cursors.as_deref()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `max_threads`: this thread, and every thread started after it (all of the agent's), runs on
+/// at most `n` of the CPUs it may use — a hard cap on the agent's CPU share.
+fn cap_cpus(n: usize) -> Result<(), String> {
+    use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let allowed =
+        sched_getaffinity(None).map_err(|e| format!("max_threads: cannot read the CPUs this process may use: {e}"))?;
+    let mut capped = CpuSet::new();
+    for cpu in (0..CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c)).take(n) {
+        capped.set(cpu);
+    }
+    sched_setaffinity(None, &capped).map_err(|e| format!("max_threads: cannot limit the agent to {n} CPUs: {e}"))?;
+    tracing::info!(
+        max_threads = n,
+        cpus = capped.count(),
+        "the agent runs on at most max_threads CPUs"
+    );
+    Ok(())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Waits for every push task (each ends when the batcher closes its queue and it sent everything).
@@ -138,33 +179,61 @@ async fn futures_join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-async fn wait_for_signal() {
+/// Serves reloads (SIGHUP, `POST /reload`) until SIGTERM or SIGINT.
+async fn wait_for_stop(reloader: &mut crate::reload::Reloader, requests: &mut crate::server::ReloadRequests) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!(
-            "cannot listen for SIGTERM/SIGINT; stop the agent with SIGKILL (positions are synced periodically)"
+            "cannot listen for SIGTERM/SIGINT/SIGHUP; stop the agent with SIGKILL (positions are synced periodically)"
         );
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                let _ = reloader.reload();
+            }
+            Some(reply) = requests.recv() => {
+                tracing::info!("POST /reload: reloading the config");
+                let _ = reply.send(reloader.reload());
+            }
+        }
     }
 }
 
-async fn sync_positions(path: PathBuf, every: Duration, tracker: Arc<Tracker>, metrics: Arc<Metrics>) {
+async fn sync_positions(
+    path: PathBuf,
+    every: Duration,
+    tracker: Arc<Tracker>,
+    metrics: Arc<Metrics>,
+    journal: Option<Arc<crate::journal::JournalCursors>>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
-        save_positions(&path, &tracker, &metrics).await;
+        save_positions(&path, &tracker, &metrics, journal.as_deref()).await;
     }
 }
 
-async fn save_positions(path: &std::path::Path, tracker: &Tracker, metrics: &Metrics) {
+/// `journal`: the journal's cursors when it is read; its acknowledged cursor is saved beside the files.
+async fn save_positions(
+    path: &std::path::Path,
+    tracker: &Tracker,
+    metrics: &Metrics,
+    journal: Option<&crate::journal::JournalCursors>,
+) {
     let files = tracker.snapshot();
+    let cursor = journal.and_then(|j| j.committed_cursor(tracker));
     let p = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || Positions::save(&p, &files)).await;
+    let result = tokio::task::spawn_blocking(move || Positions::save(&p, &files, cursor.as_deref())).await;
     match result {
         Ok(Ok(())) => {
             metrics.positions_writes.get_or_create(&Metrics::status("ok")).inc();

@@ -152,7 +152,8 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logging(&cfg.server.log_level, cfg.server.log_format);
-            match crate::agent::run(cfg) {
+            let load: crate::reload::Loader = Box::new(move || opts.effective().map_err(|e| e.to_string()));
+            match crate::agent::run(cfg, load) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

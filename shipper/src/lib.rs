@@ -2,7 +2,7 @@
 //!
 //! The modules follow the data path:
 //! `discover → watch → tail → parse → ring → batch → push → checkpoint`,
-//! wired together by [`agent`]; [`config`] and [`cli`] are the user-facing surface,
+//! wired together by [`agent`] (and rewired by [`reload`]); [`config`] and [`cli`] are the user-facing surface,
 //! [`metrics`] and [`server`] the self-observability.
 
 #[global_allocator]
@@ -14,10 +14,12 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod discover;
+pub mod journal;
 pub mod metrics;
 pub mod parse;
 pub mod process;
 pub mod push;
+pub mod reload;
 pub mod ring;
 pub mod server;
 pub mod tail;

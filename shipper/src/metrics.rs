@@ -97,6 +97,15 @@ pub struct Metrics {
     pub pipeline_dropped: Family<ReasonLabel, Counter>,
     pub stage_failures: Family<StageLabel, Counter>,
     pub labels_fitted: Family<ReasonLabel, Counter>,
+    pub reload_successful: Gauge,
+    pub reload_timestamp: Gauge<f64, AtomicU64>,
+    pub reloads: Family<ResultLabel, Counter>,
+    pub buffered_bytes: Gauge,
+    pub reading_paused: Family<ReasonLabel, Gauge>,
+    pub reading_paused_seconds: Family<ReasonLabel, Counter<f64, AtomicU64>>,
+    pub journal_entries: Counter,
+    pub journal_dropped: Family<ReasonLabel, Counter>,
+    pub journal_restarts: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,7 +156,16 @@ impl Metrics {
             pipeline_dropped: Family::default(),
             stage_failures: Family::default(),
             labels_fitted: Family::default(),
+            reload_successful: Gauge::default(),
+            reload_timestamp: Gauge::default(),
+            reloads: Family::default(),
+            buffered_bytes: Gauge::default(),
+            reading_paused: Family::default(),
+            reading_paused_seconds: Family::default(),
             registry: Registry::with_prefix("shipper"),
+            journal_entries: Counter::default(),
+            journal_dropped: Family::default(),
+            journal_restarts: Counter::default(),
         };
         let r = &mut m.registry;
         r.register_with_unit("read", "Bytes read from each file", Unit::Bytes, m.read_bytes.clone());
@@ -172,6 +190,39 @@ impl Metrics {
             "labels_fitted",
             "Labels changed to fit Loki's label_limits: dropped (too many, or name too long) or cut (value too long)",
             m.labels_fitted.clone(),
+        );
+        r.register(
+            "config_last_reload_successful",
+            "Whether the last config load (at start, SIGHUP or POST /reload) succeeded (1) or was rejected (0: the previous config keeps running)",
+            m.reload_successful.clone(),
+        );
+        r.register_with_unit(
+            "config_last_reload_timestamp",
+            "When the config was last loaded or a reload was attempted (Unix time)",
+            Unit::Seconds,
+            m.reload_timestamp.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Config reloads by result (applied, rejected)",
+            m.reloads.clone(),
+        );
+        r.register_with_unit(
+            "buffered",
+            "Bytes read and sent on but not yet acknowledged by Loki (ring, batches, pushes): what tail.max_buffered_bytes bounds",
+            Unit::Bytes,
+            m.buffered_bytes.clone(),
+        );
+        r.register(
+            "reading_paused",
+            "1 while reading waits, by reason: memory_budget (tail.max_buffered_bytes reached) or read_rate (tail.max_read_rate)",
+            m.reading_paused.clone(),
+        );
+        r.register_with_unit(
+            "reading_paused",
+            "Time reading waited, by reason (counted when each pause ends)",
+            Unit::Seconds,
+            m.reading_paused_seconds.clone(),
         );
         r.register(
             "parse_issues",
@@ -295,6 +346,21 @@ impl Metrics {
             "Unacknowledged bytes kept readable in rotated or deleted files",
             Unit::Bytes,
             m.held_bytes.clone(),
+        );
+        r.register(
+            "journal_entries",
+            "Journal entries read (journal: in the config) and put in the ring",
+            m.journal_entries.clone(),
+        );
+        r.register(
+            "journal_dropped_entries",
+            "Journal entries not shipped, by reason: bad_format (not journalctl's export format), no_message",
+            m.journal_dropped.clone(),
+        );
+        r.register(
+            "journal_restarts",
+            "Restarts of journalctl after it exited",
+            m.journal_restarts.clone(),
         );
         m
     }

@@ -1,5 +1,6 @@
 //! The HTTP server for operators and orchestrators: `/metrics` (Prometheus text), `/ready` (200 once the
-//! pipeline runs), `/healthz` (200 while the process serves).
+//! pipeline runs), `/healthz` (200 while the process serves), and `POST /reload` (also `/-/reload`):
+//! reloads the config, 200 when applied, 500 with the error when rejected (as Prometheus answers).
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -19,25 +20,59 @@ pub async fn bind(addr: &str) -> Result<TcpListener, String> {
         .map_err(|e| format!("`server.http_listen` ({addr}): cannot listen: {e}; choose another address or port"))
 }
 
+/// A reload asked over HTTP, answered with its outcome.
+pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
+pub type ReloadRequests = tokio::sync::mpsc::Receiver<ReloadReply>;
+
 /// Serves until the runtime stops.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    reload: tokio::sync::mpsc::Sender<ReloadReply>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
-        let ready = ready.clone();
+        let (metrics, ready, reload) = (metrics.clone(), ready.clone(), reload.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                let ready = ready.clone();
-                async move { Ok::<_, Infallible>(route(req.uri().path(), &metrics, &ready)) }
+                let (metrics, ready, reload) = (metrics.clone(), ready.clone(), reload.clone());
+                async move {
+                    let path = req.uri().path();
+                    let resp = if path == "/reload" || path == "/-/reload" {
+                        reload_route(req.method(), &reload).await
+                    } else {
+                        route(path, &metrics, &ready)
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             // A client that hangs up mid-request is not our problem.
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
+    }
+}
+
+async fn reload_route(method: &http::Method, reload: &tokio::sync::mpsc::Sender<ReloadReply>) -> Response<Full<Bytes>> {
+    if method != http::Method::POST && method != http::Method::PUT {
+        return response(405, "text/plain", "use POST to reload the config\n".into());
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if reload.send(tx).await.is_err() {
+        return response(503, "text/plain", "the agent is stopping\n".into());
+    }
+    match rx.await {
+        Ok(Ok(summary)) => response(200, "text/plain", format!("config reloaded: {summary}\n")),
+        Ok(Err(e)) => response(
+            500,
+            "text/plain",
+            format!("failed to reload config: {e}\nthe previous config keeps running\n"),
+        ),
+        Err(_) => response(503, "text/plain", "the agent is stopping\n".into()),
     }
 }
 
@@ -54,9 +89,13 @@ fn route(path: &str, metrics: &Metrics, ready: &AtomicBool) -> Response<Full<Byt
         _ => (
             404,
             "text/plain",
-            "not found; try /metrics, /ready or /healthz\n".into(),
+            "not found; try /metrics, /ready, /healthz or POST /reload\n".into(),
         ),
     };
+    response(code, ctype, body)
+}
+
+fn response(code: u16, ctype: &str, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK);
     if let Ok(v) = http::HeaderValue::from_str(ctype) {

@@ -143,6 +143,18 @@ impl Agent {
         format!("{where_}; last lines:\n{}", tail(&self.log(), 60))
     }
 
+    /// `POST /reload`: the status and the body of the answer.
+    pub fn post_reload(&self) -> (u16, String) {
+        let r = shipper_testkit::client::post(&format!("{}/reload", self.http), &[], b"").expect("POST /reload");
+        (r.status, r.text())
+    }
+
+    /// Sends SIGHUP (reload the config).
+    pub fn sighup(&self) {
+        let sent = Command::new("kill").args(["-HUP", &self.pid().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGHUP");
+    }
+
     pub fn metrics(&self) -> String {
         shipper_testkit::client::get(&format!("{}/metrics", self.http))
             .map(|r| r.text())

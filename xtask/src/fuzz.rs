@@ -8,7 +8,7 @@ use crate::{cargo, run};
 use std::path::Path;
 use std::process::Command;
 
-pub const TARGETS: [&str; 5] = ["cri", "docker", "positions", "config", "stages"];
+pub const TARGETS: [&str; 6] = ["cri", "docker", "positions", "config", "stages", "journal"];
 
 /// The flags cargo-fuzz uses for coverage-guided fuzzing, minus the sanitizers that need nightly.
 const RUSTFLAGS: [&str; 8] = [

@@ -78,13 +78,15 @@ fn build_setup() -> Result<(), String> {
     bpf_linker()
 }
 
-/// Debian packages the deploy tests use: Go's text/template with sprig (the libraries Helm renders
-/// charts with) and YAML, for rendering the chart; systemd for `systemd-analyze verify`.
-const APT_PACKAGES: [&str; 4] = [
+/// Debian packages the tests use: Go's text/template with sprig (the libraries Helm renders charts
+/// with) and YAML, for rendering the chart; systemd for `systemd-analyze verify` and `journalctl`;
+/// systemd-journal-remote to write the journal files the journald input is tested against.
+const APT_PACKAGES: [&str; 5] = [
     "golang-go",
     "golang-github-masterminds-sprig-dev",
     "golang-gopkg-yaml.v2-dev",
     "systemd",
+    "systemd-journal-remote",
 ];
 
 /// Installs the missing ones of APT_PACKAGES (needs root, as in CI).

@@ -171,11 +171,28 @@ struct Lanes {
 /// Every entry goes to every endpoint. A file's lines may sit in several open batches at once (one
 /// per endpoint and tenant); the checkpoint learns which, chunk by chunk and in file order, so an
 /// offset is committed only when every batch holding a line before it was acknowledged.
-pub fn run_batcher(rx: Receiver<Chunk>, endpoints: Vec<Endpoint>, tracker: Arc<Tracker>, metrics: Arc<Metrics>) {
+///
+/// A config reload that changes the clients sends new endpoints on `swap`: the open batches go to
+/// the old endpoints, whose pushers finish their queues and end, and new lines go to the new ones.
+pub fn run_batcher(
+    rx: Receiver<Chunk>,
+    endpoints: Vec<Endpoint>,
+    swap: Receiver<Vec<Endpoint>>,
+    tracker: Arc<Tracker>,
+    metrics: Arc<Metrics>,
+) {
     let mut lanes: Vec<Lanes> = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
+        if let Ok(endpoints) = swap.try_recv() {
+            for lane in &mut lanes {
+                if !lane.send_due(true) {
+                    return;
+                }
+            }
+            lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
+        }
         let wait = lanes
             .iter()
             .flat_map(|l| {
@@ -184,7 +201,8 @@ pub fn run_batcher(rx: Receiver<Chunk>, endpoints: Vec<Endpoint>, tracker: Arc<T
                     .filter_map(|b| b.age().map(|a| l.ep.batch_wait.saturating_sub(a)))
             })
             .min()
-            .unwrap_or(Duration::from_secs(3600));
+            .unwrap_or(SWAP_CHECK)
+            .min(SWAP_CHECK);
         let closed = match rx.recv_timeout(wait) {
             Ok(chunk) => {
                 metrics.ring_chunks.set(rx.len() as i64);
@@ -226,28 +244,40 @@ pub fn run_batcher(rx: Receiver<Chunk>, endpoints: Vec<Endpoint>, tracker: Arc<T
             Err(RecvTimeoutError::Disconnected) => true,
         };
         for lane in &mut lanes {
-            let (wait, size) = (lane.ep.batch_wait, lane.ep.batch_size);
-            let mut i = 0;
-            while i < lane.open.len() {
-                let b = &lane.open[i];
-                let due = b.size >= size || b.age().is_some_and(|a| a >= wait);
-                if !(due || closed) {
-                    i += 1;
-                    continue;
-                }
-                let full = lane.open.swap_remove(i);
-                let body = encode_snappy(&full.streams);
-                if lane.ep.tx.blocking_send(ReadyBatch { batch: full, body }).is_err() {
-                    tracing::warn!(
-                        "push side stopped; the batcher stops too (unsent lines are read again after restart)"
-                    );
-                    return;
-                }
+            if !lane.send_due(closed) {
+                return;
             }
         }
         if closed {
             return;
         }
+    }
+}
+
+/// How often an idle batcher looks for new endpoints (config reload).
+const SWAP_CHECK: Duration = Duration::from_millis(250);
+
+impl Lanes {
+    /// Sends the batches that are full or old enough (`all`: every open batch). False when the
+    /// push side stopped.
+    fn send_due(&mut self, all: bool) -> bool {
+        let (wait, size) = (self.ep.batch_wait, self.ep.batch_size);
+        let mut i = 0;
+        while i < self.open.len() {
+            let b = &self.open[i];
+            let due = b.size >= size || b.age().is_some_and(|a| a >= wait);
+            if !(due || all) {
+                i += 1;
+                continue;
+            }
+            let full = self.open.swap_remove(i);
+            let body = encode_snappy(&full.streams);
+            if self.ep.tx.blocking_send(ReadyBatch { batch: full, body }).is_err() {
+                tracing::warn!("push side stopped; the batcher stops too (unsent lines are read again after restart)");
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -338,7 +368,7 @@ mod tests {
             })
             .collect();
         let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
-        let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, t, m));
+        let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, crossbeam_channel::never(), t, m));
         let send = |c: Chunk| ring_tx.send(c).expect("batcher runs");
         send(chunk(
             1,

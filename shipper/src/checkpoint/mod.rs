@@ -13,6 +13,7 @@ pub use positions::{FileIdentity, Positions, SavedFile};
 use crate::ring::FileId;
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// One read (or a run of reads that went to the same batches) of a file, in file order.
@@ -26,16 +27,29 @@ struct Pending {
 struct FileTrack {
     ident: FileIdentity,
     committed: u64,
+    /// The offset up to which the reader sent lines on (`Tracker::sent`).
+    sent: u64,
     pending: VecDeque<Pending>,
     /// The reader closed the file; forget it once nothing is pending.
     closed: bool,
 }
 
-/// Shared between the reader (files opened/closed), the batcher (batches registered) and the push side
-/// (batches acknowledged). Calls are a few per batch or per file event, so a mutex is fine.
+impl FileTrack {
+    /// Bytes of it read and sent on, not yet acknowledged.
+    fn outstanding(&self) -> u64 {
+        self.sent.saturating_sub(self.committed)
+    }
+}
+
+/// Shared between the reader (files opened/closed, lines sent on), the batcher (batches
+/// registered) and the push side (batches acknowledged). Calls are a few per chunk, batch or file
+/// event, so a mutex is fine.
 #[derive(Default)]
 pub struct Tracker {
     files: Mutex<crate::IdMap<FileId, FileTrack>>,
+    /// Bytes read and sent on but not yet acknowledged, over all files (the sum of `outstanding`):
+    /// what the ring, the batches and the pushes hold — the memory budget's measure.
+    buffered: AtomicU64,
 }
 
 impl Tracker {
@@ -46,28 +60,58 @@ impl Tracker {
 
     /// A file was opened for reading at `offset` (everything before it counts as acknowledged).
     pub fn open(&self, id: FileId, ident: FileIdentity, offset: u64) {
-        self.lock().insert(
+        let old = self.lock().insert(
             id,
             FileTrack {
                 ident,
                 committed: offset,
+                sent: offset,
                 pending: VecDeque::new(),
                 closed: false,
             },
         );
+        if let Some(old) = old {
+            self.buffered.fetch_sub(old.outstanding(), Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `change` on a file's track, keeping `buffered` in step.
+    fn change<R>(&self, id: FileId, change: impl FnOnce(&mut FileTrack) -> R) -> Option<R> {
+        let mut files = self.lock();
+        let f = files.get_mut(&id)?;
+        let before = f.outstanding();
+        let r = change(f);
+        let after = f.outstanding();
+        if after >= before {
+            self.buffered.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.buffered.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        Some(r)
+    }
+
+    /// The reader sent the file's lines up to `offset` on (into the ring).
+    pub fn sent(&self, id: FileId, offset: u64) {
+        self.change(id, |f| f.sent = f.sent.max(offset));
+    }
+
+    /// Bytes read and sent on but not yet acknowledged, over all files.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered.load(Ordering::Relaxed)
     }
 
     /// The file's identity changed (renamed, fingerprint grew) or it was truncated to `reset_to`.
     pub fn update(&self, id: FileId, ident: FileIdentity, reset_to: Option<u64>) {
-        if let Some(f) = self.lock().get_mut(&id) {
+        self.change(id, |f| {
             f.ident = ident;
             if let Some(off) = reset_to {
                 f.committed = off;
+                f.sent = off;
                 for p in &mut f.pending {
                     p.offset = p.offset.min(off);
                 }
             }
-        }
+        });
     }
 
     pub fn set_path(&self, id: FileId, path: PathBuf) {
@@ -79,11 +123,7 @@ impl Tracker {
     /// The lines of `file` up to `offset` not covered by earlier calls went into the batches `seqs`
     /// (none: the stages dropped them all).
     pub fn add(&self, file: FileId, offset: u64, seqs: &[u64]) {
-        let mut files = self.lock();
-        let Some(f) = files.get_mut(&file) else {
-            return;
-        };
-        match f.pending.back_mut() {
+        self.change(file, |f| match f.pending.back_mut() {
             None if seqs.is_empty() => f.committed = f.committed.max(offset),
             // The same batches again, right after themselves: one entry covers both reads.
             Some(last) if last.seqs == seqs => last.offset = last.offset.max(offset),
@@ -91,27 +131,33 @@ impl Tracker {
                 offset,
                 seqs: seqs.to_vec(),
             }),
-        }
+        });
     }
 
     /// The batch was stored by Loki (or dropped and counted): offsets up to it may become committed.
     pub fn ack(&self, seq: u64, files: &[FileId]) {
-        let mut tracks = self.lock();
-        for id in files {
-            let Some(f) = tracks.get_mut(id) else {
-                continue;
-            };
-            for p in f.pending.iter_mut() {
-                p.seqs.retain(|&s| s != seq);
-            }
-            while f.pending.front().is_some_and(|p| p.seqs.is_empty()) {
-                if let Some(p) = f.pending.pop_front() {
-                    f.committed = f.committed.max(p.offset);
+        for &id in files {
+            let done = self.change(id, |f| {
+                for p in f.pending.iter_mut() {
+                    p.seqs.retain(|&s| s != seq);
                 }
+                while f.pending.front().is_some_and(|p| p.seqs.is_empty()) {
+                    if let Some(p) = f.pending.pop_front() {
+                        f.committed = f.committed.max(p.offset);
+                    }
+                }
+                f.closed && f.pending.is_empty()
+            });
+            if done == Some(true) {
+                self.forget(id);
             }
-            if f.closed && f.pending.is_empty() {
-                tracks.remove(id);
-            }
+        }
+    }
+
+    /// Removes a file's track, and what it still counted in `buffered`.
+    fn forget(&self, id: FileId) {
+        if let Some(f) = self.lock().remove(&id) {
+            self.buffered.fetch_sub(f.outstanding(), Ordering::Relaxed);
         }
     }
 
@@ -122,21 +168,23 @@ impl Tracker {
 
     /// The reader is done with the file; it leaves the positions once nothing of it is in flight.
     pub fn close(&self, id: FileId) {
-        let mut files = self.lock();
-        if let Some(f) = files.get_mut(&id) {
-            if f.pending.is_empty() {
-                files.remove(&id);
-            } else {
-                f.closed = true;
-            }
+        let idle = self.change(id, |f| {
+            f.closed = true;
+            f.pending.is_empty()
+        });
+        if idle == Some(true) {
+            self.forget(id);
         }
     }
 
-    /// What the positions file should say now.
+    /// What the positions file should say now. The journal is not a file: its place is a cursor,
+    /// saved beside the files (see `crate::journal::JournalCursors`).
     pub fn snapshot(&self) -> Vec<SavedFile> {
         let mut v: Vec<SavedFile> = self
             .lock()
-            .values()
+            .iter()
+            .filter(|(id, _)| **id != crate::journal::JOURNAL_ID)
+            .map(|(_, f)| f)
             .map(|f| SavedFile {
                 ident: f.ident.clone(),
                 offset: f.committed,
@@ -212,6 +260,32 @@ mod tests {
         assert_eq!(t.committed(1), Some((650, true)));
         t.ack(12, &[1]);
         assert_eq!(t.committed(1), Some((750, false)));
+    }
+
+    #[test]
+    fn buffered_bytes_are_what_was_sent_and_not_yet_acknowledged() {
+        let t = Tracker::default();
+        t.open(1, ident(1), 100);
+        t.open(2, ident(2), 0);
+        t.sent(1, 300);
+        t.sent(2, 50);
+        assert_eq!(t.buffered_bytes(), 250);
+        t.add(1, 200, &[1]);
+        t.add(1, 300, &[2]);
+        t.add(2, 50, &[2]);
+        t.ack(1, &[1]);
+        assert_eq!(t.buffered_bytes(), 150, "file 1 committed to 200");
+        // Truncated: what was outstanding of it is no longer held.
+        t.update(2, ident(2), Some(0));
+        assert_eq!(t.buffered_bytes(), 100);
+        t.ack(2, &[1, 2]);
+        assert_eq!(t.buffered_bytes(), 0);
+        // A file closed while lines of it are still in the ring stops counting.
+        t.sent(1, 400);
+        assert_eq!(t.buffered_bytes(), 100);
+        t.close(1);
+        assert_eq!(t.buffered_bytes(), 0);
+        assert_eq!(t.snapshot().len(), 1);
     }
 
     #[test]

@@ -31,6 +31,9 @@ struct OnDisk {
     version: u32,
     saved_at_unix_ms: u64,
     files: Vec<SavedFile>,
+    /// Where the journal was read up to (acknowledged); absent in files written without a journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal_cursor: Option<String>,
 }
 
 /// Positions as loaded at start.
@@ -39,6 +42,8 @@ pub struct Positions {
     pub files: Vec<SavedFile>,
     /// When they were last saved; None on a first start (no positions file).
     pub saved_at: Option<SystemTime>,
+    /// The journal cursor of the last acknowledged journal entry (`journal:` in the config).
+    pub journal_cursor: Option<String>,
 }
 
 impl Positions {
@@ -83,13 +88,14 @@ impl Positions {
                 Positions {
                     files: Vec::new(),
                     saved_at: Some(written.unwrap_or(UNIX_EPOCH)),
+                    journal_cursor: None,
                 }
             }
         }
     }
 
-    /// Writes the positions atomically.
-    pub fn save(path: &Path, files: &[SavedFile]) -> std::io::Result<()> {
+    /// Writes the positions (and the journal's acknowledged cursor, if any) atomically.
+    pub fn save(path: &Path, files: &[SavedFile], journal_cursor: Option<&str>) -> std::io::Result<()> {
         let saved_at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -98,6 +104,7 @@ impl Positions {
             version: 1,
             saved_at_unix_ms,
             files: files.to_vec(),
+            journal_cursor: journal_cursor.map(str::to_owned),
         })
         .map_err(std::io::Error::other)?;
         let dir = match path.parent() {
@@ -147,6 +154,7 @@ impl Positions {
         Ok(Positions {
             files: d.files,
             saved_at: UNIX_EPOCH.checked_add(Duration::from_millis(d.saved_at_unix_ms)),
+            journal_cursor: d.journal_cursor,
         })
     }
 }
@@ -181,7 +189,7 @@ mod tests {
             },
             offset: 12345,
         }];
-        Positions::save(&p, &files).unwrap();
+        Positions::save(&p, &files, None).unwrap();
         let loaded = Positions::load(&p);
         assert_eq!(loaded.files, files);
         assert!(loaded.saved_at.is_some());
@@ -191,11 +199,13 @@ mod tests {
             offset: 99_999,
             ..files[0].clone()
         }];
-        Positions::save(&p, &newer).unwrap();
+        Positions::save(&p, &newer, Some("s=1;i=2")).unwrap();
         assert_eq!(Positions::load(&p).files, newer);
+        assert_eq!(Positions::load(&p).journal_cursor.as_deref(), Some("s=1;i=2"));
         std::fs::write(&p, b"{\"version\":1,\"files\":[{\"pa").unwrap();
         let loaded = Positions::load(&p);
         assert_eq!(loaded.files, files, "the backup's (older) offsets");
+        assert_eq!(loaded.journal_cursor, None, "the backup was written without a journal");
         assert!(p.with_extension("corrupt").exists(), "corrupt file kept for inspection");
         assert!(!p.exists());
 

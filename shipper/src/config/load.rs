@@ -65,7 +65,7 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigError> {
     })
 }
 
-fn valid_label_name(name: &str) -> bool {
+pub(super) fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -182,7 +182,14 @@ impl Config {
                 );
             }
         }
-        if self.targets.is_empty() {
+        if let Some(j) = &self.journal {
+            j.check().map_err(|(key, message)| ConfigError {
+                source: source.to_string(),
+                key,
+                message,
+            })?;
+        }
+        if self.targets.is_empty() && self.journal.is_none() {
             return err(
                 "targets",
                 "no files to tail: add a target with `paths`, pass --path GLOB, or set `discovery: kubernetes`".into(),

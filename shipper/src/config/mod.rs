@@ -4,9 +4,11 @@
 //! Every field is documented in README.md ("Configuration"); keep the two in step.
 
 mod env;
+mod journal;
 mod load;
 mod units;
 
+pub use journal::JournalConfig;
 pub use load::{load_file, load_str, ConfigError};
 pub use units::{ByteSize, Dur};
 
@@ -40,6 +42,10 @@ pub struct Config {
     pub label_limits: LabelLimits,
     /// How long SIGTERM waits for in-flight batches before writing positions and exiting.
     pub shutdown_timeout: Dur,
+    /// The systemd journal, read through `journalctl` (absent: not read).
+    pub journal: Option<JournalConfig>,
+    /// The agent's threads run on at most this many CPUs (a cap on its CPU share); 0: all.
+    pub max_threads: usize,
 }
 
 impl Default for Config {
@@ -57,6 +63,8 @@ impl Default for Config {
             pipeline_stages: Vec::new(),
             label_limits: LabelLimits::default(),
             shutdown_timeout: Dur::secs(30),
+            journal: None,
+            max_threads: 0,
         }
     }
 }
@@ -243,6 +251,12 @@ pub struct TailConfig {
     /// Most bytes not yet acknowledged in rotated or deleted files still held open (while Loki is
     /// down or slow). Over it the oldest such file is let go and its unread bytes are counted lost.
     pub max_held_bytes: ByteSize,
+    /// The memory budget: most bytes read and not yet acknowledged by Loki (in the ring, in
+    /// batches, in flight and retried). At it, reading pauses (nothing is dropped: the files are
+    /// the buffer) and `shipper_reading_paused{reason="memory_budget"}` says so. 0: no budget.
+    pub max_buffered_bytes: ByteSize,
+    /// Most bytes read per second over all files (a cap on the agent's CPU share); 0: no limit.
+    pub max_read_rate: ByteSize,
 }
 
 impl Default for TailConfig {
@@ -258,6 +272,8 @@ impl Default for TailConfig {
             ring_capacity: 16,
             max_open_files: 10_000,
             max_held_bytes: ByteSize(2 << 30),
+            max_buffered_bytes: ByteSize(256 << 20),
+            max_read_rate: ByteSize(0),
         }
     }
 }

@@ -81,6 +81,10 @@ struct Compiled {
     /// Whether a rule may read `__meta_kubernetes_pod_*` labels of the cache (else not built).
     relabel_meta: bool,
     pipeline: Option<Arc<Pipeline>>,
+    /// Everything that decides how its files are read and labelled (the target, the global rules
+    /// and stages, the label limits, the client's external labels): a config reload keeps the files
+    /// of a target whose key is unchanged exactly as they are.
+    key: String,
 }
 
 impl Targets {
@@ -99,6 +103,7 @@ impl Targets {
                     relabel: Vec::new(),
                     relabel_meta: false,
                     pipeline: None,
+                    key: String::new(),
                 })
                 .collect(),
             pods: None,
@@ -134,8 +139,27 @@ impl Targets {
                 )
                 .collect();
             t.pipeline = Pipeline::new(&stages, &cfg.label_limits, max_line)?.map(Arc::new);
+            let key = (
+                c,
+                &cfg.relabel_configs,
+                &cfg.pipeline_stages,
+                &cfg.label_limits,
+                &cfg.client.external_labels,
+                max_line,
+            );
+            t.key = serde_json::to_string(&key).map_err(|e| format!("targets[{i}]: {e}"))?;
         }
         Ok(targets)
+    }
+
+    /// What decides how the files of `target` are read and labelled (see `Compiled::key`).
+    pub fn key(&self, target: usize) -> Option<&str> {
+        self.targets.get(target).map(|t| t.key.as_str())
+    }
+
+    /// Takes over the pod metadata cache of the targets it replaces (config reload).
+    pub fn adopt_pods(&mut self, old: &Targets) {
+        self.pods = old.pods.clone();
     }
 
     /// The compiled stages of a target's lines, if it has any.

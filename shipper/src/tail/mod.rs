@@ -12,12 +12,15 @@ mod io;
 mod order;
 mod park;
 mod read;
+mod reload;
 mod rotated;
 mod scan;
 mod stages;
+mod throttle;
 
 pub use fds::fit_open_files;
 pub use io::{Io, ReadReq};
+pub use reload::Reconfig;
 
 use crate::checkpoint::{SavedFile, Tracker};
 use crate::config::{StartAt, TailConfig};
@@ -101,6 +104,14 @@ pub struct Reader {
     /// How often files are checked and the targets rescanned: `tail.rescan_interval`, stretched when
     /// a scan takes longer than 1/SCAN_SHARE of it (huge trees), so scanning stays a small cost.
     rescan_every: Duration,
+    /// New configurations (config reload), applied between read rounds.
+    reconfig: Receiver<Reconfig>,
+    /// Files detached by a reload, remembered to resume them if a target finds them again.
+    detached: Vec<reload::Detached>,
+    /// A reload's scan is running: files of new targets start as on a first start.
+    reloading: bool,
+    /// Pauses for the memory budget and the read rate.
+    throttle: throttle::Throttle,
 }
 
 /// Everything the reader thread needs.
@@ -117,6 +128,7 @@ pub struct ReaderParts {
     pub stop: Arc<AtomicBool>,
     pub saved: Vec<SavedFile>,
     pub saved_at: Option<SystemTime>,
+    pub reconfig: Receiver<Reconfig>,
 }
 
 impl Reader {
@@ -160,6 +172,10 @@ impl Reader {
             stages_due: IdMap::default(),
             paused: IdMap::default(),
             rescan_every,
+            reconfig: p.reconfig,
+            detached: Vec::new(),
+            reloading: false,
+            throttle: Default::default(),
         }
     }
 
@@ -197,6 +213,10 @@ impl Reader {
             };
             let wait = check_every.saturating_sub(last_check.elapsed()).min(cap);
             let wait = self.stages_wait().map_or(wait, |w| w.min(wait));
+            let wait = match self.hold_reading() {
+                Some(hold) if !self.ready.is_empty() => hold.min(wait),
+                _ => wait,
+            };
             match self.wait(wait.max(Duration::from_millis(1))) {
                 Ok(ev) => self.rescan_due |= self.on_event(ev),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -242,6 +262,9 @@ impl Reader {
     pub(super) fn process_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
             self.rescan_due |= self.on_event(ev);
+        }
+        while let Ok(r) = self.reconfig.try_recv() {
+            self.reconfigure(r);
         }
         self.apply_pod_changes();
         self.follow_renamed();
@@ -326,6 +349,10 @@ impl Reader {
             StartAt::Beginning => 0,
             StartAt::End => meta.len(),
         };
+        if self.reloading {
+            // A target added by a config reload: as on a first start.
+            return by_config;
+        }
         match self.saved_at {
             // First start: the user's choice.
             None => by_config,

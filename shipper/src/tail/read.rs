@@ -40,7 +40,7 @@ impl Reader {
     /// while events that arrive meanwhile gather for the next sweep, which starts no sooner than
     /// `SWEEP_GAP` after this one. A busy file then costs one read per sweep, not one per write it gets.
     pub(super) fn read_ready(&mut self) {
-        while !self.ready.is_empty() && !self.stopped() && self.parked.is_empty() {
+        while !self.ready.is_empty() && !self.stopped() && self.parked.is_empty() && self.hold_reading().is_none() {
             if let Some(wait) = SWEEP_GAP.checked_sub(self.last_sweep.elapsed()) {
                 std::thread::sleep(wait);
                 self.process_events();
@@ -52,8 +52,9 @@ impl Reader {
                 sweep.retain(|id| !self.paused.contains_key(id));
             }
             while !sweep.is_empty() && !self.stopped() {
-                if !self.parked.is_empty() {
-                    // The ring is full: reading pauses; these files are read when it has room.
+                if !self.parked.is_empty() || self.hold_reading().is_some() {
+                    // The ring is full, or the memory budget or read rate is reached: reading
+                    // pauses; these files are read when it may go on.
                     self.ready.extend(sweep);
                     return;
                 }
@@ -141,6 +142,7 @@ impl Reader {
     fn handle(&mut self, id: FileId, result: Read) -> bool {
         match result {
             Read::Data { n, full } => {
+                self.spend(n);
                 self.adapt_read_size(id, n, full);
                 let sent = self.process(id);
                 sent && full
@@ -224,6 +226,7 @@ impl Reader {
             return true;
         }
         f.commit_offset = f.commit_offset.max(commit);
+        self.tracker.sent(id, f.commit_offset);
         let chunk = Chunk {
             file: id,
             labels: f.labels.clone(),

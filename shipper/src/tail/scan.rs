@@ -176,7 +176,9 @@ impl Reader {
             // Already tailed (reached again under another name): one reader per file.
             return id;
         }
+        let reattached = self.reattach(&file, meta);
         let offset = match self.saved.iter().position(|s| saved_matches(&file, meta, s)) {
+            _ if reattached.is_some() => reattached.map_or(0, |r| r.1),
             Some(i) => {
                 let s = self.saved.swap_remove(i);
                 if s.offset > meta.len() {
@@ -189,8 +191,13 @@ impl Reader {
             }
             None => self.start_offset(initial, meta),
         };
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = match reattached {
+            Some((id, ..)) => id,
+            None => {
+                self.next_id += 1;
+                self.next_id - 1
+            }
+        };
         let (labels, pod) = self.file_labels(target, path).unwrap_or_else(|| {
             // Dropped by a relabel rule between the scan and this open (its pod changed): labelled
             // from its path alone until the next scan lets it go.
@@ -235,7 +242,11 @@ impl Reader {
             .max(super::read::MIN_READ)
             .min(self.cfg.read_buffer_size.0 as usize);
         tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
-        self.tracker.open(id, f.identity(), offset);
+        match reattached {
+            // Its checkpoint entry stayed while it was detached (lines of it may be in flight).
+            Some((_, _, truncated)) => self.tracker.update(id, f.identity(), truncated.then_some(0)),
+            None => self.tracker.open(id, f.identity(), offset),
+        }
         self.watcher.watch_file(path, meta);
         self.by_inode.insert((f.dev, f.ino), id);
         if state == State::Active {

@@ -22,6 +22,7 @@
 
 pub mod account;
 pub mod client;
+pub mod journal;
 pub mod kubeapi;
 pub mod logproto;
 mod net;

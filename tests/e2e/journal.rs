@@ -1,0 +1,161 @@
+//! The journald input end to end: journal files written by Debian's `systemd-journal-remote`, read by
+//! the agent through the real `journalctl`, arrive at the receiver byte for byte with their labels
+//! and timestamps, and a restart resumes after the saved cursor (nothing twice, nothing lost).
+
+use crate::support::{wait_entries, Agent, Env};
+use shipper_testkit::journal::{now_us, tools, JournalEntry as Rec};
+use std::time::Duration;
+
+/// Writes `recs` as a new journal file `<env>/journal/<name>` with systemd-journal-remote.
+fn write_journal(env: &Env, name: &str, recs: &[Rec]) {
+    shipper_testkit::journal::write_journal(&env.path(&format!("journal/{name}")), recs);
+}
+
+/// Entries `range`: units a/b/c, priorities 3..=6, every 7th message on two lines, every 11th with
+/// a byte that is not UTF-8.
+fn recs(t0: u64, range: std::ops::Range<u64>) -> Vec<Rec> {
+    range
+        .map(|i| {
+            let mut message = format!("entry {i} \"quoted\" ✓ tab\there").into_bytes();
+            if i.is_multiple_of(7) {
+                message.extend_from_slice(b"\nsecond line");
+            }
+            if i.is_multiple_of(11) {
+                message.extend_from_slice(b" bad:\xff");
+            }
+            Rec {
+                hostname: "node-a".into(),
+                ts_us: t0 + i,
+                unit: format!("{}.service", ["a", "b", "c"][i as usize % 3]),
+                priority: 3 + (i % 4) as u8,
+                message,
+            }
+        })
+        .collect()
+}
+
+/// What the receiver must hold for `r`: (labels, line, timestamp).
+fn expected(r: &Rec) -> (String, String, i64) {
+    (
+        format!(
+            "{{hostname=\"node-a\", job=\"systemd-journal\", priority=\"{}\", unit=\"{}\"}}",
+            r.priority, r.unit
+        ),
+        String::from_utf8_lossy(&r.message).into_owned(),
+        r.ts_us as i64 * 1000,
+    )
+}
+
+fn config(env: &Env, max_age: &str) -> std::path::PathBuf {
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: {max_age}\n  labels: {{job: systemd-journal}}\n",
+        env.path("journal").display()
+    );
+    env.config("files/*.log", &journal)
+}
+
+/// Everything the receiver holds as (labels, line, timestamp), sorted by timestamp.
+fn received(env: &Env) -> Vec<(String, String, i64)> {
+    let mut v: Vec<_> = env
+        .loki
+        .streams()
+        .into_iter()
+        .flat_map(|(labels, entries)| entries.into_iter().map(move |e| (labels.clone(), e.line, e.ts_ns)))
+        .collect();
+    v.sort_by_key(|e| e.2);
+    v
+}
+
+fn saved_cursor(env: &Env) -> Option<String> {
+    let text = std::fs::read_to_string(env.dir.path().join("positions.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    assert!(
+        v["files"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|f| f["path"] != "journal")),
+        "the journal is not among the files: {text}"
+    );
+    v["journal_cursor"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn journal_entries_arrive_with_labels_and_timestamps() {
+    if !tools("journal_entries_arrive_with_labels_and_timestamps") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let all = recs(t0, 0..300);
+    write_journal(&env, "remote.journal", &all);
+    let agent = Agent::start(&config(&env, "1h"));
+    wait_entries(&env, &agent, all.len(), 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let want: Vec<_> = all.iter().map(expected).collect();
+    let got = received(&env);
+    assert_eq!(got.len(), want.len(), "agent log: {}", agent.log_tail());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(agent.metric("shipper_journal_entries_total"), 300.0);
+    assert_eq!(
+        agent.metric("shipper_parse_issues_total{issue=\"invalid_utf8\"}"),
+        all.iter().filter(|r| std::str::from_utf8(&r.message).is_err()).count() as f64
+    );
+    agent.stop();
+    assert!(saved_cursor(&env).is_some(), "journal_cursor saved at shutdown");
+}
+
+#[test]
+fn journal_resumes_from_the_saved_cursor_after_a_restart() {
+    if !tools("journal_resumes_from_the_saved_cursor_after_a_restart") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let first = recs(t0, 0..200);
+    write_journal(&env, "remote.journal", &first);
+    let config = config(&env, "1h");
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, first.len(), 30);
+    agent.stop();
+    let cursor = saved_cursor(&env).expect("journal_cursor in the positions file");
+    // The sequence number in a cursor is hex: the 200th entry's.
+    assert!(cursor.contains(";i=c8;"), "the last entry's cursor: {cursor}");
+
+    // Written while the agent was down, into a new file of the same directory.
+    let second = recs(t0, 200..350);
+    write_journal(&env, "remote2.journal", &second);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, first.len() + second.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    let want: Vec<_> = first.iter().chain(&second).map(expected).collect();
+    let got = received(&env);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "no entry twice, none lost; agent log: {}",
+        agent.log_tail()
+    );
+    assert_eq!(got, want);
+    assert_eq!(agent.metric("shipper_journal_entries_total"), second.len() as f64);
+    agent.stop();
+}
+
+#[test]
+fn journal_first_start_reads_only_max_age() {
+    if !tools("journal_first_start_reads_only_max_age") {
+        return;
+    }
+    let env = Env::new();
+    let now = now_us();
+    let old = recs(now - 3 * 3_600_000_000, 0..50);
+    let recent = recs(now - 60_000_000, 50..80);
+    write_journal(&env, "remote.journal", &old);
+    write_journal(&env, "remote2.journal", &recent);
+    let agent = Agent::start(&config(&env, "2h"));
+    wait_entries(&env, &agent, recent.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    let want: Vec<_> = recent.iter().map(expected).collect();
+    assert_eq!(received(&env), want, "only the entries newer than max_age");
+    agent.stop();
+}
