@@ -25,13 +25,18 @@ fn dockerfile_builds_in_one_stage_and_runs_distroless() {
     let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/Dockerfile")).unwrap();
     let ins = instructions(&text);
     let froms: Vec<&str> = ins.iter().filter(|i| i.0 == "FROM").map(|i| i.1.as_str()).collect();
-    assert_eq!(froms.len(), 2, "a build stage and a runtime stage: {froms:?}");
+    assert_eq!(
+        froms.len(),
+        3,
+        "a build stage, the journal image and the default runtime: {froms:?}"
+    );
     assert!(
         froms[0].starts_with("rust:") && froms[0].ends_with(" AS build"),
         "{}",
         froms[0]
     );
-    assert_eq!(froms[1], "gcr.io/distroless/cc-debian12:nonroot");
+    assert_eq!(froms[1], "debian:bookworm-slim AS journal");
+    assert_eq!(froms[2], "gcr.io/distroless/cc-debian12:nonroot", "the default image is the last stage");
     let run: String = ins.iter().filter(|i| i.0 == "RUN").map(|i| i.1.clone()).collect();
     assert!(run.contains("cargo xtask setup --build-only"), "{run}");
     assert!(run.contains("cargo build --release --locked -p shipper"), "{run}");
@@ -50,6 +55,23 @@ fn dockerfile_builds_in_one_stage_and_runs_distroless() {
     assert_eq!(get("ENTRYPOINT"), Some(r#"["/usr/local/bin/shipper"]"#));
     // The chart passes the same arguments.
     assert_eq!(get("CMD"), Some(r#"["run", "--config", "/etc/shipper/shipper.yaml"]"#));
+    // The journal image: journalctl (package systemd) and the same binary and command.
+    let start = ins.iter().position(|i| i.0 == "FROM" && i.1.ends_with(" AS journal")).unwrap();
+    let end = ins.iter().rposition(|i| i.0 == "FROM").unwrap();
+    let journal = &ins[start..end];
+    assert!(
+        journal
+            .iter()
+            .any(|i| i.0 == "RUN" && i.1.contains("apt-get install -y --no-install-recommends systemd")),
+        "{journal:?}"
+    );
+    for (k, v) in [
+        ("COPY", "--from=build /out/shipper /usr/local/bin/shipper"),
+        ("ENTRYPOINT", r#"["/usr/local/bin/shipper"]"#),
+        ("CMD", r#"["run", "--config", "/etc/shipper/shipper.yaml"]"#),
+    ] {
+        assert!(journal.iter().any(|i| i.0 == k && i.1 == v), "{k} {v} in {journal:?}");
+    }
     let chart = std::fs::read_to_string(Path::new(ROOT).join("deploy/helm/shipper/templates/daemonset.yaml")).unwrap();
     assert!(chart.contains("args: [run, --config, /etc/shipper/shipper.yaml]"));
     // `cargo xtask setup --build-only` exists (the image build runs it).
