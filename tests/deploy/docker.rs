@@ -36,7 +36,10 @@ fn dockerfile_builds_in_one_stage_and_runs_distroless() {
         froms[0]
     );
     assert_eq!(froms[1], "debian:bookworm-slim AS journal");
-    assert_eq!(froms[2], "gcr.io/distroless/cc-debian12:nonroot", "the default image is the last stage");
+    assert_eq!(
+        froms[2], "gcr.io/distroless/cc-debian12:nonroot",
+        "the default image is the last stage"
+    );
     let run: String = ins.iter().filter(|i| i.0 == "RUN").map(|i| i.1.clone()).collect();
     assert!(run.contains("cargo xtask setup --build-only"), "{run}");
     assert!(run.contains("cargo build --release --locked -p shipper"), "{run}");
@@ -56,7 +59,10 @@ fn dockerfile_builds_in_one_stage_and_runs_distroless() {
     // The chart passes the same arguments.
     assert_eq!(get("CMD"), Some(r#"["run", "--config", "/etc/shipper/shipper.yaml"]"#));
     // The journal image: journalctl (package systemd) and the same binary and command.
-    let start = ins.iter().position(|i| i.0 == "FROM" && i.1.ends_with(" AS journal")).unwrap();
+    let start = ins
+        .iter()
+        .position(|i| i.0 == "FROM" && i.1.ends_with(" AS journal"))
+        .unwrap();
     let end = ins.iter().rposition(|i| i.0 == "FROM").unwrap();
     let journal = &ins[start..end];
     assert!(
