@@ -112,8 +112,7 @@ async fn run_async(mut cfg: Config, load: crate::reload::Loader) -> Result<(), S
     // Ready once the files are found and watched: a write after this is noticed.
     let _ = scanned_rx.await;
     ready.store(true, Ordering::Relaxed);
-    metrics.reload_successful.set(1);
-    metrics.reload_timestamp.set(unix_now());
+    metrics.config_loaded(true);
     tracing::info!("shipper is running");
 
     let mut reloader = crate::reload::Reloader {
@@ -163,13 +162,6 @@ fn cap_cpus(n: usize) -> Result<(), String> {
         "the agent runs on at most max_threads CPUs"
     );
     Ok(())
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// Waits for every push task (each ends when the batcher closes its queue and it sent everything).

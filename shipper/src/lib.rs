@@ -29,3 +29,10 @@ pub mod watch;
 /// hasher instead of SipHash (the keys are not chosen by an attacker).
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type IdSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -402,6 +402,12 @@ impl Metrics {
     }
 
     /// Forgets the per-file series of a file that is no longer read, so cardinality follows open files.
+    /// A config was loaded (at start, or a reload attempt): whether it was applied, and when.
+    pub fn config_loaded(&self, ok: bool) {
+        self.reload_successful.set(ok as i64);
+        self.reload_timestamp.set(crate::unix_now_ns() as f64 / 1e9);
+    }
+
     pub fn forget_file(&self, path: &std::path::Path) {
         let l = Self::path(path);
         self.read_bytes.remove(&l);

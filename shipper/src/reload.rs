@@ -17,7 +17,6 @@ use crate::push::{HttpClient, Pusher};
 use crate::tail::Reconfig;
 use crate::watch::WatchEvent;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
 /// Loads and validates the config again (the file, with the command line's flags on top).
@@ -71,19 +70,17 @@ impl Reloader {
     /// Reloads, records the outcome in the metrics and the log, and says what happened.
     pub fn reload(&mut self) -> Result<String, String> {
         let result = self.try_reload();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        self.metrics.reload_timestamp.set(now.as_secs_f64());
         let (ok, label) = match &result {
             Ok(summary) => {
                 tracing::info!(summary = %summary, "config reloaded");
-                (1, "applied")
+                (true, "applied")
             }
             Err(e) => {
                 tracing::error!(error = %e, "config reload rejected; the previous config keeps running");
-                (0, "rejected")
+                (false, "rejected")
             }
         };
-        self.metrics.reload_successful.set(ok);
+        self.metrics.config_loaded(ok);
         self.metrics.reloads.get_or_create(&ResultLabel { result: label }).inc();
         result
     }

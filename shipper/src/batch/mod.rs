@@ -177,7 +177,7 @@ struct Lanes {
 pub fn run_batcher(
     rx: Receiver<Chunk>,
     endpoints: Vec<Endpoint>,
-    swap: Receiver<Vec<Endpoint>>,
+    mut swap: Receiver<Vec<Endpoint>>,
     tracker: Arc<Tracker>,
     metrics: Arc<Metrics>,
 ) {
@@ -185,14 +185,6 @@ pub fn run_batcher(
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
-        if let Ok(endpoints) = swap.try_recv() {
-            for lane in &mut lanes {
-                if !lane.send_due(true) {
-                    return;
-                }
-            }
-            lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
-        }
         let wait = lanes
             .iter()
             .flat_map(|l| {
@@ -201,9 +193,27 @@ pub fn run_batcher(
                     .filter_map(|b| b.age().map(|a| l.ep.batch_wait.saturating_sub(a)))
             })
             .min()
-            .unwrap_or(SWAP_CHECK)
-            .min(SWAP_CHECK);
-        let closed = match rx.recv_timeout(wait) {
+            .unwrap_or(Duration::from_secs(3600));
+        let received = crossbeam_channel::select! {
+            recv(rx) -> chunk => chunk.map_err(|_| RecvTimeoutError::Disconnected),
+            recv(swap) -> endpoints => {
+                match endpoints {
+                    Ok(endpoints) => {
+                        for lane in &mut lanes {
+                            if !lane.send_due(true) {
+                                return;
+                            }
+                        }
+                        lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
+                    }
+                    // No more reloads can come.
+                    Err(_) => swap = crossbeam_channel::never(),
+                }
+                Err(RecvTimeoutError::Timeout)
+            }
+            default(wait) => Err(RecvTimeoutError::Timeout),
+        };
+        let closed = match received {
             Ok(chunk) => {
                 metrics.ring_chunks.set(rx.len() as i64);
                 touched.clear();
@@ -253,9 +263,6 @@ pub fn run_batcher(
         }
     }
 }
-
-/// How often an idle batcher looks for new endpoints (config reload).
-const SWAP_CHECK: Duration = Duration::from_millis(250);
 
 impl Lanes {
     /// Sends the batches that are full or old enough (`all`: every open batch). False when the

@@ -32,7 +32,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The journal's id in the checkpoint [`Tracker`]; the reader numbers files from 1 upwards.
 pub const JOURNAL_ID: FileId = u64::MAX;
@@ -118,7 +118,7 @@ pub fn start(cfg: &Config, parts: JournalParts) -> Result<Option<JournalHandle>,
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    (crate::unix_now_ns() / 1_000_000_000) as u64
 }
 
 /// Starts journalctl after the last cursor read (or `--since` on a first start).
@@ -320,9 +320,7 @@ impl Pump {
 
     /// Turns every complete entry into lines and sends them in chunks; false: the agent is stopping.
     fn ship_parsed(&mut self) -> bool {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let now_ns = crate::unix_now_ns();
         let mut stats = ParseStats::default();
         let mut entries = Vec::new();
         let mut chunk_cursor = None;

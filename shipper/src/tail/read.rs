@@ -10,7 +10,7 @@ use crate::parse::ParseStats;
 use crate::ring::{Chunk, FileId};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
 pub(super) const MIN_READ: usize = 4 << 10;
@@ -20,13 +20,6 @@ const READS_PER_ROUND: usize = 64;
 
 /// The shortest time between two sweeps over the files that events said were written.
 const SWEEP_GAP: Duration = Duration::from_millis(2);
-
-pub(super) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
 
 enum Read {
     Data { n: usize, full: bool },
@@ -191,7 +184,7 @@ impl Reader {
         let mut stats = ParseStats::default();
         let mut entries = Vec::new();
         let mut commit = f.commit_offset;
-        let now = now_ns();
+        let now = crate::unix_now_ns();
         while let Some(records) = f.framer.take_records(&mut stats) {
             commit = commit.max(f.parser.push(records, now, &mut entries, &mut stats));
         }
@@ -244,14 +237,14 @@ impl Reader {
         let commit = f.parser.flush(&mut entries, &mut stats);
         f.parser_commit = commit;
         self.metrics.add_parse_stats(&stats);
-        let commit = self.run_stages(id, &mut entries, commit, now_ns());
+        let commit = self.run_stages(id, &mut entries, commit, crate::unix_now_ns());
         let Some(f) = self.files.get_mut(&id) else { return };
         if let Some(st) = f.stages.as_mut() {
             let mut stage_stats = crate::process::pipeline::StageStats::default();
             st.flush(
                 &f.labels,
                 Instant::now(),
-                now_ns(),
+                crate::unix_now_ns(),
                 &mut entries,
                 &mut stage_stats,
                 true,

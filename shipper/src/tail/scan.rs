@@ -176,10 +176,16 @@ impl Reader {
             // Already tailed (reached again under another name): one reader per file.
             return id;
         }
+        // A file a reload detached resumes where it was; others at their saved position, or where a
+        // new file starts.
         let reattached = self.reattach(&file, meta);
-        let offset = match self.saved.iter().position(|s| saved_matches(&file, meta, s)) {
-            _ if reattached.is_some() => reattached.map_or(0, |r| r.1),
-            Some(i) => {
+        let saved = match reattached {
+            Some(_) => None,
+            None => self.saved.iter().position(|s| saved_matches(&file, meta, s)),
+        };
+        let offset = match (reattached, saved) {
+            (Some((_, offset, _)), _) => offset,
+            (None, Some(i)) => {
                 let s = self.saved.swap_remove(i);
                 if s.offset > meta.len() {
                     tracing::info!(file = %path.display(), saved = s.offset, size = meta.len(),
@@ -189,7 +195,7 @@ impl Reader {
                     s.offset
                 }
             }
-            None => self.start_offset(initial, meta),
+            (None, None) => self.start_offset(initial, meta),
         };
         let id = match reattached {
             Some((id, ..)) => id,

@@ -88,7 +88,7 @@ impl Reader {
     pub(super) fn flush_stages(&mut self, id: FileId, all: bool) {
         let Some(f) = self.files.get_mut(&id) else { return };
         let Some(st) = f.stages.as_mut() else { return };
-        let (now, now_ns) = (Instant::now(), super::read::now_ns());
+        let (now, now_ns) = (Instant::now(), crate::unix_now_ns());
         let mut stats = StageStats::default();
         let mut entries = Vec::new();
         st.flush(&f.labels, now, now_ns, &mut entries, &mut stats, all);
