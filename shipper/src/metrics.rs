@@ -70,6 +70,7 @@ pub struct Metrics {
     pub open_files: Gauge,
     pub file_reads: Family<ResultLabel, Counter>,
     pub scans: Counter,
+    pub dir_scans: Counter,
     pub scan_seconds: Gauge<f64, AtomicU64>,
     pub waiting_files: Gauge,
     pub rotations: Counter,
@@ -129,6 +130,7 @@ impl Metrics {
             open_files: Gauge::default(),
             file_reads: Family::default(),
             scans: Counter::default(),
+            dir_scans: Counter::default(),
             scan_seconds: Gauge::default(),
             waiting_files: Gauge::default(),
             rotations: Counter::default(),
@@ -243,8 +245,13 @@ impl Metrics {
         );
         r.register(
             "scans",
-            "Scans of the targets for new and rotated files (periodic and on directory events)",
+            "Full scans of the targets for new and rotated files (at start, periodic, and when events were lost)",
             m.scans.clone(),
+        );
+        r.register(
+            "directory_scans",
+            "Scans of the targets below one directory, for a directory created, removed or moved (a new pod's)",
+            m.dir_scans.clone(),
         );
         r.register_with_unit(
             "last_scan_duration",

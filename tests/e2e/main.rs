@@ -14,6 +14,7 @@ mod kube_api;
 mod kubernetes;
 mod modes;
 mod outage;
+mod pods;
 mod protect;
 mod reload;
 mod restart;

@@ -278,12 +278,32 @@ impl Targets {
     /// Expands every glob. Unreadable directories and vanished entries are skipped (they are seen again
     /// at the next scan); only regular files are returned.
     pub fn scan(&self) -> Scan {
+        self.scan_patterns(|p| Some(p.to_string()))
+    }
+
+    /// Expands the globs only below `dir` (a new or changed directory): what a full scan would find
+    /// there, and the directories to watch on the way, at the cost of listing that directory alone.
+    /// Globs with `**` are expanded whole.
+    pub fn scan_under(&self, dir: &Path) -> Scan {
+        self.scan_patterns(|p| narrow(p, dir))
+    }
+
+    /// Whether `dir` is a glob's fixed base or above it (`/var/log/pods` for `/var/log/pods/*/*/*.log`):
+    /// then what is watched above the bases changes too, which only a full scan sorts out.
+    pub fn holds_a_base(&self, dir: &Path) -> bool {
+        self.targets
+            .iter()
+            .flat_map(|t| &t.paths)
+            .any(|p| fixed_base(p).starts_with(dir))
+    }
+
+    fn scan_patterns(&self, narrow: impl Fn(&str) -> Option<String>) -> Scan {
         let mut scan = Scan::default();
         let mut seen = HashSet::new();
         for (ti, t) in self.targets.iter().enumerate() {
-            for pattern in &t.paths {
-                watch_dirs(pattern, &mut scan.dirs);
-                let Ok(paths) = glob::glob(pattern) else {
+            for pattern in t.paths.iter().filter_map(|p| narrow(p)) {
+                watch_dirs(&pattern, &mut scan.dirs);
+                let Ok(paths) = glob::glob(&pattern) else {
                     continue;
                 };
                 for path in paths.flatten() {
@@ -330,6 +350,42 @@ impl Targets {
     }
 }
 
+/// The part of glob `pattern` below directory `dir`: `dir` (escaped) followed by the pattern's
+/// components deeper than it, when `dir` matches the pattern's leading components; None when nothing
+/// the pattern matches can be below `dir`. A `**` pattern is returned whole (its depth is open).
+fn narrow(pattern: &str, dir: &Path) -> Option<String> {
+    if pattern.contains("**") {
+        return Some(pattern.to_string());
+    }
+    let pat: Vec<_> = Path::new(pattern).components().collect();
+    let dir_comps: Vec<_> = dir.components().collect();
+    // The last component names files: a directory at that depth or deeper holds none of them.
+    if dir_comps.len() >= pat.len() {
+        return None;
+    }
+    for (p, d) in pat.iter().zip(&dir_comps) {
+        let (p, d) = (p.as_os_str().to_string_lossy(), d.as_os_str().to_string_lossy());
+        if p != d && !glob::Pattern::new(&p).is_ok_and(|g| g.matches(&d)) {
+            return None;
+        }
+    }
+    let mut out = glob::Pattern::escape(&dir.to_string_lossy());
+    for c in &pat[dir_comps.len()..] {
+        if !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(&c.as_os_str().to_string_lossy());
+    }
+    Some(out)
+}
+
+/// The directory part of a glob before its first wildcard: `/var/log/pods` for `/var/log/pods/*/*/*.log`.
+fn fixed_base(pattern: &str) -> PathBuf {
+    let parent = Path::new(pattern).parent().unwrap_or(Path::new(""));
+    let wild = |c: &std::path::Component<'_>| c.as_os_str().to_string_lossy().contains(['*', '?', '[']);
+    parent.components().take_while(|c| !wild(c)).collect()
+}
+
 /// The directories on the way to a glob's files: for `/var/log/pods/*/*/*.log` these are
 /// `/var/log/pods`, every `/var/log/pods/*` and every `/var/log/pods/*/*` that exist. Watching them
 /// means a new pod directory, container directory or file is noticed without waiting for a rescan.
@@ -337,10 +393,9 @@ impl Targets {
 /// does not exist yet (to notice it appearing); `/var` and `/var/log` themselves are never watched.
 fn watch_dirs(pattern: &str, out: &mut BTreeSet<PathBuf>) {
     let Some(parent) = Path::new(pattern).parent() else { return };
-    let wild = |c: &std::path::Component<'_>| c.as_os_str().to_string_lossy().contains(['*', '?', '[']);
     let comps: Vec<_> = parent.components().collect();
-    let fixed = comps.iter().take_while(|c| !wild(c)).count();
-    let base: PathBuf = comps[..fixed].iter().collect();
+    let base = fixed_base(pattern);
+    let fixed = base.components().count();
     if !base.is_dir() {
         if let Some(existing) = base.ancestors().find(|a| a.is_dir()) {
             out.insert(existing.to_path_buf());
@@ -402,5 +457,74 @@ mod tests {
                 s.dirs
             );
         }
+    }
+
+    #[test]
+    fn narrows_globs_to_a_directory() {
+        let n = |p: &str, d: &str| narrow(p, Path::new(d));
+        let pods = "/var/log/pods/*/*/*.log";
+        assert_eq!(
+            n(pods, "/var/log/pods/ns_a_1").as_deref(),
+            Some("/var/log/pods/ns_a_1/*/*.log")
+        );
+        assert_eq!(
+            n(pods, "/var/log/pods/ns_a_1/c").as_deref(),
+            Some("/var/log/pods/ns_a_1/c/*.log")
+        );
+        assert_eq!(n(pods, "/var/log/pods").as_deref(), Some("/var/log/pods/*/*/*.log"));
+        assert_eq!(n(pods, "/var/log").as_deref(), Some("/var/log/pods/*/*/*.log"));
+        // Too deep to hold matching files, or outside the pattern.
+        assert_eq!(n(pods, "/var/log/pods/ns_a_1/c/sub"), None);
+        assert_eq!(n(pods, "/var/lib/docker"), None);
+        assert_eq!(n("/var/log/pods/kube-*/*/*.log", "/var/log/pods/default_x_1"), None);
+        // Glob characters in the directory's own name are taken literally.
+        assert_eq!(
+            n(pods, "/var/log/pods/a[1]").as_deref(),
+            Some("/var/log/pods/a[[]1[]]/*/*.log")
+        );
+        assert_eq!(n("/logs/**/*.log", "/logs/a").as_deref(), Some("/logs/**/*.log"));
+    }
+
+    #[test]
+    fn a_scan_under_a_directory_finds_what_the_full_scan_finds_there() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for p in [
+            "ns_a_1/c1/0.log",
+            "ns_a_1/c2/0.log",
+            "ns_b_2/c1/0.log",
+            "ns_a_1/c1/x.txt",
+        ] {
+            let f = root.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, b"x\n").unwrap();
+        }
+        std::fs::create_dir_all(root.join("ns_a_1/c3")).unwrap();
+        let t = Targets::new(&[TargetConfig {
+            paths: vec![format!("{}/*/*/*.log", root.display())],
+            ..Default::default()
+        }]);
+        let full = t.scan();
+        let under = t.scan_under(&root.join("ns_a_1"));
+        let paths = |s: &Scan| s.files.iter().map(|f| f.path.clone()).collect::<BTreeSet<_>>();
+        let expected: BTreeSet<_> = paths(&full)
+            .into_iter()
+            .filter(|p| p.starts_with(root.join("ns_a_1")))
+            .collect();
+        assert_eq!(expected.len(), 2);
+        assert_eq!(paths(&under), expected);
+        let dirs: BTreeSet<_> = full
+            .dirs
+            .iter()
+            .filter(|d| d.starts_with(root.join("ns_a_1")))
+            .cloned()
+            .collect();
+        assert_eq!(under.dirs, dirs, "c3 (empty) is watched too");
+        assert!(t.scan_under(&root.join("ns_a_1/c1/deeper")).files.is_empty());
+        // The glob's base and what is above it need a full scan; a pod's directory does not.
+        assert!(t.holds_a_base(root) && t.holds_a_base(root.parent().unwrap()));
+        assert!(!t.holds_a_base(&root.join("ns_a_1")));
+        // A directory that went away: nothing under it.
+        assert!(t.scan_under(&root.join("ns_gone_9")).files.is_empty());
     }
 }

@@ -77,6 +77,8 @@ pub struct Reader {
     /// they had (their lines are labelled with it).
     renamed: HashMap<PathBuf, PathBuf>,
     rescan_due: bool,
+    /// Directories to rescan (what is below them), for events that name one; a full rescan covers them.
+    scan_dirs: BTreeSet<PathBuf>,
     /// When a file was last opened at each tailed path (for finding files rotated away unseen).
     opened_at: HashMap<PathBuf, SystemTime>,
     /// When the targets were last scanned.
@@ -160,6 +162,7 @@ impl Reader {
             warned: HashSet::new(),
             renamed: HashMap::new(),
             rescan_due: false,
+            scan_dirs: BTreeSet::new(),
             created: Vec::new(),
             opened_at: HashMap::new(),
             last_look: SystemTime::now(),
@@ -276,7 +279,9 @@ impl Reader {
                 continue;
             };
             match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => self.rescan_due = true,
+                Ok(meta) if meta.is_dir() => {
+                    self.scan_dirs.insert(path);
+                }
                 Ok(_) => {
                     self.open(&path, target, false);
                 }
@@ -285,6 +290,8 @@ impl Reader {
         }
         if std::mem::take(&mut self.rescan_due) {
             self.rescan(false);
+        } else if !self.scan_dirs.is_empty() {
+            self.rescan_dirs();
         }
     }
 
@@ -310,6 +317,10 @@ impl Reader {
                 false
             }
             WatchEvent::Moved { from, to } => {
+                if self.watched_dirs.contains(&from) {
+                    // A watched directory moved away: what was tailed below it is gone from there.
+                    self.scan_dirs.insert(from.clone());
+                }
                 // Follow a file that left a tailed name through further renames (docker's `.1` → `.2`
                 // shift) until `follow_renamed` looks at it.
                 let origin = self.renamed.remove(&from).or_else(|| {
@@ -328,7 +339,10 @@ impl Reader {
                     (None, None) => false,
                 }
             }
-            WatchEvent::DirChanged(_) => true,
+            WatchEvent::DirChanged(dir) => {
+                self.scan_dirs.insert(dir);
+                false
+            }
             // Handled in `process_events`, which looks at the cache's changes every time.
             WatchEvent::Metadata => false,
             WatchEvent::Overflow => {

@@ -16,21 +16,59 @@ impl Reader {
         let started = SystemTime::now();
         self.metrics.scans.inc();
         self.over_limit = 0;
-        // A directory created just before its watch was added has entries no event will report:
-        // after adding watches, scan again until no new directory turns up.
+        self.scan_dirs.clear();
         let clock = Instant::now();
-        let mut scan = self.targets.scan();
+        let scan = self.targets.scan();
         // What a periodic scan costs is listing the tree (opening new files is a cost of their data).
         let listing = clock.elapsed();
+        self.reconcile(scan, None, initial);
+        self.last_look = started;
+        self.pace_scans(listing);
+    }
+
+    /// Rescans only below the directories events named (a new pod's directory, a removed one): on a
+    /// node with thousands of pods a new pod costs a listing of its own directory, not of all of them.
+    pub(super) fn rescan_dirs(&mut self) {
+        // Outermost first; a directory below one already scanned needs nothing more.
+        let dirs = std::mem::take(&mut self.scan_dirs);
+        if dirs.iter().any(|d| self.targets.holds_a_base(d)) {
+            // A glob's base directory appeared or went: what to watch above it changes.
+            return self.rescan(false);
+        }
+        let mut done: Vec<PathBuf> = Vec::new();
+        for dir in dirs {
+            if done.iter().any(|d| dir.starts_with(d)) {
+                continue;
+            }
+            self.metrics.dir_scans.inc();
+            let scan = self.targets.scan_under(&dir);
+            self.reconcile(scan, Some(&dir), false);
+            done.push(dir);
+        }
+    }
+
+    /// Brings the watched directories and tailed files in step with `scan`, which covered everything
+    /// (`scope` None) or only what is below `scope`.
+    fn reconcile(&mut self, mut scan: crate::discover::Scan, scope: Option<&Path>, initial: bool) {
+        let in_scope = |p: &Path| scope.is_none_or(|s| p.starts_with(s));
+        // A directory created just before its watch was added has entries no event will report:
+        // after adding watches, scan again until no new directory turns up.
         for round in 0..8 {
             let new: Vec<PathBuf> = scan.dirs.difference(&self.watched_dirs).cloned().collect();
-            for dir in self.watched_dirs.difference(&scan.dirs) {
+            let old: Vec<PathBuf> = self
+                .watched_dirs
+                .iter()
+                .filter(|d| in_scope(d) && !scan.dirs.contains(*d))
+                .cloned()
+                .collect();
+            for dir in &old {
                 self.watcher.unwatch_dir(dir);
+                self.watched_dirs.remove(dir);
             }
             for dir in &new {
                 self.watcher.watch_dir(dir);
             }
-            self.watched_dirs = std::mem::take(&mut scan.dirs);
+            self.watched_dirs.append(&mut scan.dirs);
             if new.is_empty() || self.watcher.polls() {
                 break;
             }
@@ -40,7 +78,10 @@ impl Reader {
                 self.rescan_due = true;
                 break;
             }
-            scan = self.targets.scan();
+            scan = match scope {
+                None => self.targets.scan(),
+                Some(dir) => self.targets.scan_under(dir),
+            };
         }
 
         for (path, why) in std::mem::take(&mut scan.skipped) {
@@ -80,12 +121,15 @@ impl Reader {
                 seen.insert(id);
             }
         }
-        let vanished: Vec<_> = self.by_path.values().copied().filter(|id| !seen.contains(id)).collect();
+        let vanished: Vec<_> = self
+            .by_path
+            .iter()
+            .filter(|(path, id)| in_scope(path) && !seen.contains(*id))
+            .map(|(_, id)| *id)
+            .collect();
         for id in vanished {
             self.retire(id, "gone from the targets (renamed away or deleted)");
         }
-        self.last_look = started;
-        self.pace_scans(listing);
     }
 
     /// Records what listing the targets cost and what the scan found waiting, and spaces the periodic checks so that scanning

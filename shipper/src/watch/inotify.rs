@@ -101,8 +101,8 @@ fn translate<'a>(evs: impl Iterator<Item = inotify::Event<&'a std::ffi::OsStr>>,
             } else if let Some(to) = &path {
                 out.push(WatchEvent::Created(to.clone()));
             }
-            if is_dir {
-                out.push(WatchEvent::DirChanged(dir));
+            if let (true, Some(to)) = (is_dir, path) {
+                out.push(WatchEvent::DirChanged(to));
             }
             continue;
         }
@@ -111,7 +111,8 @@ fn translate<'a>(evs: impl Iterator<Item = inotify::Event<&'a std::ffi::OsStr>>,
         }
         let ev_out = match path {
             _ if ev.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) => WatchEvent::DirChanged(dir),
-            Some(_) if is_dir => WatchEvent::DirChanged(dir),
+            // A subdirectory created, removed or moved away: what is below it needs a look.
+            Some(p) if is_dir => WatchEvent::DirChanged(p),
             Some(p) if ev.mask.contains(EventMask::MOVED_FROM) => {
                 moved_from = Some((ev.cookie, p));
                 continue;

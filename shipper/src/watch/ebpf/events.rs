@@ -142,14 +142,14 @@ impl EventLoop {
         match (kind, from, to) {
             (EVENT_CREATED, Some(p), _) => vec![WatchEvent::Created(p)],
             (EVENT_REMOVED, Some(p), _) => vec![WatchEvent::Removed(p)],
-            (EVENT_DIR_CHANGED, _, _) => dir_path.map(WatchEvent::DirChanged).into_iter().collect(),
+            // mkdir / rmdir: what is below the new (or removed) directory needs a look.
+            (EVENT_DIR_CHANGED, Some(sub), _) => vec![WatchEvent::DirChanged(sub)],
             (EVENT_MOVED, from, to) => {
                 let mut out = Vec::new();
-                // A directory moved in: its parent needs a rescan (it may hold tailed files).
-                if let (Some(t), Some(d)) = (&to, dir2_path) {
-                    if t.is_dir() {
-                        out.push(WatchEvent::DirChanged(d));
-                    }
+                // A directory moved in: what is below it may be tailed.
+                if let Some(t) = to.as_ref().filter(|t| t.is_dir()) {
+                    out.push(WatchEvent::DirChanged(t.clone()));
+                    out.extend(from.clone().map(WatchEvent::DirChanged));
                 }
                 match (from, to) {
                     (Some(from), to) => out.push(WatchEvent::Moved { from, to }),
