@@ -81,7 +81,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail and/or FLUENTBIT_BIN=/path/to/fluent-bit";
+rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit and/or VECTOR_BIN=/path/to/vector";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {

@@ -14,6 +14,7 @@ pub enum Kind {
     Shipper,
     Promtail,
     FluentBit,
+    Vector,
 }
 
 #[derive(Clone, Debug)]
@@ -23,10 +24,14 @@ pub struct Peer {
 }
 
 /// Environment variables that name peer binaries, and the peers they stand for.
-const PEER_VARS: &[(&str, Kind)] = &[("PROMTAIL_BIN", Kind::Promtail), ("FLUENTBIT_BIN", Kind::FluentBit)];
+const PEER_VARS: &[(&str, Kind)] = &[
+    ("PROMTAIL_BIN", Kind::Promtail),
+    ("FLUENTBIT_BIN", Kind::FluentBit),
+    ("VECTOR_BIN", Kind::Vector),
+];
 
 /// Peers users ask about that the harness cannot run yet, with the variable they would set.
-const NOT_YET: &[&str] = &["VECTOR_BIN", "ALLOY_BIN"];
+const NOT_YET: &[&str] = &["ALLOY_BIN"];
 
 impl Peer {
     pub fn name(&self) -> &'static str {
@@ -34,6 +39,7 @@ impl Peer {
             Kind::Shipper => "shipper",
             Kind::Promtail => "promtail",
             Kind::FluentBit => "fluent-bit",
+            Kind::Vector => "vector",
         }
     }
 
@@ -58,7 +64,7 @@ impl Peer {
         for var in NOT_YET {
             if std::env::var_os(var).is_some() {
                 return Err(format!(
-                    "{var} is set, but the bench cannot run that agent yet (only PROMTAIL_BIN and FLUENTBIT_BIN); unset it"
+                    "{var} is set, but the bench cannot run that agent yet (only PROMTAIL_BIN, FLUENTBIT_BIN and VECTOR_BIN); unset it"
                 ));
             }
         }
@@ -103,6 +109,20 @@ impl Peer {
                 let (host, sink_port, _) = split_url(url)?;
                 let agent = Agent::spawn(cmd, &log, &format!("http://{host}:{sink_port}/ready"), true)?;
                 fluentbit_ready(port, &log)?;
+                Ok(agent)
+            }
+            Kind::Vector => {
+                let config = dir.join("vector.yaml");
+                let data = dir.join("vector-data");
+                std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+                let yaml = vector_config(&data, glob, url, batch_wait, confines_templates(&self.bin))?;
+                std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
+                let mut cmd = Command::new(&self.bin);
+                cmd.arg("--config").arg(config).env("VECTOR_LOG", "info");
+                // A minimal Vector build has no API server: it is up once it says so in its log.
+                let (host, sink_port, _) = split_url(url)?;
+                let agent = Agent::spawn(cmd, &log, &format!("http://{host}:{sink_port}/ready"), true)?;
+                wait_for_log(&log, "Vector has started")?;
                 Ok(agent)
             }
         }
@@ -166,6 +186,90 @@ fn fluentbit_config(dir: &Path, glob: &Path, url: &str, port: u16, batch_wait: &
         glob = glob.display(),
         db = dir.join("fluent-bit.db").display(),
     ))
+}
+
+/// Vector as its users run it on files: a `file` source over the CRI files (read from the start,
+/// files told apart by device and inode, its checkpoints in `data`), a `remap` transform that does
+/// what Promtail's `cri` stage does — split the CRI prefix, keep the line, its stream and its
+/// timestamp — and a `loki` sink (protobuf + snappy) with a static `job` and the `stream` label,
+/// batching up to `batch_wait` or 1 MiB like the others.
+fn vector_config(data: &Path, glob: &Path, url: &str, batch_wait: &str, confined: bool) -> Result<String, String> {
+    let (host, sink_port, uri) = split_url(url)?;
+    let timeout = seconds(batch_wait)?;
+    // Since 0.57 a label template without a literal prefix must be allowed explicitly; older
+    // versions refuse the setting.
+    let unconfined = if confined {
+        "    dangerously_allow_unconfined_template_resolution: true\n"
+    } else {
+        ""
+    };
+    Ok(format!(
+        r#"data_dir: {data}
+sources:
+  files:
+    type: file
+    include: ["{glob}"]
+    read_from: beginning
+    fingerprint:
+      strategy: device_and_inode
+transforms:
+  cri:
+    type: remap
+    inputs: [files]
+    source: |
+      parts, err = parse_regex(.message, r'^(?P<time>\S+) (?P<stream>stdout|stderr) (?P<tag>[FP]) (?P<log>.*)$')
+      if err == null {{
+        .message = parts.log
+        .stream = parts.stream
+        ts, err = parse_timestamp(parts.time, format: "%+")
+        if err == null {{ .timestamp = ts }}
+      }}
+sinks:
+  loki:
+    type: loki
+    inputs: [cri]
+    endpoint: http://{host}:{sink_port}
+    path: {uri}
+    encoding:
+      codec: text
+    compression: snappy
+    labels:
+      job: bench
+      stream: "{{{{ stream }}}}"
+    remove_label_fields: true
+{unconfined}    out_of_order_action: accept
+    healthcheck:
+      enabled: false
+    batch:
+      timeout_secs: {timeout}
+      max_bytes: 1048576
+"#,
+        data = data.display(),
+        glob = glob.display(),
+    ))
+}
+
+/// Whether this Vector (0.57 or later, by `vector --version`) confines templates.
+fn confines_templates(bin: &Path) -> bool {
+    let out = Command::new(bin).arg("--version").output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    // "vector 0.58.0 (x86_64-unknown-linux-gnu …)"
+    let version = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (0, 57)
+}
+
+/// Waits up to 20 s until `log` holds `needle`.
+fn wait_for_log(log: &Path, needle: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(needle)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("no \"{needle}\" in {} after 20 s", log.display()))
 }
 
 /// Waits up to 20 s until Fluent Bit's `/api/v1/health` (on with `Health_Check`) answers 200;

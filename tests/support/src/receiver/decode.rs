@@ -1,6 +1,7 @@
 //! Turning a push body into streams: content encodings, snappy + protobuf, and JSON.
 //!
-//! Mirrors Loki's `ParseLokiRequest`: `Content-Encoding` `gzip`/`deflate` is undone first;
+//! Mirrors Loki's `ParseLokiRequest`: `Content-Encoding` `gzip`/`deflate` is undone first (`snappy`
+//! is accepted and changes nothing, any other is refused);
 //! then `Content-Type: application/json` is parsed as JSON and anything else (including no
 //! content type) as snappy-block-compressed protobuf.
 
@@ -63,7 +64,9 @@ pub(crate) fn decode_body(
 ) -> Result<Vec<IncomingStream>, DecodeError> {
     let decoded;
     let body = match content_encoding.map(str::trim).unwrap_or("") {
-        "" | "identity" => body,
+        // Loki takes `snappy` as a no-op: a protobuf body is snappy-decoded below in any case
+        // (Vector's loki sink sends it).
+        "" | "snappy" => body,
         "gzip" => {
             decoded = read_capped(flate2::read::GzDecoder::new(body), max, "gzip")?;
             &decoded[..]
@@ -249,6 +252,28 @@ mod tests {
         assert_eq!(e.unwrap_err().status(), 400);
         let e = decode_body(None, Some("br"), b"", MAX);
         assert_eq!(e.unwrap_err().status(), 415);
+        let e = decode_body(None, Some("identity"), b"", MAX);
+        assert_eq!(e.unwrap_err().status(), 415);
+    }
+
+    #[test]
+    fn content_encoding_snappy_is_the_protobuf_body_as_loki_takes_it() {
+        let req = crate::logproto::PushRequest {
+            streams: vec![crate::logproto::StreamAdapter {
+                labels: "{job=\"x\"}".into(),
+                entries: vec![crate::logproto::EntryAdapter {
+                    timestamp: Some(crate::logproto::Timestamp { seconds: 1, nanos: 2 }),
+                    line: "hello".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let body = crate::logproto::encode_snappy(&req);
+        let s = decode_body(Some("application/x-protobuf"), Some("snappy"), &body, MAX).unwrap();
+        assert_eq!((s[0].labels.as_str(), s[0].entries[0].line.as_str()), ("{job=\"x\"}", "hello"));
+        assert_eq!(s[0].entries[0].ts_ns, 1_000_000_002);
     }
 
     #[test]
