@@ -81,7 +81,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit and/or VECTOR_BIN=/path/to/vector";
+rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {

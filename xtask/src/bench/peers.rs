@@ -1,5 +1,5 @@
 //! The agents a bench scenario can run: shipper itself, and the peers users compare it with when
-//! their binaries are given (`PROMTAIL_BIN`, `FLUENTBIT_BIN`, …). Each gets a config written for the
+//! their binaries are given (`PROMTAIL_BIN`, `FLUENTBIT_BIN`, `VECTOR_BIN`, `ALLOY_BIN`). Each gets a config written for the
 //! same files, the same sink and the same batching, and is measured the same way.
 
 use crate::agent::{self, Agent, Target};
@@ -15,6 +15,7 @@ pub enum Kind {
     Promtail,
     FluentBit,
     Vector,
+    Alloy,
 }
 
 #[derive(Clone, Debug)]
@@ -28,10 +29,8 @@ const PEER_VARS: &[(&str, Kind)] = &[
     ("PROMTAIL_BIN", Kind::Promtail),
     ("FLUENTBIT_BIN", Kind::FluentBit),
     ("VECTOR_BIN", Kind::Vector),
+    ("ALLOY_BIN", Kind::Alloy),
 ];
-
-/// Peers users ask about that the harness cannot run yet, with the variable they would set.
-const NOT_YET: &[&str] = &["ALLOY_BIN"];
 
 impl Peer {
     pub fn name(&self) -> &'static str {
@@ -40,6 +39,7 @@ impl Peer {
             Kind::Promtail => "promtail",
             Kind::FluentBit => "fluent-bit",
             Kind::Vector => "vector",
+            Kind::Alloy => "alloy",
         }
     }
 
@@ -60,13 +60,6 @@ impl Peer {
                 ));
             }
             peers.push(Peer { kind: *kind, bin });
-        }
-        for var in NOT_YET {
-            if std::env::var_os(var).is_some() {
-                return Err(format!(
-                    "{var} is set, but the bench cannot run that agent yet (only PROMTAIL_BIN, FLUENTBIT_BIN and VECTOR_BIN); unset it"
-                ));
-            }
         }
         Ok(peers)
     }
@@ -124,6 +117,17 @@ impl Peer {
                 let agent = Agent::spawn(cmd, &log, &format!("http://{host}:{sink_port}/ready"), true)?;
                 wait_for_log(&log, "Vector has started")?;
                 Ok(agent)
+            }
+            Kind::Alloy => {
+                let config = dir.join("bench.alloy");
+                std::fs::write(&config, alloy_config(glob, url, batch_wait))
+                    .map_err(|e| format!("{}: {e}", config.display()))?;
+                let mut cmd = Command::new(&self.bin);
+                cmd.arg("run")
+                    .arg(format!("--server.http.listen-addr=127.0.0.1:{port}"))
+                    .arg(format!("--storage.path={}", dir.join("alloy-data").display()))
+                    .arg(config);
+                Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/-/ready"), true)
             }
         }
     }
@@ -249,10 +253,44 @@ sinks:
     ))
 }
 
+/// Alloy as its users run it on files (its migration guide's translation of the Promtail config
+/// above): `local.file_match` over the CRI files, `loki.source.file`, `loki.process` with
+/// `stage.cri`, and `loki.write` with the same batching; positions under `--storage.path`.
+fn alloy_config(glob: &Path, url: &str, batch_wait: &str) -> String {
+    format!(
+        r#"local.file_match "bench" {{
+  path_targets = [{{"__path__" = "{glob}", "job" = "bench"}}]
+  sync_period  = "1s"
+}}
+
+loki.source.file "bench" {{
+  targets    = local.file_match.bench.targets
+  forward_to = [loki.process.cri.receiver]
+}}
+
+loki.process "cri" {{
+  stage.cri {{}}
+  forward_to = [loki.write.sink.receiver]
+}}
+
+loki.write "sink" {{
+  endpoint {{
+    url        = "{url}"
+    batch_wait = "{batch_wait}"
+    batch_size = "1MiB"
+  }}
+}}
+"#,
+        glob = glob.display(),
+    )
+}
+
 /// Whether this Vector (0.57 or later, by `vector --version`) confines templates.
 fn confines_templates(bin: &Path) -> bool {
     let out = Command::new(bin).arg("--version").output();
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     // "vector 0.58.0 (x86_64-unknown-linux-gnu …)"
     let version = text.split_whitespace().nth(1).unwrap_or("");
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
