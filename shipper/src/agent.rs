@@ -63,7 +63,7 @@ async fn run_async(mut cfg: Config, load: crate::reload::Loader) -> Result<(), S
     if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
         targets = targets.with_pods(watch_pods(&cfg, &ev_tx, &metrics)?);
     }
-    let watcher = crate::watch::start(cfg.tail.watch, ev_tx.clone(), metrics.clone())?;
+    let watcher = crate::watch::start(cfg.tail.watch, cfg.tail.ebpf_write_hook, ev_tx.clone(), metrics.clone())?;
     let (reconfig_tx, reconfig_rx) = crossbeam_channel::unbounded();
     let reader = Reader::new(ReaderParts {
         cfg: cfg.tail.clone(),

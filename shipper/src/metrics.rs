@@ -91,6 +91,7 @@ pub struct Metrics {
     pub checkpoint_lag_bytes: Gauge,
     pub positions_writes: Family<StatusLabel, Counter>,
     pub watcher_mode: Family<ModeLabel, Gauge>,
+    pub ebpf_write_hook: Family<ModeLabel, Gauge>,
     pub reader_mode: Family<ModeLabel, Gauge>,
     pub held_bytes: Gauge,
     pub kube_cache_pods: Gauge,
@@ -151,6 +152,7 @@ impl Metrics {
             checkpoint_lag_bytes: Gauge::default(),
             positions_writes: Family::default(),
             watcher_mode: Family::default(),
+            ebpf_write_hook: Family::default(),
             reader_mode: Family::default(),
             held_bytes: Gauge::default(),
             kube_cache_pods: Gauge::default(),
@@ -342,6 +344,11 @@ impl Metrics {
             "watcher_mode",
             "File change detection in use (1 = active)",
             m.watcher_mode.clone(),
+        );
+        r.register(
+            "ebpf_write_hook",
+            "Where the eBPF watcher hooks writes (fexit or tracepoint; 1 = active)",
+            m.ebpf_write_hook.clone(),
         );
         r.register(
             "reader_mode",

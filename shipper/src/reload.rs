@@ -146,6 +146,10 @@ impl Reloader {
         keep("kubernetes", differs(&cfg.kubernetes, &cur.kubernetes));
         keep("tail.io", differs(&cfg.tail.io, &cur.tail.io));
         keep("tail.watch", differs(&cfg.tail.watch, &cur.tail.watch));
+        keep(
+            "tail.ebpf_write_hook",
+            differs(&cfg.tail.ebpf_write_hook, &cur.tail.ebpf_write_hook),
+        );
         keep("tail.ring_capacity", cfg.tail.ring_capacity != cur.tail.ring_capacity);
         keep("journal", differs(&cfg.journal, &cur.journal));
         keep("max_threads", cfg.max_threads != cur.max_threads);
@@ -155,6 +159,7 @@ impl Reloader {
         cfg.kubernetes = cur.kubernetes.clone();
         cfg.tail.io = cur.tail.io;
         cfg.tail.watch = cur.tail.watch;
+        cfg.tail.ebpf_write_hook = cur.tail.ebpf_write_hook;
         cfg.tail.ring_capacity = cur.tail.ring_capacity;
         cfg.journal = cur.journal.clone();
         cfg.max_threads = cur.max_threads;

@@ -336,3 +336,75 @@ fn directory_changes_come_from_bpf_without_inotify() {
     assert_eq!(inotify_instances(agent.pid()), 0);
     agent.stop();
 }
+
+/// Writes are hooked by the best hook the kernel allows, ranked fexit → syscall tracepoints and
+/// proven at start by a probe write; the metric and the log say which one runs and why a better one
+/// does not. This kernel refuses fexit (EPERM), so here `auto` runs on tracepoints and forcing
+/// `fexit` is a clear error; on a kernel that allows fexit the same test checks the other branch.
+#[test]
+fn the_write_hook_is_chosen_from_a_ranked_list_and_reported() {
+    if !may_load_bpf("the_write_hook_is_chosen_from_a_ranked_list_and_reported") {
+        return;
+    }
+    let env = Env::new();
+    let agent = Agent::start(&env.config("app/*.log", EVENTS_ONLY));
+    let fexit = agent.metric("shipper_ebpf_write_hook{mode=\"fexit\"}") == 1.0;
+    let tracepoint = agent.metric("shipper_ebpf_write_hook{mode=\"tracepoint\"}") == 1.0;
+    assert!(fexit != tracepoint, "exactly one write hook: {}", agent.metrics());
+    if tracepoint {
+        // Why fexit is not used is logged with the kernel's answer.
+        assert!(
+            agent
+                .log()
+                .contains("fexit: the kernel refused write_fexit on vfs_write"),
+            "{}",
+            agent.log()
+        );
+    }
+    // Only events can wake the reader (rescan in an hour): the hook in use reports appends.
+    let mut w = LogWriter::create(env.path("app/a.log"), Format::Raw).unwrap();
+    for k in 0..10u64 {
+        write_tagged(&mut w, 0, k * 100..(k + 1) * 100);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let account = wait_all(&env, &agent, &[(0, 1_000)], 30);
+    assert_exact_or_log(&account, &agent);
+    agent.stop();
+
+    // Forcing a hook: tracepoints work on every kernel with the syscall tracepoints.
+    let env = Env::new();
+    let forced =
+        |hook: &str| EVENTS_ONLY.replace("watch: ebpf\n", &format!("watch: ebpf\n  ebpf_write_hook: {hook}\n"));
+    let agent = Agent::start(&env.config("app/*.log", &forced("tracepoint")));
+    assert_eq!(agent.metric("shipper_ebpf_write_hook{mode=\"tracepoint\"}"), 1.0);
+    let mut w = LogWriter::create(env.path("app/a.log"), Format::Raw).unwrap();
+    write_tagged(&mut w, 0, 0..500);
+    let account = wait_all(&env, &agent, &[(0, 500)], 30);
+    assert_exact_or_log(&account, &agent);
+    agent.stop();
+
+    // Forcing fexit where the kernel refuses it: the agent does not start, and says why and what to do.
+    let env = Env::new();
+    let config = env.config("app/*.log", &forced("fexit"));
+    if fexit {
+        let agent = Agent::start(&config);
+        assert_eq!(agent.metric("shipper_ebpf_write_hook{mode=\"fexit\"}"), 1.0);
+        agent.stop();
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needed in [
+        "tail.watch: ebpf",
+        "write_fexit on vfs_write",
+        "tail.ebpf_write_hook",
+        "set it to auto",
+    ] {
+        assert!(stderr.contains(needed), "{needed:?} missing from:\n{stderr}");
+    }
+}

@@ -1,5 +1,5 @@
-//! The programs, on syscall tracepoints (the attach points this kernel allows; see `write` and
-//! `dirs`), and what they share: the maps, the kernel struct offsets the loader fills in from BTF, and
+//! The programs — writes on fexit or syscall tracepoints (userspace keeps the best the kernel allows),
+//! directory changes on syscall tracepoints; see `write` and `dirs` — and what they share: the maps, the kernel struct offsets the loader fills in from BTF, and
 //! the walks from the current task to a file or directory's (dev, inode).
 
 mod dirs;

@@ -1,15 +1,18 @@
-//! Writes: `write_enter` notes which fd a thread writes to; `write_exit`, once the write has landed,
-//! resolves that fd to the file's (dev, inode) and, when the file is watched, puts one event on the
-//! ring buffer — at most one per file until userspace has taken it, so a file written a million times
+//! Writes, from the best hook the kernel allows (userspace ranks them and proves the one it keeps):
+//! - fexit on `vfs_write` / `vfs_writev`: one program per write, the file comes as an argument;
+//! - syscall tracepoints: `write_enter` notes which fd a thread writes to; `write_exit`, once the
+//!   write has landed, resolves that fd to the file's (dev, inode).
+//!
+//! Either way, when the file is watched, `report` puts one event on the ring buffer — at most one per file until userspace has taken it, so a file written a million times
 //! a second costs userspace one wakeup per read round. "Taken" without a syscall per event: `PENDING`
 //! holds when each file's last event was put on the ring, `TAKEN` the time of the newest event
 //! userspace has taken (one map update per drain of the ring).
 
-use super::{arg, count, key_of_fd, EVENTS, WATCHED};
+use super::{arg, count, field, inode_key, key_of_fd, EVENTS, OFF_FILE_INODE, WATCHED};
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
-use aya_ebpf::macros::{map, tracepoint};
+use aya_ebpf::macros::{fexit, map, tracepoint};
 use aya_ebpf::maps::{Array, HashMap};
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::programs::{FExitContext, TracePointContext};
 use shipper_ebpf::{stats, Event, FileKey, EVENT_WRITTEN};
 
 /// When each watched file's last event was put on the ring.
@@ -44,20 +47,50 @@ pub fn write_exit(ctx: TracePointContext) -> u32 {
     if arg(&ctx, 0).is_none_or(|ret| ret as i64 <= 0) {
         return 0;
     }
-    let Some(key) = key_of_fd(fd) else {
-        count(stats::UNRESOLVED);
-        return 0;
-    };
+    match key_of_fd(fd) {
+        Some(key) => report(key),
+        None => count(stats::UNRESOLVED),
+    }
+    0
+}
+
+/// `vfs_write(file, buf, count, pos)` returned (its return value follows the 4 arguments).
+#[fexit(function = "vfs_write")]
+pub fn write_fexit(ctx: FExitContext) -> i32 {
+    written(ctx.arg(0), ctx.arg::<i64>(4));
+    0
+}
+
+/// `vfs_writev(file, vec, vlen, pos, flags)` returned (writev, pwritev).
+#[fexit(function = "vfs_writev")]
+pub fn writev_fexit(ctx: FExitContext) -> i32 {
+    written(ctx.arg(0), ctx.arg::<i64>(5));
+    0
+}
+
+/// A write of `ret` bytes to the `struct file *` `file` returned.
+fn written(file: *const u8, ret: i64) {
+    if ret <= 0 {
+        return;
+    }
+    match field(file, &OFF_FILE_INODE).and_then(inode_key) {
+        Some(key) => report(key),
+        None => count(stats::UNRESOLVED),
+    }
+}
+
+/// The file `key` was written: one event on the ring if it is watched and has none waiting.
+fn report(key: FileKey) {
     // SAFETY: a plain lookup in our own map.
     if unsafe { WATCHED.get(&key) }.is_none() {
-        return 0;
+        return;
     }
     count(stats::WATCHED_WRITES);
     let taken = TAKEN.get(0).copied().unwrap_or(0);
     // SAFETY: a plain lookup in our own map; the value is copied out.
     if unsafe { PENDING.get(&key) }.is_some_and(|&put| put > taken) {
         // Userspace has not taken this file's event yet: it will read this write too.
-        return 0;
+        return;
     }
     // SAFETY: the helper only reads the monotonic clock.
     let ts = unsafe { bpf_ktime_get_ns() };
@@ -74,5 +107,4 @@ pub fn write_exit(ctx: TracePointContext) -> u32 {
         let _ = PENDING.remove(&key);
         count(stats::RING_FULL);
     }
-    0
 }

@@ -222,6 +222,15 @@ pub enum WatchMode {
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+pub enum EbpfWriteHook {
+    /// fexit where the kernel allows it, else syscall tracepoints.
+    Auto,
+    Fexit,
+    Tracepoint,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum IoMode {
     /// io_uring when it can be set up, else pread.
     Auto,
@@ -239,6 +248,9 @@ pub struct TailConfig {
     /// Bytes read from a file per read call.
     pub read_buffer_size: ByteSize,
     pub watch: WatchMode,
+    /// Where the eBPF watcher hooks writes: `auto` tries fexit on `vfs_write`, then the write
+    /// syscalls' tracepoints, keeping the first that attaches and reports a probe write.
+    pub ebpf_write_hook: EbpfWriteHook,
     pub io: IoMode,
     /// With `watch: poll`, how often files are checked for new data.
     pub poll_interval: Dur,
@@ -266,6 +278,7 @@ impl Default for TailConfig {
             max_line_size: ByteSize(256 << 10),
             read_buffer_size: ByteSize(256 << 10),
             watch: WatchMode::Auto,
+            ebpf_write_hook: EbpfWriteHook::Auto,
             io: IoMode::Auto,
             poll_interval: Dur::ms(250),
             rescan_interval: Dur::secs(10),

@@ -1,14 +1,14 @@
 //! watch: tells the reader which files grew and which directories changed, so it reads without polling.
 //!
-//! Implementations sit behind one interface: eBPF (syscall tracepoints filtered in the kernel by a map
-//! of watched files and directories), inotify (one watch per directory, not per file) and plain polling. The reader also re-checks every file at `poll_interval`
+//! Implementations sit behind one interface: eBPF (fexit or syscall tracepoints for writes, syscall
+//! tracepoints for directory changes, filtered in the kernel by a map of watched files and directories), inotify (one watch per directory, not per file) and plain polling. The reader also re-checks every file at `poll_interval`
 //! when the watcher polls, and at `rescan_interval` otherwise, as a safety net.
 
 mod btf;
 mod ebpf;
 mod inotify;
 
-use crate::config::WatchMode;
+use crate::config::{EbpfWriteHook, WatchMode};
 use crate::metrics::Metrics;
 use crossbeam_channel::Sender;
 use std::path::{Path, PathBuf};
@@ -67,30 +67,25 @@ impl Watcher for PollWatcher {
 
 /// Starts the best watcher `mode` allows — `auto` tries eBPF, then inotify, then polling — logging the
 /// choice and why a better one was not used. `watch: ebpf` that cannot load is an error.
-pub fn start(mode: WatchMode, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<Box<dyn Watcher>, String> {
+pub fn start(
+    mode: WatchMode,
+    hook: EbpfWriteHook,
+    events: Sender<WatchEvent>,
+    metrics: Arc<Metrics>,
+) -> Result<Box<dyn Watcher>, String> {
     match mode {
         WatchMode::Poll => {
             tracing::info!(watcher = "poll", "file change detection: polling (as configured)");
             return Ok(Box::new(PollWatcher));
         }
         WatchMode::Ebpf => {
-            let w = ebpf::EbpfWatcher::start(events, metrics).map_err(|e| {
+            let w = ebpf::EbpfWatcher::start(hook, events, metrics).map_err(|e| {
                 format!("tail.watch: ebpf: {e}; run as root (or with CAP_BPF and CAP_PERFMON) or set tail.watch: auto")
             })?;
-            tracing::info!(
-                watcher = "ebpf",
-                "file change detection: eBPF (syscall tracepoints for writes and directory changes)"
-            );
             return Ok(Box::new(w));
         }
-        WatchMode::Auto => match ebpf::EbpfWatcher::start(events.clone(), metrics) {
-            Ok(w) => {
-                tracing::info!(
-                    watcher = "ebpf",
-                    "file change detection: eBPF (syscall tracepoints for writes and directory changes)"
-                );
-                return Ok(Box::new(w));
-            }
+        WatchMode::Auto => match ebpf::EbpfWatcher::start(hook, events.clone(), metrics) {
+            Ok(w) => return Ok(Box::new(w)),
             Err(e) => tracing::info!(error = %e, "eBPF file events are not available here; trying inotify"),
         },
         WatchMode::Inotify => {}

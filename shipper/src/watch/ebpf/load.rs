@@ -2,8 +2,9 @@
 //! program goes on which tracepoint.
 
 use super::PROGRAMS;
+use crate::config::EbpfWriteHook;
 use crate::watch::btf::Btf;
-use aya::programs::TracePoint;
+use aya::programs::{FExit, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use shipper_ebpf::offsets;
 
@@ -11,14 +12,6 @@ use shipper_ebpf::offsets;
 /// to do; exit programs report it once it has. Tracepoints of syscalls this architecture lacks (the
 /// pre-`*at` ones on arm64) are skipped; the `*at` ones cover those machines.
 const ATTACH: &[(&str, &[&str])] = &[
-    (
-        "write_enter",
-        &["sys_enter_write", "sys_enter_writev", "sys_enter_pwrite64"],
-    ),
-    (
-        "write_exit",
-        &["sys_exit_write", "sys_exit_writev", "sys_exit_pwrite64"],
-    ),
     ("creat_enter", &["sys_enter_creat"]),
     ("open_enter", &["sys_enter_open"]),
     ("openat_enter", &["sys_enter_openat"]),
@@ -55,6 +48,55 @@ const ATTACH: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The write programs on syscall tracepoints (entry notes the fd, exit reports the file).
+const WRITE_TRACEPOINTS: &[(&str, &[&str])] = &[
+    (
+        "write_enter",
+        &["sys_enter_write", "sys_enter_writev", "sys_enter_pwrite64"],
+    ),
+    (
+        "write_exit",
+        &["sys_exit_write", "sys_exit_writev", "sys_exit_pwrite64"],
+    ),
+];
+
+/// `writev` and `pwritev` alone, for when fexit covers `vfs_write` but the kernel has no
+/// `vfs_writev` to hook.
+const WRITEV_TRACEPOINTS: &[(&str, &[&str])] = &[
+    ("write_enter", &["sys_enter_writev"]),
+    ("write_exit", &["sys_exit_writev"]),
+];
+
+/// The fexit write programs and the kernel functions they go on.
+const FEXIT: [(&str, &str); 2] = [("write_fexit", "vfs_write"), ("writev_fexit", "vfs_writev")];
+
+/// Where writes are hooked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WriteHook {
+    /// fexit on `vfs_write` and `vfs_writev`: one program per write, the file as an argument.
+    Fexit,
+    /// `sys_enter_*` and `sys_exit_*` of write, writev and pwrite64.
+    Tracepoint,
+}
+
+impl WriteHook {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            WriteHook::Fexit => "fexit",
+            WriteHook::Tracepoint => "tracepoint",
+        }
+    }
+
+    /// The hooks to try for `tail.ebpf_write_hook`, best first.
+    fn ranked(choice: EbpfWriteHook) -> &'static [WriteHook] {
+        match choice {
+            EbpfWriteHook::Auto => &[WriteHook::Fexit, WriteHook::Tracepoint],
+            EbpfWriteHook::Fexit => &[WriteHook::Fexit],
+            EbpfWriteHook::Tracepoint => &[WriteHook::Tracepoint],
+        }
+    }
+}
+
 /// Tracepoints every supported architecture has: failing to attach one of these is an error.
 const REQUIRED: &[&str] = &[
     "sys_enter_write",
@@ -69,8 +111,10 @@ const REQUIRED: &[&str] = &[
     "sys_exit_mkdirat",
 ];
 
-/// Computes the offsets, loads the programs and attaches them.
-pub(super) fn load() -> Result<Ebpf, String> {
+/// Computes the offsets, loads the programs and attaches them: the directory programs, then the
+/// first write hook of `choice`'s ranking that attaches and passes the probe. Returns the hook used
+/// and why better ones were not.
+pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String>), String> {
     // Offsets first, and the parsed BTF dropped before aya parses it again for the loader.
     let values = {
         let btf = Btf::kernel()?;
@@ -99,15 +143,86 @@ pub(super) fn load() -> Result<Ebpf, String> {
     let mut bpf = loader
         .load(PROGRAMS)
         .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
-    for (name, points) in ATTACH {
+    drop(loader);
+    attach_tracepoints(&mut bpf, tracefs, ATTACH)?;
+    let mut refused = Vec::new();
+    for &hook in WriteHook::ranked(choice) {
+        let attached = match hook {
+            WriteHook::Fexit => attach_fexit(&mut bpf, tracefs),
+            WriteHook::Tracepoint => attach_tracepoints(&mut bpf, tracefs, WRITE_TRACEPOINTS),
+        };
+        match attached.and_then(|()| super::probe::write_reported(&mut bpf)) {
+            Ok(()) => return Ok((bpf, hook, refused)),
+            Err(e) => {
+                refused.push(format!("{}: {e}", hook.name()));
+                if hook == WriteHook::Fexit {
+                    unload_fexit(&mut bpf);
+                }
+            }
+        }
+    }
+    let hint = match choice {
+        EbpfWriteHook::Auto => "",
+        _ => "; tail.ebpf_write_hook allows only this hook: set it to auto to use the next that works",
+    };
+    Err(format!("no hook for writes works here ({}){hint}", refused.join("; ")))
+}
+
+/// fexit on `vfs_write` (required) and `vfs_writev` (else writev's tracepoints).
+fn attach_fexit(bpf: &mut Ebpf, tracefs: &str) -> Result<(), String> {
+    // The loader's parse of the kernel's BTF is gone by now: one at a time keeps the peak low.
+    let btf = &aya::Btf::from_sys_fs().map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+    for (i, (name, function)) in FEXIT.iter().enumerate() {
+        let program: &mut FExit = bpf
+            .program_mut(name)
+            .ok_or_else(|| format!("BPF program {name} missing from the object"))?
+            .try_into()
+            .map_err(|e| format!("BPF program {name}: {e}"))?;
+        let attached = program
+            .load(function, btf)
+            .map_err(|e| format!("the kernel refused {name} on {function}: {e}"))
+            .and_then(|()| {
+                program
+                    .attach()
+                    .map(|_| ())
+                    .map_err(|e| format!("attaching {name} to {function}: {e}"))
+            });
+        match attached {
+            Ok(()) => {}
+            Err(e) if i == 0 => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "no fexit on {function}; writev is hooked on its tracepoints");
+                attach_tracepoints(bpf, tracefs, WRITEV_TRACEPOINTS)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes the fexit programs off again (their probe failed).
+fn unload_fexit(bpf: &mut Ebpf) {
+    for (name, _) in FEXIT {
+        if let Some(program) = bpf.program_mut(name) {
+            if let Ok(p) = <&mut FExit>::try_from(program) {
+                let _ = p.unload();
+            }
+        }
+    }
+}
+
+/// Loads each program of `table` (once) and attaches it to its `syscalls/` tracepoints.
+fn attach_tracepoints(bpf: &mut Ebpf, tracefs: &str, table: &[(&str, &[&str])]) -> Result<(), String> {
+    for (name, points) in table {
         let program: &mut TracePoint = bpf
             .program_mut(name)
             .ok_or_else(|| format!("BPF program {name} missing from the object"))?
             .try_into()
             .map_err(|e| format!("BPF program {name}: {e}"))?;
-        program
-            .load()
-            .map_err(|e| format!("the kernel refused BPF program {name}: {e}"))?;
+        if program.fd().is_err() {
+            program
+                .load()
+                .map_err(|e| format!("the kernel refused BPF program {name}: {e}"))?;
+        }
         for point in *points {
             let exists = std::path::Path::new(tracefs)
                 .join("events/syscalls")
@@ -122,7 +237,7 @@ pub(super) fn load() -> Result<Ebpf, String> {
                 .map_err(|e| format!("attaching {name} to syscalls/{point}: {e}"))?;
         }
     }
-    Ok(bpf)
+    Ok(())
 }
 
 /// Where tracefs is looked for (aya attaches tracepoints through it).

@@ -1,11 +1,12 @@
-//! eBPF watcher: BPF programs on syscall tracepoints report writes to watched files and changes in
-//! watched directories (create, rename, unlink, mkdir, rmdir) on a ring buffer. The kernel filters
+//! eBPF watcher: BPF programs (fexit or syscall tracepoints, see `load`) report writes to watched
+//! files, and programs on syscall tracepoints changes in watched directories (create, rename, unlink, mkdir, rmdir) on a ring buffer. The kernel filters
 //! by the `WATCHED` map of (dev, inode), so other files' writes never reach userspace, and a busy
 //! file has at most one event waiting. No inotify: no per-user watch limit, no queue to overflow
 //! silently (a full ring is counted and answered with a rescan).
 
 mod events;
 mod load;
+mod probe;
 
 use super::{WatchEvent, Watcher};
 use crate::metrics::Metrics;
@@ -64,14 +65,31 @@ fn user_dev_ino(key: FileKey) -> (u64, u64) {
 }
 
 impl EbpfWatcher {
-    pub fn start(events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
+    pub fn start(
+        choice: crate::config::EbpfWriteHook,
+        events: Sender<WatchEvent>,
+        metrics: Arc<Metrics>,
+    ) -> Result<EbpfWatcher, String> {
         if PROGRAMS.is_empty() {
             return Err("this binary was built without its BPF programs (cargo feature `ebpf` off)".into());
         }
         // Loading parses the kernel's BTF (tens of MiB, briefly): on a thread of its own, whose
         // allocator pages go back when it ends instead of lingering in the agent's heaps.
-        let bpf = std::thread::scope(|s| s.spawn(load::load).join())
+        let (bpf, hook, refused) = std::thread::scope(|s| s.spawn(|| load::load(choice)).join())
             .map_err(|_| "the BPF loader thread panicked".to_string())??;
+        metrics
+            .ebpf_write_hook
+            .get_or_create(&crate::metrics::ModeLabel {
+                mode: hook.name().into(),
+            })
+            .set(1);
+        tracing::info!(
+            watcher = "ebpf",
+            write_hook = hook.name(),
+            not_used = %refused.join("; "),
+            "file change detection: eBPF (writes through {}, directory changes through syscall tracepoints)",
+            hook.name()
+        );
         Self::with_programs(bpf, events, metrics)
     }
 

@@ -272,7 +272,10 @@ mod tests {
         };
         let body = crate::logproto::encode_snappy(&req);
         let s = decode_body(Some("application/x-protobuf"), Some("snappy"), &body, MAX).unwrap();
-        assert_eq!((s[0].labels.as_str(), s[0].entries[0].line.as_str()), ("{job=\"x\"}", "hello"));
+        assert_eq!(
+            (s[0].labels.as_str(), s[0].entries[0].line.as_str()),
+            ("{job=\"x\"}", "hello")
+        );
         assert_eq!(s[0].entries[0].ts_ns, 1_000_000_002);
     }
 
