@@ -135,7 +135,14 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
             (offsets::DENTRY_INODE, field("dentry", "d_inode")?),
         ]
     };
+    // aya's loader parses the kernel's BTF when made; that parse is dropped for one of ours, which the
+    // fexit programs use too (one parse alive at a time keeps the agent's peak memory down).
+    super::release_freed_memory();
     let mut loader = EbpfLoader::new();
+    loader.btf(None);
+    super::release_freed_memory();
+    let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+    loader.btf(Some(&kernel_btf));
     for (global, value) in &values {
         loader.override_global(global, value, true);
     }
@@ -143,12 +150,11 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
     let mut bpf = loader
         .load(PROGRAMS)
         .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
-    drop(loader);
     attach_tracepoints(&mut bpf, tracefs, ATTACH)?;
     let mut refused = Vec::new();
     for &hook in WriteHook::ranked(choice) {
         let attached = match hook {
-            WriteHook::Fexit => attach_fexit(&mut bpf, tracefs),
+            WriteHook::Fexit => attach_fexit(&mut bpf, &kernel_btf, tracefs),
             WriteHook::Tracepoint => attach_tracepoints(&mut bpf, tracefs, WRITE_TRACEPOINTS),
         };
         match attached.and_then(|()| super::probe::write_reported(&mut bpf)) {
@@ -169,9 +175,7 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
 }
 
 /// fexit on `vfs_write` (required) and `vfs_writev` (else writev's tracepoints).
-fn attach_fexit(bpf: &mut Ebpf, tracefs: &str) -> Result<(), String> {
-    // The loader's parse of the kernel's BTF is gone by now: one at a time keeps the peak low.
-    let btf = &aya::Btf::from_sys_fs().map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+fn attach_fexit(bpf: &mut Ebpf, btf: &aya::Btf, tracefs: &str) -> Result<(), String> {
     for (i, (name, function)) in FEXIT.iter().enumerate() {
         let program: &mut FExit = bpf
             .program_mut(name)

@@ -75,8 +75,10 @@ impl EbpfWatcher {
         }
         // Loading parses the kernel's BTF (tens of MiB, briefly): on a thread of its own, whose
         // allocator pages go back when it ends instead of lingering in the agent's heaps.
-        let (bpf, hook, refused) = std::thread::scope(|s| s.spawn(|| load::load(choice)).join())
-            .map_err(|_| "the BPF loader thread panicked".to_string())??;
+        let loaded = std::thread::scope(|s| s.spawn(|| load::load(choice)).join())
+            .map_err(|_| "the BPF loader thread panicked".to_string())?;
+        release_freed_memory();
+        let (bpf, hook, refused) = loaded?;
         metrics
             .ebpf_write_hook
             .get_or_create(&crate::metrics::ModeLabel {
@@ -200,6 +202,14 @@ impl Watcher for EbpfWatcher {
     fn polls(&self) -> bool {
         false
     }
+}
+
+/// Makes the allocator give memory freed so far back to the system: loading parses the kernel's BTF
+/// (tens of MiB, more than the agent uses otherwise), which mimalloc would keep for reuse.
+fn release_freed_memory() {
+    // SAFETY: mi_collect takes no pointers and frees nothing still in use; it only returns the
+    // allocator's free pages, including those of threads that ended, to the system.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 fn lock(paths: &Paths) -> std::sync::MutexGuard<'_, HashMap<FileKey, PathBuf>> {
