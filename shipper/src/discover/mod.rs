@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod kube;
 pub mod kubelet;
+mod walk;
 
 use crate::config::{Config, PathLabels, TargetConfig};
 use crate::parse::Format;
@@ -302,11 +303,20 @@ impl Targets {
         let mut seen = HashSet::new();
         for (ti, t) in self.targets.iter().enumerate() {
             for pattern in t.paths.iter().filter_map(|p| narrow(p)) {
-                watch_dirs(&pattern, &mut scan.dirs);
-                let Ok(paths) = glob::glob(&pattern) else {
-                    continue;
+                let paths: Vec<PathBuf> = match walk::walk(&pattern) {
+                    Some(w) => {
+                        scan.dirs.extend(w.dirs);
+                        w.matches
+                    }
+                    None => {
+                        watch_dirs(&pattern, &mut scan.dirs);
+                        let Ok(paths) = glob::glob(&pattern) else {
+                            continue;
+                        };
+                        paths.flatten().collect()
+                    }
                 };
-                for path in paths.flatten() {
+                for path in paths {
                     if t.exclude.iter().any(|x| x.matches_path(&path)) {
                         continue;
                     }

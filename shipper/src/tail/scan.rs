@@ -55,12 +55,17 @@ impl Reader {
         // after adding watches, scan again until no new directory turns up.
         for round in 0..8 {
             let new: Vec<PathBuf> = scan.dirs.difference(&self.watched_dirs).cloned().collect();
-            let old: Vec<PathBuf> = self
-                .watched_dirs
-                .iter()
-                .filter(|d| in_scope(d) && !scan.dirs.contains(*d))
-                .cloned()
-                .collect();
+            // Both sets are sorted: a full scan compares them in one merge.
+            let old: Vec<PathBuf> = match scope {
+                None => self.watched_dirs.difference(&scan.dirs).cloned().collect(),
+                Some(s) => self
+                    .watched_dirs
+                    .range(s.to_path_buf()..)
+                    .take_while(|d| d.starts_with(s))
+                    .filter(|d| !scan.dirs.contains(*d))
+                    .cloned()
+                    .collect(),
+            };
             for dir in &old {
                 self.watcher.unwatch_dir(dir);
                 self.watched_dirs.remove(dir);
