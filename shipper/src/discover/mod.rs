@@ -392,8 +392,10 @@ fn narrow(pattern: &str, dir: &Path) -> Option<String> {
 /// The directory part of a glob before its first wildcard: `/var/log/pods` for `/var/log/pods/*/*/*.log`.
 fn fixed_base(pattern: &str) -> PathBuf {
     let parent = Path::new(pattern).parent().unwrap_or(Path::new(""));
-    let wild = |c: &std::path::Component<'_>| c.as_os_str().to_string_lossy().contains(['*', '?', '[']);
-    parent.components().take_while(|c| !wild(c)).collect()
+    parent
+        .components()
+        .take_while(|c| !walk::is_wild(&c.as_os_str().to_string_lossy()))
+        .collect()
 }
 
 /// The directories on the way to a glob's files: for `/var/log/pods/*/*/*.log` these are

@@ -15,7 +15,8 @@ pub(super) struct Walked {
     pub dirs: Vec<PathBuf>,
 }
 
-fn is_wild(s: &str) -> bool {
+/// Whether a glob component has wildcards (else it names one entry literally).
+pub(super) fn is_wild(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
