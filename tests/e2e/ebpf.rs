@@ -408,3 +408,98 @@ fn the_write_hook_is_chosen_from_a_ranked_list_and_reported() {
         assert!(stderr.contains(needed), "{needed:?} missing from:\n{stderr}");
     }
 }
+
+/// A create or mkdir is looked at when the syscall returns, once the change is made, not when it
+/// starts. Here each path's text sits in a page of a fresh file mapping that nothing has touched: the
+/// kernel faults it in while the syscall runs, but a BPF program at syscall entry cannot read it. The
+/// same holds for a create under way in a directory whose watch is added meanwhile (a burst of new
+/// pods): looked at on entry, such creates were missed until a periodic rescan (an hour here).
+#[test]
+fn creates_are_seen_once_made_even_when_their_path_was_unreadable_at_entry() {
+    if !may_load_bpf("creates_are_seen_once_made_even_when_their_path_was_unreadable_at_entry") {
+        return;
+    }
+    let env = Env::new();
+    let mut w = LogWriter::create(env.path("pods/ns_a_u/c/0.log"), Format::Raw).unwrap();
+    let agent = Agent::start(&env.config("pods/*/*/*.log", EVENTS_ONLY));
+    write_tagged(&mut w, 0, 0..10);
+    wait_all(&env, &agent, &[(0, 10)], 30);
+
+    // A file created in a watched directory.
+    let created = env.path("pods/ns_a_u/c/1.log");
+    with_untouched_path(&env, &created, |p| {
+        // SAFETY: `p` is a NUL-terminated path in a live mapping; the descriptor is closed at once.
+        unsafe {
+            let fd = libc::open(p, libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd
+        }
+    });
+    append_tagged(&created, 1, 0..20);
+    // A new pod directory; its container directory and file are made the usual way.
+    let pod = env.path("pods/ns_b_u");
+    // SAFETY: `p` is a NUL-terminated path in a live mapping.
+    with_untouched_path(&env, &pod, |p| unsafe { libc::mkdir(p, 0o755) });
+    std::fs::create_dir(pod.join("c")).unwrap();
+    let mut w2 = LogWriter::create(pod.join("c/0.log"), Format::Raw).unwrap();
+    write_tagged(&mut w2, 2, 0..30);
+    let account = wait_all(&env, &agent, &[(0, 10), (1, 20), (2, 30)], 30);
+    assert_exact_or_log(&account, &agent);
+    assert_eq!(
+        agent.metric("shipper_scans_total"),
+        1.0,
+        "found by events, not a rescan"
+    );
+    agent.stop();
+}
+
+/// Appends tagged raw lines to an existing file, opened without `O_CREAT` (which would itself report
+/// the file).
+fn append_tagged(path: &std::path::Path, f: u32, range: std::ops::Range<u64>) {
+    let mut out = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    for i in range {
+        writeln!(out, "{}", shipper_testkit::tag_line(f, i, 80)).unwrap();
+    }
+}
+
+/// Runs `op` (a syscall, which returns < 0 on failure) with `path` as C text in a fresh private file
+/// mapping that no one has touched, after checking in /proc/self/pagemap that the page is not mapped.
+fn with_untouched_path(env: &Env, path: &std::path::Path, op: impl FnOnce(*const libc::c_char) -> i32) {
+    use std::io::{Read, Seek};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let text = env.path(&format!("path-text-{}", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&text, [path.as_os_str().as_bytes(), b"\0"].concat()).unwrap();
+    let file = std::fs::File::open(&text).unwrap();
+    let len = path.as_os_str().len() + 1;
+    // SAFETY: a new private read-only mapping of a file of ours; nothing else refers to it, and it is
+    // unmapped below after its last use.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(at, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+    // Bit 63 of the page's pagemap entry: present in the page tables.
+    let mut pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+    pagemap.seek(std::io::SeekFrom::Start(at as u64 / 4096 * 8)).unwrap();
+    let mut entry = [0u8; 8];
+    pagemap.read_exact(&mut entry).unwrap();
+    assert_eq!(
+        u64::from_ne_bytes(entry) >> 63,
+        0,
+        "the path's page must not be mapped yet"
+    );
+    let rc = op(at as *const libc::c_char);
+    let err = std::io::Error::last_os_error();
+    // SAFETY: the mapping made above, of `len` bytes, no longer used.
+    unsafe { libc::munmap(at, len) };
+    assert!(rc >= 0, "{}: {err}", path.display());
+}

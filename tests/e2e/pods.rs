@@ -85,3 +85,49 @@ fn ebpf_scans_only_the_directories_of_pods_that_come_and_go() {
         pods_come_and_go("ebpf");
     }
 }
+
+/// Pods born in a burst from several threads at once: each new directory is watched while creates in
+/// it may already be under way; whether the create finishes before or after the watch, its file is
+/// found without waiting for a periodic rescan (an hour here).
+fn pods_born_in_a_burst(watch: &str) {
+    const THREADS: u32 = 4;
+    const EACH: u32 = 150;
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("pods")).unwrap();
+    let extra = format!("tail:\n  start_at: beginning\n  watch: {watch}\n  rescan_interval: 1h\n");
+    let agent = Agent::start(&env.config("pods/*/*/*.log", &extra));
+    assert_eq!(agent.metric(&format!("shipper_watcher_mode{{mode=\"{watch}\"}}")), 1.0);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let env = &env;
+            s.spawn(move || {
+                for i in 0..EACH {
+                    let f = t * EACH + i;
+                    let mut w = LogWriter::create(env.path(&format!("pods/ns_b{f}_u/c/0.log")), Format::Cri).unwrap();
+                    write_tagged(&mut w, f, 0..3);
+                }
+            });
+        }
+    });
+    let expected: Vec<(u32, u64)> = (0..THREADS * EACH).map(|f| (f, 3)).collect();
+    let account = wait_all(&env, &agent, &expected, 30);
+    assert_exact_or_log(&account, &agent);
+    agent.stop();
+}
+
+#[test]
+fn inotify_finds_every_pod_of_a_burst() {
+    pods_born_in_a_burst("inotify");
+}
+
+#[test]
+fn ebpf_finds_every_pod_of_a_burst() {
+    let test = "ebpf_finds_every_pod_of_a_burst";
+    if has_any_cap(
+        CAP_BPF | CAP_SYS_ADMIN,
+        test,
+        "loading BPF programs needs root (CAP_BPF)",
+    ) {
+        pods_born_in_a_burst("ebpf");
+    }
+}

@@ -1,7 +1,9 @@
 //! Directory changes: creates (open with O_CREAT, creat, link, symlink), unlinks, renames, mkdir and
-//! rmdir in watched directories. On entry a program finds the directory a path names from the
-//! syscall's own arguments and, when it is watched, keeps the event in `DIR_OPS`; `dir_exit` puts it
-//! on the ring once the syscall succeeded, so userspace never looks before the change is made.
+//! rmdir in watched directories. On entry a program keeps the syscall's path arguments in `DIR_OPS`;
+//! `dir_exit`, once the syscall succeeded, finds the directory each path names and, when it is
+//! watched, puts the event on the ring. Looking at exit, not entry, closes a race: a directory
+//! userspace starts watching while a create in it is under way either is watched when the syscall
+//! returns (an event), or was not yet, and then the entry exists before userspace lists the directory.
 //!
 //! The directory of a path: a bare name is in the syscall's dirfd (or the current directory); an
 //! absolute path's directory is looked up by the hash of its text in `DIR_PATHS`, where userspace
@@ -23,9 +25,22 @@ use shipper_ebpf::{
 #[map]
 static DIR_PATHS: HashMap<u64, FileKey> = HashMap::with_max_entries(1 << 16, 0);
 
-/// The event of each thread inside a directory-changing syscall, until the syscall returns.
+/// The path arguments of each thread inside a directory-changing syscall, until it returns (one entry
+/// per thread at most: a thread's next syscall replaces it). Not LRU: were it ever full, the loss is
+/// counted (`DIR_LOST`) and userspace rescans, instead of an entry being silently pushed out.
 #[map]
-static DIR_OPS: HashMap<u64, DirEvent> = HashMap::with_max_entries(4096, 0);
+static DIR_OPS: HashMap<u64, Op> = HashMap::with_max_entries(8192, 0);
+
+/// A directory-changing syscall in flight: its kind and the path arguments it named.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Op {
+    kind: u32,
+    /// Bit 0: `a` is set; bit 1: `b` is (a rename's new name).
+    has: u32,
+    a: PathArg,
+    b: PathArg,
+}
 
 /// The longest path read; longer ones are left to the rescan.
 const PATH_LEN: usize = 512;
@@ -135,9 +150,21 @@ extern "C" fn scan_byte(index: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// Keeps an event of `kind` for the paths `a` (and `b`, a rename's new name) when one is in a
-/// watched directory.
+/// Keeps the path arguments of a directory-changing syscall until it returns.
 fn note(kind: u32, a: Option<PathArg>, b: Option<PathArg>) {
+    let op = Op {
+        kind,
+        has: a.is_some() as u32 | (b.is_some() as u32) << 1,
+        a: a.unwrap_or((0, 0)),
+        b: b.unwrap_or((0, 0)),
+    };
+    if DIR_OPS.insert(&bpf_get_current_pid_tgid(), &op, 0).is_err() {
+        count(stats::DIR_LOST);
+    }
+}
+
+/// Reports `op` if one of its paths is in a watched directory.
+fn report(op: &Op) {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -145,19 +172,25 @@ fn note(kind: u32, a: Option<PathArg>, b: Option<PathArg>) {
     let scratch = unsafe { &mut *scratch };
     let none = FileKey::new(0, 0);
     let event = &mut scratch.event;
-    event.kind = kind;
+    event.kind = op.kind;
     event._pad = 0;
-    event.dir = a
-        .and_then(|a| locate(a, &mut scratch.path, &mut event.name))
-        .unwrap_or(none);
-    event.dir2 = b
-        .and_then(|b| locate(b, &mut scratch.path, &mut event.name2))
-        .unwrap_or(none);
+    event.dir = none;
+    event.dir2 = none;
+    event.name[0] = 0;
+    event.name2[0] = 0;
+    if op.has & 1 != 0 {
+        event.dir = locate(op.a, &mut scratch.path, &mut event.name).unwrap_or(none);
+    }
+    if op.has & 2 != 0 {
+        event.dir2 = locate(op.b, &mut scratch.path, &mut event.name2).unwrap_or(none);
+    }
     if event.dir == none && event.dir2 == none {
         return;
     }
-    if DIR_OPS.insert(&bpf_get_current_pid_tgid(), &*event, 0).is_err() {
-        count(stats::DIR_LOST);
+    if EVENTS.output::<DirEvent>(event, 0).is_ok() {
+        count(stats::DIR_EVENTS);
+    } else {
+        count(stats::RING_FULL);
     }
 }
 
@@ -275,21 +308,17 @@ pub fn symlinkat_enter(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// On every `sys_exit_*` of the syscalls above: reports the kept event if the syscall succeeded.
+/// On every `sys_exit_*` of the syscalls above: reports the change if the syscall succeeded.
 #[tracepoint]
 pub fn dir_exit(ctx: TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    // SAFETY: a lookup in our own map; the entry stays until removed below, by this thread only.
-    let Some(event) = (unsafe { DIR_OPS.get(&id) }) else {
+    // SAFETY: a lookup in our own map; the value is copied out before the entry is removed.
+    let Some(op) = (unsafe { DIR_OPS.get(&id) }).copied() else {
         return 0;
     };
-    if arg(&ctx, 0).is_some_and(|ret| ret as i64 >= 0) {
-        if EVENTS.output::<DirEvent>(event, 0).is_ok() {
-            count(stats::DIR_EVENTS);
-        } else {
-            count(stats::RING_FULL);
-        }
-    }
     let _ = DIR_OPS.remove(&id);
+    if arg(&ctx, 0).is_some_and(|ret| ret as i64 >= 0) {
+        report(&op);
+    }
     0
 }

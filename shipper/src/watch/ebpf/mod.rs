@@ -153,7 +153,10 @@ impl Watcher for EbpfWatcher {
             return;
         };
         let key = kernel_key(meta.dev(), meta.ino());
+        // Named before the kernel reports it: an event from it can always be translated.
+        lock(&self.paths).insert(key, dir.to_path_buf());
         if let Err(e) = self.watched.insert(Key(key), 1, 0) {
+            lock(&self.paths).remove(&key);
             return self.warn_full(dir, e);
         }
         // Processes name the directory by the path we were given or, through symlinks, its real one.
@@ -167,7 +170,6 @@ impl Watcher for EbpfWatcher {
                 self.warn_full(dir, e);
             }
         }
-        lock(&self.paths).insert(key, dir.to_path_buf());
         self.dirs.insert(dir.to_path_buf(), (key, hashes));
     }
 
