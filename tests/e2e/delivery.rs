@@ -123,7 +123,7 @@ fn new_pod_directories_are_noticed_at_once() {
     for (f, w) in writers.iter_mut().enumerate() {
         write_tagged(w, f as u32, 10..20);
     }
-    wait_entries(&env, &agent, 2_000, 10);
+    wait_entries(&env, &agent, 2_000, 30);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_exact_or_log(
         &shipper_testkit::Account::from_streams(&env.loki.streams(), (0..100).map(|f| (f, 20))),
