@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the agent until a termination signal; `load` loads the config again on SIGHUP and
-/// `POST /reload`. Errors are setup problems, worded for the user.
-pub fn run(cfg: Config, load: crate::reload::Loader) -> Result<(), String> {
+/// `POST /reload`; `logging`, when given, lets a reload change the log level. Errors are setup
+/// problems, worded for the user.
+pub fn run(cfg: Config, load: crate::reload::Loader, logging: Option<crate::logging::Logging>) -> Result<(), String> {
     if cfg.max_threads > 0 {
         cap_cpus(cfg.max_threads)?;
     }
@@ -28,10 +29,14 @@ pub fn run(cfg: Config, load: crate::reload::Loader) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-    rt.block_on(run_async(cfg, load))
+    rt.block_on(run_async(cfg, load, logging))
 }
 
-async fn run_async(mut cfg: Config, load: crate::reload::Loader) -> Result<(), String> {
+async fn run_async(
+    mut cfg: Config,
+    load: crate::reload::Loader,
+    logging: Option<crate::logging::Logging>,
+) -> Result<(), String> {
     cfg.tail.max_open_files = crate::tail::fit_open_files(cfg.tail.max_open_files);
     let metrics = Arc::new(Metrics::new());
     let tracker = Arc::new(Tracker::default());
@@ -124,6 +129,7 @@ async fn run_async(mut cfg: Config, load: crate::reload::Loader) -> Result<(), S
         tracker: tracker.clone(),
         metrics: metrics.clone(),
         push_tasks,
+        logging,
     };
     wait_for_stop(&mut reloader, &mut reload_rx).await;
     let shutdown_timeout = reloader.current.shutdown_timeout;

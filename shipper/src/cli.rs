@@ -1,7 +1,7 @@
 //! The command line: `shipper run`, `shipper check`. Flags cover the essentials for a quick start
 //! without a config file and override the file where both are given.
 
-use crate::config::{self, Config, LogFormat, StartAt, TargetConfig};
+use crate::config::{self, Config, StartAt, TargetConfig};
 use crate::parse::Format;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -111,21 +111,6 @@ impl Opts {
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests) is harmless.
-    let _ = match format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
-    };
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -151,9 +136,9 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(&cfg.server.log_level, cfg.server.log_format);
+            let logging = crate::logging::Logging::init(&cfg.server.log_level, cfg.server.log_format);
             let load: crate::reload::Loader = Box::new(move || opts.effective().map_err(|e| e.to_string()));
-            match crate::agent::run(cfg, load) {
+            match crate::agent::run(cfg, load, Some(logging)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod discover;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod parse;
 pub mod process;

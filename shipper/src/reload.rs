@@ -6,7 +6,8 @@
 //! that is rejected with the precise error and the running one goes on. An accepted one is handed
 //! to the reader (targets, `tail` settings; see `tail::Reconfig`: files of unchanged targets are not
 //! touched) and, when the clients changed, to the batcher (new endpoints; the old pushers finish
-//! what they hold). Settings that only take effect at a restart are named in a warning.
+//! what they hold); a new `server.log_level` is applied at once. Settings that only take effect at a
+//! restart are named in a warning.
 
 use crate::batch::Endpoint;
 use crate::checkpoint::Tracker;
@@ -34,6 +35,8 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Every pusher started (those replaced by a reload end once their queue is sent).
     pub push_tasks: Vec<JoinHandle<()>>,
+    /// The agent's log, whose level a reload sets (None: set up by someone else, e.g. a test).
+    pub logging: Option<crate::logging::Logging>,
 }
 
 /// The endpoints of `cfg`'s clients (`client`, then `clients`), their pushers started. Every
@@ -95,6 +98,7 @@ impl Reloader {
             true => Some(start_endpoints(&cfg, &self.tracker, &self.metrics)?),
             false => None,
         };
+        let level_changed = cfg.server.log_level != self.current.server.log_level;
         let restart = self.keep_restart_settings(&mut cfg);
         if !restart.is_empty() {
             tracing::warn!(settings = %restart.join(", "),
@@ -115,11 +119,21 @@ impl Reloader {
                 .map_err(|_| "the batcher has stopped; the reload is not applied".to_string())?;
             self.push_tasks.extend(tasks);
         }
+        let level_applied = level_changed
+            && match self.logging.as_ref().map(|l| l.set_level(&cfg.server.log_level)) {
+                Some(Ok(())) => true,
+                Some(Err(why)) => {
+                    tracing::warn!(log_level = %cfg.server.log_level, "server.log_level not applied: {why}");
+                    false
+                }
+                None => false,
+            };
         let summary = format!(
-            "{} targets, {} clients{}{}",
+            "{} targets, {} clients{}{}{}",
             cfg.targets.len(),
             1 + cfg.clients.len(),
             if clients_changed { " (clients changed)" } else { "" },
+            if level_applied { " (log level changed)" } else { "" },
             if restart.is_empty() {
                 String::new()
             } else {
@@ -140,6 +154,8 @@ impl Reloader {
                 changed.push(name);
             }
         };
+        // All of `server` but its log level, which a reload applies.
+        let level = std::mem::replace(&mut cfg.server.log_level, cur.server.log_level.clone());
         keep("server", differs(&cfg.server, &cur.server));
         keep("positions", differs(&cfg.positions, &cur.positions));
         keep("discovery", differs(&cfg.discovery, &cur.discovery));
@@ -153,7 +169,10 @@ impl Reloader {
         keep("tail.ring_capacity", cfg.tail.ring_capacity != cur.tail.ring_capacity);
         keep("journal", differs(&cfg.journal, &cur.journal));
         keep("max_threads", cfg.max_threads != cur.max_threads);
-        cfg.server = cur.server.clone();
+        cfg.server = crate::config::ServerConfig {
+            log_level: level,
+            ..cur.server.clone()
+        };
         cfg.positions = cur.positions.clone();
         cfg.discovery = cur.discovery;
         cfg.kubernetes = cur.kubernetes.clone();

@@ -56,6 +56,10 @@ fn bad_configs_name_the_key_and_exit_2() {
             "targets: [{paths: [/x/*.log]}]\nclients:\n  - url: nowhere\n",
             "`clients[0].url`",
         ),
+        (
+            "server:\n  log_level: verbose\ntargets: [{paths: [/x/*.log]}]\n",
+            "`server.log_level`",
+        ),
     ];
     for (yaml, want) in cases {
         let (code, _, err) = check(yaml);

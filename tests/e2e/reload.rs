@@ -254,6 +254,55 @@ fn a_bad_config_is_rejected_and_the_running_one_goes_on() {
     agent.stop();
 }
 
+/// `server.log_level` is applied by a reload, as Alloy's `logging` level is; a level that is not one
+/// (a typo that would otherwise silence the log) is rejected with its key.
+#[test]
+fn a_reload_changes_the_log_level_and_rejects_a_typo() {
+    let env = Env::new();
+    let cfg = env.config("app/*.log", "");
+    let debug = std::fs::read_to_string(&cfg).unwrap();
+    assert!(debug.contains("log_level: debug"));
+    let agent = Agent::start(&cfg);
+    let mut n = 0;
+    // A new file's lines arrive; returns what the agent logged meanwhile.
+    let mut new_file = |name: &str| {
+        let from = agent.log().len();
+        let mut w = LogWriter::create(env.path(&format!("app/{name}.log")), Format::Cri).unwrap();
+        w.write_line("stdout", &line(name, 0)).unwrap();
+        w.flush().unwrap();
+        n += 1;
+        crate::support::wait_entries(&env, &agent, n, 20);
+        agent.log()[from..].to_string()
+    };
+    let logged = new_file("a");
+    assert!(logged.contains("DEBUG") && logged.contains("tailing file"), "{logged}");
+
+    let set = |level: &str| {
+        std::fs::write(&cfg, debug.replace("log_level: debug", &format!("log_level: {level}"))).unwrap();
+        agent.post_reload()
+    };
+    let (status, body) = set("warn");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("log level changed"), "{body}");
+    let logged = new_file("b");
+    assert!(
+        !logged.contains("tailing file") && !logged.contains("DEBUG"),
+        "{logged}"
+    );
+
+    let (status, body) = set("verbose");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("server.log_level") && body.contains("verbose"), "{body}");
+
+    // Per-module directives, as RUST_LOG takes them.
+    let (status, body) = set("'info,shipper::parse=warn'");
+    assert_eq!(status, 200, "{body}");
+    let logged = new_file("c");
+    assert!(logged.contains("tailing file") && !logged.contains("DEBUG"), "{logged}");
+    assert!(!body.contains("restart"), "the level needs no restart: {body}");
+    agent.stop();
+}
+
 fn agent_http(cfg: &Path) -> String {
     let text = std::fs::read_to_string(cfg).unwrap();
     let addr = text

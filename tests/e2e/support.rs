@@ -100,6 +100,8 @@ impl Agent {
         let child = cmd
             .args(["run", "--config"])
             .arg(config)
+            // The config's server.log_level decides (tests change it by reloading).
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

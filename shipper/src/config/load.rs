@@ -189,6 +189,9 @@ impl Config {
                 message,
             })?;
         }
+        if let Err(e) = crate::logging::filter(&self.server.log_level) {
+            return err("server.log_level", e);
+        }
         if self.targets.is_empty() && self.journal.is_none() {
             return err(
                 "targets",
