@@ -61,8 +61,26 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigError> {
         if message.starts_with("unknown field") {
             message.push_str(" (check the spelling; README lists every option)");
         }
+        // A top-level duplicate comes without a place: name the line of the second one.
+        let top = key.is_empty() || key == ".";
+        if let Some(line) = top.then(|| top_level_duplicate(&text, &message)).flatten() {
+            message.push_str(&format!(" at line {line}: keep one of them"));
+        }
         err(key, message)
     })
+}
+
+/// The line (1-based) where the top-level key of a "duplicate field `name`" message appears the second time.
+fn top_level_duplicate(text: &str, message: &str) -> Option<usize> {
+    let name = message.strip_prefix("duplicate field `")?.strip_suffix('`')?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .nth(1)
+        .map(|(i, _)| i + 1)
 }
 
 pub(super) fn valid_label_name(name: &str) -> bool {
@@ -271,6 +289,22 @@ mod tests {
     }
 
     const OK: &str = "targets:\n  - paths: [/var/log/*.log]\n";
+
+    #[test]
+    fn a_duplicate_top_level_key_names_its_second_line() {
+        let e = check(&format!(
+            "{OK}server:\n  log_level: info\n# x\nserver :\n  log_level: debug\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.yaml: duplicate field `server` at line 6: keep one of them"
+        );
+        // Nested ones already carry their place.
+        let e = check("client:\n  url: http://a:1/p\n  url: http://b:1/p\n").unwrap_err();
+        assert!(e.to_string().contains("at line "), "{e}");
+        assert!(!e.to_string().contains("keep one"), "{e}");
+    }
 
     #[test]
     fn kubernetes_discovery_adds_the_docker_target_when_its_root_exists() {
