@@ -43,10 +43,11 @@ pub struct Logging {
 impl Logging {
     /// Installs the log: `RUST_LOG` if set, else `log_level` (already checked by the config).
     pub fn init(log_level: &str, format: LogFormat) -> Logging {
-        let from_env = std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
-        let start = EnvFilter::try_from_default_env()
-            .or_else(|_| filter(log_level))
-            .unwrap_or_else(|_| EnvFilter::new("info"));
+        // RUST_LOG rules only when it is set and parses; else log_level does, and reloads change it.
+        let (start, from_env) = match EnvFilter::try_from_default_env() {
+            Ok(f) => (f, true),
+            Err(_) => (filter(log_level).unwrap_or_else(|_| EnvFilter::new("info")), false),
+        };
         let (level, handle) = reload::Layer::new(start);
         let out = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let out = match format {
