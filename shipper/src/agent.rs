@@ -11,10 +11,8 @@ use crate::discover::kube::PodCache;
 use crate::discover::Targets;
 use crate::metrics::Metrics;
 use crate::tail::{Io, Reader, ReaderParts};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Runs the agent until a termination signal; `load` loads the config again on SIGHUP and
 /// `POST /reload`; `logging`, when given, lets a reload change the log level. Errors are setup
@@ -60,6 +58,9 @@ async fn run_async(
     let positions_path = cfg.positions.filename.clone();
     let positions = Positions::load(&positions_path);
     tracing::info!(file = %positions_path.display(), files = positions.files.len(), "positions loaded");
+    if positions.saved_at.is_none() {
+        crate::checkpoint::mark_first_start(&positions_path, &metrics);
+    }
 
     let (ring_tx, ring_rx) = crate::ring::ring(cfg.tail.ring_capacity);
     metrics.ring_capacity.set(cfg.tail.ring_capacity as i64);
@@ -107,13 +108,17 @@ async fn run_async(
         .spawn(move || run_batcher(ring_rx, endpoints, swap_rx, t, m))
         .map_err(|e| format!("cannot start the batcher thread: {e}"))?;
 
-    let sync_task = tokio::spawn(sync_positions(
-        positions_path.clone(),
-        cfg.positions.sync_period.0,
-        tracker.clone(),
-        metrics.clone(),
-        journal_cursors.clone(),
-    ));
+    // Positions follow the files (see checkpoint::sync): written once the reader has found them.
+    let sync_task = tokio::spawn(
+        crate::checkpoint::PositionsWriter {
+            path: positions_path.clone(),
+            period: cfg.positions.sync_period.0,
+            tracker: tracker.clone(),
+            metrics: metrics.clone(),
+            journal: journal_cursors.clone(),
+        }
+        .run(),
+    );
     // Ready once the files are found and watched: a write after this is noticed.
     let _ = scanned_rx.await;
     ready.store(true, Ordering::Relaxed);
@@ -146,7 +151,12 @@ async fn run_async(
         );
     }
     sync_task.abort();
-    save_positions(&positions_path, &tracker, &metrics, journal_cursors.as_deref()).await;
+    if tracker.is_recovered() {
+        crate::checkpoint::save(&positions_path, &tracker, &metrics, journal_cursors.as_deref()).await;
+    } else {
+        tracing::warn!(file = %positions_path.display(),
+            "stopped before the files rotated away while we were down were recovered; positions not written (the previous ones stay, so the next start recovers them)");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -186,7 +196,7 @@ async fn wait_for_stop(reloader: &mut crate::reload::Reloader, requests: &mut cr
         signal(SignalKind::hangup()),
     ) else {
         tracing::error!(
-            "cannot listen for SIGTERM/SIGINT/SIGHUP; stop the agent with SIGKILL (positions are synced periodically)"
+            "cannot listen for SIGTERM/SIGINT/SIGHUP; stop the agent with SIGKILL (positions are written as they change)"
         );
         return std::future::pending().await;
     };
@@ -203,45 +213,6 @@ async fn wait_for_stop(reloader: &mut crate::reload::Reloader, requests: &mut cr
                 let _ = reply.send(reloader.reload());
             }
         }
-    }
-}
-
-async fn sync_positions(
-    path: PathBuf,
-    every: Duration,
-    tracker: Arc<Tracker>,
-    metrics: Arc<Metrics>,
-    journal: Option<Arc<crate::journal::JournalCursors>>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        save_positions(&path, &tracker, &metrics, journal.as_deref()).await;
-    }
-}
-
-/// `journal`: the journal's cursors when it is read; its acknowledged cursor is saved beside the files.
-async fn save_positions(
-    path: &std::path::Path,
-    tracker: &Tracker,
-    metrics: &Metrics,
-    journal: Option<&crate::journal::JournalCursors>,
-) {
-    let files = tracker.snapshot();
-    let cursor = journal.and_then(|j| j.committed_cursor(tracker));
-    let p = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || Positions::save(&p, &files, cursor.as_deref())).await;
-    match result {
-        Ok(Ok(())) => {
-            metrics.positions_writes.get_or_create(&Metrics::status("ok")).inc();
-        }
-        Ok(Err(e)) => {
-            metrics.positions_writes.get_or_create(&Metrics::status("error")).inc();
-            tracing::warn!(file = %path.display(), error = %e,
-                "cannot write the positions file; shipping goes on and it is retried at the next sync (check positions.filename's directory)");
-        }
-        Err(e) => tracing::warn!(error = %e, "positions write task failed"),
     }
 }
 

@@ -76,10 +76,11 @@ fn good_config_prints_effective_config_with_defaults() {
     for want in [
         "batch_size: 1MiB",
         "batch_wait: 1s",
-        "max_retries: 10",
+        "max_retries: 0",
         "max_line_size: 256KiB",
-        "start_at: end",
-        "sync_period: 10s",
+        "start_at: beginning",
+        "start_at_max_age: 24h",
+        "sync_period: 1s",
     ] {
         assert!(out.contains(want), "effective config lacks {want}:\n{out}");
     }
@@ -99,14 +100,14 @@ fn flags_alone_are_a_valid_config() {
             "--format",
             "cri",
             "--start-at",
-            "beginning",
+            "end",
         ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        text.contains("env: dev") && text.contains("format: cri") && text.contains("start_at: beginning"),
+        text.contains("env: dev") && text.contains("format: cri") && text.contains("start_at: end"),
         "{text}"
     );
     let out = Command::new(BIN)

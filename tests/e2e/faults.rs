@@ -2,7 +2,7 @@
 //! drop the batch with a counted reason; a receiver that is down or hangs is waited out with bounded
 //! memory.
 
-use crate::support::{wait_all, wait_entries, write_tagged, Agent, Env};
+use crate::support::{wait_all, wait_entries, write_tagged, Agent, Env, CLIENT};
 use shipper_testkit::{assert_no_loss, tag_line, varied_len, Account, Fault, Format, LogWriter};
 use std::io::Write;
 use std::time::Duration;
@@ -31,7 +31,9 @@ fn retryable_failures_are_retried_until_stored() {
         Fault::ResetMidBody,
         Fault::Stall(Duration::from_secs(4)),
     ]);
-    let config = env.config("app/*.log", "");
+    // The stall outlasts `client.timeout` (2 s here, the setting this fault is about).
+    let client = CLIENT.replace("URL", &env.loki.url()) + "  timeout: 2s\n";
+    let config = env.config("app/*.log", &client);
     let agent = Agent::start(&config);
     write_lines(&env.path("app/app.log"), 0, 0..20_000);
     wait_all(&env, &agent, &[(0, 20_000)], 90);
@@ -156,7 +158,9 @@ fn slow_reading_receiver_costs_time_not_lines() {
         // Slow but within the timeout.
         Fault::SlowRead { bytes_per_sec: 1 << 20 },
     ]);
-    let agent = Agent::start(&env.config("app/*.log", ""));
+    // `client.timeout`, the setting this test is about.
+    let client = CLIENT.replace("URL", &env.loki.url()) + "  timeout: 2s\n";
+    let agent = Agent::start(&env.config("app/*.log", &client));
     write_lines(&env.path("app/app.log"), 0, 0..5_000);
     wait_all(&env, &agent, &[(0, 5_000)], 60);
     std::thread::sleep(Duration::from_millis(300));

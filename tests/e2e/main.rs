@@ -15,6 +15,7 @@ mod kubernetes;
 mod modes;
 mod outage;
 mod pods;
+mod positions;
 mod protect;
 mod reload;
 mod restart;

@@ -9,21 +9,6 @@ use shipper_testkit::{Format, KubeApi, LogWriter, Pod, Receiver};
 use std::time::{Duration, Instant};
 
 /// The offset the positions file holds for `path` (0 when it is not there yet).
-fn saved_offset(env: &Env, path: &std::path::Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(env.dir.path().join("positions.json")) else {
-        return 0;
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["path"].as_str() == path.to_str())
-        .filter_map(|f| f["offset"].as_u64())
-        .max()
-        .unwrap_or(0)
-}
-
 /// JSON app lines: parsed, filtered by level, labelled, re-timed from their own field, given
 /// structured metadata and a tenant per line, and replaced by their message.
 #[test]
@@ -149,9 +134,10 @@ fn multiline_entries_join_and_survive_a_kill() {
     }
     w.flush().unwrap();
     wait_entries(&env, &agent, 40, 30);
-    // Positions are synced every 200 ms: give them time to (wrongly) pass the open entry.
-    std::thread::sleep(Duration::from_millis(800));
-    let at_kill = saved_offset(&env, &path);
+    // Acknowledged progress is written within a second (the default `sync_period`): give it time
+    // to (wrongly) pass the open entry.
+    std::thread::sleep(Duration::from_millis(2_000));
+    let at_kill = crate::support::saved_offset(&env, &path);
     let file_len = std::fs::metadata(&path).unwrap().len();
     assert!(
         at_kill < file_len,
@@ -201,7 +187,7 @@ fn every_endpoint_gets_every_line_and_positions_wait_for_all() {
     crate::support::assert_exact_or_log(&all, &agent);
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(
-        saved_offset(&env, &path),
+        crate::support::saved_offset(&env, &path),
         0,
         "the second endpoint has stored nothing yet"
     );
@@ -215,10 +201,10 @@ fn every_endpoint_gets_every_line_and_positions_wait_for_all() {
     crate::support::assert_exact_or_log(&account, &agent);
     let len = std::fs::metadata(&path).unwrap().len();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while saved_offset(&env, &path) < len && Instant::now() < deadline {
+    while crate::support::saved_offset(&env, &path) < len && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(saved_offset(&env, &path), len);
+    assert_eq!(crate::support::saved_offset(&env, &path), len);
     agent.stop();
 }
 

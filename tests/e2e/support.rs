@@ -36,17 +36,19 @@ impl Env {
         p
     }
 
-    /// A config tailing `glob` (relative to the scratch dir) with test-friendly timings; `extra` YAML
-    /// is appended at top level (e.g. a `tail:` section) and may override sections it names.
+    /// A config tailing `glob` (relative to the scratch dir); `extra` YAML is appended at top level
+    /// (e.g. a `tail:` section) and may override sections it names.
+    ///
+    /// Test what users run: every setting that decides what survives a crash, a restart or an
+    /// outage keeps its default here (`positions.sync_period`, `shutdown_timeout`, `client.timeout`,
+    /// `client.backoff.max_retries`, `tail.start_at`, `tail.rescan_interval`); only a test about
+    /// one of them sets it. What the client section shortens only decides how soon lines arrive
+    /// (`batch_wait`, and the backoff's periods, which with the default of retrying forever decide
+    /// when, not whether, a batch is stored), and the log level how much the agent says.
     pub fn config(&self, glob: &str, extra: &str) -> PathBuf {
         let client_extra = if extra.contains("client:") { "" } else { CLIENT };
-        let tail = if extra.contains("tail:") {
-            ""
-        } else {
-            "tail:\n  start_at: beginning\n  rescan_interval: 1s\n"
-        };
         let yaml = format!(
-            "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: debug\npositions:\n  filename: {pos}\n  sync_period: 200ms\nshutdown_timeout: 10s\n{client}{tail}targets:\n  - paths: [{glob}]\n    labels: {{job: test}}\n{extra}",
+            "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: debug\npositions:\n  filename: {pos}\n{client}targets:\n  - paths: [{glob}]\n    labels: {{job: test}}\n{extra}",
             port = free_port(),
             pos = self.dir.path().join("positions.json").display(),
             client = client_extra.replace("URL", &self.loki.url()),
@@ -58,7 +60,8 @@ impl Env {
     }
 }
 
-pub const CLIENT: &str = "client:\n  url: URL\n  batch_wait: 100ms\n  batch_size: 256KiB\n  timeout: 2s\n  backoff:\n    min_period: 100ms\n    max_period: 1s\n    max_retries: 0\n";
+pub const CLIENT: &str =
+    "client:\n  url: URL\n  batch_wait: 100ms\n  batch_size: 256KiB\n  backoff:\n    min_period: 100ms\n    max_period: 1s\n";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,8 +81,19 @@ impl Agent {
         Agent::start_via(config, &[])
     }
 
+    /// Starts the agent without waiting until it is ready (to kill it while it is starting).
+    pub fn spawn(config: &Path) -> Agent {
+        Agent::spawn_via(config, &[])
+    }
+
     /// Starts the agent through `wrapper` (e.g. `setpriv` with capabilities dropped).
     pub fn start_via(config: &Path, wrapper: &[&str]) -> Agent {
+        let agent = Agent::spawn_via(config, wrapper);
+        agent.wait_ready();
+        agent
+    }
+
+    fn spawn_via(config: &Path, wrapper: &[&str]) -> Agent {
         let text = std::fs::read_to_string(config).expect("config");
         let http = text
             .lines()
@@ -106,15 +120,18 @@ impl Agent {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start shipper");
-        let agent = Agent { child, log, http };
-        agent.wait_ready();
-        agent
+        Agent { child, log, http }
+    }
+
+    /// Whether `/ready` answers 200 now.
+    pub fn is_ready(&self) -> bool {
+        shipper_testkit::client::get(&format!("{}/ready", self.http)).is_ok_and(|r| r.status == 200)
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if shipper_testkit::client::get(&format!("{}/ready", self.http)).is_ok_and(|r| r.status == 200) {
+            if self.is_ready() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -328,5 +345,24 @@ fn effective_caps() -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// The files of the agent's positions file (empty when there is none yet).
+pub fn saved_files(env: &Env) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(env.dir.path().join("positions.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["files"].as_array().cloned().unwrap_or_default()
+}
+
+/// The highest saved offset of the file(s) tailed at `path`, 0 when none is saved.
+pub fn saved_offset(env: &Env, path: &Path) -> u64 {
+    saved_files(env)
+        .iter()
+        .filter(|f| f["path"].as_str() == path.to_str())
+        .filter_map(|f| f["offset"].as_u64())
+        .max()
         .unwrap_or(0)
 }

@@ -45,19 +45,10 @@ fn client(env: &Env, url: &str, tls: Tls<'_>) -> String {
     client
 }
 
-/// `env.config` with `shutdown_timeout: 3s`, so that stopping an agent whose batch can never be
-/// delivered is quick (the config already has a `shutdown_timeout`; a second one would be a
-/// duplicate key).
+/// `env.config` with `shutdown_timeout: 3s` (the setting these tests are about, with the SIGTERM
+/// one), so that stopping an agent whose batch can never be delivered is quick.
 fn config(env: &Env, client: &str) -> std::path::PathBuf {
-    let path = env.config("app/*.log", client);
-    let yaml = std::fs::read_to_string(&path).expect("read config");
-    assert!(yaml.contains("\nshutdown_timeout: 10s\n"), "{yaml}");
-    std::fs::write(
-        &path,
-        yaml.replace("\nshutdown_timeout: 10s\n", "\nshutdown_timeout: 3s\n"),
-    )
-    .expect("write config");
-    path
+    env.config("app/*.log", &format!("{client}shutdown_timeout: 3s\n"))
 }
 
 fn https_by_address(loki: &Receiver) -> String {

@@ -7,8 +7,10 @@
 //! advances over the acknowledged prefix.
 
 mod positions;
+mod sync;
 
 pub use positions::{FileIdentity, Positions, SavedFile};
+pub use sync::{mark_first_start, save, PositionsWriter};
 
 use crate::ring::FileId;
 use std::collections::VecDeque;
@@ -50,6 +52,8 @@ pub struct Tracker {
     /// Bytes read and sent on but not yet acknowledged, over all files (the sum of `outstanding`):
     /// what the ring, the batches and the pushes hold — the memory budget's measure.
     buffered: AtomicU64,
+    /// What changed since the positions were written (for the positions writer).
+    changes: sync::Changes,
 }
 
 impl Tracker {
@@ -73,19 +77,23 @@ impl Tracker {
         if let Some(old) = old {
             self.buffered.fetch_sub(old.outstanding(), Ordering::Relaxed);
         }
+        self.changes.files_changed();
     }
 
     /// Runs `change` on a file's track, keeping `buffered` in step.
     fn change<R>(&self, id: FileId, change: impl FnOnce(&mut FileTrack) -> R) -> Option<R> {
         let mut files = self.lock();
         let f = files.get_mut(&id)?;
-        let before = f.outstanding();
+        let (before, committed) = (f.outstanding(), f.committed);
         let r = change(f);
         let after = f.outstanding();
         if after >= before {
             self.buffered.fetch_add(after - before, Ordering::Relaxed);
         } else {
             self.buffered.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        if f.committed != committed {
+            self.changes.offsets_moved();
         }
         Some(r)
     }
@@ -103,6 +111,9 @@ impl Tracker {
     /// The file's identity changed (renamed, fingerprint grew) or it was truncated to `reset_to`.
     pub fn update(&self, id: FileId, ident: FileIdentity, reset_to: Option<u64>) {
         self.change(id, |f| {
+            if f.ident != ident {
+                self.changes.files_changed();
+            }
             f.ident = ident;
             if let Some(off) = reset_to {
                 f.committed = off;
@@ -116,7 +127,10 @@ impl Tracker {
 
     pub fn set_path(&self, id: FileId, path: PathBuf) {
         if let Some(f) = self.lock().get_mut(&id) {
-            f.ident.path = path;
+            if f.ident.path != path {
+                f.ident.path = path;
+                self.changes.files_changed();
+            }
         }
     }
 
@@ -158,6 +172,7 @@ impl Tracker {
     fn forget(&self, id: FileId) {
         if let Some(f) = self.lock().remove(&id) {
             self.buffered.fetch_sub(f.outstanding(), Ordering::Relaxed);
+            self.changes.files_changed();
         }
     }
 

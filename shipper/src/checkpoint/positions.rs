@@ -94,12 +94,16 @@ impl Positions {
         }
     }
 
-    /// Writes the positions (and the journal's acknowledged cursor, if any) atomically.
-    pub fn save(path: &Path, files: &[SavedFile], journal_cursor: Option<&str>) -> std::io::Result<()> {
-        let saved_at_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+    /// Writes the positions (and the journal's acknowledged cursor, if any) atomically. `saved_at`:
+    /// the agent had seen every file renamed or written before it (a restart looks for files renamed
+    /// or written since).
+    pub fn save(
+        path: &Path,
+        files: &[SavedFile],
+        journal_cursor: Option<&str>,
+        saved_at: SystemTime,
+    ) -> std::io::Result<()> {
+        let saved_at_unix_ms = saved_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let body = serde_json::to_vec_pretty(&OnDisk {
             version: 1,
             saved_at_unix_ms,
@@ -189,7 +193,7 @@ mod tests {
             },
             offset: 12345,
         }];
-        Positions::save(&p, &files, None).unwrap();
+        Positions::save(&p, &files, None, SystemTime::now()).unwrap();
         let loaded = Positions::load(&p);
         assert_eq!(loaded.files, files);
         assert!(loaded.saved_at.is_some());
@@ -199,7 +203,7 @@ mod tests {
             offset: 99_999,
             ..files[0].clone()
         }];
-        Positions::save(&p, &newer, Some("s=1;i=2")).unwrap();
+        Positions::save(&p, &newer, Some("s=1;i=2"), SystemTime::now()).unwrap();
         assert_eq!(Positions::load(&p).files, newer);
         assert_eq!(Positions::load(&p).journal_cursor.as_deref(), Some("s=1;i=2"));
         std::fs::write(&p, b"{\"version\":1,\"files\":[{\"pa").unwrap();

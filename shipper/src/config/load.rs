@@ -373,9 +373,9 @@ mod tests {
     fn defaults_apply() {
         let c = check(OK).unwrap();
         assert_eq!(c.client.batch_size.0, 1 << 20);
-        assert_eq!(c.client.backoff.max_retries, 10);
+        assert_eq!(c.client.backoff.max_retries, 0);
         assert_eq!(c.tail.max_line_size.0, 256 << 10);
-        assert_eq!(c.positions.sync_period, super::super::Dur::secs(10));
+        assert_eq!(c.positions.sync_period, super::super::Dur::secs(1));
     }
 
     #[test]

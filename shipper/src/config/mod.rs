@@ -101,7 +101,8 @@ pub enum LogFormat {
 pub struct PositionsConfig {
     /// Where acknowledged file offsets are kept across restarts.
     pub filename: PathBuf,
-    /// How often positions are written (they are also written at shutdown).
+    /// Acknowledged progress is written at most this often. Which files are tailed (opened, rotated,
+    /// closed) is written at once, whatever this says, and nothing is written when nothing changed.
     pub sync_period: Dur,
 }
 
@@ -109,7 +110,7 @@ impl Default for PositionsConfig {
     fn default() -> Self {
         PositionsConfig {
             filename: "/var/lib/shipper/positions.json".into(),
-            sync_period: Dur::secs(10),
+            sync_period: Dur::secs(1),
         }
     }
 }
@@ -178,7 +179,9 @@ pub struct TlsConfig {
 pub struct BackoffConfig {
     pub min_period: Dur,
     pub max_period: Dur,
-    /// Retries of one batch before it is dropped (counted and logged). 0 retries forever.
+    /// Retries of one batch before it is dropped (counted and logged). 0 (the default) retries
+    /// forever: while Loki refuses or is down, reading pauses and the files are the buffer, so an
+    /// outage of any length loses nothing kubelet keeps on disk.
     pub max_retries: u32,
 }
 
@@ -187,7 +190,7 @@ impl Default for BackoffConfig {
         BackoffConfig {
             min_period: Dur::ms(500),
             max_period: Dur::secs(300),
-            max_retries: 10,
+            max_retries: 0,
         }
     }
 }
@@ -243,6 +246,10 @@ pub enum IoMode {
 pub struct TailConfig {
     /// Where to start in files that exist at the first start and have no saved position.
     pub start_at: StartAt,
+    /// With `start_at: beginning`: such a file that nobody wrote for longer than this starts at its
+    /// end instead (its lines were most likely shipped already, by us before the positions were lost
+    /// or by the agent we replace). 0: no limit.
+    pub start_at_max_age: Dur,
     /// Longer lines are truncated to this many bytes (and counted).
     pub max_line_size: ByteSize,
     /// Bytes read from a file per read call.
@@ -274,7 +281,8 @@ pub struct TailConfig {
 impl Default for TailConfig {
     fn default() -> Self {
         TailConfig {
-            start_at: StartAt::End,
+            start_at: StartAt::Beginning,
+            start_at_max_age: Dur::secs(24 * 3600),
             max_line_size: ByteSize(256 << 10),
             read_buffer_size: ByteSize(256 << 10),
             watch: WatchMode::Auto,

@@ -192,6 +192,8 @@ impl Reader {
         self.rescan(true);
         let _ = scanned.send(());
         self.recover_rotated();
+        // Every file a restart must look for is in the tracker now: positions may be written.
+        self.tracker.recovered();
         self.ready.extend(self.files.keys().copied());
         let mut last_check = Instant::now();
         let mut last_rescan = Instant::now();
@@ -263,6 +265,7 @@ impl Reader {
     /// and a rescan runs if one is due. Called between read rounds too, so a file that is created and
     /// rotated away while others are being read is still caught.
     pub(super) fn process_events(&mut self) {
+        let looking = SystemTime::now();
         while let Ok(ev) = self.events.try_recv() {
             self.rescan_due |= self.on_event(ev);
         }
@@ -292,6 +295,12 @@ impl Reader {
             self.rescan(false);
         } else if !self.scan_dirs.is_empty() {
             self.rescan_dirs();
+        }
+        // Events report renames and creates: once all of them are followed, nothing renamed or created
+        // before `looking` is unknown to us (a polling watcher reports none: only full scans count).
+        let settled = self.renamed.is_empty() && self.created.is_empty() && !self.rescan_due;
+        if settled && self.scan_dirs.is_empty() && !self.watcher.polls() {
+            self.tracker.looked(looking);
         }
     }
 
@@ -354,12 +363,13 @@ impl Reader {
     }
 
     /// Where a file seen for the first time starts.
-    fn start_offset(&self, initial: bool, meta: &std::fs::Metadata) -> u64 {
+    fn start_offset(&self, initial: bool, path: &std::path::Path, meta: &std::fs::Metadata) -> u64 {
         if !initial {
             // It appeared while we run: everything in it is new.
             return 0;
         }
         let by_config = match self.cfg.start_at {
+            StartAt::Beginning if self.untouched_for_long(path, meta) => meta.len(),
             StartAt::Beginning => 0,
             StartAt::End => meta.len(),
         };
@@ -377,6 +387,21 @@ impl Reader {
                 _ => by_config,
             },
         }
+    }
+
+    /// `tail.start_at_max_age`: nobody wrote the file for longer than that (logged once per file).
+    fn untouched_for_long(&self, path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+        let max_age = self.cfg.start_at_max_age.0;
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok());
+        let old = !max_age.is_zero() && age.is_some_and(|a| a > max_age);
+        if old {
+            tracing::info!(file = %path.display(), age_seconds = age.unwrap_or_default().as_secs(),
+                "file not written for longer than tail.start_at_max_age: tailing it from its end (its lines are taken as shipped before; raise start_at_max_age or set it to 0 to read such files from their start)");
+        }
+        old
     }
 }
 

@@ -137,6 +137,7 @@ impl Reader {
             Read::Data { n, full } => {
                 self.spend(n);
                 self.adapt_read_size(id, n, full);
+                self.grow_fingerprint(id);
                 let sent = self.process(id);
                 sent && full
             }
@@ -156,6 +157,16 @@ impl Reader {
                 self.retire(id, "read error");
                 false
             }
+        }
+    }
+
+    /// A file met short (or empty) is fingerprinted again as its first bytes arrive, up to
+    /// `FP_MAX`: a restart must tell it from a new file that reuses its inode number, which the
+    /// fingerprint of an empty file cannot.
+    fn grow_fingerprint(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else { return };
+        if f.fp_len < super::file::FP_MAX && f.refresh_fingerprint(f.framer.read_offset()) {
+            self.tracker.update(id, f.identity(), None);
         }
     }
 

@@ -44,9 +44,9 @@ impl Reader {
     /// After a restart: saved files no longer reachable by the targets (rotated away while we were
     /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
     /// and read to their end, oldest first; then the files rotated away since the positions were saved
-    /// that no agent ever saw (several rotations while we were down) are read, oldest first — all
-    /// before the file now at the path, so kubelet's rotation during downtime loses nothing and keeps
-    /// the stream in order.
+    /// that we do not know (several rotations while we were down), next to every saved or tailed
+    /// path, are read, oldest first — all before the file now at the path, so kubelet's rotation
+    /// during downtime loses nothing and keeps the stream in order.
     pub(super) fn recover_rotated(&mut self) {
         let saved = std::mem::take(&mut self.saved);
         let mut paths: Vec<(PathBuf, usize)> = Vec::new();
@@ -101,6 +101,15 @@ impl Reader {
         }
         self.saved.clear();
         if let Some(saved_at) = self.saved_at {
+            // The paths tailed now too: a file the last positions did not know yet (found since they
+            // were written, or by an agent killed before its first write) may have been rotated away.
+            for (path, &id) in &self.by_path {
+                if let Some(f) = self.files.get(&id) {
+                    if !paths.iter().any(|(p, _)| p == path) {
+                        paths.push((path.clone(), f.target));
+                    }
+                }
+            }
             for (path, target) in paths {
                 let since = saved_at.checked_sub(CTIME_SLACK).unwrap_or(UNIX_EPOCH);
                 let unseen = self.siblings_since(&path, None, since).older;

@@ -23,6 +23,10 @@ impl Reader {
         let listing = clock.elapsed();
         self.reconcile(scan, None, initial);
         self.last_look = started;
+        if !self.rescan_due {
+            // Everything renamed or created before the scan started is known now.
+            self.tracker.looked(started);
+        }
         self.pace_scans(listing);
     }
 
@@ -244,7 +248,7 @@ impl Reader {
                     s.offset
                 }
             }
-            (None, None) => self.start_offset(initial, meta),
+            (None, None) => self.start_offset(initial, path, meta),
         };
         let id = match reattached {
             Some((id, ..)) => id,
