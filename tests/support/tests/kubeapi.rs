@@ -331,6 +331,53 @@ async fn pod_watcher_relists_after_compaction() {
     log_requests(&api);
 }
 
+/// What kube-runtime 5's watcher does when the resume is refused with a 410 response (as from a
+/// proxy) rather than answered with a 410 `ERROR` event: it reports the failed watch start and
+/// retries the same, expired version, never listing again. shipper's `relisting` wrapper in
+/// `discover/kube/watch.rs` exists for this; if this test starts failing because the watcher
+/// relists, kube fixed it upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_refused_with_410_as_a_status_is_retried_from_the_same_version() {
+    let api = KubeApi::start();
+    api.answer_410_as_status(true);
+    api.apply_pod(&pod("ns", "a1", "node-a"));
+    let mut w = Watch::spawn(Api::<K8sPod>::all(client(&api).await), node_a());
+    assert_eq!(w.init().await, ["a1"]);
+    wait_watches(&api, "pods", 1);
+    let last_seen = api.resource_version().to_string();
+
+    api.compact();
+    api.drop_watches();
+    api.apply_pod(&pod("ns", "a2", "node-a"));
+    let mut refused = 0;
+    while refused < 3 {
+        let e = w.next_error().await;
+        if e.contains("410") || e.contains("too old") {
+            assert!(e.starts_with("failed to start watching object"), "{e}");
+            refused += 1;
+        }
+    }
+    assert_eq!(lists(&api).len(), 1, "no relist: {:#?}", api.requests());
+    let resumes: Vec<_> = watches(&api).into_iter().skip(1).collect();
+    assert!(resumes.len() >= 3, "{resumes:#?}");
+    for r in &resumes {
+        assert_eq!(
+            (r.param("resourceVersion"), r.status),
+            (Some(last_seen.as_str()), 410),
+            "{r:?}"
+        );
+    }
+
+    // The 410 is the answer to the watch request itself.
+    let pods = Api::<K8sPod>::all(client(&api).await);
+    match pods.watch(&WatchParams::default(), &last_seen).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
+        Err(e) => panic!("expected 410 Expired, got {e}"),
+        Ok(_) => panic!("expected 410 Expired, got a watch stream"),
+    }
+    log_requests(&api);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_watcher_reports_forbidden_until_allowed() {
     let api = KubeApi::start();

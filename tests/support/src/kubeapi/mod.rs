@@ -12,7 +12,9 @@
 //! Tests change the cluster ([`apply_pod`](KubeApi::apply_pod), ...) and script failures a
 //! real client must survive: watches cut mid-stream ([`drop_watches`](KubeApi::drop_watches)),
 //! history compacted away so resuming gets 410 and the client must relist
-//! ([`compact`](KubeApi::compact)), RBAC denial ([`forbid`](KubeApi::forbid)) and an outage
+//! ([`compact`](KubeApi::compact); the 410 comes in the stream, or as the response as from a
+//! proxy with [`answer_410_as_status`](KubeApi::answer_410_as_status)), RBAC denial
+//! ([`forbid`](KubeApi::forbid)) and an outage
 //! ([`set_down`](KubeApi::set_down)). [`requests`](KubeApi::requests) shows what the client
 //! asked, with which parameters.
 //!
@@ -66,7 +68,8 @@ pub struct ApiRequest {
     pub query: Vec<(String, String)>,
     /// `watch=true` (or `watch=1`) was set.
     pub watch: bool,
-    /// Status answered (200 for a watch that started, even one that then sent a 410 `ERROR`).
+    /// Status answered (200 for a watch that started, even one that then sent a 410 `ERROR`;
+    /// 410 for one refused under [`KubeApi::answer_410_as_status`]).
     pub status: u16,
     /// The `Authorization` header.
     pub authorization: Option<String>,
@@ -194,6 +197,15 @@ impl KubeApi {
     /// client that resumes must relist.
     pub fn compact(&self) {
         self.shared.lock().store.compact();
+    }
+
+    /// `true`: refuse a watch from a compacted resourceVersion with an HTTP 410 response (a
+    /// `Status`, reason `Expired`) instead of a 200 whose stream starts with a 410 `ERROR` event,
+    /// as proxies and API servers other than kube-apiserver do. Either way the client must relist;
+    /// kube-runtime's watcher only does on the `ERROR` event. `false` (the default): like
+    /// kube-apiserver.
+    pub fn answer_410_as_status(&self, as_status: bool) {
+        self.shared.lock().gone_as_status = as_status;
     }
 
     /// Ends every open watch abruptly: the connection is closed without the final chunk, as

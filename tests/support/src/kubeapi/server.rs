@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub requests: Vec<ApiRequest>,
     /// Resources (plural) whose reads are answered with 403.
     pub forbidden: BTreeSet<String>,
+    /// A watch from a compacted version is refused with a 410 response instead of starting with
+    /// a 410 `ERROR` event.
+    pub gone_as_status: bool,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
                 store: Store::new(),
                 requests: Vec::new(),
                 forbidden: BTreeSet::new(),
+                gone_as_status: false,
             }),
             changed: Condvar::new(),
         }
@@ -232,6 +236,14 @@ fn watch_response(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let start = {
         let mut inner = shared.lock();
+        let oldest = inner.store.compacted();
+        match from {
+            // As a proxy or an aggregated API server answers: the request fails, no stream.
+            WatchFrom::After(rv) if rv < oldest && inner.gone_as_status => {
+                return Err(ApiError::too_old(rv, oldest));
+            }
+            _ => {}
+        }
         let start = inner.store.open_watch(resource, filter, from, bookmarks, tx);
         if let Some(mut record) = record.take() {
             record.status = 200;
