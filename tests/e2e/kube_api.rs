@@ -336,6 +336,61 @@ fn the_watch_resumes_after_drops_and_relists_only_after_410_gone() {
 }
 
 #[test]
+fn a_watch_refused_with_410_as_a_status_relists_too() {
+    // A proxy (or an API server other than kube-apiserver) in front: a watch from a compacted
+    // resourceVersion is refused with an HTTP 410 Status, not started with a 410 `ERROR` event.
+    let c = Cluster::new();
+    c.api.answer_410_as_status(true);
+    c.api
+        .apply_pod(&Pod::new("default", "old", "uid-o", "node-a").label("app", "old"));
+    let agent = c.start("");
+    wait_metric(&agent, "shipper_kube_cache_pods", 1.0, 20);
+    assert!(c.api.wait_for_watches("pods", 1, Duration::from_secs(20)));
+    assert!(c.api.wait_for_watches("namespaces", 1, Duration::from_secs(20)));
+    let mut old = c.writer("default", "old", "uid-o", "main");
+    let mut next_old = 0;
+    write_until_labelled(&c, &agent, &mut old, 0, &mut next_old, &[("app", "old")]);
+    let lists = |c: &Cluster, path: &str| {
+        c.api
+            .requests()
+            .iter()
+            .filter(|r| r.path == path && r.is_list())
+            .count()
+    };
+    assert_eq!(lists(&c, "/api/v1/pods"), 1);
+    assert_eq!(lists(&c, "/api/v1/namespaces"), 1);
+
+    c.api.compact();
+    c.api.drop_watches();
+    // Created after the compaction: only a new list (or a watch from its version) brings it.
+    c.api
+        .apply_pod(&Pod::new("default", "new", "uid-n", "node-a").label("app", "new"));
+    let mut new = c.writer("default", "new", "uid-n", "main");
+    let mut next_new = 0;
+    write_until_labelled(&c, &agent, &mut new, 1, &mut next_new, &[("app", "new")]);
+    let requests = c.api.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/api/v1/pods" && r.watch && r.status == 410),
+        "the resume was refused with a 410 response: {requests:?}"
+    );
+    assert_eq!(lists(&c, "/api/v1/pods"), 2, "{requests:?}");
+    // The namespace watch was refused the same way and listed again too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lists(&c, "/api/v1/namespaces") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lists(&c, "/api/v1/namespaces"), 2, "{:?}", c.api.requests());
+    write_tagged(&mut old, 0, next_old..next_old + 50);
+    next_old += 50;
+    assert_all_arrived(&c, &agent, &[(0, next_old), (1, next_new)]);
+    // The relist kept the pod listed before: its lines after it still carry its labels.
+    assert_eq!(seqs(&c.lines_with(&[("app", "old")]), 0).last(), Some(&(next_old - 1)));
+    agent.stop();
+}
+
+#[test]
 fn deleted_pods_keep_their_labels_for_the_grace_period() {
     let c = Cluster::new();
     c.api

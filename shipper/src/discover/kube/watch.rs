@@ -1,17 +1,19 @@
 //! The API server side of the pod cache: one watch of the pods on this node
 //! (`fieldSelector=spec.nodeName=<node>`) and, if configured, one of namespaces, through kube's
-//! watcher (bookmarks, resume from the last resourceVersion, relist on 410 Gone, backoff on
-//! errors). No periodic full lists. When the API server cannot be reached or RBAC says no, the
-//! agent keeps shipping with path labels: one warning, errors counted, retries in the background.
+//! watcher (bookmarks, resume from the last resourceVersion, backoff on errors) and [`relisting`]
+//! (relist on 410 Gone, in the stream or as the answer to the watch request). No periodic full
+//! lists. When the API server cannot be reached or RBAC says no, the agent keeps shipping with
+//! path labels: one warning, errors counted, retries in the background.
 
 use super::PodCache;
 use crate::config::KubernetesConfig;
 use crate::metrics::Metrics;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
+use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,10 +106,48 @@ impl Errors {
     }
 }
 
+/// kube's watcher, replaced by a new one (which lists again) whenever the API server says the
+/// resourceVersion is gone (410).
+///
+/// kube-runtime 5 relists by itself on a 410 `ERROR` event inside a watch stream, which is how
+/// kube-apiserver says it. Proxies and other API servers answer the watch request itself with a
+/// 410 status instead: kube's watcher then yields `WatchStartFailed` and stays in its
+/// `InitListed` state with the expired resourceVersion, retrying that watch forever, so nothing
+/// that changes afterwards (a new pod) is ever seen. Here any error carrying a 410 starts over
+/// with a fresh watcher: `Init`, the list, `InitDone`, then a watch from the new version. The
+/// error itself is passed on first, to be counted and backed off like any other.
+fn relisting<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let first = watcher::watcher(api.clone(), config.clone()).boxed();
+    futures_util::stream::unfold((first, api, config), |(mut inner, api, config)| async move {
+        let item = inner.next().await?;
+        if item.as_ref().is_err_and(gone) {
+            tracing::debug!("resourceVersion gone (410): listing again");
+            inner = watcher::watcher(api.clone(), config.clone()).boxed();
+        }
+        Some((item, (inner, api, config)))
+    })
+}
+
+/// Whether `e` is the API server's 410 (Gone, or Expired) for a resourceVersion it no longer has,
+/// whichever way it came: an `ERROR` event in the stream, or the status of a request.
+fn gone(e: &watcher::Error) -> bool {
+    use watcher::Error as E;
+    match e {
+        E::WatchError(status) => status.code == 410,
+        E::InitialListFailed(kube::Error::Api(status))
+        | E::WatchStartFailed(kube::Error::Api(status))
+        | E::WatchFailed(kube::Error::Api(status)) => status.code == 410,
+        _ => false,
+    }
+}
+
 async fn watch_pods(client: Client, node: String, cache: Arc<PodCache>, metrics: Arc<Metrics>) {
     let api: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut stream = relisting(api, config).default_backoff().boxed();
     let mut errors = Errors {
         resource: "pods",
         failing: false,
@@ -192,9 +232,7 @@ fn container_id(s: &str) -> Option<&str> {
 
 async fn watch_namespaces(client: Client, cache: Arc<PodCache>, metrics: Arc<Metrics>) {
     let api: Api<Namespace> = Api::all(client);
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = relisting(api, watcher::Config::default()).default_backoff().boxed();
     let mut errors = Errors {
         resource: "namespaces",
         failing: false,
@@ -247,7 +285,23 @@ async fn expire(cache: Arc<PodCache>, metrics: Arc<Metrics>) {
 
 #[cfg(test)]
 mod tests {
-    use super::container_id;
+    use super::{container_id, gone};
+    use kube::core::Status;
+    use kube::runtime::watcher::Error as E;
+
+    #[test]
+    fn a_410_is_gone_in_the_stream_or_as_a_response() {
+        let status = |code, reason| Status::failure("too old resource version: 1 (2)", reason).with_code(code);
+        let api = |code, reason| kube::Error::Api(status(code, reason).boxed());
+        assert!(gone(&E::WatchError(status(410, "Expired").boxed())));
+        assert!(gone(&E::WatchStartFailed(api(410, "Expired"))));
+        assert!(gone(&E::WatchStartFailed(api(410, "Gone"))));
+        assert!(gone(&E::WatchFailed(api(410, "Gone"))));
+        assert!(gone(&E::InitialListFailed(api(410, "Expired"))));
+        assert!(!gone(&E::WatchStartFailed(api(403, "Forbidden"))));
+        assert!(!gone(&E::WatchError(status(500, "InternalError").boxed())));
+        assert!(!gone(&E::NoResourceVersion));
+    }
 
     #[test]
     fn container_ids_lose_their_runtime_scheme() {
