@@ -16,7 +16,7 @@ fn now_cri() -> String {
 #[test]
 fn fifos_loops_huge_lines_and_garbage_get_counted_outcomes() {
     let env = Env::new();
-    let config = env.config("host/*.log", "tail:\n  start_at: beginning\n  rescan_interval: 1s\n");
+    let config = env.config("host/*.log", "");
     let dir = env.path("host/x").parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     // A FIFO (no end to read to) and a symlink loop: skipped, logged once, counted.
@@ -231,7 +231,7 @@ fn a_hundred_thousand_empty_files_are_tailed_or_counted_as_waiting() {
             std::fs::File::create(dir.join(format!("{i:03}.log"))).unwrap();
         }
     }
-    let tail = "tail:\n  start_at: beginning\n  rescan_interval: 1s\n  max_open_files: 5000\n";
+    let tail = "tail:\n  max_open_files: 5000\n";
     let agent = Agent::start(&env.config("pods/*/*/*.log", tail));
     let open = crate::support::wait_metric(&agent, "shipper_open_files", 5_000.0, 60);
     assert_eq!(open, 5_000.0);

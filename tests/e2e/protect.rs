@@ -13,7 +13,7 @@ const READ: u64 = 64 << 10;
 fn memory_budget_holds_under_a_stalled_receiver() {
     let env = Env::new();
     let extra = format!(
-        "tail:\n  start_at: beginning\n  rescan_interval: 1s\n  max_buffered_bytes: {BUDGET}\n  read_buffer_size: {READ}\n"
+        "tail:\n  max_buffered_bytes: {BUDGET}\n  read_buffer_size: {READ}\n"
     );
     let cfg = env.config("app/*.log", &extra);
     // Retries go on (max_retries 0) while the receiver holds every request.
@@ -48,7 +48,7 @@ fn memory_budget_holds_under_a_stalled_receiver() {
 fn read_rate_caps_how_fast_files_are_read() {
     let env = Env::new();
     let rate = 256u64 << 10;
-    let extra = format!("tail:\n  start_at: beginning\n  rescan_interval: 1s\n  max_read_rate: {rate}\n");
+    let extra = format!("tail:\n  max_read_rate: {rate}\n");
     let cfg = env.config("app/*.log", &extra);
     let mut w = LogWriter::create(env.path("app/0.log"), Format::Cri).unwrap();
     let n = 7_000;

@@ -48,9 +48,10 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     let account = Account::from_streams(&env.loki.streams(), expected);
     assert_eq!(account.lost(), 0, "{account}");
     // Per kill, duplicates are what was acknowledged since the last positions write (up to a
-    // second of catching up at full speed: the default `sync_period`) plus the batches in flight
-    // (1 sending + 2 queued, 256 KiB ≈ 1,500 lines each): ~23,000 a kill measured.
-    let bound = 4 * 50_000;
+    // second — the default `sync_period` — of catching up at full speed, beside the other tests:
+    // 23,000–57,000 a kill measured with the debug build) plus the batches in flight (1 sending + 2
+    // queued, 256 KiB ≈ 1,500 lines each).
+    let bound = 4 * 100_000;
     assert!(
         account.duplicated() <= bound,
         "duplicates {} > {bound}: {account}",
