@@ -12,9 +12,7 @@ const READ: u64 = 64 << 10;
 #[test]
 fn memory_budget_holds_under_a_stalled_receiver() {
     let env = Env::new();
-    let extra = format!(
-        "tail:\n  max_buffered_bytes: {BUDGET}\n  read_buffer_size: {READ}\n"
-    );
+    let extra = format!("tail:\n  max_buffered_bytes: {BUDGET}\n  read_buffer_size: {READ}\n");
     let cfg = env.config("app/*.log", &extra);
     // Retries go on (max_retries 0) while the receiver holds every request.
     env.loki.set_stalled(true);

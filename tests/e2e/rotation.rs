@@ -174,25 +174,7 @@ fn reused_inode_is_a_new_file() {
     // ext4 the freed inode number is usually handed out again — try until it is.
     w.delete().unwrap();
     drop(w);
-    let mut reused = false;
-    let mut spare = Vec::new();
-    for n in 0..200 {
-        let p = env.path(&format!("app/tmp-{n}"));
-        std::fs::write(&p, b"").unwrap();
-        if std::fs::metadata(&p).unwrap().ino() == old_ino {
-            std::fs::rename(&p, &path).unwrap();
-            reused = true;
-            break;
-        }
-        spare.push(p);
-    }
-    for p in spare {
-        std::fs::remove_file(p).unwrap();
-    }
-    if !reused {
-        std::fs::write(&path, b"").unwrap();
-        eprintln!("note: the filesystem did not reuse the inode; testing a plain replacement");
-    }
+    crate::support::create_reusing_inode(&path, old_ino);
     let mut w = LogWriter::create(&path, Format::Raw).unwrap();
     // More lines than before, so the old offset lies inside the new file: only the fingerprint tells
     // that it is another file.

@@ -366,3 +366,30 @@ pub fn saved_offset(env: &Env, path: &Path) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// Creates an empty file at `path` (which must not exist) that gets inode number `ino` if the
+/// filesystem hands it out again (ext4 usually does for a number just freed): tries up to 200 new
+/// files next to it (named `reuse-N`, outside any `*.log` glob). Says so and makes a plain new file
+/// when it does not.
+pub fn create_reusing_inode(path: &Path, ino: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut spare = Vec::new();
+    let mut reused = false;
+    for n in 0..200 {
+        let p = path.with_file_name(format!("reuse-{n}"));
+        std::fs::write(&p, b"").expect("create file");
+        if std::fs::metadata(&p).expect("stat").ino() == ino {
+            std::fs::rename(&p, path).expect("rename into place");
+            reused = true;
+            break;
+        }
+        spare.push(p);
+    }
+    for p in spare {
+        std::fs::remove_file(p).expect("remove spare file");
+    }
+    if !reused {
+        std::fs::write(path, b"").expect("create file");
+        eprintln!("note: the filesystem did not reuse the inode; testing a plain replacement");
+    }
+}
