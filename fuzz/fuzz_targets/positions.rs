@@ -11,8 +11,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("shipper-fuzz-positions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let path = dir.join("positions.json");
-    Positions::save(&path, &loaded.files, loaded.journal_cursor.as_deref()).expect("save positions");
+    let saved_at = loaded.saved_at.unwrap_or(std::time::UNIX_EPOCH);
+    Positions::save(&path, &loaded.files, loaded.journal_cursor.as_deref(), saved_at).expect("save positions");
     let again = Positions::load(&path);
     assert_eq!(again.files, loaded.files);
     assert_eq!(again.journal_cursor, loaded.journal_cursor);
+    assert_eq!(again.saved_at, Some(saved_at));
 });
