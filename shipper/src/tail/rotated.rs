@@ -49,15 +49,14 @@ impl Reader {
     /// during downtime loses nothing and keeps the stream in order.
     pub(super) fn recover_rotated(&mut self) {
         let saved = std::mem::take(&mut self.saved);
-        let mut paths: Vec<(PathBuf, usize)> = Vec::new();
+        // Each path once, in a stable order (a node may have thousands).
+        let mut paths: std::collections::BTreeMap<PathBuf, usize> = Default::default();
         let mut found = Vec::new();
         for s in saved {
             let Some(target) = self.targets.target_of(&s.ident.path) else {
                 continue;
             };
-            if !paths.iter().any(|(p, _)| *p == s.ident.path) {
-                paths.push((s.ident.path.clone(), target));
-            }
+            paths.entry(s.ident.path.clone()).or_insert(target);
             if self.by_inode.contains_key(&(s.ident.dev, s.ident.ino)) {
                 // Still at its path: the first scan opened it at its saved offset.
                 continue;
@@ -105,9 +104,7 @@ impl Reader {
             // were written, or by an agent killed before its first write) may have been rotated away.
             for (path, &id) in &self.by_path {
                 if let Some(f) = self.files.get(&id) {
-                    if !paths.iter().any(|(p, _)| p == path) {
-                        paths.push((path.clone(), f.target));
-                    }
+                    paths.entry(path.clone()).or_insert(f.target);
                 }
             }
             for (path, target) in paths {
