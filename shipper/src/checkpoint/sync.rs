@@ -159,15 +159,7 @@ impl PositionsWriter {
 /// killed before its first real write then restarts knowing since when files were renamed or
 /// written unseen (and looks for them); this run itself still starts as a first start.
 pub fn mark_first_start(path: &Path, metrics: &Metrics) {
-    let status = match Positions::save(path, &[], None, SystemTime::now()) {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e,
-                "cannot write the positions file; shipping goes on and it is tried again once the files are found (check positions.filename's directory)");
-            "error"
-        }
-    };
-    metrics.positions_writes.get_or_create(&Metrics::status(status)).inc();
+    counted(path, metrics, Positions::save(path, &[], None, SystemTime::now()));
 }
 
 /// Writes what the tracker knows now (and the journal's acknowledged cursor, if it is read); false
@@ -182,23 +174,27 @@ pub async fn save(
     let files = tracker.snapshot();
     let cursor = journal.and_then(|j| j.committed_cursor(tracker));
     let p = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || Positions::save(&p, &files, cursor.as_deref(), saved_at)).await;
-    match result {
-        Ok(Ok(())) => {
-            metrics.positions_writes.get_or_create(&Metrics::status("ok")).inc();
-            true
-        }
-        Ok(Err(e)) => {
-            metrics.positions_writes.get_or_create(&Metrics::status("error")).inc();
-            tracing::warn!(file = %path.display(), error = %e,
-                "cannot write the positions file; shipping goes on and it is tried again after positions.sync_period (check positions.filename's directory)");
-            false
-        }
+    match tokio::task::spawn_blocking(move || Positions::save(&p, &files, cursor.as_deref(), saved_at)).await {
+        Ok(result) => counted(path, metrics, result),
         Err(e) => {
             tracing::warn!(error = %e, "positions write task failed");
             false
         }
     }
+}
+
+/// Counts a positions write by outcome and logs a failure; true when it was written.
+fn counted(path: &Path, metrics: &Metrics, result: std::io::Result<()>) -> bool {
+    let status = match &result {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e,
+                "cannot write the positions file; shipping goes on and it is tried again at the next change, after positions.sync_period at the latest (check positions.filename's directory)");
+            "error"
+        }
+    };
+    metrics.positions_writes.get_or_create(&Metrics::status(status)).inc();
+    result.is_ok()
 }
 
 #[cfg(test)]

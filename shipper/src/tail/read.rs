@@ -297,9 +297,6 @@ impl Reader {
             self.ready.insert(id);
             return;
         }
-        if f.refresh_fingerprint(meta.len()) {
-            self.tracker.update(id, f.identity(), None);
-        }
         if meta.nlink() == 0 && f.state == State::Active {
             self.retire(id, "deleted");
         }
