@@ -10,10 +10,24 @@ const FILES: u32 = 50;
 const PER_FILE: u64 = 20_000;
 const KILLS: u64 = 20;
 
-/// One writer for all the containers, round-robin in steps of 100 lines, paced to spread 1M lines
-/// over ~45 s; each file rotates like kubelet (5 kept, older gzipped) every 256 KiB.
-fn write_all(env: &Env) -> std::thread::JoinHandle<()> {
-    let paths: Vec<_> = (0..FILES)
+/// How the containers log and rotate.
+struct Load {
+    files: u32,
+    per_file: u64,
+    /// Lines written to each file in turn before the next one's.
+    step: u64,
+    /// Each file is rotated like kubelet once it has grown by this much...
+    rotate_at: u64,
+    /// ...keeping this many files (older ones gzipped, see `rotate_kubelet_retiring`); None keeps
+    /// every rotated file as it is.
+    keep: Option<usize>,
+    /// All lines are spread over this time.
+    over: Duration,
+}
+
+/// One writer for all the containers of `load`, round-robin, paced to spread the lines over its time.
+fn write_all(env: &Env, load: Load) -> std::thread::JoinHandle<()> {
+    let paths: Vec<_> = (0..load.files)
         .map(|f| env.path(&format!("pods/ns_p{f}_u/c/0.log")))
         .collect();
     std::thread::spawn(move || {
@@ -22,21 +36,24 @@ fn write_all(env: &Env) -> std::thread::JoinHandle<()> {
             .map(|p| (LogWriter::create(p, Format::Cri).unwrap(), 0))
             .collect();
         let started = Instant::now();
-        let passes = PER_FILE / 100;
+        let passes = load.per_file / load.step;
         for pass in 0..passes {
             for (f, (w, since_rotation)) in ws.iter_mut().enumerate() {
-                for s in pass * 100..(pass + 1) * 100 {
+                for s in pass * load.step..(pass + 1) * load.step {
                     let line = tag_line(f as u32, s, varied_len(s, 80, 300));
                     *since_rotation += line.len() as u64 + 40;
                     w.write_line("stdout", &line).unwrap();
                 }
                 w.flush().unwrap();
-                if *since_rotation >= 256 << 10 {
-                    w.rotate_kubelet_retiring(5).unwrap();
+                if *since_rotation >= load.rotate_at {
+                    match load.keep {
+                        Some(keep) => w.rotate_kubelet_retiring(keep).unwrap(),
+                        None => w.rotate_kubelet().unwrap(),
+                    };
                     *since_rotation = 0;
                 }
             }
-            let due = started + Duration::from_millis(45_000 * (pass + 1) / passes);
+            let due = started + load.over * (pass + 1) as u32 / passes as u32;
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     })
@@ -48,7 +65,16 @@ fn write_all(env: &Env) -> std::thread::JoinHandle<()> {
 fn twenty_sigkills_while_fifty_files_rotate_lose_nothing() {
     let env = Env::new();
     let config = env.config("pods/*/*/*.log", "");
-    let writer = write_all(&env);
+    // Steps of 100 lines, 1M lines over ~45 s; 5 files kept, rotated every 256 KiB.
+    let load = Load {
+        files: FILES,
+        per_file: PER_FILE,
+        step: 100,
+        rotate_at: 256 << 10,
+        keep: Some(5),
+        over: Duration::from_secs(45),
+    };
+    let writer = write_all(&env, load);
     // A fixed pseudo-random sequence, so a failure can be replayed.
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     for _ in 0..KILLS {
@@ -93,33 +119,16 @@ fn crash_loop_with_the_defaults_loses_nothing() {
     const PER_FILE: u64 = 20_000;
     let env = Env::new();
     let config = env.config("pods/*/*/*.log", "");
-    let paths: Vec<_> = (0..FILES)
-        .map(|f| env.path(&format!("pods/ns_p{f}_u/c/0.log")))
-        .collect();
-    let writer = std::thread::spawn(move || {
-        let mut ws: Vec<(LogWriter, u64)> = paths
-            .iter()
-            .map(|p| (LogWriter::create(p, Format::Cri).unwrap(), 0))
-            .collect();
-        let started = Instant::now();
-        // 10 lines per file per step, 1,000 steps of 1 ms: 10,000 lines/s over 20 s.
-        for step in 0..PER_FILE / 10 {
-            for (f, (w, since_rotation)) in ws.iter_mut().enumerate() {
-                for s in step * 10..(step + 1) * 10 {
-                    let line = tag_line(f as u32, s, varied_len(s, 80, 300));
-                    *since_rotation += line.len() as u64 + 40;
-                    w.write_line("stdout", &line).unwrap();
-                }
-                w.flush().unwrap();
-                if *since_rotation >= 1 << 20 {
-                    w.rotate_kubelet().unwrap();
-                    *since_rotation = 0;
-                }
-            }
-            let due = started + Duration::from_millis(20_000 * (step + 1) / (PER_FILE / 10));
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        }
-    });
+    // 10 lines per file per step, 2,000 steps: 10,000 lines/s over 20 s; every rotated file kept.
+    let load = Load {
+        files: FILES,
+        per_file: PER_FILE,
+        step: 10,
+        rotate_at: 1 << 20,
+        keep: None,
+        over: Duration::from_secs(20),
+    };
+    let writer = write_all(&env, load);
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let (mut kills, mut unready) = (0u64, 0u64);
     while !writer.is_finished() || kills < 10 {

@@ -176,10 +176,7 @@ fn a_file_met_empty_is_fingerprinted_as_it_grows_and_its_reused_inode_is_a_new_f
     agent.kill();
 
     // While it is down the file is deleted and another one gets its inode number.
-    w.delete().unwrap();
-    drop(w);
-    crate::support::create_reusing_inode(&path, old_ino);
-    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    let mut w = crate::support::replace_reusing_inode(w);
     write_tagged(&mut w, 1, 0..800);
     let agent = Agent::start(&config);
     wait_all(&env, &agent, &[(0, 400), (1, 800)], 30);

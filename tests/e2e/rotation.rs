@@ -3,7 +3,6 @@
 
 use crate::support::{assert_exact_or_log, wait_all, wait_entries, write_tagged, Agent, Env};
 use shipper_testkit::{assert_exact, parse_tag, Account, Format, LogWriter};
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 /// Three containers write `per_file` lines each at full speed, kubelet-rotating every `every` lines
@@ -166,16 +165,12 @@ fn reused_inode_is_a_new_file() {
     let config = env.config("app/*.log", "");
     let mut w = LogWriter::create(&path, Format::Raw).unwrap();
     write_tagged(&mut w, 0, 0..5_000);
-    let old_ino = std::fs::metadata(&path).unwrap().ino();
     let agent = Agent::start(&config);
     wait_entries(&env, &agent, 5_000, 60);
     agent.stop();
     // While the agent is down the file is deleted and another one is created at the same path; on
     // ext4 the freed inode number is usually handed out again — try until it is.
-    w.delete().unwrap();
-    drop(w);
-    crate::support::create_reusing_inode(&path, old_ino);
-    let mut w = LogWriter::create(&path, Format::Raw).unwrap();
+    let mut w = crate::support::replace_reusing_inode(w);
     // More lines than before, so the old offset lies inside the new file: only the fingerprint tells
     // that it is another file.
     write_tagged(&mut w, 1, 0..8_000);

@@ -367,19 +367,24 @@ pub fn saved_offset(env: &Env, path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates an empty file at `path` (which must not exist) that gets inode number `ino` if the
+/// Deletes the file `w` writes and creates a new one at its path that gets its inode number if the
 /// filesystem hands it out again (ext4 usually does for a number just freed): tries up to 200 new
 /// files next to it (named `reuse-N`, outside any `*.log` glob). Says so and makes a plain new file
-/// when it does not.
-pub fn create_reusing_inode(path: &Path, ino: u64) {
+/// when it does not. Returns a writer of the new file.
+pub fn replace_reusing_inode(w: shipper_testkit::LogWriter) -> shipper_testkit::LogWriter {
     use std::os::unix::fs::MetadataExt;
+    let (path, format) = (w.path().to_path_buf(), w.format());
+    let ino = std::fs::metadata(&path).expect("stat").ino();
+    let mut w = w;
+    w.delete().expect("delete file");
+    drop(w);
     let mut spare = Vec::new();
     let mut reused = false;
     for n in 0..200 {
         let p = path.with_file_name(format!("reuse-{n}"));
         std::fs::write(&p, b"").expect("create file");
         if std::fs::metadata(&p).expect("stat").ino() == ino {
-            std::fs::rename(&p, path).expect("rename into place");
+            std::fs::rename(&p, &path).expect("rename into place");
             reused = true;
             break;
         }
@@ -389,7 +394,8 @@ pub fn create_reusing_inode(path: &Path, ino: u64) {
         std::fs::remove_file(p).expect("remove spare file");
     }
     if !reused {
-        std::fs::write(path, b"").expect("create file");
+        std::fs::write(&path, b"").expect("create file");
         eprintln!("note: the filesystem did not reuse the inode; testing a plain replacement");
     }
+    shipper_testkit::LogWriter::create(&path, format).expect("open the new file")
 }
