@@ -5,7 +5,6 @@
 //! a rotation the path names another file, and an inode number can be reused by a new file.
 
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +33,16 @@ struct OnDisk {
     /// Where the journal was read up to (acknowledged); absent in files written without a journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     journal_cursor: Option<String>,
+}
+
+/// What `save` writes: `OnDisk`, borrowed.
+#[derive(Serialize)]
+struct ToDisk<'a> {
+    version: u32,
+    saved_at_unix_ms: u64,
+    files: &'a [SavedFile],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_cursor: Option<&'a str>,
 }
 
 /// Positions as loaded at start.
@@ -104,13 +113,14 @@ impl Positions {
         saved_at: SystemTime,
     ) -> std::io::Result<()> {
         let saved_at_unix_ms = saved_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let body = serde_json::to_vec_pretty(&OnDisk {
+        // Serialized straight into the file from the caller's slice: no copy of the files and no
+        // whole-body buffer (thousands of files make these a few MiB each write).
+        let body = ToDisk {
             version: 1,
             saved_at_unix_ms,
-            files: files.to_vec(),
-            journal_cursor: journal_cursor.map(str::to_owned),
-        })
-        .map_err(std::io::Error::other)?;
+            files,
+            journal_cursor,
+        };
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -118,9 +128,9 @@ impl Positions {
         std::fs::create_dir_all(dir)?;
         let tmp = path.with_extension("tmp");
         {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            serde_json::to_writer_pretty(&mut f, &body).map_err(std::io::Error::other)?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         // The version being replaced becomes the backup (a second name for the same inode, so a
         // crash at any point leaves a complete positions file under `path`).
