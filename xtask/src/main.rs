@@ -9,6 +9,7 @@
 
 mod agent;
 mod bench;
+mod cluster;
 mod demo;
 mod deny;
 mod fuzz;
@@ -25,8 +26,9 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
+        Some("cluster") => cluster::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages (60 s each by default)");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|cluster>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages (60 s each by default)\n  cluster up [--nodes N] | down | status: a real Kubernetes 1.20 node on this machine (root)");
             return ExitCode::from(2);
         }
     };
@@ -91,8 +93,14 @@ const APT_PACKAGES: [&str; 5] = [
 
 /// Installs the missing ones of APT_PACKAGES (needs root, as in CI).
 fn apt_packages() -> Result<(), String> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .into_iter()
+    apt_install(&APT_PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (needs root, as in CI). Idempotent.
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
         .filter(|p| {
             !Command::new("dpkg-query")
                 .args(["-W", "-f=${Status}", p])
