@@ -205,6 +205,9 @@ kubernetes:
   structuredMetadata: [pod_uid, image]
 ebpf:
   enabled: false
+securityContext:
+  capabilities: [DAC_READ_SEARCH, SYS_RESOURCE]
+hostNetwork: true
 extraConfig:
   tail: {max_open_files: 20000}
   relabel_configs:
@@ -225,8 +228,11 @@ fn non_default_values_reach_the_objects_and_the_config() {
     assert_eq!(pod.priority_class_name.as_deref(), Some("system-node-critical"));
     assert_eq!(find(&objects, "DaemonSet")["metadata"]["name"], "logs");
     // Without eBPF: no BTF/tracefs mounts, no BPF capabilities; inotify instead.
+    // SYS_RESOURCE is opt-in (for a runtime whose descriptor limit is below max_open_files).
     let (add, _, _) = capabilities(&pod);
     assert_eq!(add, ["DAC_READ_SEARCH", "SYS_RESOURCE"]);
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
     assert!(!host_mounts(&pod).iter().any(|m| m.0.starts_with("/sys")));
     let config = check_config(&objects);
     assert_eq!(config["tail"]["watch"], "inotify");

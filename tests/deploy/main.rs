@@ -10,7 +10,6 @@ mod render;
 mod systemd;
 
 /// The capabilities the chart gives the agent by default (ebpf.enabled): BPF and PERFMON load and
-/// attach the eBPF programs, DAC_READ_SEARCH reads root-owned logs, SYS_RESOURCE raises the hard
-/// descriptor limit for `tail.max_open_files` (the systemd unit sets `LimitNOFILE=` instead and has
-/// the first three only).
-pub const CAPABILITIES: [&str; 4] = ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_RESOURCE"];
+/// attach the eBPF programs, DAC_READ_SEARCH reads root-owned logs. SYS_RESOURCE (raising the hard
+/// descriptor limit) is opt-in: some runtimes cannot grant it, and the agent fits its limit without.
+pub const CAPABILITIES: [&str; 3] = ["BPF", "PERFMON", "DAC_READ_SEARCH"];

@@ -190,5 +190,17 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(["--", "--check"]))?;
     deny::check(&[&root.join("Cargo.toml"), &fuzz])?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))
+    // The cluster tests (tests/cluster) need a real Kubernetes: under CI (root) this starts one and
+    // stops it afterwards; elsewhere they run against a cluster already up, or skip saying why.
+    let started = std::env::var_os("CI").is_some() && !cluster::is_up();
+    if started {
+        cluster::run(&["up".into()])?;
+    }
+    let tests = run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra));
+    let down = if started {
+        cluster::run(&["down".into()])
+    } else {
+        Ok(())
+    };
+    tests.and(down)
 }

@@ -150,6 +150,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Whether a cluster `up` started is running (its API server answers).
+pub fn is_up() -> bool {
+    let Ok(l) = Layout::new() else { return false };
+    let bin = cache_dir().join(format!("kubernetes-{}/bin", build::VERSION));
+    l.state.join("cluster.json").exists() && procs::running(&l, "kube-apiserver").is_some() && api_ready(&l, &bin)
+}
+
 fn log(l: &Layout, name: &str) -> String {
     procs::log_file(l, name).display().to_string()
 }

@@ -1,0 +1,184 @@
+//! The cluster `cargo xtask cluster up` started (its `cluster.json`), driven with the kubectl built
+//! beside it. Tests take it one at a time: they install the same chart into the same namespace.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const NAMESPACE: &str = "monitoring";
+pub const SELECTOR: &str = "app.kubernetes.io/name=shipper";
+
+pub struct Cluster {
+    pub info: Value,
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+    pub node: String,
+    pub api_port: u64,
+}
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The running cluster and exclusive use of it; `None` (with the reason printed) when there is none
+/// outside CI. Under CI a missing cluster fails the test: `cargo xtask test` starts one there.
+pub fn cluster() -> Option<(Cluster, MutexGuard<'static, ()>)> {
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let state = std::env::var_os("SHIPPER_CLUSTER_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/shipper-cluster"));
+    let file = state.join("cluster.json");
+    let why = match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let info: Value = serde_json::from_str(&text).expect("cluster.json");
+            let c = Cluster {
+                kubectl: PathBuf::from(info["kubectl"].as_str().unwrap()),
+                kubeconfig: PathBuf::from(info["kubeconfig"].as_str().unwrap()),
+                node: info["node"].as_str().unwrap().to_owned(),
+                api_port: info["api_port"].as_u64().unwrap(),
+                info,
+            };
+            if c.kubectl(&["get", "--raw", "/readyz"]).status.success() {
+                return Some((c, guard));
+            }
+            format!("the cluster of {} does not answer", file.display())
+        }
+        Err(_) => format!("no cluster is up ({} is missing)", file.display()),
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}: under CI `cargo xtask test` starts one with `cargo xtask cluster up`");
+    }
+    eprintln!("skipped: {why}; run `cargo xtask cluster up` as root first (CI does)");
+    None
+}
+
+impl Cluster {
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// kubectl's stdout; a failure panics with its stderr.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl ARGS -f -` with `yaml` on stdin: stdout, or stderr as the error.
+    pub fn with_stdin(&self, args: &[&str], yaml: &str) -> Result<String, String> {
+        let mut all = args.to_vec();
+        all.extend(["-f", "-"]);
+        let out = self.kubectl_in(&all, Some(yaml));
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    pub fn image(&self, name: &str) -> String {
+        self.info["images"][name].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `f` every 500 ms until it gives a value; panics naming `what` after `timeout`.
+    pub fn wait<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(start.elapsed() < timeout, "{what}: not after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    pub fn ensure_namespace(&self) {
+        let _ = self.kubectl(&["create", "namespace", NAMESPACE]);
+    }
+
+    /// The agent's pods on the real node (fake nodes' pods never run).
+    pub fn agent_pods(&self) -> Vec<Value> {
+        let list = self.json(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == self.node.as_str())
+            .cloned()
+            .collect()
+    }
+
+    /// The name of the agent's pod once it is Running and Ready (kubelet's readiness probe on
+    /// `/ready` passed), other than `not`.
+    pub fn agent_ready(&self, not: Option<&str>) -> String {
+        self.wait("the agent's pod Ready", Duration::from_secs(120), || {
+            self.agent_pods().into_iter().find_map(|p| {
+                let name = p["metadata"]["name"].as_str()?.to_owned();
+                let ready = ready(&p) && p["metadata"]["deletionTimestamp"].is_null();
+                (ready && Some(name.as_str()) != not).then_some(name)
+            })
+        })
+    }
+
+    /// Removes what the chart installed, waits for the pods to go, and clears the agent's positions
+    /// on the node, so the next install is a first start.
+    pub fn uninstall(&self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "daemonset,configmap,serviceaccount,service",
+            "-n",
+            NAMESPACE,
+            "-l",
+            SELECTOR,
+            "--wait",
+        ]);
+        let _ = self.kubectl(&["delete", "clusterrole,clusterrolebinding", "-l", SELECTOR]);
+        self.wait("the agent's pods gone", Duration::from_secs(90), || {
+            self.agent_pods().is_empty().then_some(())
+        });
+        let _ = std::fs::remove_dir_all("/var/lib/shipper");
+    }
+}
+
+/// A pod's Ready condition.
+pub fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Merges `over` into `base` (objects key by key; anything else replaced), as Helm merges values.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}

@@ -1,0 +1,13 @@
+//! Against a real Kubernetes (`cargo xtask cluster up`: API server, controller manager, scheduler,
+//! containerd and a kubelet on this machine): the chart and manifests accepted by the API server, our
+//! image running as the DaemonSet's pod, and lines kubelet wrote for real pods shipped with their
+//! labels. Skipped, saying why, when no cluster is up outside CI; under CI `cargo xtask test` starts
+//! one.
+
+mod install;
+mod kube;
+// Shared with the deploy tests (the chart rendered as Helm does); this crate uses part of it.
+#[allow(dead_code)]
+#[path = "../deploy/render.rs"]
+mod render;
+mod ship;
