@@ -116,6 +116,40 @@ impl Cluster {
         }
     }
 
+    /// Stops and starts a component with the command line `cluster up` gave it, then waits for it.
+    pub fn restart(&self, component: &str) {
+        let xtask = self.info["xtask"]
+            .as_str()
+            .expect("cluster.json from a current `cargo xtask cluster up`");
+        let out = Command::new(xtask)
+            .args(["cluster", "restart", component])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restarting {component}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// etcdctl (v3 API) against the cluster's etcd; stdout.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let endpoint = format!("--endpoints={}", self.info["etcd"].as_str().unwrap());
+        let out = Command::new("etcdctl")
+            .arg(endpoint)
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn ensure_namespace(&self) {
         let _ = self.kubectl(&["create", "namespace", NAMESPACE]);
     }

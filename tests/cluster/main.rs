@@ -4,9 +4,12 @@
 //! labels. Skipped, saying why, when no cluster is up outside CI; under CI `cargo xtask test` starts
 //! one.
 
+mod apps;
+mod gone;
 mod install;
 mod kube;
 // Shared with the deploy tests (the chart rendered as Helm does); this crate uses part of it.
+mod rbac;
 #[allow(dead_code)]
 #[path = "../deploy/render.rs"]
 mod render;

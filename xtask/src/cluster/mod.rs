@@ -346,6 +346,8 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         "container_log_max_size": config::LOG_MAX_SIZE,
         "container_log_max_files": config::LOG_MAX_FILES,
         "fake_nodes": nodes,
+        // Tests restart components through it (`cluster restart kube-apiserver`).
+        "xtask": std::env::current_exe().map_err(|e| e.to_string())?,
     });
     let path = l.state.join("cluster.json");
     std::fs::write(&path, serde_json::to_string_pretty(&info).unwrap()).map_err(|e| e.to_string())?;

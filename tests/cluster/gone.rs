@@ -1,0 +1,78 @@
+//! A real 410: etcd compacted past the revision the agent's pod watch had reached, and the API server
+//! restarted, so the watch resumes from a resourceVersion that is gone (the API server says so with an
+//! ERROR event inside the watch stream). The agent lists again, and pods created afterwards are
+//! labelled.
+
+use crate::apps::{agent_log, app, check_stream, install, pods_of, remove_apps};
+use crate::kube::cluster;
+use serde_json::{json, Value};
+use shipper_testkit::Receiver;
+use std::time::Duration;
+
+/// How often the agent said it listed this node's pods (at start, and after each relist).
+fn lists(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("pods on this node listed")).count()
+}
+
+#[test]
+fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
+    let Some((c, _lock)) = cluster() else { return };
+    let receiver = Receiver::start();
+    let agent = install(&c, &receiver, |_| {});
+    assert_eq!(lists(&agent_log(&c, &agent)), 1);
+    // A resourceVersion of this node's pods as the agent's watch knows it (or an older one).
+    let selector = format!("spec.nodeName={}", c.node);
+    let listed: Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", &format!("/api/v1/pods?fieldSelector={selector}")])).unwrap();
+    let seen = listed["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    assert!(!seen.is_empty());
+
+    // Revisions the agent's watch (this node's pods only) never sees, then compacted away.
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("churn-{i}"), "namespace": "default"}}))
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    c.with_stdin(&["apply"], &list).unwrap();
+    c.with_stdin(&["delete"], &list).unwrap();
+    let status: Value = serde_json::from_str(&c.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
+    let revision = status[0]["Status"]["header"]["revision"].as_u64().unwrap();
+    c.etcdctl(&["compact", &revision.to_string()]);
+    c.restart("kube-apiserver");
+    // The watch the agent resumes is refused as too old: a 410 inside the stream, from the real server.
+    let path = format!("/api/v1/pods?watch=1&resourceVersion={seen}&fieldSelector={selector}&timeoutSeconds=2");
+    let answer = c.ok(&["get", "--raw", &path]);
+    assert!(
+        answer.contains("\"code\":410") && answer.contains("too old resource version"),
+        "{answer}"
+    );
+
+    let relisted = (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        lists(&agent_log(&c, &agent)) >= 2
+    });
+    assert!(
+        relisted,
+        "the agent did not list again after its watch became too old:\n{}",
+        agent_log(&c, &agent)
+    );
+
+    app(&c, "after410", 1_000);
+    let pod = c.wait("the app's pod", Duration::from_secs(60), || {
+        pods_of(&c, "after410").pop()
+    });
+    let mut last = String::new();
+    let arrived = (0..120).any(|_| {
+        match check_stream(&receiver, &c, "after410", &pod, 1_000) {
+            Ok(_) => return true,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        false
+    });
+    assert!(
+        arrived,
+        "a pod created after the 410 is not shipped with its labels: {last}"
+    );
+    remove_apps(&c);
+    c.uninstall();
+}

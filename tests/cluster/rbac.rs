@@ -1,0 +1,65 @@
+//! RBAC for real: the agent's ServiceAccount without the namespaces permission while
+//! `watch_namespaces` is on (a cluster whose admins trimmed the ClusterRole). The real API server
+//! refuses the namespace watch; the agent warns once, stays Ready and ships with pod labels.
+
+use crate::apps::{agent_log, app, check_stream, install, pods_of, remove_apps};
+use crate::kube::cluster;
+use serde_json::Value;
+use shipper_testkit::Receiver;
+use std::time::Duration;
+
+#[test]
+fn without_the_namespaces_permission_the_agent_warns_once_and_ships_with_pod_labels() {
+    let Some((c, _lock)) = cluster() else { return };
+    let receiver = Receiver::start();
+    let agent = install(&c, &receiver, |objects| {
+        let role = objects.iter_mut().find(|o| o["kind"] == "ClusterRole").unwrap();
+        let rules = role["rules"].as_array_mut().unwrap();
+        let before = rules.len();
+        rules.retain(|r| !r["resources"].as_array().unwrap().contains(&Value::from("namespaces")));
+        assert_eq!(
+            rules.len(),
+            before - 1,
+            "the chart grants namespaces while watchNamespaces is on"
+        );
+        let config = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+        assert!(config["data"]["shipper.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("watch_namespaces: true"));
+    });
+    app(&c, "trimmed", 2_000);
+    let pod = c.wait("the app's pod", Duration::from_secs(60), || {
+        pods_of(&c, "trimmed").pop()
+    });
+    let mut last = String::new();
+    let arrived = (0..120).any(|_| {
+        match check_stream(&receiver, &c, "trimmed", &pod, 2_000) {
+            Ok(_) => return true,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        false
+    });
+    assert!(arrived, "the app's lines did not all arrive with its labels: {last}");
+    // Still Ready, and one warning that names what to grant, however often the watch was retried.
+    assert_eq!(c.agent_ready(None), agent);
+    let log = agent_log(&c, &agent);
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"WARN\"") && l.contains("\"resource\":\"namespaces\""))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the namespace watch:\n{log}");
+    assert!(
+        warnings[0].contains("forbidden") && warnings[0].contains("grant get/list/watch on namespaces"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("\"resource\":\"pods\"") && l.contains("forbidden")),
+        "{log}"
+    );
+    remove_apps(&c);
+    c.uninstall();
+}
