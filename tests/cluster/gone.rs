@@ -3,7 +3,7 @@
 //! ERROR event inside the watch stream). The agent lists again, and pods created afterwards are
 //! labelled.
 
-use crate::apps::{agent_log, app, check_stream, install, pods_of, remove_apps};
+use crate::apps::{agent_log, app, install, remove_apps, shipped};
 use crate::kube::cluster;
 use serde_json::{json, Value};
 use shipper_testkit::Receiver;
@@ -57,22 +57,7 @@ fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
     );
 
     app(&c, "after410", 1_000);
-    let pod = c.wait("the app's pod", Duration::from_secs(60), || {
-        pods_of(&c, "after410").pop()
-    });
-    let mut last = String::new();
-    let arrived = (0..120).any(|_| {
-        match check_stream(&receiver, &c, "after410", &pod, 1_000) {
-            Ok(_) => return true,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        false
-    });
-    assert!(
-        arrived,
-        "a pod created after the 410 is not shipped with its labels: {last}"
-    );
+    shipped(&receiver, &c, "after410", 1_000);
     remove_apps(&c);
     c.uninstall();
 }

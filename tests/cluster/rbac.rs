@@ -2,11 +2,10 @@
 //! `watch_namespaces` is on (a cluster whose admins trimmed the ClusterRole). The real API server
 //! refuses the namespace watch; the agent warns once, stays Ready and ships with pod labels.
 
-use crate::apps::{agent_log, app, check_stream, install, pods_of, remove_apps};
+use crate::apps::{agent_log, app, install, remove_apps, shipped};
 use crate::kube::cluster;
 use serde_json::Value;
 use shipper_testkit::Receiver;
-use std::time::Duration;
 
 #[test]
 fn without_the_namespaces_permission_the_agent_warns_once_and_ships_with_pod_labels() {
@@ -29,19 +28,7 @@ fn without_the_namespaces_permission_the_agent_warns_once_and_ships_with_pod_lab
             .contains("watch_namespaces: true"));
     });
     app(&c, "trimmed", 2_000);
-    let pod = c.wait("the app's pod", Duration::from_secs(60), || {
-        pods_of(&c, "trimmed").pop()
-    });
-    let mut last = String::new();
-    let arrived = (0..120).any(|_| {
-        match check_stream(&receiver, &c, "trimmed", &pod, 2_000) {
-            Ok(_) => return true,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        false
-    });
-    assert!(arrived, "the app's lines did not all arrive with its labels: {last}");
+    shipped(&receiver, &c, "trimmed", 2_000);
     // Still Ready, and one warning that names what to grant, however often the watch was retried.
     assert_eq!(c.agent_ready(None), agent);
     let log = agent_log(&c, &agent);
