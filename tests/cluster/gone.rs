@@ -37,7 +37,7 @@ fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
     let status: Value = serde_json::from_str(&c.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
     let revision = status[0]["Status"]["header"]["revision"].as_u64().unwrap();
     c.etcdctl(&["compact", &revision.to_string()]);
-    c.restart("kube-apiserver");
+    c.xtask(&["cluster", "restart", "kube-apiserver"]);
     // The watch the agent resumes is refused as too old: a 410 inside the stream, from the real server.
     let path = format!("/api/v1/pods?watch=1&resourceVersion={seen}&fieldSelector={selector}&timeoutSeconds=2");
     let answer = c.ok(&["get", "--raw", &path]);

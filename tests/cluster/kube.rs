@@ -116,18 +116,17 @@ impl Cluster {
         }
     }
 
-    /// Stops and starts a component with the command line `cluster up` gave it, then waits for it.
-    pub fn restart(&self, component: &str) {
+    /// `xtask ARGS` (the binary that started the cluster): `cluster restart kube-apiserver`,
+    /// `cluster nodes 20`.
+    pub fn xtask(&self, args: &[&str]) {
         let xtask = self.info["xtask"]
             .as_str()
             .expect("cluster.json from a current `cargo xtask cluster up`");
-        let out = Command::new(xtask)
-            .args(["cluster", "restart", component])
-            .output()
-            .unwrap();
+        let out = Command::new(xtask).args(args).output().unwrap();
         assert!(
             out.status.success(),
-            "restarting {component}: {}",
+            "xtask {}: {}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -8,6 +8,7 @@ mod apps;
 mod gone;
 mod install;
 mod kube;
+mod load;
 // Shared with the deploy tests (the chart rendered as Helm does); this crate uses part of it.
 mod rbac;
 #[allow(dead_code)]

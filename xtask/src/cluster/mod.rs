@@ -38,6 +38,16 @@ const RUN_PACKAGES: [&str; 14] = [
     "util-linux",
 ];
 const API_PORT: u16 = 6443;
+/// Audit only the agent's ServiceAccount (namespace monitoring, as the chart installs it), at
+/// Metadata level, once per request (when its response completes; a watch when it starts).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: [\"system:serviceaccount:monitoring:shipper\"]
+  - level: None
+";
 const ETCD_CLIENT: &str = "127.0.0.1:23790";
 const ETCD_PEER: &str = "127.0.0.1:23800";
 
@@ -144,9 +154,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
+        Some("nodes") => {
+            let n = args
+                .get(1)
+                .and_then(|n| n.parse().ok())
+                .ok_or("usage: cargo xtask cluster nodes N (0 removes them)")?;
+            nodes::set(&l, &build::binaries()?, n)
+        }
         Some("keep-nodes") => nodes::keep(&l, args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)),
         Some("build") => build::binaries().map(|bin| println!("{}", bin.display())),
-        _ => Err("usage: cargo xtask cluster <up [--nodes N]|down|status|restart COMPONENT>".into()),
+        _ => Err("usage: cargo xtask cluster <up [--nodes N]|down|status|restart COMPONENT|nodes N>".into()),
     }
 }
 
@@ -216,6 +233,8 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         .is_ok()
     })?;
     let b = |name: &str| bin.join(name).display().to_string();
+    // The agents' requests, one line each (tests attribute the API server's load to them).
+    std::fs::write(l.state.join("audit-policy.yaml"), AUDIT_POLICY).map_err(|e| e.to_string())?;
     let apiserver = vec![
         b("kube-apiserver"),
         format!("--etcd-servers=http://{ETCD_CLIENT}"),
@@ -243,6 +262,9 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         "--requestheader-username-headers=X-Remote-User".into(),
         format!("--proxy-client-cert-file={}", p("front-proxy-client.crt")),
         format!("--proxy-client-key-file={}", p("front-proxy-client.key")),
+        format!("--audit-policy-file={}", s("audit-policy.yaml")),
+        format!("--audit-log-path={}", l.logs.join("audit.log").display()),
+        "--audit-log-maxsize=100".into(),
     ];
     start(l, "kube-apiserver", &apiserver)?;
     wait_for(
@@ -330,7 +352,7 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         },
     )?;
     if nodes > 0 {
-        nodes::register(l, &bin, nodes)?;
+        nodes::set(l, &bin, nodes)?;
     }
     let info = serde_json::json!({
         "server": l.server(),

@@ -10,8 +10,40 @@ use std::time::Duration;
 pub const PREFIX: &str = "fake-node-";
 const KEEPER: &str = "fake-node-keeper";
 
+/// `cluster nodes N`: exactly N fake nodes (0 removes them, their Leases and the keeper).
+pub fn set(l: &Layout, bin: &Path, n: u32) -> Result<(), String> {
+    stop(l);
+    let kubectl = |args: &[&str]| {
+        crate::run(
+            std::process::Command::new(bin.join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(l.kubeconfig())
+                .args(args),
+        )
+    };
+    kubectl(&[
+        "delete",
+        "nodes",
+        "-l",
+        "shipper.io/fake-node=true",
+        "--ignore-not-found",
+    ])?;
+    let leases = sh(&format!(
+        "{} --kubeconfig {} get leases -n kube-node-lease -o name | grep '/{PREFIX}' || true",
+        bin.join("kubectl").display(),
+        l.kubeconfig().display()
+    ))?;
+    for lease in leases.lines().filter(|x| !x.is_empty()) {
+        kubectl(&["delete", "-n", "kube-node-lease", lease, "--ignore-not-found"])?;
+    }
+    if n > 0 {
+        register(l, bin, n)?;
+    }
+    Ok(())
+}
+
 /// Creates the nodes, renews them once, and starts the keeper (this same program, detached).
-pub fn register(l: &Layout, bin: &Path, n: u32) -> Result<(), String> {
+fn register(l: &Layout, bin: &Path, n: u32) -> Result<(), String> {
     for i in 1..=n {
         let name = format!("{PREFIX}{i}");
         let node = serde_json::json!({
