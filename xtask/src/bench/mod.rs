@@ -161,6 +161,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&ctx.work);
     println!("{}", report::markdown(&outcomes, quick));
+    // The API-server load is measured against a real Kubernetes by tests/cluster (load.rs), which
+    // writes it beside this report; shown here when a run of the cluster tests left it.
+    if let Ok(api_load) = std::fs::read_to_string(out_dir.join("api-load.md")) {
+        println!("{api_load}");
+    }
     let json = out_dir.join("report.json");
     std::fs::write(&json, serde_json::to_vec_pretty(&outcomes).map_err(|e| e.to_string())?)
         .map_err(|e| format!("{}: {e}", json.display()))?;
