@@ -197,7 +197,7 @@ impl Cluster {
     }
 }
 
-/// A pod's Ready condition.
+/// A pod's or a node's Ready condition.
 pub fn ready(pod: &Value) -> bool {
     pod["status"]["conditions"]
         .as_array()

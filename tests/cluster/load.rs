@@ -265,6 +265,16 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
         );
     }
     let (created, deleted) = churn(&c, CHURN);
+    // The keeper held the nodes Ready all along (else the node-lifecycle controller marks them
+    // NotReady after 40 s).
+    let nodes = c.json(&["get", "nodes", "-l", "shipper.io/fake-node=true"]);
+    let ready = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| crate::kube::ready(n))
+        .count();
+    assert_eq!(ready, AGENTS as usize, "fake nodes Ready after {CHURN:?}");
     // The agents' caches followed the churn (their watches work): some pods known at the end.
     let cached = agents_metric(&agents, "shipper_kube_cache_pods");
     let elapsed = started.elapsed();
