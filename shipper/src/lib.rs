@@ -13,6 +13,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod discover;
 pub mod journal;
 pub mod logging;

@@ -8,7 +8,7 @@ use crate::{cargo, run};
 use std::path::Path;
 use std::process::Command;
 
-pub const TARGETS: [&str; 6] = ["cri", "docker", "positions", "config", "stages", "journal"];
+pub const TARGETS: [&str; 7] = ["cri", "docker", "positions", "config", "stages", "journal", "alloy"];
 
 /// The flags cargo-fuzz uses for coverage-guided fuzzing, minus the sanitizers that need nightly.
 const RUSTFLAGS: [&str; 8] = [
