@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
         Some("cluster") => cluster::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|cluster>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages, journal, alloy (60 s each by default)\n  cluster up [--nodes N] | down | status: a real Kubernetes 1.20 node on this machine (root)");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|cluster>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages, journal, alloy (60 s each by default)\n  cluster up [--nodes N] | down | status | restart COMPONENT | nodes N: a real Kubernetes 1.20 node on this machine (root)");
             return ExitCode::from(2);
         }
     };
