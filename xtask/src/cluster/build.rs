@@ -27,10 +27,15 @@ const RECIPE: &str = "1.20.2 gopath cgo0 reflect2-1.0.2 gen_openapi v1";
 /// What building needs from Debian (`rsync` for `make gen_openapi`).
 const BUILD_PACKAGES: [&str; 4] = ["golang-go", "golang-github-modern-go-reflect2-dev", "rsync", "make"];
 
+/// Where the built binaries are kept (built or not).
+pub fn bin_dir() -> PathBuf {
+    cache_dir().join(format!("kubernetes-{VERSION}/bin"))
+}
+
 /// The cached binaries' directory, building them first unless a build with the same recipe is there.
 pub fn binaries() -> Result<PathBuf, String> {
     let cache = cache_dir();
-    let bin = cache.join(format!("kubernetes-{VERSION}/bin"));
+    let bin = bin_dir();
     let stamp = bin.join(".recipe");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == RECIPE) && BINARIES.iter().all(|b| bin.join(b).exists()) {
         return Ok(bin);

@@ -106,6 +106,23 @@ fn libraries(bin: &Path) -> Result<Vec<PathBuf>, String> {
         .collect())
 }
 
+/// `dir`'s content as the tarball `to`, reproducibly (sorted names, time 0, owner 0).
+fn tar(to: &Path, dir: &Path) -> Result<(), String> {
+    run(Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-cf",
+        ])
+        .arg(to)
+        .arg("-C")
+        .arg(dir)
+        .arg("."))
+}
+
 fn sha256(path: &Path) -> Result<String, String> {
     let out = sh(&format!("sha256sum '{}'", path.display()))?;
     out.split_whitespace()
@@ -135,19 +152,7 @@ fn import(
     let layout = dir.join(format!("{name}-oci"));
     std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|e| e.to_string())?;
     let layer = dir.join(format!("{name}-layer.tar"));
-    run(Command::new("tar")
-        .args([
-            "--sort=name",
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "-cf",
-        ])
-        .arg(&layer)
-        .arg("-C")
-        .arg(rootfs)
-        .arg("."))?;
+    tar(&layer, rootfs)?;
     let (layer_digest, layer_size) = blob(&layout, &layer)?;
     let config = serde_json::json!({
         "architecture": "amd64",
@@ -186,19 +191,7 @@ fn import(
     std::fs::write(layout.join("index.json"), index.to_string()).map_err(|e| e.to_string())?;
     std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| e.to_string())?;
     let tarball = dir.join(format!("{name}.oci.tar"));
-    run(Command::new("tar")
-        .args([
-            "--sort=name",
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "-cf",
-        ])
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&layout)
-        .arg("."))?;
+    tar(&tarball, &layout)?;
     run(Command::new("ctr")
         .arg("--address")
         .arg(l.containerd_sock())

@@ -106,7 +106,8 @@ impl Layout {
         self.state.join("admin.kubeconfig")
     }
 
-    fn kubectl(&self, bin: &Path) -> Command {
+    /// The cache's kubectl with the admin kubeconfig.
+    pub fn kubectl(&self, bin: &Path) -> Command {
         let mut cmd = Command::new(bin.join("kubectl"));
         cmd.arg("--kubeconfig").arg(self.kubeconfig());
         cmd
@@ -170,7 +171,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// Whether a cluster `up` started is running (its API server answers).
 pub fn is_up() -> bool {
     let Ok(l) = Layout::new() else { return false };
-    let bin = cache_dir().join(format!("kubernetes-{}/bin", build::VERSION));
+    let bin = build::bin_dir();
     l.state.join("cluster.json").exists() && procs::running(&l, "kube-apiserver").is_some() && api_ready(&l, &bin)
 }
 
@@ -273,15 +274,18 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         Duration::from_secs(90),
         || api_ready(l, &bin),
     )?;
+    // Both run as admin, and check their own clients against the API server with it.
     let kubeconfig = l.kubeconfig().display().to_string();
+    let kubeconfig_flags =
+        ["kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"].map(|f| format!("--{f}={kubeconfig}"));
     start(
         l,
         "kube-controller-manager",
         &[
             b("kube-controller-manager"),
-            format!("--kubeconfig={kubeconfig}"),
-            format!("--authentication-kubeconfig={kubeconfig}"),
-            format!("--authorization-kubeconfig={kubeconfig}"),
+            kubeconfig_flags[0].clone(),
+            kubeconfig_flags[1].clone(),
+            kubeconfig_flags[2].clone(),
             "--use-service-account-credentials".into(),
             format!("--service-account-private-key-file={}", p("sa.key")),
             format!("--root-ca-file={}", p("ca.crt")),
@@ -297,9 +301,9 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         "kube-scheduler",
         &[
             b("kube-scheduler"),
-            format!("--kubeconfig={kubeconfig}"),
-            format!("--authentication-kubeconfig={kubeconfig}"),
-            format!("--authorization-kubeconfig={kubeconfig}"),
+            kubeconfig_flags[0].clone(),
+            kubeconfig_flags[1].clone(),
+            kubeconfig_flags[2].clone(),
             "--leader-elect=false".into(),
             "--port=0".into(),
         ],
@@ -456,7 +460,7 @@ fn status(l: &Layout) -> Result<(), String> {
         }
     }
     if all {
-        let bin = cache_dir().join(format!("kubernetes-{}/bin", build::VERSION));
+        let bin = build::bin_dir();
         println!("API server ready: {}", api_ready(l, &bin));
         println!("node {} Ready: {}", l.node_name, node_ready(l, &bin, &l.node_name));
         println!("export KUBECONFIG={}", l.kubeconfig().display());

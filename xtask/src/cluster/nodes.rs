@@ -13,14 +13,7 @@ const KEEPER: &str = "fake-node-keeper";
 /// `cluster nodes N`: exactly N fake nodes (0 removes them, their Leases and the keeper).
 pub fn set(l: &Layout, bin: &Path, n: u32) -> Result<(), String> {
     stop(l);
-    let kubectl = |args: &[&str]| {
-        crate::run(
-            std::process::Command::new(bin.join("kubectl"))
-                .arg("--kubeconfig")
-                .arg(l.kubeconfig())
-                .args(args),
-        )
-    };
+    let kubectl = |args: &[&str]| crate::run(l.kubectl(bin).args(args));
     kubectl(&[
         "delete",
         "nodes",
@@ -55,13 +48,7 @@ fn register(l: &Layout, bin: &Path, n: u32) -> Result<(), String> {
         });
         let file = l.state.join(format!("{name}.json"));
         std::fs::write(&file, node.to_string()).map_err(|e| e.to_string())?;
-        crate::run(
-            std::process::Command::new(bin.join("kubectl"))
-                .arg("--kubeconfig")
-                .arg(l.kubeconfig())
-                .args(["apply", "-f"])
-                .arg(&file),
-        )?;
+        crate::run(l.kubectl(bin).args(["apply", "-f"]).arg(&file))?;
     }
     renew(l, n)?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
