@@ -195,16 +195,8 @@ pub fn check_stream(r: &Receiver, c: &Cluster, app: &str, pod: &str, lines: u32)
 /// Waits for the one pod of `app` and for its `lines` to arrive, in order with its labels (60 s).
 pub fn shipped(r: &Receiver, c: &Cluster, app: &str, lines: u32) {
     let pod = c.wait("the app's pod", Duration::from_secs(60), || pods_of(c, app).pop());
-    let mut last = String::new();
-    let arrived = (0..120).any(|_| {
-        match check_stream(r, c, app, &pod, lines) {
-            Ok(_) => return true,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        false
-    });
-    assert!(arrived, "{app}'s lines did not all arrive with its labels: {last}");
+    let what = format!("{app}'s lines all arriving with its labels");
+    c.wait_ok(&what, Duration::from_secs(60), || check_stream(r, c, app, &pod, lines));
 }
 
 pub fn agent_log(c: &Cluster, pod: &str) -> String {

@@ -46,14 +46,13 @@ fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
         "{answer}"
     );
 
-    let relisted = (0..120).any(|_| {
-        std::thread::sleep(Duration::from_millis(500));
-        lists(&agent_log(&c, &agent)) >= 2
-    });
-    assert!(
-        relisted,
-        "the agent did not list again after its watch became too old:\n{}",
-        agent_log(&c, &agent)
+    c.wait_ok(
+        "the agent listing again after its watch became too old",
+        Duration::from_secs(60),
+        || {
+            let log = agent_log(&c, &agent);
+            (lists(&log) >= 2).then_some(()).ok_or(log)
+        },
     );
 
     app(&c, "after410", 1_000);

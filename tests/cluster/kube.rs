@@ -106,12 +106,18 @@ impl Cluster {
 
     /// Polls `f` every 500 ms until it gives a value; panics naming `what` after `timeout`.
     pub fn wait<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        self.wait_ok(what, timeout, || f().ok_or_else(String::new))
+    }
+
+    /// `wait` for a check that says why it does not hold yet: the last reason is in the panic.
+    pub fn wait_ok<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
         let start = Instant::now();
         loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(start.elapsed() < timeout, "{what}: not after {timeout:?}");
+            let why = match f() {
+                Ok(v) => return v,
+                Err(why) => why,
+            };
+            assert!(start.elapsed() < timeout, "{what}: not after {timeout:?} {why}");
             std::thread::sleep(Duration::from_millis(500));
         }
     }

@@ -254,15 +254,12 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
         })
         .collect();
     for a in &agents {
-        let ready = (0..120).any(|_| {
-            std::thread::sleep(Duration::from_millis(500));
-            client::get(&a.metrics.replace("/metrics", "/ready")).is_ok_and(|r| r.status == 200)
+        c.wait_ok("every agent ready", Duration::from_secs(60), || {
+            let ready = client::get(&a.metrics.replace("/metrics", "/ready")).is_ok_and(|r| r.status == 200);
+            ready
+                .then_some(())
+                .ok_or_else(|| std::fs::read_to_string(&a.log).unwrap_or_default())
         });
-        assert!(
-            ready,
-            "an agent never got ready:\n{}",
-            std::fs::read_to_string(&a.log).unwrap_or_default()
-        );
     }
     let (created, deleted) = churn(&c, CHURN);
     // The keeper held the nodes Ready all along (else the node-lifecycle controller marks them

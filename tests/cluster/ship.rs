@@ -64,19 +64,13 @@ fn the_chart_runs_our_image_and_ships_every_line_kubelet_writes() {
         ("second", &second, SECOND_LINES),
         ("logger", &third, LOGGER_LINES),
     ];
-    let mut last = String::new();
-    let arrived = (0..240).any(|_| {
+    c.wait_ok("every line kubelet wrote arriving", Duration::from_secs(120), || {
         let errors: Vec<String> = expected
             .iter()
             .filter_map(|(app, pod, n)| check_stream(&receiver, &c, app, pod, *n).err())
             .collect();
-        last = errors.join("; ");
-        errors.is_empty() || {
-            std::thread::sleep(Duration::from_millis(500));
-            false
-        }
+        errors.is_empty().then_some(()).ok_or(errors.join("; "))
     });
-    assert!(arrived, "not every line kubelet wrote arrived: {last}");
     for (app, pod, n) in expected {
         let dups = check_stream(&receiver, &c, app, pod, n).unwrap();
         eprintln!("{pod}: {n} lines in order, {dups} duplicates");
