@@ -1,4 +1,4 @@
-//! The command line: `shipper run`, `shipper check`. Flags cover the essentials for a quick start
+//! The command line: `shipper run`, `shipper check`, `shipper convert`. Flags cover the essentials for a quick start
 //! without a config file and override the file where both are given.
 
 use crate::config::{self, Config, StartAt, TargetConfig};
@@ -24,6 +24,68 @@ enum Cmd {
     Run(Opts),
     /// Validate the configuration and print it with every default filled in.
     Check(Opts),
+    /// Convert an Alloy or Promtail configuration into shipper's. A report on stderr says, line by
+    /// line, what was mapped, what is built in and what was left out. Exit 0: all carried over;
+    /// 3: something left out (written anyway unless --strict); 2: the source does not parse.
+    Convert(ConvertOpts),
+}
+
+#[derive(Args)]
+struct ConvertOpts {
+    /// What FILE is.
+    #[arg(long, value_name = "KIND")]
+    from: crate::convert::Source,
+    /// The configuration to convert.
+    file: PathBuf,
+    /// Where to write shipper's config (default: stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write nothing (exit 3) when anything is left out.
+    #[arg(long)]
+    strict: bool,
+}
+
+fn convert(o: &ConvertOpts) -> ExitCode {
+    let name = o.file.display().to_string();
+    let text = match std::fs::read_to_string(&o.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let done = match crate::convert::convert(o.from, &text, &name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprint!("{}", done.report.render());
+    let complete = done.report.complete();
+    if !complete && o.strict {
+        eprintln!("--strict: nothing written, as something above is not supported");
+        return ExitCode::from(3);
+    }
+    match &o.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &done.yaml) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "wrote {}; check it with `shipper check -c {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => print!("{}", done.yaml),
+    }
+    if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
 }
 
 #[derive(Args, Clone, Default)]
@@ -114,6 +176,7 @@ impl Opts {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Convert(o) => convert(&o),
         Cmd::Check(opts) => match opts.effective() {
             Ok(cfg) => {
                 match serde_yaml_ng::to_string(&cfg) {

@@ -196,11 +196,48 @@ impl Cluster {
             "--wait",
         ]);
         let _ = self.kubectl(&["delete", "clusterrole,clusterrolebinding", "-l", SELECTOR]);
-        self.wait("the agent's pods gone", Duration::from_secs(90), || {
-            self.agent_pods().is_empty().then_some(())
-        });
+        // The pods' grace period is 40 s; kubelet may still be creating one it must then tear down.
+        let gone = Duration::from_secs(180);
+        let start = Instant::now();
+        while start.elapsed() < gone && !self.agent_pods().is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let left = self.agent_pods();
+        if !left.is_empty() {
+            let describe = self.kubectl(&["describe", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
+            let names: Vec<&str> = left.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+            let log = self.info["logs"].as_str().map(|d| format!("{d}/kubelet.log"));
+            let kubelet = log.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
+            let about: Vec<&str> = kubelet
+                .lines()
+                .filter(|l| names.iter().any(|n| l.contains(n)))
+                .collect();
+            panic!(
+                "the agent's pods still there {gone:?} after the DaemonSet's deletion: {}\n{}\nkubelet on them:\n{}",
+                left.iter().map(pod_state).collect::<Vec<_>>().join("; "),
+                String::from_utf8_lossy(&describe.stdout),
+                about[about.len().saturating_sub(60)..].join("\n")
+            );
+        }
         let _ = std::fs::remove_dir_all("/var/lib/shipper");
     }
+}
+
+/// A pod's name, phase, whether it is being deleted, and each container's state, for a failure.
+pub fn pod_state(pod: &Value) -> String {
+    let containers: Vec<String> = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{}={}", c["name"].as_str().unwrap_or("?"), c["state"]))
+        .collect();
+    format!(
+        "{} {} deletion={} [{}]",
+        pod["metadata"]["name"].as_str().unwrap_or("?"),
+        pod["status"]["phase"].as_str().unwrap_or("?"),
+        pod["metadata"]["deletionTimestamp"],
+        containers.join(", ")
+    )
 }
 
 /// A pod's or a node's Ready condition.

@@ -3,6 +3,7 @@
 
 mod client;
 mod config_errors;
+mod convert;
 mod crash;
 mod delivery;
 mod disk;

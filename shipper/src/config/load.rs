@@ -43,10 +43,20 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigError> {
         message,
     };
     let text = env::expand(text, |k| std::env::var(k).ok()).map_err(|m| err(String::new(), m))?;
+    parse_expanded(&text, source)
+}
+
+/// Parses config text whose `${VAR}`s were expanded already; `source` names it in errors.
+pub fn parse_expanded(text: &str, source: &str) -> Result<Config, ConfigError> {
+    let err = |key: String, message: String| ConfigError {
+        source: source.to_string(),
+        key,
+        message,
+    };
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
-    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let mut message = e.inner().to_string();
@@ -63,7 +73,7 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigError> {
         }
         // A top-level duplicate comes without a place: name the line of the second one.
         let top = key.is_empty() || key == ".";
-        if let Some(line) = top.then(|| top_level_duplicate(&text, &message)).flatten() {
+        if let Some(line) = top.then(|| top_level_duplicate(text, &message)).flatten() {
             message.push_str(&format!(" at line {line}: keep one of them"));
         }
         err(key, message)

@@ -8,8 +8,9 @@ mod journal;
 mod load;
 mod units;
 
+pub use env::expand as expand_env;
 pub use journal::JournalConfig;
-pub use load::{load_file, load_str, ConfigError};
+pub use load::{load_file, load_str, parse_expanded, ConfigError};
 pub use units::{ByteSize, Dur};
 
 use crate::parse::Format;

@@ -4,11 +4,15 @@
 //! `coalesce(a, b)`, operators). No maintained Rust crate parses it (HCL crates refuse its dotted
 //! block names), hence this one. Errors give line and column.
 
+mod ends;
+mod eval;
 mod lex;
+mod lower;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use lower::lower;
 pub use parse::parse;
 
 /// 1-based line and column.
@@ -94,8 +98,13 @@ impl Expr {
 impl Body {
     /// The attribute `name` of this body.
     pub fn attr(&self, name: &str) -> Option<&Expr> {
+        self.attribute(name).map(|a| &a.value)
+    }
+
+    /// The attribute `name` of this body, with its position.
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.items.iter().find_map(|i| match i {
-            Item::Attr(a) if a.name == name => Some(&a.value),
+            Item::Attr(a) if a.name == name => Some(a),
             _ => None,
         })
     }

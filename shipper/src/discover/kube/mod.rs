@@ -59,6 +59,8 @@ pub struct PodInfo {
     /// All its labels and annotations, for relabel rules (`__meta_kubernetes_pod_label_*`).
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// The kind and name of its controller (the owner reference marked `controller`).
+    pub controller: Option<(String, String)>,
 }
 
 /// A pod as the API server describes it, before the cache picks what it keeps.
@@ -72,6 +74,8 @@ pub struct PodMeta<'a> {
     pub containers: Vec<(String, String)>,
     /// (container name, image).
     pub images: Vec<(String, String)>,
+    /// (kind, name) of the controller that owns it.
+    pub controller: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -174,6 +178,7 @@ impl PodCache {
             annotations,
             containers,
             images,
+            controller,
         } = m;
         let app = ["app.kubernetes.io/name", "app", "k8s-app"]
             .iter()
@@ -200,6 +205,7 @@ impl PodCache {
             images,
             labels: labels.clone(),
             annotations: annotations.clone(),
+            controller,
         }
     }
 
@@ -334,8 +340,8 @@ impl PodCache {
 
     /// Prometheus' Kubernetes service discovery labels of a container, for relabel rules:
     /// `__meta_kubernetes_pod_{label,labelpresent,annotation,annotationpresent}_<name>`,
-    /// `__meta_kubernetes_pod_container_{id,image}` (what the cache knows; namespace, pod name,
-    /// uid and container name come from the path).
+    /// `__meta_kubernetes_pod_container_{id,image}`, `__meta_kubernetes_pod_controller_{kind,name}`
+    /// (what the cache knows; namespace, pod name, uid and container name come from the path).
     pub fn meta_labels(&self, uid: &str, container: &str, out: &mut BTreeMap<String, String>) {
         let inner = self.read();
         let Some(e) = inner.pods.get(uid) else {
@@ -355,6 +361,10 @@ impl PodCache {
         }
         if let Some(image) = of(&p.images) {
             out.insert("__meta_kubernetes_pod_container_image".into(), image);
+        }
+        if let Some((kind, name)) = &p.controller {
+            out.insert("__meta_kubernetes_pod_controller_kind".into(), kind.clone());
+            out.insert("__meta_kubernetes_pod_controller_name".into(), name.clone());
         }
     }
 

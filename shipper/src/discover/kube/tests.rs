@@ -27,6 +27,7 @@ fn pod(c: &PodCache, uid: &str, ns: &str, labels: &[(&str, &str)], annotations: 
         annotations: &map(annotations),
         containers: vec![("c".into(), format!("id-{uid}"))],
         images: vec![("c".into(), "example/c:1".into())],
+        controller: None,
     })
 }
 

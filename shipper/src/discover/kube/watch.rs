@@ -213,6 +213,7 @@ fn info(cache: &PodCache, pod: &Pod) -> Option<super::PodInfo> {
             images.extend(c.image.clone().map(|i| (c.name.clone(), i)));
         }
     }
+    let controller = m.owner_references.iter().flatten().find(|o| o.controller == Some(true));
     Some(cache.info(super::PodMeta {
         uid,
         namespace: m.namespace.as_deref().unwrap_or_default(),
@@ -221,6 +222,7 @@ fn info(cache: &PodCache, pod: &Pod) -> Option<super::PodInfo> {
         annotations: m.annotations.as_ref().unwrap_or(&empty),
         containers,
         images,
+        controller: controller.map(|o| (o.kind.clone(), o.name.clone())),
     }))
 }
 

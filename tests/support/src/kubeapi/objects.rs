@@ -31,6 +31,8 @@ pub struct Pod {
     annotations: BTreeMap<String, String>,
     containers: Vec<(String, Option<String>)>,
     phase: String,
+    /// (kind, name) of the owner reference marked `controller`.
+    controller: Option<(String, String)>,
 }
 
 impl Pod {
@@ -46,6 +48,7 @@ impl Pod {
             annotations: BTreeMap::new(),
             containers: Vec::new(),
             phase: "Running".to_owned(),
+            controller: None,
         }
     }
 
@@ -67,6 +70,13 @@ impl Pod {
     /// kubelet reports it before the runtime created it.
     pub fn container(mut self, name: &str, container_id: Option<&str>) -> Pod {
         self.containers.push((name.to_owned(), container_id.map(str::to_owned)));
+        self
+    }
+
+    /// Owned by a controller: `ReplicaSet`, `web-7d4b9c8f6d` (an owner reference with
+    /// `controller: true`, as the ReplicaSet controller sets it).
+    pub fn controller(mut self, kind: &str, name: &str) -> Pod {
+        self.controller = Some((kind.to_owned(), name.to_owned()));
         self
     }
 
@@ -93,6 +103,16 @@ impl Pod {
         });
         insert_map(&mut metadata, "labels", &self.labels);
         insert_map(&mut metadata, "annotations", &self.annotations);
+        if let Some((kind, name)) = &self.controller {
+            metadata["ownerReferences"] = json!([{
+                "apiVersion": "apps/v1",
+                "kind": kind,
+                "name": name,
+                "uid": format!("{}-owner", self.uid),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }]);
+        }
         let containers: Vec<Value> = self
             .containers
             .iter()

@@ -1,0 +1,134 @@
+//! The ends of an Alloy graph: `loki.source.journal` (with its `loki.relabel` rules) and the
+//! `loki.write` components reached, whose endpoints become our clients.
+
+use super::super::out::Out;
+use super::super::promtail;
+use super::super::report::Report;
+use super::super::stages::Stages;
+use super::eval::eval;
+use super::lower::{attrs, component, err, line, Graph};
+use super::{Block, Error, Item};
+use serde_json::{Map, Value};
+
+impl Graph<'_> {
+    pub(super) fn journal(
+        &mut self,
+        src: &Block,
+        what: &str,
+        stages: Stages,
+        out: &mut Out,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let mut j = Map::new();
+        for i in &src.body.items {
+            let Item::Attr(a) = i else { continue };
+            match a.name.as_str() {
+                "forward_to" => {}
+                "max_age" | "path" | "labels" => match eval(&a.value) {
+                    Ok(v) => {
+                        j.insert(a.name.clone(), v);
+                        report.mapped(line(a.pos), format!("{what} {}", a.name), format!("journal.{}", a.name));
+                    }
+                    Err(why) => report.unsupported(line(a.pos), format!("{what} {}", a.name), why),
+                },
+                "relabel_rules" => {
+                    let comp = component(&a.value)
+                        .ok_or_else(|| err(a.pos, "relabel_rules must name a loki.relabel's rules"))?;
+                    let b = self.get(&comp, a.pos, "relabel_rules")?;
+                    self.used.insert(comp.clone());
+                    let mut fields = Map::new();
+                    for r in b.body.blocks("rule") {
+                        let m = attrs(&r.body, "loki.relabel rule", report);
+                        let src = m
+                            .get("source_labels")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        let field = src
+                            .first()
+                            .and_then(Value::as_str)
+                            .and_then(|f| f.strip_prefix("__journal_"));
+                        let target = m.get("target_label").and_then(Value::as_str);
+                        match (
+                            field,
+                            target,
+                            src.len() == 1 && m.get("regex").is_none() && m.get("replacement").is_none(),
+                        ) {
+                            (Some(f), Some(t), true) => {
+                                fields.insert(t.to_string(), f.to_ascii_uppercase().into());
+                                report.mapped(line(r.pos), format!("{comp} rule → {t}"), format!("journal.fields.{t}"));
+                            }
+                            _ => report.unsupported(
+                                line(r.pos),
+                                format!("{comp} rule"),
+                                "journal entries are labelled by journal.fields (label → field) only",
+                            ),
+                        }
+                    }
+                    j.insert("fields".into(), Value::Object(fields));
+                }
+                other => report.unsupported(
+                    line(a.pos),
+                    format!("{what} {other}"),
+                    "no such journal setting in shipper",
+                ),
+            }
+        }
+        j.entry("fields").or_insert_with(|| Value::Object(Map::new()));
+        if !stages.stages.is_empty() {
+            report.unsupported(
+                line(src.pos),
+                format!("{what} stages"),
+                "journal entries do not go through stages in shipper",
+            );
+        }
+        report.mapped(line(src.pos), what, "journal");
+        out.journal = Some(j);
+        Ok(())
+    }
+
+    /// A `loki.write`: each endpoint a client, through the Promtail client mapping.
+    pub(super) fn write(&mut self, comp: &str, out: &mut Out, report: &mut Report) {
+        let Some(b) = self.blocks.get(comp).copied() else { return };
+        let what = format!("loki.write \"{}\"", b.label.clone().unwrap_or_default());
+        let m = attrs(&b.body, &what, report);
+        let external = m.get("external_labels").cloned();
+        for e in b.body.blocks("endpoint") {
+            let em = attrs(&e.body, &format!("{what} endpoint"), report);
+            let mut c = Map::new();
+            for (k, v) in em {
+                let k = match k.as_str() {
+                    "batch_wait" => "batchwait".to_string(),
+                    "batch_size" => "batchsize".to_string(),
+                    "remote_timeout" => "timeout".to_string(),
+                    "min_backoff_period" | "max_backoff_period" | "max_backoff_retries" => {
+                        let inner = match k.as_str() {
+                            "min_backoff_period" => "min_period",
+                            "max_backoff_period" => "max_period",
+                            _ => "max_retries",
+                        };
+                        let b = c.entry("backoff_config").or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(b) = b {
+                            b.insert(inner.into(), v);
+                        }
+                        continue;
+                    }
+                    _ => k,
+                };
+                c.insert(k, v);
+            }
+            for inner in ["basic_auth", "tls_config"] {
+                for blk in e.body.blocks(inner) {
+                    c.insert(
+                        inner.into(),
+                        Value::Object(attrs(&blk.body, &format!("{what} {inner}"), report)),
+                    );
+                }
+            }
+            if let Some(x) = &external {
+                c.insert("external_labels".into(), x.clone());
+            }
+            promtail::client(&Value::Object(c), out.clients.len(), line(e.pos), out, report);
+        }
+    }
+}

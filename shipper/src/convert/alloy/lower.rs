@@ -1,0 +1,481 @@
+//! An Alloy configuration lowered into ours by following its graph: each `loki.source.*` names
+//! its targets (a `local.file_match`, a `discovery.relabel` of a `discovery.kubernetes`, or a
+//! list of paths) and forwards to `loki.process` stages and `loki.write` endpoints.
+
+use super::super::k8s::{self, Rule};
+use super::super::out::Out;
+use super::super::report::Report;
+use super::super::stages::Stages;
+use super::eval::eval;
+use super::{Block, Body, Error, Expr, Item, Pos};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Alloy's component namespaces: a block outside them is not Alloy's.
+const NAMESPACES: &[&str] = &[
+    "discovery",
+    "local",
+    "loki",
+    "prometheus",
+    "otelcol",
+    "pyroscope",
+    "faro",
+    "mimir",
+    "remote",
+    "import",
+    "declare",
+    "argument",
+    "export",
+    "logging",
+    "tracing",
+    "livedebugging",
+    "http",
+    "remotecfg",
+    "foreach",
+    "beyla",
+    "database_observability",
+    "module",
+    "service",
+    "ui",
+];
+
+pub(super) struct Graph<'a> {
+    pub(super) blocks: BTreeMap<String, &'a Block>,
+    pub(super) used: BTreeSet<String>,
+}
+
+fn key(b: &Block) -> String {
+    match &b.label {
+        Some(l) => format!("{}.{l}", b.name),
+        None => b.name.clone(),
+    }
+}
+
+pub(super) fn err(pos: Pos, message: impl Into<String>) -> Error {
+    Error {
+        pos,
+        message: message.into(),
+    }
+}
+
+pub(super) fn line(pos: Pos) -> Option<u32> {
+    Some(pos.line)
+}
+
+/// The attributes of a body evaluated into a map (blocks inside are not included); an attribute
+/// that cannot be evaluated is reported and left out.
+pub(super) fn attrs(body: &Body, what: &str, report: &mut Report) -> Map<String, Value> {
+    let mut m = Map::new();
+    for item in &body.items {
+        if let Item::Attr(a) = item {
+            match eval(&a.value) {
+                Ok(v) => {
+                    m.insert(a.name.clone(), v);
+                }
+                Err(why) => report.unsupported(line(a.pos), format!("{what} {}", a.name), why),
+            }
+        }
+    }
+    m
+}
+
+/// `discovery.relabel.pods.output` → the component `discovery.relabel.pods`.
+pub(super) fn component(e: &Expr) -> Option<String> {
+    let path = e.path()?;
+    let (comp, _export) = path.rsplit_once('.')?;
+    Some(comp.to_string())
+}
+
+pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
+    let mut g = Graph {
+        blocks: BTreeMap::new(),
+        used: BTreeSet::new(),
+    };
+    for item in &body.items {
+        match item {
+            Item::Block(b) => {
+                let ns = b.name.split('.').next().unwrap_or("");
+                if !NAMESPACES.contains(&ns) {
+                    return Err(err(b.pos, format!("`{}` is not an Alloy component (a typo?)", b.name)));
+                }
+                if g.blocks.insert(key(b), b).is_some() {
+                    return Err(err(b.pos, format!("`{}` is defined twice", key(b))));
+                }
+            }
+            Item::Attr(a) => report.unsupported(line(a.pos), a.name.clone(), "an attribute outside any component"),
+        }
+    }
+    let mut out = Out::default();
+    let mut writers: Vec<String> = Vec::new();
+    let sources: Vec<&Block> = g
+        .blocks
+        .values()
+        .copied()
+        .filter(|b| b.name.starts_with("loki.source."))
+        .collect();
+    for src in sources {
+        g.used.insert(key(src));
+        let what = format!("{} \"{}\"", src.name, src.label.clone().unwrap_or_default());
+        let mut stages = Stages::default();
+        let mut reached = Vec::new();
+        let fwd = src.body.attribute("forward_to");
+        let Some(fwd) = fwd else {
+            return Err(err(
+                src.pos,
+                format!("{what} has no forward_to: its lines would go nowhere"),
+            ));
+        };
+        g.follow(&fwd.value, fwd.pos, &mut stages, &mut reached, report)?;
+        for w in &reached {
+            if !writers.contains(w) {
+                writers.push(w.clone());
+            }
+        }
+        match src.name.as_str() {
+            "loki.source.file" | "loki.source.kubernetes" => g.files(src, &what, stages, &mut out, report)?,
+            "loki.source.journal" => g.journal(src, &what, stages, &mut out, report)?,
+            _ => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
+        }
+    }
+    for w in &writers {
+        g.write(w, &mut out, report);
+    }
+    if writers.is_empty() {
+        report.unsupported(
+            None,
+            "loki.write",
+            "no loki.write is reached: the config writes to the default Loki URL",
+        );
+    }
+    if let Some(b) = g.blocks.get("logging") {
+        g.used.insert("logging".into());
+        let m = attrs(&b.body, "logging", report);
+        if let Some(level) = m.get("level") {
+            out.server.insert("log_level".into(), level.clone());
+            report.mapped(line(b.pos), "logging.level", "server.log_level");
+        }
+        if let Some(f) = m.get("format").and_then(Value::as_str) {
+            out.server
+                .insert("log_format".into(), if f == "json" { "json" } else { "text" }.into());
+            report.mapped(line(b.pos), "logging.format", "server.log_format");
+        }
+    }
+    for (k, b) in &g.blocks {
+        if !g.used.contains(k) {
+            let why = if b.name == "livedebugging" {
+                "shipper's own /metrics and logs tell what it does".to_string()
+            } else {
+                "not on the path of any loki.source.* to a loki.write: not converted".to_string()
+            };
+            report.unsupported(
+                line(b.pos),
+                format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default()),
+                why,
+            );
+        }
+    }
+    Ok(out)
+}
+
+impl<'a> Graph<'a> {
+    pub(super) fn get(&self, comp: &str, pos: Pos, what: &str) -> Result<&'a Block, Error> {
+        self.blocks
+            .get(comp)
+            .copied()
+            .ok_or_else(|| err(pos, format!("{what} names `{comp}`, which is not defined in this file")))
+    }
+
+    /// Follows a `forward_to` list: stages of `loki.process` components in order, the
+    /// `loki.write` components reached.
+    fn follow(
+        &mut self,
+        fwd: &Expr,
+        pos: Pos,
+        stages: &mut Stages,
+        writers: &mut Vec<String>,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let Expr::Array(items) = fwd else {
+            return Err(err(
+                pos,
+                "forward_to must be a list of receivers, e.g. [loki.write.default.receiver]",
+            ));
+        };
+        if items.is_empty() {
+            return Err(err(pos, "forward_to is empty: the lines would go nowhere"));
+        }
+        let mut processes = 0;
+        for item in items {
+            let comp = component(item).ok_or_else(|| err(pos, "forward_to holds something that is not a receiver"))?;
+            let b = self.get(&comp, pos, "forward_to")?;
+            self.used.insert(comp.clone());
+            match b.name.as_str() {
+                "loki.write" => writers.push(comp),
+                "loki.process" => {
+                    processes += 1;
+                    if processes > 1 {
+                        report.unsupported(line(pos), format!("forward_to {comp}"), "a second branch of stages: shipper runs one list of stages per line; its stages are left out");
+                        continue;
+                    }
+                    for i in &b.body.items {
+                        match i {
+                            Item::Block(s) if s.name.starts_with("stage.") => self.stage(s, stages, report),
+                            Item::Block(s) => {
+                                report.unsupported(line(s.pos), format!("loki.process {}", s.name), "not a stage")
+                            }
+                            Item::Attr(_) => {}
+                        }
+                    }
+                    let next = b.body.attribute("forward_to");
+                    let Some(next) = next else {
+                        return Err(err(
+                            b.pos,
+                            format!("{comp} has no forward_to: its lines would go nowhere"),
+                        ));
+                    };
+                    self.follow(&next.value, next.pos, stages, writers, report)?;
+                }
+                other => report.unsupported(
+                    line(pos),
+                    format!("forward_to {comp}"),
+                    format!("`{other}` is not carried: only loki.process and loki.write are"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// One `stage.*` block as a Promtail-shaped stage.
+    fn stage(&self, s: &Block, stages: &mut Stages, report: &mut Report) {
+        let what = format!("loki.process {}", s.name);
+        let mut m = attrs(&s.body, &what, report);
+        let values = |m: &mut Map<String, Value>| m.remove("values").unwrap_or(Value::Null);
+        let (name, settings) = match s.name.as_str() {
+            "stage.cri" => ("cri", Value::Object(m)),
+            "stage.docker" => ("docker", Value::Object(m)),
+            "stage.json" => ("json", Value::Object(m)),
+            "stage.logfmt" => ("logfmt", Value::Object(m)),
+            "stage.regex" => ("regex", Value::Object(m)),
+            "stage.labels" => ("labels", values(&mut m)),
+            "stage.static_labels" => ("static_labels", values(&mut m)),
+            "stage.structured_metadata" => ("structured_metadata", values(&mut m)),
+            "stage.label_drop" => ("labeldrop", values(&mut m)),
+            "stage.label_keep" => ("labelallow", values(&mut m)),
+            "stage.timestamp" => ("timestamp", Value::Object(m)),
+            "stage.output" => ("output", Value::Object(m)),
+            "stage.tenant" => ("tenant", Value::Object(m)),
+            "stage.drop" => ("drop", Value::Object(m)),
+            "stage.multiline" => ("multiline", Value::Object(m)),
+            "stage.limit" => ("limit", Value::Object(m)),
+            "stage.match" => ("match", Value::Object(m)),
+            other => (other.trim_start_matches("stage."), Value::Object(m)),
+        };
+        stages.push(name, settings, line(s.pos), &what, report);
+    }
+
+    /// `loki.source.file` / `loki.source.kubernetes`: its targets, Kubernetes or static.
+    fn files(
+        &mut self,
+        src: &Block,
+        what: &str,
+        mut stages: Stages,
+        out: &mut Out,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let targets = src.body.attribute("targets");
+        let Some(targets) = targets else {
+            return Err(err(src.pos, format!("{what} has no targets")));
+        };
+        for i in &src.body.items {
+            if let Item::Attr(a) = i {
+                match a.name.as_str() {
+                    "targets" | "forward_to" => {}
+                    "tail_from_end" => {
+                        if eval(&a.value) == Ok(Value::Bool(true)) {
+                            out.tail.insert("start_at".into(), "end".into());
+                            report.mapped(line(a.pos), format!("{what} tail_from_end"), "tail.start_at: end");
+                        }
+                    }
+                    other => report.unsupported(
+                        line(a.pos),
+                        format!("{what} {other}"),
+                        "no such setting for shipper's files",
+                    ),
+                }
+            }
+        }
+        if src.name == "loki.source.kubernetes" {
+            report.mapped(
+                line(src.pos),
+                what,
+                "discovery: kubernetes, reading kubelet's log files instead of the API server's log endpoint",
+            );
+        } else {
+            report.mapped(line(src.pos), what, "the files of its targets");
+        }
+        let mut expr = &targets.value;
+        let mut pos = targets.pos;
+        // Through local.file_match to what gives the paths.
+        while let Some(comp) = component(expr) {
+            let b = self.get(&comp, pos, "targets")?;
+            self.used.insert(comp.clone());
+            match b.name.as_str() {
+                "local.file_match" => {
+                    let a = b.body.attribute("path_targets");
+                    let Some(a) = a else {
+                        return Err(err(b.pos, format!("{comp} has no path_targets")));
+                    };
+                    report.built_in(
+                        line(b.pos),
+                        format!("local.file_match \"{}\"", b.label.clone().unwrap_or_default()),
+                        "globs are expanded again on every file event and rescan",
+                    );
+                    expr = &a.value;
+                    pos = a.pos;
+                }
+                "discovery.relabel" => return self.kubernetes(b, &comp, stages, out, report),
+                "discovery.kubernetes" => {
+                    self.discovery(b, out, report);
+                    let set = stages.labels.clone();
+                    out.pipeline_stages.append(&mut stages.stages);
+                    k8s::drop_unset(&set, out, report);
+                    return Ok(());
+                }
+                other => {
+                    report.unsupported(
+                        line(b.pos),
+                        format!("{other} \"{}\"", b.label.clone().unwrap_or_default()),
+                        "not a source of file targets shipper knows",
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        let list = eval(expr).map_err(|why| err(pos, format!("the targets: {why}")))?;
+        for t in list.as_array().into_iter().flatten() {
+            let Some(path) = t.get("__path__").and_then(Value::as_str) else {
+                report.unsupported(line(pos), "a target without __path__", "no files to tail");
+                continue;
+            };
+            let mut target = Map::new();
+            target.insert("paths".into(), vec![path.to_string()].into());
+            if let Some(ex) = t.get("__path_exclude__").and_then(Value::as_str) {
+                target.insert("exclude".into(), vec![ex.to_string()].into());
+            }
+            let labels: Map<String, Value> = t
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            target.insert("labels".into(), Value::Object(labels));
+            target.insert("format".into(), if stages.parsed { "auto" } else { "raw" }.into());
+            if !stages.stages.is_empty() {
+                target.insert("pipeline_stages".into(), stages.stages.clone().into());
+            }
+            out.targets.push(Value::Object(target));
+            report.mapped(
+                line(pos),
+                format!("target {path}"),
+                format!("targets[{}]", out.targets.len() - 1),
+            );
+        }
+        Ok(())
+    }
+
+    /// A `discovery.relabel` whose targets come from `discovery.kubernetes`.
+    fn kubernetes(
+        &mut self,
+        relabel: &Block,
+        comp: &str,
+        mut stages: Stages,
+        out: &mut Out,
+        report: &mut Report,
+    ) -> Result<(), Error> {
+        let targets = relabel.body.attribute("targets");
+        let Some(targets) = targets else {
+            return Err(err(relabel.pos, format!("{comp} has no targets")));
+        };
+        let from =
+            component(&targets.value).ok_or_else(|| err(targets.pos, "targets must name a discovery component"))?;
+        let d = self.get(&from, targets.pos, "targets")?;
+        self.used.insert(from.clone());
+        if d.name != "discovery.kubernetes" {
+            report.unsupported(line(d.pos), from, "shipper discovers Kubernetes pods only");
+            return Ok(());
+        }
+        self.discovery(d, out, report);
+        let label = relabel.label.clone().unwrap_or_default();
+        let mut rules = Vec::new();
+        for r in relabel.body.blocks("rule") {
+            let m = attrs(&r.body, &format!("discovery.relabel \"{label}\" rule"), report);
+            let target = m
+                .get("target_label")
+                .and_then(Value::as_str)
+                .map(|t| format!(" → {t}"))
+                .unwrap_or_default();
+            rules.push(Rule {
+                line: line(r.pos),
+                what: format!("discovery.relabel \"{label}\" rule{target}"),
+                rule: m,
+            });
+        }
+        let mut set = k8s::lower_rules(rules, out, report);
+        set.extend(stages.labels.iter().cloned());
+        out.pipeline_stages.append(&mut stages.stages);
+        k8s::drop_unset(&set, out, report);
+        Ok(())
+    }
+
+    fn discovery(&self, d: &Block, out: &mut Out, report: &mut Report) {
+        let what = format!("discovery.kubernetes \"{}\"", d.label.clone().unwrap_or_default());
+        let m = attrs(&d.body, &what, report);
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        if role != "pod" {
+            report.unsupported(line(d.pos), what, format!("role `{role}`: shipper discovers pods only"));
+            return;
+        }
+        if out.kubernetes_discovery {
+            return;
+        }
+        out.kubernetes_discovery = true;
+        report.built_in(
+            line(d.pos),
+            what.clone(),
+            "discovery: kubernetes (one watch of this node's pods)",
+        );
+        if let Some(k) = m.get("kubeconfig_file") {
+            out.kubernetes.insert("kubeconfig".into(), k.clone());
+            report.mapped(line(d.pos), format!("{what} kubeconfig_file"), "kubernetes.kubeconfig");
+        }
+        for n in d.body.blocks("namespaces") {
+            let nm = attrs(&n.body, &format!("{what} namespaces"), report);
+            if let Some(names) = nm.get("names") {
+                out.kubernetes.insert("include_namespaces".into(), names.clone());
+                report.mapped(
+                    line(n.pos),
+                    format!("{what} namespaces"),
+                    "kubernetes.include_namespaces",
+                );
+            }
+        }
+        for s in d.body.blocks("selectors") {
+            let sm = attrs(&s.body, &format!("{what} selectors"), report);
+            let field = sm.get("field").and_then(Value::as_str).unwrap_or("");
+            if field.starts_with("spec.nodeName=") && sm.get("label").is_none() {
+                report.built_in(
+                    line(s.pos),
+                    format!("{what} selectors"),
+                    "only this node's pods are watched (spec.nodeName from NODE_NAME)",
+                );
+            } else {
+                report.unsupported(
+                    line(s.pos),
+                    format!("{what} selectors"),
+                    "shipper selects this node's pods only; filter others with relabel_configs (keep/drop)",
+                );
+            }
+        }
+    }
+}

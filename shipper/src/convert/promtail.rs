@@ -1,0 +1,493 @@
+//! A Promtail `config.yaml` lowered into ours: `server`, `positions`, `clients`, `scrape_configs`
+//! (Kubernetes pods, static files, the journal) with their relabel rules and stages.
+
+use super::k8s::{self, Rule};
+use super::out::{keep_env_refs, secret_file, Out};
+use super::report::Report;
+use super::stages::Stages;
+use serde_json::{Map, Value};
+
+/// Lines of the source, to give each construct a line in the report.
+struct Lines<'a> {
+    lines: Vec<&'a str>,
+}
+
+impl Lines<'_> {
+    /// The first line at or after `from` (1-based) whose text, trimmed of `- `, starts with `key:`.
+    fn find(&self, key: &str, from: u32) -> Option<u32> {
+        let start = from.saturating_sub(1) as usize;
+        self.lines.iter().enumerate().skip(start).find_map(|(i, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            (t.starts_with(key) && t[key.len()..].trim_start().starts_with(':')).then_some(i as u32 + 1)
+        })
+    }
+}
+
+fn obj(v: &Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+pub fn lower(text: &str, report: &mut Report) -> Result<Out, String> {
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| format!("not a YAML document: {e}"))?;
+    let mut root: Value = serde_json::to_value(&yaml).map_err(|e| format!("not a Promtail config: {e}"))?;
+    keep_env_refs(&mut root);
+    let Some(root) = root.as_object() else {
+        return Err("not a Promtail config: the document is not a map of sections".into());
+    };
+    let lines = Lines {
+        lines: text.lines().collect(),
+    };
+    let mut out = Out::default();
+    for (key, value) in root {
+        let line = lines.find(key, 1);
+        match key.as_str() {
+            "server" => server(value, line, &lines, &mut out, report),
+            "positions" => positions(value, line, &lines, &mut out, report),
+            "clients" => {
+                for (i, c) in value.as_array().into_iter().flatten().enumerate() {
+                    let at = lines.find("url", line.unwrap_or(1));
+                    client(c, i, at, &mut out, report);
+                }
+            }
+            "client" => client(value, 0, line, &mut out, report),
+            "scrape_configs" => {
+                let mut from = line.unwrap_or(1);
+                for (i, job) in value.as_array().into_iter().flatten().enumerate() {
+                    let at = lines.find("job_name", from);
+                    from = at.map_or(from, |l| l + 1);
+                    scrape(job, i, at, &lines, &mut out, report);
+                }
+            }
+            "target_config" => {
+                if let Some(p) = value.get("sync_period").and_then(s) {
+                    out.tail.insert("rescan_interval".into(), p.into());
+                    report.mapped(line, "target_config.sync_period", "tail.rescan_interval");
+                }
+            }
+            "limits_config" if value.as_object().is_none_or(|m| m.is_empty()) => {
+                report.not_needed(line, "limits_config", "empty")
+            }
+            "limits_config" => report.unsupported(
+                line,
+                "limits_config",
+                "shipper limits per stream with a `limit` stage (`pipeline_stages: [{limit: {rate: N}}]`)",
+            ),
+            "tracing" | "options" | "global" => report.not_needed(line, key.as_str(), "no such setting in shipper"),
+            other => report.unsupported(line, other, "not a Promtail section shipper knows"),
+        }
+    }
+    Ok(out)
+}
+
+fn server(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report: &mut Report) {
+    let from = line.unwrap_or(1);
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let at = lines.find(k, from);
+        match k.as_str() {
+            "http_listen_port" => {
+                let addr = v
+                    .get("http_listen_address")
+                    .and_then(s)
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                let port = s(val).unwrap_or_default();
+                out.server.insert("http_listen".into(), format!("{addr}:{port}").into());
+                report.mapped(at, "server.http_listen_port", "server.http_listen");
+            }
+            "http_listen_address" => {}
+            "log_level" => {
+                out.server.insert("log_level".into(), val.clone());
+                report.mapped(at, "server.log_level", "server.log_level");
+            }
+            "log_format" => {
+                let json = val.as_str() == Some("json");
+                out.server
+                    .insert("log_format".into(), if json { "json" } else { "text" }.into());
+                report.mapped(at, "server.log_format", "server.log_format");
+            }
+            "grpc_listen_port"
+            | "grpc_listen_address"
+            | "register_instrumentation"
+            | "enable_runtime_reload"
+            | "health_check_target"
+            | "disable" => report.not_needed(
+                at,
+                format!("server.{k}"),
+                "shipper serves /metrics, /ready and /reload on server.http_listen, with no gRPC",
+            ),
+            other => report.unsupported(at, format!("server.{other}"), "no such server setting in shipper"),
+        }
+    }
+}
+
+fn positions(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report: &mut Report) {
+    let from = line.unwrap_or(1);
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let at = lines.find(k, from);
+        match k.as_str() {
+            "filename" | "sync_period" => {
+                out.positions.insert(k.clone(), val.clone());
+                report.mapped(at, format!("positions.{k}"), format!("positions.{k}"));
+            }
+            "ignore_invalid_yaml" => report.built_in(
+                at,
+                "positions.ignore_invalid_yaml",
+                "a corrupt positions file is replaced by its backup, or the agent starts over, counted",
+            ),
+            other => report.unsupported(at, format!("positions.{other}"), "no such positions setting in shipper"),
+        }
+    }
+}
+
+/// One Loki endpoint (`clients[i]`): ours keeps every setting that has a meaning here.
+pub fn client(v: &Value, i: usize, line: Option<u32>, out: &mut Out, report: &mut Report) {
+    let mut c = Map::new();
+    let what = |k: &str| format!("clients[{i}].{k}");
+    let key = if i == 0 {
+        "client".to_string()
+    } else {
+        format!("clients[{}]", i - 1)
+    };
+    for (k, val) in v.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "url" | "tenant_id" | "bearer_token_file" | "timeout" => {
+                c.insert(k.clone(), val.clone());
+                report.mapped(line, what(k), format!("{key}.{k}"));
+            }
+            "batchwait" | "batchsize" => {
+                let ours = if k == "batchwait" { "batch_wait" } else { "batch_size" };
+                c.insert(ours.into(), val.clone());
+                report.mapped(line, what(k), format!("{key}.{ours}"));
+            }
+            "external_labels" => {
+                c.insert(k.clone(), val.clone());
+                report.mapped(line, what(k), format!("{key}.external_labels"));
+            }
+            "bearer_token" => {
+                let file = secret_file(&format!("client{i}-bearer-token"));
+                c.insert("bearer_token_file".into(), file.clone().into());
+                report.mapped(
+                    line,
+                    what(k),
+                    format!("{key}.bearer_token_file: {file} — create it with the token; the token is not written out"),
+                );
+            }
+            "basic_auth" => {
+                let mut auth = Map::new();
+                auth.insert("username".into(), val.get("username").cloned().unwrap_or_default());
+                let file = match val.get("password_file").and_then(s) {
+                    Some(f) => f,
+                    None => secret_file(&format!("client{i}-password")),
+                };
+                if val.get("password").is_some() {
+                    report.mapped(
+                        line,
+                        what("basic_auth.password"),
+                        format!("{key}.basic_auth.password_file: {file} — create it with the password; the password is not written out"),
+                    );
+                } else {
+                    report.mapped(line, what("basic_auth"), format!("{key}.basic_auth"));
+                }
+                auth.insert("password_file".into(), file.into());
+                c.insert("basic_auth".into(), Value::Object(auth));
+            }
+            "tls_config" => {
+                let mut tls = Map::new();
+                for (tk, tv) in val.as_object().into_iter().flatten() {
+                    match tk.as_str() {
+                        "ca_file" | "cert_file" | "key_file" | "server_name" => {
+                            tls.insert(tk.clone(), tv.clone());
+                            report.mapped(line, what(&format!("tls_config.{tk}")), format!("{key}.tls.{tk}"));
+                        }
+                        other => report.unsupported(
+                            line,
+                            what(&format!("tls_config.{other}")),
+                            "shipper always verifies Loki's certificate; give its CA with tls.ca_file",
+                        ),
+                    }
+                }
+                c.insert("tls".into(), Value::Object(tls));
+            }
+            "backoff_config" => {
+                let mut b = Map::new();
+                for (bk, bv) in val.as_object().into_iter().flatten() {
+                    match bk.as_str() {
+                        "min_period" | "max_period" => {
+                            b.insert(bk.clone(), bv.clone());
+                            report.mapped(line, what(&format!("backoff_config.{bk}")), format!("{key}.backoff.{bk}"));
+                        }
+                        "max_retries" => report.not_needed(
+                            line,
+                            what("backoff_config.max_retries"),
+                            "shipper retries a batch until Loki takes it, reading paused meanwhile (the files are the buffer); set backoff.max_retries to drop after N",
+                        ),
+                        other => report.unsupported(line, what(&format!("backoff_config.{other}")), "no such backoff setting"),
+                    }
+                }
+                if !b.is_empty() {
+                    c.insert("backoff".into(), Value::Object(b));
+                }
+            }
+            other => report.unsupported(line, what(other), "no such client setting in shipper"),
+        }
+    }
+    out.clients.push(c);
+}
+
+fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out, report: &mut Report) {
+    let name = job.get("job_name").and_then(s).unwrap_or_else(|| format!("#{i}"));
+    let from = line.unwrap_or(1);
+    let mut stages = Stages::default();
+    let mut stage_from = lines.find("pipeline_stages", from).unwrap_or(from);
+    for (n, st) in job
+        .get("pipeline_stages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some((sname, settings)) = st.as_object().and_then(|m| m.iter().next()) else {
+            report.unsupported(
+                line,
+                format!("job {name} pipeline_stages[{n}]"),
+                "not a stage (a map with one key)",
+            );
+            continue;
+        };
+        let at = lines.find(sname, stage_from);
+        stage_from = at.map_or(stage_from, |l| l + 1);
+        stages.push(
+            sname,
+            settings.clone(),
+            at,
+            &format!("job {name} stage {sname}"),
+            report,
+        );
+    }
+    let rules_at = lines.find("relabel_configs", from).unwrap_or(from);
+    let mut rule_from = rules_at;
+    let mut rules = Vec::new();
+    for (n, r) in job
+        .get("relabel_configs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = lines
+            .find("source_labels", rule_from)
+            .or(lines.find("action", rule_from));
+        rule_from = at.map_or(rule_from, |l| l + 1);
+        let target = r
+            .get("target_label")
+            .and_then(s)
+            .map(|t| format!(" → {t}"))
+            .unwrap_or_default();
+        rules.push(Rule {
+            line: at,
+            what: format!("job {name} relabel_configs[{n}]{target}"),
+            rule: obj(r),
+        });
+    }
+    let mut kinds = 0;
+    for (k, v) in job.as_object().into_iter().flatten() {
+        let at = lines.find(k, from);
+        match k.as_str() {
+            "job_name" | "pipeline_stages" | "relabel_configs" => {}
+            "kubernetes_sd_configs" => {
+                kinds += 1;
+                kubernetes(&name, v, at, out, report);
+                let mut set = k8s::lower_rules(std::mem::take(&mut rules), out, report);
+                set.extend(stages.labels.iter().cloned());
+                out.pipeline_stages.append(&mut stages.stages);
+                k8s::drop_unset(&set, out, report);
+            }
+            "static_configs" => {
+                kinds += 1;
+                for (n, sc) in v.as_array().into_iter().flatten().enumerate() {
+                    static_target(&name, n, sc, at, &mut rules, &stages, out, report);
+                }
+            }
+            "journal" => {
+                kinds += 1;
+                journal(&name, v, at, std::mem::take(&mut rules), out, report);
+                if !stages.stages.is_empty() {
+                    report.unsupported(
+                        at,
+                        format!("job {name} pipeline_stages"),
+                        "journal entries do not go through stages in shipper; the stages above are left out for them",
+                    );
+                }
+            }
+            other => report.unsupported(
+                at,
+                format!("job {name} {other}"),
+                "shipper reads files and the journal only",
+            ),
+        }
+    }
+    if kinds > 1 {
+        report.unsupported(
+            line,
+            format!("job {name}"),
+            "several kinds of target in one job: give each its own job",
+        );
+    }
+}
+
+fn kubernetes(job: &str, v: &Value, line: Option<u32>, out: &mut Out, report: &mut Report) {
+    if out.kubernetes_discovery {
+        report.unsupported(
+            line,
+            format!("job {job} kubernetes_sd_configs"),
+            "a second Kubernetes job: its pods are those of the first one",
+        );
+        return;
+    }
+    for sd in v.as_array().into_iter().flatten() {
+        let role = sd.get("role").and_then(s).unwrap_or_default();
+        if role != "pod" {
+            report.unsupported(
+                line,
+                format!("job {job} kubernetes_sd_configs role {role}"),
+                "shipper discovers pods only",
+            );
+            continue;
+        }
+        out.kubernetes_discovery = true;
+        report.built_in(
+            line,
+            format!("job {job} kubernetes_sd_configs role pod"),
+            "discovery: kubernetes (one watch of this node's pods)",
+        );
+        if let Some(names) = sd.pointer("/namespaces/names") {
+            out.kubernetes.insert("include_namespaces".into(), names.clone());
+            report.mapped(line, format!("job {job} namespaces"), "kubernetes.include_namespaces");
+        }
+        if let Some(k) = sd.get("kubeconfig_file") {
+            out.kubernetes.insert("kubeconfig".into(), k.clone());
+            report.mapped(line, format!("job {job} kubeconfig_file"), "kubernetes.kubeconfig");
+        }
+        if sd.get("selectors").is_some() {
+            report.built_in(
+                line,
+                format!("job {job} selectors"),
+                "only this node's pods are watched (spec.nodeName from NODE_NAME)",
+            );
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn static_target(
+    job: &str,
+    n: usize,
+    sc: &Value,
+    line: Option<u32>,
+    rules: &mut Vec<Rule>,
+    stages: &Stages,
+    out: &mut Out,
+    report: &mut Report,
+) {
+    let labels = obj(sc.get("labels").unwrap_or(&Value::Null));
+    let Some(path) = labels.get("__path__").and_then(s) else {
+        report.unsupported(
+            line,
+            format!("job {job} static_configs[{n}]"),
+            "no `__path__` label: no files to tail",
+        );
+        return;
+    };
+    let mut t = Map::new();
+    t.insert("paths".into(), vec![path.clone()].into());
+    if let Some(ex) = labels.get("__path_exclude__").and_then(s) {
+        t.insert("exclude".into(), vec![ex].into());
+    }
+    let mut ours = Map::new();
+    for (k, v) in &labels {
+        if !k.starts_with("__") {
+            ours.insert(k.clone(), s(v).unwrap_or_default().into());
+        }
+    }
+    t.insert("labels".into(), Value::Object(ours));
+    if stages.parsed {
+        t.insert("format".into(), "auto".into());
+    } else {
+        t.insert("format".into(), "raw".into());
+    }
+    let rs: Vec<Value> = rules.iter().map(|r| Value::Object(r.rule.clone())).collect();
+    for r in rules.drain(..) {
+        report.mapped(r.line, r.what, "the target's relabel_configs (the same rule)");
+    }
+    if !rs.is_empty() {
+        t.insert("relabel_configs".into(), rs.into());
+    }
+    if !stages.stages.is_empty() {
+        t.insert("pipeline_stages".into(), stages.stages.clone().into());
+    }
+    out.targets.push(Value::Object(t));
+    report.mapped(
+        line,
+        format!("job {job} static_configs[{n}] __path__ {path}"),
+        format!("targets[{}]", out.targets.len() - 1),
+    );
+}
+
+fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut Out, report: &mut Report) {
+    let mut j = Map::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "max_age" | "path" | "labels" => {
+                j.insert(k.clone(), val.clone());
+                report.mapped(line, format!("job {job} journal.{k}"), format!("journal.{k}"));
+            }
+            "json" => report.unsupported(
+                line,
+                format!("job {job} journal.json"),
+                "entries are shipped as their MESSAGE, not as JSON",
+            ),
+            other => report.unsupported(
+                line,
+                format!("job {job} journal.{other}"),
+                "no such journal setting in shipper",
+            ),
+        }
+    }
+    let mut fields = Map::new();
+    for r in rules {
+        let src = r
+            .rule
+            .get("source_labels")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let target = r.rule.get("target_label").and_then(s);
+        let field = src
+            .first()
+            .and_then(s)
+            .and_then(|f| f.strip_prefix("__journal_").map(|f| f.to_ascii_uppercase()));
+        let plain = r.rule.get("regex").is_none() && r.rule.get("replacement").is_none() && src.len() == 1;
+        match (field, target, plain) {
+            (Some(f), Some(t), true) => {
+                report.mapped(r.line, r.what, format!("journal.fields.{t}: {f}"));
+                fields.insert(t, f.into());
+            }
+            _ => report.unsupported(
+                r.line,
+                r.what,
+                "journal entries are labelled by journal.fields (label → field) only",
+            ),
+        }
+    }
+    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
+    j.insert("fields".into(), Value::Object(fields));
+    out.journal = Some(j);
+}

@@ -1,0 +1,81 @@
+//! Pipeline stages, from Promtail's YAML (`- json: {...}`) or Alloy's `stage.*` blocks, into
+//! ours. Our stages take Promtail's shape, so a stage that deserializes into [`StageConfig`] is
+//! carried as written; the rest are built in (CRI and docker parsing) or reported.
+
+use super::report::Report;
+use crate::config::StageConfig;
+use serde_json::{Map, Value};
+
+/// What lowering a list of stages gave: ours, and the label names they set.
+#[derive(Default)]
+pub struct Stages {
+    pub stages: Vec<Value>,
+    pub labels: Vec<String>,
+    /// A `cri` or `docker` stage was given: lines are parsed (built in) and `stream` is a label.
+    pub parsed: bool,
+}
+
+impl Stages {
+    /// One stage, `name` as Promtail spells it and its settings. `what` names it in the report.
+    pub fn push(&mut self, name: &str, settings: Value, line: Option<u32>, what: &str, report: &mut Report) {
+        match name {
+            "cri" | "docker" => {
+                self.parsed = true;
+                self.labels.push("stream".into());
+                report.built_in(
+                    line,
+                    what,
+                    format!("each file's format (CRI or docker) is detected and parsed; `stream` is a label as with `{name}`"),
+                );
+                return;
+            }
+            "match" => {
+                report.unsupported(
+                    line,
+                    what,
+                    "shipper has no `match` stage (stages by selector): its stages are left out; give them to the target whose files they are for (`targets[].pipeline_stages`)",
+                );
+                return;
+            }
+            "labeldrop"
+            | "labelallow"
+            | "labels"
+            | "static_labels"
+            | "structured_metadata"
+            | "json"
+            | "logfmt"
+            | "regex"
+            | "timestamp"
+            | "output"
+            | "tenant"
+            | "drop"
+            | "keep"
+            | "multiline"
+            | "limit" => {}
+            other => {
+                report.unsupported(
+                    line,
+                    what,
+                    format!("shipper has no `{other}` stage; lines pass without it"),
+                );
+                return;
+            }
+        }
+        let stage = Value::Object(Map::from_iter([(name.to_string(), settings)]));
+        match serde_json::from_value::<StageConfig>(stage.clone()) {
+            Ok(parsed) => {
+                match &parsed {
+                    StageConfig::Labels(m) | StageConfig::StaticLabels(m) => self.labels.extend(m.keys().cloned()),
+                    _ => {}
+                }
+                self.stages.push(stage);
+                report.mapped(line, what, format!("pipeline_stages `{name}`"));
+            }
+            Err(e) => report.unsupported(
+                line,
+                what,
+                format!("its settings do not fit shipper's `{name}` stage: {e}"),
+            ),
+        }
+    }
+}

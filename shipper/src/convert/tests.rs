@@ -1,0 +1,189 @@
+use super::{convert, Outcome, Source};
+
+fn alloy(text: &str) -> Result<super::Converted, String> {
+    convert(Source::Alloy, text, "config.alloy")
+}
+
+const WRITE: &str = r#"
+loki.write "default" {
+  endpoint {
+    url = "http://loki:3100/loki/api/v1/push"
+  }
+}
+"#;
+
+#[test]
+fn bad_alloy_input_gets_an_error_with_its_place_never_a_panic() {
+    let cases = [
+        ("loki.write \"x\" {\n  endpoint {\n", "config.alloy:3:1"),
+        ("lokki.source.file \"a\" {\n}\n", "not an Alloy component"),
+        (
+            "loki.source.file \"a\" {\n  targets = [{__path__ = \"/x\"}]\n  forward_to = [loki.write.nowhere.receiver]\n}\n",
+            "names `loki.write.nowhere`, which is not defined",
+        ),
+        (
+            "loki.source.file \"a\" {\n  targets = [{__path__ = \"/x\"}]\n  forward_to = []\n}\n",
+            "forward_to is empty",
+        ),
+        (
+            "loki.source.file \"a\" {\n  targets = [{__path__ = \"/x\"}]\n}\n",
+            "has no forward_to",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = alloy(text).expect_err(text);
+        assert!(e.contains(want), "{text:?}: {e}");
+        assert!(e.starts_with("config.alloy:"), "{e}");
+    }
+    let e = convert(Source::Promtail, "scrape_configs: [", "p.yaml").unwrap_err();
+    assert!(e.starts_with("p.yaml: not a YAML document"), "{e}");
+}
+
+#[test]
+fn static_targets_env_and_secrets() {
+    let text = r#"
+local.file_match "logs" {
+  path_targets = [{"__path__" = "/var/log/app/*.log", "__path_exclude__" = "/var/log/app/*.gz", job = "app", host = sys.env("HOSTNAME")}]
+}
+loki.source.file "logs" {
+  targets    = local.file_match.logs.targets
+  forward_to = [loki.write.cloud.receiver]
+}
+loki.write "cloud" {
+  endpoint {
+    url = coalesce(env("LOKI_URL_UNSET_IN_TESTS"), "https://logs.example.com/loki/api/v1/push")
+    basic_auth {
+      username = "123"
+      password = "glc_inline_secret"
+    }
+    bearer_token = "also-secret"
+  }
+  external_labels = { cluster = "c1" }
+}
+"#;
+    let c = alloy(text).unwrap();
+    let y = &c.yaml;
+    assert!(!y.contains("glc_inline_secret") && !y.contains("also-secret"), "{y}");
+    assert!(
+        y.contains("password_file: /etc/shipper/secrets/client0-password"),
+        "{y}"
+    );
+    assert!(
+        y.contains("bearer_token_file: /etc/shipper/secrets/client0-bearer-token"),
+        "{y}"
+    );
+    assert!(
+        y.contains("url: ${LOKI_URL_UNSET_IN_TESTS:-https://logs.example.com/loki/api/v1/push}"),
+        "{y}"
+    );
+    assert!(y.contains("host: ${HOSTNAME}"), "{y}");
+    assert!(y.contains("- /var/log/app/*.gz") && y.contains("format: raw"), "{y}");
+    assert!(y.contains("cluster: c1"), "{y}");
+    assert!(c.report.complete(), "{}", c.report.render());
+    let cfg = crate::config::load_str(
+        &y.replace("${HOSTNAME}", "h")
+            .replace("${LOKI_URL_UNSET_IN_TESTS:-", "${U:-"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(cfg.targets[0].labels["job"], "app");
+    assert_eq!(cfg.client.external_labels["cluster"], "c1");
+}
+
+#[test]
+fn what_has_no_counterpart_is_reported_with_its_line_and_the_rest_still_converts() {
+    let text = format!(
+        r#"
+loki.source.file "a" {{
+  targets    = [{{__path__ = "/var/log/*.log"}}]
+  forward_to = [loki.process.p.receiver]
+}}
+loki.process "p" {{
+  stage.match {{
+    selector = "{{app=\"x\"}}"
+  }}
+  stage.template {{
+    source = "x"
+    template = "{{{{ .Value }}}}"
+  }}
+  stage.json {{
+    expressions = {{ level = "" }}
+  }}
+  forward_to = [loki.write.default.receiver]
+}}
+prometheus.scrape "m" {{
+  targets = []
+}}
+{WRITE}"#
+    );
+    let c = alloy(&text).unwrap();
+    assert!(!c.report.complete());
+    let unsupported: Vec<(Option<u32>, &str)> = c
+        .report
+        .notes
+        .iter()
+        .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
+        .map(|n| (n.line, n.what.as_str()))
+        .collect();
+    assert_eq!(
+        unsupported,
+        [
+            (Some(7), "loki.process stage.match"),
+            (Some(10), "loki.process stage.template"),
+            (Some(19), "prometheus.scrape \"m\""),
+        ]
+    );
+    assert!(c.yaml.contains("json:"), "{}", c.yaml);
+    let rendered = c.report.render();
+    assert!(
+        rendered.contains("config.alloy:7: loki.process stage.match: NOT SUPPORTED"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn relabel_replacements_and_promtail_env_references_survive_expansion() {
+    let text = r#"
+clients:
+  - url: ${LOKI_URL:-http://loki:3100/loki/api/v1/push}
+scrape_configs:
+  - job_name: pods
+    kubernetes_sd_configs:
+      - role: pod
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_label_team]
+        target_label: team
+        replacement: team-${1}
+"#;
+    let c = convert(Source::Promtail, text, "p.yaml").unwrap();
+    assert!(c.yaml.contains("replacement: team-$${1}"), "{}", c.yaml);
+    assert!(
+        c.yaml.contains("url: ${LOKI_URL:-http://loki:3100/loki/api/v1/push}"),
+        "{}",
+        c.yaml
+    );
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    assert_eq!(cfg.relabel_configs[0].replacement, "team-${1}");
+    // The built-in labels this config never sets are dropped at the end.
+    let last = serde_json::to_value(cfg.pipeline_stages.last().unwrap()).unwrap();
+    assert_eq!(
+        last["labeldrop"],
+        serde_json::json!(["namespace", "pod", "container", "app", "job", "node_name", "stream"])
+    );
+}
+
+#[test]
+fn strings_that_look_like_env_references_in_alloy_stay_literal() {
+    let text = format!(
+        r#"
+loki.source.file "a" {{
+  targets    = [{{__path__ = "/var/log/${{x}}/*.log", job = "$${{y}}"}}]
+  forward_to = [loki.write.default.receiver]
+}}
+{WRITE}"#
+    );
+    let c = alloy(&text).unwrap();
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    assert_eq!(cfg.targets[0].paths, ["/var/log/${x}/*.log"]);
+    assert_eq!(cfg.targets[0].labels["job"], "$${y}");
+}
