@@ -10,7 +10,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     match shipper::convert::alloy::parse(text) {
         Err(e) => assert!(e.pos.line as usize <= text.lines().count() + 1, "{e}"),
         Ok(_) => {
-            let _ = shipper::convert::convert(shipper::convert::Source::Alloy, text, "fuzz.alloy");
+            let _ = shipper::convert::convert(
+                shipper::convert::Source::Alloy,
+                shipper::convert::Target::Config,
+                text,
+                "fuzz.alloy",
+            );
         }
     }
 });

@@ -35,6 +35,9 @@ struct ConvertOpts {
     /// What FILE is.
     #[arg(long, value_name = "KIND")]
     from: crate::convert::Source,
+    /// What to write.
+    #[arg(long, value_name = "KIND", default_value = "config")]
+    to: crate::convert::Target,
     /// The configuration to convert.
     file: PathBuf,
     /// Where to write shipper's config (default: stdout).
@@ -54,7 +57,7 @@ fn convert(o: &ConvertOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let done = match crate::convert::convert(o.from, &text, &name) {
+    let done = match crate::convert::convert(o.from, o.to, &text, &name) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");

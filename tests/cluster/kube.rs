@@ -196,6 +196,8 @@ impl Cluster {
             "--wait",
         ]);
         let _ = self.kubectl(&["delete", "clusterrole,clusterrolebinding", "-l", SELECTOR]);
+        // The DaemonSet's pods, at once rather than when the garbage collector gets to them.
+        let _ = self.kubectl(&["delete", "pods", "-n", NAMESPACE, "-l", SELECTOR, "--wait=false"]);
         // The pods' grace period is 40 s; kubelet may still be creating one it must then tear down.
         let gone = Duration::from_secs(180);
         let start = Instant::now();

@@ -31,10 +31,9 @@ fn unknown_keys(given: &Value, known: &Value, path: &str, out: &mut Vec<String>)
     }
 }
 
-#[test]
-fn argocd_application_deploys_the_chart_into_monitoring() {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/shipper.yaml")).unwrap();
-    let app: Value = serde_yaml_ng::from_str(&text).unwrap();
+/// Checks an Application for our chart as ArgoCD would use it and renders its values: the chart's
+/// objects, deployable, and the checked config (JSON).
+fn check_application(app: &Value) -> (Vec<Value>, Value) {
     assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
     assert_eq!(app["kind"], "Application");
     let spec = &app["spec"];
@@ -59,7 +58,68 @@ fn argocd_application_deploys_the_chart_into_monitoring() {
     let objects = render(Some(&serde_yaml_ng::to_string(values).unwrap()));
     assert_deployable(&objects);
     let config = crate::render::check_config(&objects);
+    (objects, config)
+}
+
+#[test]
+fn argocd_application_deploys_the_chart_into_monitoring() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/shipper.yaml")).unwrap();
+    let (_, config) = check_application(&serde_yaml_ng::from_str(&text).unwrap());
     assert_eq!(config["client"]["external_labels"]["cluster"], "my-cluster");
+}
+
+/// `shipper convert --from FROM --to TO tests/convert/FILE`, which must carry everything over: what
+/// it wrote.
+fn converted(from: &str, to: &str, file: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("converted.yaml");
+    let out = std::process::Command::new(crate::render::BIN)
+        .args(["convert", "--from", from, "--to", to])
+        .arg(Path::new(ROOT).join("tests/convert").join(file))
+        .arg("-o")
+        .arg(&written)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(&written).unwrap()
+}
+
+/// The seed's Application for Alloy's chart, converted by `shipper convert --to argocd`, installs
+/// our chart with what the seed configured: its Loki, external label, relabel rule, priority
+/// class, tolerations and resources.
+#[test]
+fn the_seeds_alloy_application_converts_to_one_for_our_chart() {
+    let app: Value = serde_yaml_ng::from_str(&converted(
+        "alloy-helm-values",
+        "argocd",
+        "alloy-argocd-application.yaml",
+    ))
+    .unwrap();
+    assert_eq!(app["metadata"]["name"], "shipper");
+    assert_eq!(app["spec"]["syncPolicy"]["automated"]["selfHeal"], true);
+    let (objects, config) = check_application(&app);
+    let client = &config["client"];
+    assert_eq!(
+        client["url"],
+        "http://loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push"
+    );
+    assert_eq!(client["external_labels"]["cluster"], "my-cluster");
+    assert_eq!(config["discovery"], "kubernetes");
+    let rules = config["relabel_configs"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["source_labels"][0],
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name"
+    );
+    assert_eq!(rules[0]["target_label"], "app");
+    assert_eq!(
+        config["pipeline_stages"],
+        serde_json::json!([{"labeldrop": ["job", "node_name", "stream"]}])
+    );
+    let pod = &crate::render::find(&objects, "DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["tolerations"], serde_json::json!([{"operator": "Exists"}]));
+    assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "512Mi");
 }
 
 #[test]
@@ -69,4 +129,28 @@ fn unknown_values_are_found() {
     let mut unknown = Vec::new();
     unknown_keys(&given, &known, "", &mut unknown);
     assert_eq!(unknown, [".loki.ulr"]);
+}
+
+/// Promtail chart values converted by `shipper convert --to helm-values` are values our chart
+/// knows, render a deployable DaemonSet, and carry the source's client, rules and placement.
+#[test]
+fn promtail_chart_values_convert_to_values_our_chart_renders() {
+    let text = converted("promtail-helm-values", "helm-values", "promtail-chart-values.yaml");
+    let values: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let chart_values: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(Path::new(CHART).join("values.yaml")).unwrap()).unwrap();
+    let mut unknown = Vec::new();
+    unknown_keys(&values, &chart_values, "", &mut unknown);
+    assert!(unknown.is_empty(), "values the chart does not have: {unknown:?}");
+    let objects = render(Some(&text));
+    // The source's tolerations (control-plane nodes only) replace the chart's (every taint).
+    crate::helm::assert_deployable_where(&objects, false);
+    let config = crate::render::check_config(&objects);
+    assert_eq!(config["client"]["tenant_id"], "team-a");
+    assert_eq!(config["server"]["log_level"], "warn");
+    let rules = config["relabel_configs"].as_array().unwrap();
+    assert_eq!(rules.last().unwrap()["action"], "labelmap");
+    let pod = &crate::render::find(&objects, "DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["tolerations"][0]["key"], "node-role.kubernetes.io/control-plane");
 }

@@ -18,8 +18,13 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/convert");
 
 /// `shipper convert --from FROM corpus/FILE -o OUT`: exit code and report.
 fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
+    convert_to(from, "config", file, out)
+}
+
+/// `shipper convert --from FROM --to TO corpus/FILE -o OUT`: exit code and report.
+fn convert_to(from: &str, to: &str, file: &str, out: &Path) -> (i32, String) {
     let o = Command::new(BIN)
-        .args(["convert", "--from", from])
+        .args(["convert", "--from", from, "--to", to])
         .arg(Path::new(CORPUS).join(file))
         .arg("-o")
         .arg(out)
@@ -272,5 +277,84 @@ fn a_promtail_host_config_with_docker_and_the_journal_converts_and_ships() {
     }
     want.sort();
     assert_eq!(label_sets(&env), want);
+    agent.stop();
+}
+
+/// The seed's Application for Alloy's chart (its config inside the Helm values), converted to our
+/// config: the labels of the seed's rules and no others (no job, node_name or stream).
+#[test]
+fn the_seeds_alloy_application_converts_and_ships_with_its_labels() {
+    let env = Env::new();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert_to("alloy-helm-values", "config", "alloy-argocd-application.yaml", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    let mut overlay = Overlay::new(&env);
+    let logger = Pod::new("monitoring", "logger-0", "uid-logger", "node-a")
+        .label("app.kubernetes.io/name", "logger")
+        .container("logger", Some("containerd://0a1b2c"));
+    let plain = Pod::new("default", "plain-0", "uid-plain", "node-a").container("main", Some("containerd://3d4e5f"));
+    let (api, root) = kubernetes(&env, &mut overlay, &[logger, plain]);
+    overlay.apply(&cfg);
+    let a = root.join("monitoring_logger-0_uid-logger/logger/0.log");
+    let b = root.join("default_plain-0_uid-plain/main/0.log");
+    let agent = ship_two_pods(&env, &cfg, &api, &a, &b);
+    let mut want = vec![
+        format!(
+            "{{app=\"logger\", cluster=\"my-cluster\", container=\"logger\", filename=\"{}\", namespace=\"monitoring\", pod=\"logger-0\"}}",
+            a.display()
+        ),
+        format!(
+            "{{cluster=\"my-cluster\", container=\"main\", filename=\"{}\", namespace=\"default\", pod=\"plain-0\"}}",
+            b.display()
+        ),
+    ];
+    want.sort();
+    assert_eq!(label_sets(&env), want);
+    agent.stop();
+}
+
+/// Promtail chart values (the chart's default job plus a labelmap rule), converted to our config:
+/// the chart's labels, the labelmap's, and the tenant.
+#[test]
+fn promtail_chart_values_convert_and_ship_with_their_labels() {
+    let env = Env::new();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert_to("promtail-helm-values", "config", "promtail-chart-values.yaml", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    let mut overlay = Overlay::new(&env);
+    let shop = Pod::new("shop", "cart-0", "uid-cart", "node-a")
+        .label("app.kubernetes.io/name", "cart")
+        .label("app.kubernetes.io/component", "backend")
+        .label("team.example.com/owner", "payments")
+        .container("cart", Some("containerd://0a1b2c"));
+    let other = Pod::new("shop", "db-0", "uid-db", "node-a")
+        .label("component", "database")
+        .controller("StatefulSet", "db")
+        .container("postgres", Some("containerd://3d4e5f"));
+    let (api, root) = kubernetes(&env, &mut overlay, &[shop, other]);
+    overlay.apply(&cfg);
+    let a = root.join("shop_cart-0_uid-cart/cart/0.log");
+    let b = root.join("shop_db-0_uid-db/postgres/0.log");
+    let agent = ship_two_pods(&env, &cfg, &api, &a, &b);
+    let mut want = vec![
+        format!(
+            "{{app=\"cart\", component=\"backend\", container=\"cart\", filename=\"{}\", job=\"shop/cart\", namespace=\"shop\", node_name=\"node-a\", owner=\"payments\", pod=\"cart-0\", stream=\"stdout\"}}",
+            a.display()
+        ),
+        format!(
+            "{{app=\"db\", component=\"database\", container=\"postgres\", filename=\"{}\", job=\"shop/db\", namespace=\"shop\", node_name=\"node-a\", pod=\"db-0\", stream=\"stdout\"}}",
+            b.display()
+        ),
+    ];
+    want.sort();
+    assert_eq!(label_sets(&env), want);
+    let tenants: std::collections::BTreeSet<Option<String>> = env
+        .loki
+        .streams()
+        .values()
+        .flatten()
+        .map(|e| e.tenant.clone())
+        .collect();
+    assert_eq!(tenants, [Some("team-a".to_string())].into(), "the client's tenant_id");
     agent.stop();
 }

@@ -135,7 +135,16 @@ pub fn lower_rules(rules: Vec<Rule>, out: &mut Out, report: &mut Report) -> Vec<
 
 /// The built-in labels nobody set in the source (`set`: what its rules and stages set): a last
 /// `labeldrop` stage removes them, so the streams are labelled as the source labelled them.
-pub fn drop_unset(set: &[String], out: &mut Out, report: &mut Report) {
+/// `parsed`: the source parsed kubelet's format (a `cri`/`docker` stage); else it is said that
+/// shipper does.
+pub fn drop_unset(set: &[String], parsed: bool, out: &mut Out, report: &mut Report) {
+    if !parsed {
+        report.built_in(
+            None,
+            "kubelet's log format",
+            "CRI and docker lines are parsed: the message alone at kubelet's timestamp (without a cri/docker stage the source shipped each line with kubelet's `<time> <stream> <flags>` prefix)",
+        );
+    }
     let unset: Vec<&str> = BUILT_IN
         .iter()
         .copied()

@@ -1,12 +1,17 @@
-//! `shipper convert`: an Alloy or Promtail configuration read and written as ours, with a report
-//! that says, construct by construct, what was mapped, what is built in, and what was left out.
+//! `shipper convert`: an Alloy or Promtail configuration (or the Helm values and ArgoCD
+//! Application that install it) read and written as ours, with a report that says, construct by
+//! construct, what was mapped, what is built in, and what was left out.
 //!
-//! Both sources are lowered into [`out::Out`] (our config as YAML values), then rendered and checked
-//! by the same loader `shipper check` uses, so what is written always loads.
+//! Every source is lowered into [`out::Out`] (our config as YAML values), which is rendered and
+//! checked by the loader `shipper check` uses, so what is written always loads; chart values and
+//! Applications are made from it.
 
 pub mod alloy;
+mod app;
+mod chart;
 mod k8s;
 mod out;
+mod peers;
 mod promtail;
 mod report;
 mod stages;
@@ -22,35 +27,99 @@ pub enum Source {
     Alloy,
     /// A Promtail `config.yaml`.
     Promtail,
+    /// Values of Alloy's Helm chart (its config in `alloy.configMap.content`), or an ArgoCD
+    /// Application installing that chart with them.
+    AlloyHelmValues,
+    /// Values of Promtail's Helm chart (`config.*`), or an ArgoCD Application installing it.
+    PromtailHelmValues,
 }
 
-/// The converted configuration and its report.
+/// What `--to` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// shipper's config file.
+    #[default]
+    Config,
+    /// Values for shipper's Helm chart (deploy/helm/shipper).
+    HelmValues,
+    /// The ArgoCD Application (given with --from *-helm-values) rewritten to install shipper's chart.
+    Argocd,
+}
+
+/// What was written and its report.
 #[derive(Debug)]
 pub struct Converted {
-    /// Our config as YAML, which `shipper check` accepts.
+    /// Our config, chart values or Application, as YAML.
     pub yaml: String,
     pub report: Report,
 }
 
-/// Converts `text` (read from `file`, named in the report and errors). Err: the source does not
-/// parse, or is not a configuration of that kind (with file:line:column where known).
-pub fn convert(from: Source, text: &str, file: &str) -> Result<Converted, String> {
+/// Converts `text` (read from `file`, named in the report and errors) into `to`. Err: the source
+/// does not parse, is not of that kind, or cannot give `to` (file:line:column where known).
+pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Converted, String> {
     let mut report = Report::new(file);
-    let out = match from {
+    let (out, input) = match from {
         Source::Alloy => {
             let body = alloy::parse(text).map_err(|e| format!("{file}:{e}"))?;
-            alloy::lower(&body, &mut report).map_err(|e| format!("{file}:{e}"))?
+            (
+                alloy::lower(&body, &mut report).map_err(|e| format!("{file}:{e}"))?,
+                None,
+            )
         }
-        Source::Promtail => promtail::lower(text, &mut report).map_err(|e| format!("{file}: {e}"))?,
+        Source::Promtail => (
+            promtail::lower(text, &mut report).map_err(|e| format!("{file}: {e}"))?,
+            None,
+        ),
+        Source::AlloyHelmValues | Source::PromtailHelmValues => {
+            let chart = if from == Source::AlloyHelmValues {
+                peers::Chart::Alloy
+            } else {
+                peers::Chart::Promtail
+            };
+            let input = app::read(chart, text, &mut report).map_err(|e| format!("{file}: {e}"))?;
+            let out = app::lower(chart, &input, file, &mut report)?;
+            (out, Some((chart, input)))
+        }
     };
-    let header = format!(
-        "# Converted from {file} by `shipper convert --from {}`.\n",
-        match from {
-            Source::Alloy => "alloy",
-            Source::Promtail => "promtail",
+    let config = out.render();
+    out::check(&config, &mut report)?;
+    let name = |s: Source| {
+        use clap::ValueEnum;
+        s.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let yaml = match to {
+        Target::Config => format!(
+            "# Converted from {file} by `shipper convert --from {}`.\n{config}",
+            name(from)
+        ),
+        Target::HelmValues => {
+            let values = match &input {
+                Some((chart, input)) => app::values(*chart, input, &out, &mut report),
+                None => chart::values(&out, &mut report),
+            };
+            format!(
+                "# Values for shipper's chart ({}), converted from {file} by `shipper convert`.\n{}",
+                app::CHART_PATH,
+                serde_yaml_ng::to_string(&values).unwrap_or_default()
+            )
         }
-    );
-    let yaml = header + &out.render();
-    out::check(&yaml, &mut report)?;
+        Target::Argocd => {
+            let Some((chart, input)) = &input else {
+                return Err("--to argocd rewrites an ArgoCD Application: give one with --from alloy-helm-values or promtail-helm-values".into());
+            };
+            let Some(application) = &input.app else {
+                return Err(format!(
+                    "{file} is chart values, not an ArgoCD Application: use --to helm-values"
+                ));
+            };
+            let values = app::values(*chart, input, &out, &mut report);
+            format!(
+                "# shipper's chart installed by ArgoCD, converted from {file} by `shipper convert`.\n{}",
+                serde_yaml_ng::to_string(&app::application(application, values)).unwrap_or_default()
+            )
+        }
+    };
     Ok(Converted { yaml, report })
 }

@@ -308,7 +308,7 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                 let mut set = k8s::lower_rules(std::mem::take(&mut rules), out, report);
                 set.extend(stages.labels.iter().cloned());
                 out.pipeline_stages.append(&mut stages.stages);
-                k8s::drop_unset(&set, out, report);
+                k8s::drop_unset(&set, stages.parsed, out, report);
             }
             "static_configs" => {
                 kinds += 1;

@@ -1,4 +1,8 @@
-use super::{convert, Outcome, Source};
+use super::{Outcome, Source, Target};
+
+fn convert(from: Source, text: &str, file: &str) -> Result<super::Converted, String> {
+    super::convert(from, Target::Config, text, file)
+}
 
 fn alloy(text: &str) -> Result<super::Converted, String> {
     convert(Source::Alloy, text, "config.alloy")
@@ -186,4 +190,57 @@ loki.source.file "a" {{
     let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
     assert_eq!(cfg.targets[0].paths, ["/var/log/${x}/*.log"]);
     assert_eq!(cfg.targets[0].labels["job"], "$${y}");
+}
+
+#[test]
+fn chart_values_and_applications_errors_name_the_file_and_what_to_do() {
+    let values = "alloy:\n  configMap:\n    content: |\n      loki.write \"x\" {\n        endpoint {\n";
+    let e = super::convert(Source::AlloyHelmValues, Target::HelmValues, values, "v.yaml").unwrap_err();
+    // The error's line is the file's (content starts on line 4), not the config's.
+    assert!(e.starts_with("v.yaml:6:"), "{e}");
+    let e = super::convert(Source::AlloyHelmValues, Target::Argocd, "alloy: {}\n", "v.yaml").unwrap_err();
+    assert!(e.contains("not an ArgoCD Application: use --to helm-values"), "{e}");
+    let app = "kind: Application\nspec:\n  source:\n    chart: loki\n";
+    let e = super::convert(Source::AlloyHelmValues, Target::Argocd, app, "a.yaml").unwrap_err();
+    assert!(e.contains("installs chart Some(\"loki\"), not alloy"), "{e}");
+    let external = "alloy:\n  configMap:\n    create: false\n    name: my-config\n";
+    let c = super::convert(Source::AlloyHelmValues, Target::HelmValues, external, "v.yaml").unwrap();
+    assert!(!c.report.complete());
+    assert!(
+        c.report.render().contains("convert that config with `--from alloy`"),
+        "{}",
+        c.report.render()
+    );
+}
+
+#[test]
+fn promtail_stages_carry_and_those_without_counterpart_are_reported() {
+    let text = r#"
+scrape_configs:
+  - job_name: app
+    pipeline_stages:
+      - json:
+          expressions: {level: level, msg: message}
+      - labels: {level: ""}
+      - match:
+          selector: '{app="x"}'
+          stages: [{drop: {expression: ".*"}}]
+      - metrics:
+          lines: {type: Counter}
+      - output: {source: msg}
+    static_configs:
+      - labels: {__path__: /var/log/app/*.log, job: app}
+"#;
+    let c = convert(Source::Promtail, text, "p.yaml").unwrap();
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    let names: Vec<&str> = cfg.targets[0].pipeline_stages.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["json", "labels", "output"]);
+    let lines: Vec<Option<u32>> = c
+        .report
+        .notes
+        .iter()
+        .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
+        .map(|n| n.line)
+        .collect();
+    assert_eq!(lines, [Some(8), Some(11)]);
 }

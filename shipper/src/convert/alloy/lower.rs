@@ -338,7 +338,7 @@ impl<'a> Graph<'a> {
                     self.discovery(b, out, report);
                     let set = stages.labels.clone();
                     out.pipeline_stages.append(&mut stages.stages);
-                    k8s::drop_unset(&set, out, report);
+                    k8s::drop_unset(&set, stages.parsed, out, report);
                     return Ok(());
                 }
                 other => {
@@ -424,7 +424,7 @@ impl<'a> Graph<'a> {
         let mut set = k8s::lower_rules(rules, out, report);
         set.extend(stages.labels.iter().cloned());
         out.pipeline_stages.append(&mut stages.stages);
-        k8s::drop_unset(&set, out, report);
+        k8s::drop_unset(&set, stages.parsed, out, report);
         Ok(())
     }
 

@@ -1,0 +1,346 @@
+//! The Helm values users keep for Alloy's chart (grafana/alloy) and Promtail's (grafana/promtail):
+//! where their config is, and what their pod-level values become in ours.
+
+use super::chart::set;
+use super::report::Report;
+use serde_json::{json, Map, Value};
+
+/// What becomes of a value of a peer's chart.
+enum Rule {
+    /// Our chart's value at this path.
+    To(&'static str),
+    /// Handled by the caller (the config itself).
+    Config,
+    BuiltIn(&'static str),
+    NotNeeded(&'static str),
+    Unsupported(&'static str),
+}
+
+use Rule::*;
+
+const IMAGE: Rule = NotNeeded("shipper's chart runs shipper's image");
+const MOUNTED: Rule = BuiltIn("the chart mounts /var/log and /var/lib/docker/containers read-only");
+
+const ALLOY: &[(&str, Rule)] = &[
+    ("alloy.configMap", Config),
+    ("alloy.mounts.varlog", MOUNTED),
+    ("alloy.mounts.dockercontainers", MOUNTED),
+    (
+        "alloy.mounts.extra",
+        Unsupported("extra mounts: the chart has none; tail only under /var/log"),
+    ),
+    ("alloy.resources", To("resources")),
+    ("alloy.extraEnv", To("extraEnv")),
+    (
+        "alloy.securityContext",
+        NotNeeded("the chart runs least privilege by default (securityContext.*)"),
+    ),
+    (
+        "alloy.clustering",
+        NotNeeded("one agent per node reads that node's files: nothing to share"),
+    ),
+    ("alloy.stabilityLevel", NotNeeded("no feature gates")),
+    ("alloy.enableReporting", NotNeeded("shipper reports nothing anywhere")),
+    (
+        "alloy.listenPort",
+        NotNeeded("shipper's /metrics and /ready are on http.port (9080)"),
+    ),
+    ("alloy.listenAddr", NotNeeded("shipper listens on 0.0.0.0:http.port")),
+    ("alloy.storagePath", NotNeeded("positions live in hostPaths.positions")),
+    ("alloy.extraArgs", Unsupported("Alloy's flags have no counterpart")),
+    ("alloy.extraPorts", Unsupported("shipper listens on http.port only")),
+    ("controller.type", Config),
+    ("controller.priorityClassName", To("priorityClassName")),
+    ("controller.tolerations", To("tolerations")),
+    ("controller.nodeSelector", To("nodeSelector")),
+    ("controller.affinity", To("affinity")),
+    ("controller.podAnnotations", To("podAnnotations")),
+    ("controller.podLabels", To("podLabels")),
+    ("controller.hostNetwork", To("hostNetwork")),
+    ("controller.updateStrategy", To("updateStrategy")),
+    (
+        "controller.volumes.extra",
+        Unsupported("extra volumes: the chart has none"),
+    ),
+    (
+        "configReloader",
+        NotNeeded("shipper reloads its config itself (SIGHUP, /reload); the chart rolls the pods when it changes"),
+    ),
+    ("image", IMAGE),
+    ("global", NotNeeded("no global values")),
+    ("crds", NotNeeded("shipper's chart has no CRDs")),
+    ("serviceAccount.create", To("serviceAccount.create")),
+    ("serviceAccount.name", To("serviceAccount.name")),
+    ("serviceAccount.annotations", To("serviceAccount.annotations")),
+    ("rbac.create", To("rbac.create")),
+    ("service.enabled", To("service.enabled")),
+    ("serviceMonitor.enabled", To("serviceMonitor.enabled")),
+    ("serviceMonitor.interval", To("serviceMonitor.interval")),
+    ("serviceMonitor.additionalLabels", To("serviceMonitor.labels")),
+    ("nameOverride", NotNeeded("our pods are app.kubernetes.io/name=shipper")),
+    ("fullnameOverride", NotNeeded("our objects are named after the release")),
+];
+
+const PROMTAIL: &[(&str, Rule)] = &[
+    ("config", Config),
+    ("daemonset.enabled", Config),
+    ("deployment.enabled", Config),
+    ("resources", To("resources")),
+    ("extraEnv", To("extraEnv")),
+    ("priorityClassName", To("priorityClassName")),
+    ("tolerations", To("tolerations")),
+    ("nodeSelector", To("nodeSelector")),
+    ("affinity", To("affinity")),
+    ("podAnnotations", To("podAnnotations")),
+    ("podLabels", To("podLabels")),
+    ("updateStrategy", To("updateStrategy")),
+    ("defaultVolumes", MOUNTED),
+    ("defaultVolumeMounts", MOUNTED),
+    ("extraVolumes", Unsupported("extra volumes: the chart has none")),
+    ("extraVolumeMounts", Unsupported("extra mounts: the chart has none")),
+    ("extraArgs", Unsupported("Promtail's flags have no counterpart")),
+    (
+        "podSecurityContext",
+        NotNeeded("the chart runs least privilege by default (securityContext.*)"),
+    ),
+    (
+        "containerSecurityContext",
+        NotNeeded("the chart runs least privilege by default (securityContext.*)"),
+    ),
+    ("image", IMAGE),
+    ("serviceAccount.create", To("serviceAccount.create")),
+    ("serviceAccount.name", To("serviceAccount.name")),
+    ("serviceAccount.annotations", To("serviceAccount.annotations")),
+    ("rbac.create", To("rbac.create")),
+    ("serviceMonitor.enabled", To("serviceMonitor.enabled")),
+    ("serviceMonitor.interval", To("serviceMonitor.interval")),
+    ("serviceMonitor.labels", To("serviceMonitor.labels")),
+    ("nameOverride", NotNeeded("our pods are app.kubernetes.io/name=shipper")),
+    ("fullnameOverride", NotNeeded("our objects are named after the release")),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Chart {
+    Alloy,
+    Promtail,
+}
+
+/// Carries the peer chart's pod-level values into `ours`, reporting each one given.
+pub fn carry(chart: Chart, values: &Value, ours: &mut Map<String, Value>, report: &mut Report) {
+    let table = match chart {
+        Chart::Alloy => ALLOY,
+        Chart::Promtail => PROMTAIL,
+    };
+    let mut leaves = Vec::new();
+    walk(values, String::new(), table, &mut leaves);
+    for (path, value) in leaves {
+        let what = format!("value {path}");
+        match table
+            .iter()
+            .find(|(p, _)| path == *p || path.starts_with(&format!("{p}.")))
+        {
+            Some((_, Config)) => {}
+            Some((_, To(to))) => {
+                set(ours, to, value.clone());
+                let note = match *to {
+                    "tolerations" => " (they replace the chart's default, which tolerates every taint)",
+                    _ => "",
+                };
+                report.mapped(None, what, format!("chart value {to}{note}"));
+            }
+            Some((_, BuiltIn(how))) => report.built_in(None, what, *how),
+            Some((_, NotNeeded(why))) => report.not_needed(None, what, *why),
+            Some((_, Unsupported(why))) => report.unsupported(None, what, *why),
+            None => report.unsupported(None, what, "no counterpart in shipper's chart"),
+        }
+    }
+}
+
+/// The paths of `v` down to a rule's path or a non-map value.
+fn walk(v: &Value, at: String, table: &[(&str, Rule)], out: &mut Vec<(String, Value)>) {
+    match v.as_object() {
+        Some(m) if !table.iter().any(|(p, _)| *p == at) => {
+            for (k, inner) in m {
+                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                walk(inner, path, table, out);
+            }
+        }
+        _ if at.is_empty() => {}
+        _ => out.push((at, v.clone())),
+    }
+}
+
+/// The config text of Alloy chart values (`alloy.configMap.content`); Err: why there is none.
+pub fn alloy_content(values: &Value) -> Result<String, String> {
+    let cm = &values["alloy"]["configMap"];
+    match cm["content"].as_str() {
+        Some(c) if !c.trim().is_empty() => Ok(c.to_string()),
+        _ if cm["create"] == json!(false) => Err(format!(
+            "the values take Alloy's config from the ConfigMap {} (alloy.configMap.create: false): convert that config with `--from alloy`",
+            cm["name"]
+        )),
+        _ => Err("the values hold no alloy.configMap.content: the chart would run Alloy's empty default config".into()),
+    }
+}
+
+/// The controller kind the Alloy chart deploys; only a DaemonSet reads every node's files.
+pub fn alloy_controller(values: &Value, report: &mut Report) {
+    match values["controller"]["type"].as_str().unwrap_or("daemonset") {
+        "daemonset" => report.built_in(
+            None,
+            "value controller.type: daemonset",
+            "shipper's chart is a DaemonSet",
+        ),
+        other => report.unsupported(
+            None,
+            format!("value controller.type: {other}"),
+            "shipper's chart is a DaemonSet (one agent per node)",
+        ),
+    }
+}
+
+/// The Promtail chart's `kubernetes-pods` job as its default values render it, before the
+/// `common` snippet and the extra relabel rules.
+const PROMTAIL_POD_RULES: &str = r#"
+- source_labels: [__meta_kubernetes_pod_controller_name]
+  regex: ([0-9a-z-.]+?)(-[0-9a-f]{8,10})?
+  action: replace
+  target_label: __tmp_controller_name
+- source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_label_app, __tmp_controller_name, __meta_kubernetes_pod_name]
+  regex: ^;*([^;]+)(;.*)?$
+  action: replace
+  target_label: app
+- source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_instance, __meta_kubernetes_pod_label_instance]
+  regex: ^;*([^;]+)(;.*)?$
+  action: replace
+  target_label: instance
+- source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component, __meta_kubernetes_pod_label_component]
+  regex: ^;*([^;]+)(;.*)?$
+  action: replace
+  target_label: component
+"#;
+
+/// The chart's default `config.snippets.common`.
+const PROMTAIL_COMMON: &str = r#"
+- action: replace
+  source_labels: [__meta_kubernetes_pod_node_name]
+  target_label: node_name
+- action: replace
+  source_labels: [__meta_kubernetes_namespace]
+  target_label: namespace
+- action: replace
+  replacement: $1
+  separator: /
+  source_labels: [namespace, app]
+  target_label: job
+- action: replace
+  source_labels: [__meta_kubernetes_pod_name]
+  target_label: pod
+- action: replace
+  source_labels: [__meta_kubernetes_pod_container_name]
+  target_label: container
+- action: replace
+  replacement: /var/log/pods/*$1/*.log
+  separator: /
+  source_labels: [__meta_kubernetes_pod_uid, __meta_kubernetes_pod_container_name]
+  target_label: __path__
+- action: replace
+  regex: true/(.*)
+  replacement: /var/log/pods/*$1/*.log
+  separator: /
+  source_labels: [__meta_kubernetes_pod_annotationpresent_kubernetes_io_config_hash, __meta_kubernetes_pod_annotation_kubernetes_io_config_hash, __meta_kubernetes_pod_container_name]
+  target_label: __path__
+"#;
+
+fn yaml_list(text: &str) -> Vec<Value> {
+    serde_yaml_ng::from_str(text).unwrap_or_default()
+}
+
+/// The Promtail config the chart renders from `values` (its `config.*`), as Promtail YAML.
+pub fn promtail_config(values: &Value, report: &mut Report) -> String {
+    let c = &values["config"];
+    let or = |v: &Value, d: Value| if v.is_null() { d } else { v.clone() };
+    let snippets = &c["snippets"];
+    for (key, why) in [
+        ("file", "a custom config template"),
+        ("scrapeConfigs", "a custom scrape config template"),
+    ] {
+        let given = if key == "file" { &c["file"] } else { &snippets[key] };
+        if !given.is_null() {
+            report.unsupported(
+                None,
+                format!("value config.{}{key}", if key == "file" { "" } else { "snippets." }),
+                format!("{why} is not rendered here: convert the config.yaml the chart renders (the Secret's promtail.yaml) with `--from promtail`"),
+            );
+        }
+    }
+    if c["enabled"] == json!(false) {
+        report.unsupported(
+            None,
+            "value config.enabled: false",
+            "the config comes from elsewhere: convert it with `--from promtail`",
+        );
+    }
+    let mut rules = yaml_list(PROMTAIL_POD_RULES);
+    if snippets["addScrapeJobLabel"] == json!(true) {
+        rules.push(json!({"replacement": "kubernetes-pods", "target_label": "scrape_job"}));
+    }
+    rules.extend(
+        or(&snippets["common"], Value::Array(yaml_list(PROMTAIL_COMMON)))
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    rules.extend(snippets["extraRelabelConfigs"].as_array().cloned().unwrap_or_default());
+    let mut jobs = vec![json!({
+        "job_name": "kubernetes-pods",
+        "pipeline_stages": or(&snippets["pipelineStages"], json!([{"cri": {}}])),
+        "kubernetes_sd_configs": [{"role": "pod"}],
+        "relabel_configs": rules,
+    })];
+    if let Some(extra) = snippets["extraScrapeConfigs"].as_str().filter(|s| !s.trim().is_empty()) {
+        match serde_yaml_ng::from_str::<Vec<Value>>(extra) {
+            Ok(more) => jobs.extend(more),
+            Err(e) => report.unsupported(
+                None,
+                "value config.snippets.extraScrapeConfigs",
+                format!("not YAML once read ({e}); templates are not rendered here"),
+            ),
+        }
+    }
+    // Only what the values set: the chart's own defaults (port 3101, logfmt) mean nothing here.
+    let mut server = Map::new();
+    for (from, to) in [
+        ("logLevel", "log_level"),
+        ("logFormat", "log_format"),
+        ("serverPort", "http_listen_port"),
+    ] {
+        if !c[from].is_null() {
+            server.insert(to.into(), c[from].clone());
+        }
+    }
+    let mut config = json!({
+        "clients": or(&c["clients"], json!([{"url": "http://loki-gateway/loki/api/v1/push"}])),
+        "scrape_configs": jobs,
+    });
+    if !server.is_empty() {
+        config["server"] = Value::Object(server);
+    }
+    if !c["positions"].is_null() {
+        config["positions"] = c["positions"].clone();
+    }
+    serde_yaml_ng::to_string(&config).unwrap_or_default()
+}
+
+/// Whether the Promtail chart's values deploy a DaemonSet.
+pub fn promtail_controller(values: &Value, report: &mut Report) {
+    if values["deployment"]["enabled"] == json!(true) || values["daemonset"]["enabled"] == json!(false) {
+        report.unsupported(
+            None,
+            "value deployment.enabled",
+            "shipper's chart is a DaemonSet (one agent per node)",
+        );
+    } else {
+        report.built_in(None, "value daemonset.enabled", "shipper's chart is a DaemonSet");
+    }
+}
