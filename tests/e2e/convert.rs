@@ -358,3 +358,31 @@ fn promtail_chart_values_convert_and_ship_with_their_labels() {
     assert_eq!(tenants, [Some("team-a".to_string())].into(), "the client's tenant_id");
     agent.stop();
 }
+
+/// Alloy reading pods' logs through the API (loki.source.kubernetes), its rules in two chained
+/// discovery.relabel components: shipper reads kubelet's files and labels them as those rules do
+/// (no filename, job namespace/pod, a labelmap), the node filter built in.
+#[test]
+fn alloys_api_pipeline_converts_and_ships_with_its_labels() {
+    let env = Env::new();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert("alloy", "alloy-kubernetes-api.alloy", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    let mut overlay = Overlay::new(&env);
+    let owned = Pod::new("shop", "cart-0", "uid-cart", "node-a")
+        .label("team.example.com/owner", "payments")
+        .container("cart", Some("containerd://0a1b2c"));
+    let plain = Pod::new("default", "plain-0", "uid-plain", "node-a").container("main", Some("containerd://3d4e5f"));
+    let (api, root) = kubernetes(&env, &mut overlay, &[owned, plain]);
+    overlay.apply(&cfg);
+    let a = root.join("shop_cart-0_uid-cart/cart/0.log");
+    let b = root.join("default_plain-0_uid-plain/main/0.log");
+    let agent = ship_two_pods(&env, &cfg, &api, &a, &b);
+    let mut want = vec![
+        "{container=\"cart\", job=\"shop/cart-0\", namespace=\"shop\", owner=\"payments\", pod=\"cart-0\"}".to_string(),
+        "{container=\"main\", job=\"default/plain-0\", namespace=\"default\", pod=\"plain-0\"}".to_string(),
+    ];
+    want.sort();
+    assert_eq!(label_sets(&env), want);
+    agent.stop();
+}

@@ -15,9 +15,17 @@ pub struct Rule {
     pub rule: Map<String, Value>,
 }
 
-/// The labels `discovery: kubernetes` sets on a container's lines (with `filename`, which the
-/// sources set too).
-const BUILT_IN: [&str; 7] = ["namespace", "pod", "container", "app", "job", "node_name", "stream"];
+/// The labels `discovery: kubernetes` sets on a container's lines.
+const BUILT_IN: [&str; 8] = [
+    "namespace",
+    "pod",
+    "container",
+    "app",
+    "job",
+    "node_name",
+    "stream",
+    "filename",
+];
 
 /// Rules reading one of these labels, copied as is to the label named, are what we build in.
 const IDENTITY: [(&str, &str); 4] = [
@@ -91,6 +99,15 @@ pub fn lower_rules(rules: Vec<Rule>, out: &mut Out, report: &mut Report) -> Vec<
                 continue;
             }
         }
+        let node_filter = matches!(action.as_str(), "keep") && src == ["__meta_kubernetes_pod_node_name"];
+        if node_filter && regex.starts_with("${") && regex.ends_with('}') {
+            report.built_in(
+                line,
+                what,
+                "only this node's pods are watched (spec.nodeName from NODE_NAME)",
+            );
+            continue;
+        }
         if plain && src.len() == 1 {
             if let Some((_, label)) = IDENTITY.iter().find(|(m, l)| *m == src[0] && *l == target) {
                 set.push(target.clone());
@@ -159,4 +176,17 @@ pub fn drop_unset(set: &[String], parsed: bool, out: &mut Out, report: &mut Repo
         format!("labels the source does not set ({})", unset.join(", ")),
         "a last `labeldrop` stage: shipper sets them by default; remove the stage to keep them",
     );
+}
+
+/// The Kubernetes pipeline's rules and stages are global in our config: with file targets beside
+/// it they apply to those files too, which the source did not do.
+pub fn note_mixed(out: &Out, report: &mut Report) {
+    let global = !out.relabel_configs.is_empty() || !out.pipeline_stages.is_empty();
+    if out.kubernetes_discovery && !out.targets.is_empty() && global {
+        report.unsupported(
+            None,
+            "Kubernetes and file targets together",
+            "the Kubernetes pipeline's relabel_configs and pipeline_stages apply to the targets' files too in shipper: check their labels, or move the targets to a second agent",
+        );
+    }
 }

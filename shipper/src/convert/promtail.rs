@@ -85,6 +85,7 @@ pub fn lower(text: &str, report: &mut Report) -> Result<Out, String> {
             other => report.unsupported(line, other, "not a Promtail section shipper knows"),
         }
     }
+    k8s::note_mixed(&out, report);
     Ok(out)
 }
 
@@ -307,6 +308,8 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                 kubernetes(&name, v, at, out, report);
                 let mut set = k8s::lower_rules(std::mem::take(&mut rules), out, report);
                 set.extend(stages.labels.iter().cloned());
+                // Promtail labels every file's lines with its path.
+                set.push("filename".into());
                 out.pipeline_stages.append(&mut stages.stages);
                 k8s::drop_unset(&set, stages.parsed, out, report);
             }

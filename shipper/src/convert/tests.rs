@@ -244,3 +244,24 @@ scrape_configs:
         .collect();
     assert_eq!(lines, [Some(8), Some(11)]);
 }
+
+#[test]
+fn kubernetes_and_file_targets_together_are_reported() {
+    let text = r#"
+clients: [{url: "http://loki:3100/loki/api/v1/push"}]
+scrape_configs:
+  - job_name: pods
+    kubernetes_sd_configs: [{role: pod}]
+    pipeline_stages: [{cri: {}}, {json: {expressions: {level: ""}}}]
+  - job_name: syslog
+    static_configs: [{labels: {__path__: /var/log/syslog, job: syslog}}]
+"#;
+    let c = convert(Source::Promtail, text, "p.yaml").unwrap();
+    assert!(
+        c.report
+            .render()
+            .contains("Kubernetes and file targets together: NOT SUPPORTED"),
+        "{}",
+        c.report.render()
+    );
+}

@@ -137,6 +137,7 @@ pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
             _ => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
         }
     }
+    k8s::note_mixed(&out, report);
     for w in &writers {
         g.write(w, &mut out, report);
     }
@@ -333,12 +334,19 @@ impl<'a> Graph<'a> {
                     expr = &a.value;
                     pos = a.pos;
                 }
-                "discovery.relabel" => return self.kubernetes(b, &comp, stages, out, report),
+                "discovery.relabel" => {
+                    let via_api = src.name == "loki.source.kubernetes";
+                    return self.kubernetes(b, &comp, stages, via_api, out, report);
+                }
                 "discovery.kubernetes" => {
                     self.discovery(b, out, report);
-                    let set = stages.labels.clone();
+                    let via_api = src.name == "loki.source.kubernetes";
+                    let mut set = stages.labels.clone();
+                    if !via_api {
+                        set.push("filename".into());
+                    }
                     out.pipeline_stages.append(&mut stages.stages);
-                    k8s::drop_unset(&set, stages.parsed, out, report);
+                    k8s::drop_unset(&set, stages.parsed || via_api, out, report);
                     return Ok(());
                 }
                 other => {
@@ -387,44 +395,60 @@ impl<'a> Graph<'a> {
     /// A `discovery.relabel` whose targets come from `discovery.kubernetes`.
     fn kubernetes(
         &mut self,
-        relabel: &Block,
+        relabel: &'a Block,
         comp: &str,
         mut stages: Stages,
+        via_api: bool,
         out: &mut Out,
         report: &mut Report,
     ) -> Result<(), Error> {
-        let targets = relabel.body.attribute("targets");
-        let Some(targets) = targets else {
-            return Err(err(relabel.pos, format!("{comp} has no targets")));
+        // Back through chained discovery.relabel components to discovery.kubernetes; their rules
+        // run first to last.
+        let mut chain = vec![(relabel, comp.to_string())];
+        let d = loop {
+            let (last, name) = chain.last().expect("not empty");
+            let Some(targets) = last.body.attribute("targets") else {
+                return Err(err(last.pos, format!("{name} has no targets")));
+            };
+            let from =
+                component(&targets.value).ok_or_else(|| err(targets.pos, "targets must name a discovery component"))?;
+            let d = self.get(&from, targets.pos, "targets")?;
+            self.used.insert(from.clone());
+            match d.name.as_str() {
+                "discovery.kubernetes" => break d,
+                "discovery.relabel" if chain.len() < 16 => chain.push((d, from)),
+                _ => {
+                    report.unsupported(line(d.pos), from, "shipper discovers Kubernetes pods only");
+                    return Ok(());
+                }
+            }
         };
-        let from =
-            component(&targets.value).ok_or_else(|| err(targets.pos, "targets must name a discovery component"))?;
-        let d = self.get(&from, targets.pos, "targets")?;
-        self.used.insert(from.clone());
-        if d.name != "discovery.kubernetes" {
-            report.unsupported(line(d.pos), from, "shipper discovers Kubernetes pods only");
-            return Ok(());
-        }
         self.discovery(d, out, report);
-        let label = relabel.label.clone().unwrap_or_default();
         let mut rules = Vec::new();
-        for r in relabel.body.blocks("rule") {
-            let m = attrs(&r.body, &format!("discovery.relabel \"{label}\" rule"), report);
-            let target = m
-                .get("target_label")
-                .and_then(Value::as_str)
-                .map(|t| format!(" → {t}"))
-                .unwrap_or_default();
-            rules.push(Rule {
-                line: line(r.pos),
-                what: format!("discovery.relabel \"{label}\" rule{target}"),
-                rule: m,
-            });
+        for (relabel, _) in chain.iter().rev() {
+            let label = relabel.label.clone().unwrap_or_default();
+            for r in relabel.body.blocks("rule") {
+                let m = attrs(&r.body, &format!("discovery.relabel \"{label}\" rule"), report);
+                let target = m
+                    .get("target_label")
+                    .and_then(Value::as_str)
+                    .map(|t| format!(" → {t}"))
+                    .unwrap_or_default();
+                rules.push(Rule {
+                    line: line(r.pos),
+                    what: format!("discovery.relabel \"{label}\" rule{target}"),
+                    rule: m,
+                });
+            }
         }
         let mut set = k8s::lower_rules(rules, out, report);
         set.extend(stages.labels.iter().cloned());
+        if !via_api {
+            set.push("filename".into());
+        }
         out.pipeline_stages.append(&mut stages.stages);
-        k8s::drop_unset(&set, stages.parsed, out, report);
+        // The API server's log endpoint serves the message alone, as our parsing does.
+        k8s::drop_unset(&set, stages.parsed || via_api, out, report);
         Ok(())
     }
 
