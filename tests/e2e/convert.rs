@@ -386,3 +386,45 @@ fn alloys_api_pipeline_converts_and_ships_with_its_labels() {
     assert_eq!(label_sets(&env), want);
     agent.stop();
 }
+
+/// The exit codes a script can rely on: 3 when something was left out (the output written, but not
+/// with --strict), 2 when the source does not parse (with file:line:column), and the report on
+/// stderr either way.
+#[test]
+fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
+    let env = Env::new();
+    let src = env.path("config.alloy");
+    std::fs::write(
+        &src,
+        "loki.source.file \"a\" {\n  targets    = [{__path__ = \"/var/log/*.log\"}]\n  forward_to = [loki.process.p.receiver]\n}\nloki.process \"p\" {\n  stage.pack {\n    labels = [\"pod\"]\n  }\n  forward_to = [loki.write.w.receiver]\n}\nloki.write \"w\" {\n  endpoint {\n    url = \"http://loki:3100/loki/api/v1/push\"\n  }\n}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], out: &Path| {
+        let o = Command::new(BIN)
+            .arg("convert")
+            .args(args)
+            .arg(&src)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let written = env.path("out.yaml");
+    let (code, report) = run(&["--from", "alloy"], &written);
+    assert_eq!(code, Some(3), "{report}");
+    assert!(
+        report.contains(":6: loki.process stage.pack: NOT SUPPORTED"),
+        "{report}"
+    );
+    let check = Command::new(BIN).args(["check", "-c"]).arg(&written).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let strict = env.path("strict.yaml");
+    let (code, report) = run(&["--from", "alloy", "--strict"], &strict);
+    assert_eq!(code, Some(3), "{report}");
+    assert!(!strict.exists(), "--strict wrote {}", strict.display());
+    std::fs::write(&src, "loki.write \"w\" {\n  endpoint {\n    url = \"http://x\"\n").unwrap();
+    let (code, report) = run(&["--from", "alloy"], &env.path("bad.yaml"));
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains(&format!("{}:4:1", src.display())), "{report}");
+}
