@@ -69,14 +69,6 @@ fn audited(c: &Cluster, offset: u64) -> BTreeMap<(String, String), u64> {
     counts
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The chart's objects for the agents (its RBAC and config), applied without the DaemonSet: the
 /// agents run as processes, one per fake node. Returns the config.
 fn install_rbac(c: &Cluster, receiver: &Receiver) -> Value {
@@ -125,7 +117,7 @@ struct Agent {
 /// node is the fake node's) and its own HTTP port.
 fn spawn(config: &Value, kubeconfig: &Path, node: &str, dir: &Path) -> Agent {
     let mut config = config.clone();
-    let port = free_port();
+    let port = shipper_testkit::prom::free_port();
     for (key, sub) in [("pods_root", "pods"), ("docker_root", "docker")] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).unwrap();
@@ -223,13 +215,7 @@ fn agents_metric(agents: &[Agent], name: &str) -> f64 {
     agents
         .iter()
         .filter_map(|a| client::get(&a.metrics).ok())
-        .map(|r| {
-            r.text()
-                .lines()
-                .filter(|l| l.starts_with(name))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
-        })
+        .map(|r| shipper_testkit::prom::family_sum(&r.text(), name))
         .sum()
 }
 

@@ -61,7 +61,10 @@ impl Node {
         let configmap = find(objects, "ConfigMap");
         let config = serde_yaml_ng::from_str(configmap["data"]["shipper.yaml"].as_str().unwrap()).unwrap();
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let ports = (probe(&spec["containers"][0], "readinessProbe").1, free_port());
+        let ports = (
+            probe(&spec["containers"][0], "readinessProbe").1,
+            shipper_testkit::prom::free_port(),
+        );
         let node = Node {
             dir,
             mounts,
@@ -151,11 +154,6 @@ fn probe(container: &Value, which: &str) -> (String, u64) {
     (path, port.expect("the probe's port"))
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The container's env as the kubelet sets it: values, and the downward API's node name.
 fn container_env(container: &Value) -> Vec<(String, String)> {
     let env = container["env"].as_array().into_iter().flatten();
@@ -204,9 +202,7 @@ impl Agent {
     }
 
     fn metric(&self, series: &str) -> Option<f64> {
-        let text = self.get("/metrics")?.text();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        shipper_testkit::prom::series(&self.get("/metrics")?.text(), series)
     }
 
     fn log(&self) -> String {

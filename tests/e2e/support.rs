@@ -49,7 +49,7 @@ impl Env {
         let client_extra = if extra.contains("client:") { "" } else { CLIENT };
         let yaml = format!(
             "server:\n  http_listen: 127.0.0.1:{port}\n  log_level: debug\npositions:\n  filename: {pos}\n{client}targets:\n  - paths: [{glob}]\n    labels: {{job: test}}\n{extra}",
-            port = free_port(),
+            port = shipper_testkit::prom::free_port(),
             pos = self.dir.path().join("positions.json").display(),
             client = client_extra.replace("URL", &self.loki.url()),
             glob = self.dir.path().join(glob).display(),
@@ -62,13 +62,6 @@ impl Env {
 
 pub const CLIENT: &str =
     "client:\n  url: URL\n  batch_wait: 100ms\n  batch_size: 256KiB\n  backoff:\n    min_period: 100ms\n    max_period: 1s\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 pub struct Agent {
     child: Child,
@@ -232,12 +225,9 @@ impl Drop for Agent {
     }
 }
 
+/// The value of `series` in Prometheus text (0 when absent).
 pub fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(series))
-        .filter_map(|rest| rest.strip_prefix(' '))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .sum()
+    shipper_testkit::prom::series(text, series).unwrap_or(0.0)
 }
 
 /// Waits until the receiver holds at least `n` entries; on timeout fails with the agent's log.

@@ -27,6 +27,7 @@ pub mod kubeapi;
 pub mod logproto;
 mod net;
 pub mod proc;
+pub mod prom;
 pub mod receiver;
 pub mod tag;
 pub mod tally;
