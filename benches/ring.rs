@@ -17,7 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_channel::{Receiver, Sender};
-use shipper::batch::StreamLabels;
+use shipper::labels::StreamLabels;
 use shipper::parse::{Entry, StreamKind};
 use shipper::ring::{ring, Chunk};
 

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shipper::batch::StreamLabels;
+use shipper::labels::StreamLabels;
 use shipper::parse::{Entry, StreamKind};
 use shipper::process::config::StageConfig;
 use shipper::process::pipeline::{FileStages, Pipeline, StageStats};

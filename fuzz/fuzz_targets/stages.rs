@@ -36,7 +36,7 @@ fn pipeline() -> Arc<Pipeline> {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let base = Arc::new(shipper::batch::StreamLabels::new(&Default::default()));
+    let base = Arc::new(shipper::labels::StreamLabels::new(&Default::default()));
     let mut st = FileStages::new(pipeline());
     let mut stats = StageStats::default();
     let mut offset = 0u64;

@@ -99,7 +99,8 @@ async fn run_async(
         stop: stop.clone(),
         saved_cursor: positions.journal_cursor,
     };
-    let journal_cursors = crate::journal::start(&cfg, journal_parts)?.map(|j| j.cursors);
+    let journal_cursors: Option<Arc<dyn crate::checkpoint::CursorSource>> =
+        crate::journal::start(&cfg, journal_parts)?.map(|j| j.cursors as _);
 
     let (swap_tx, swap_rx) = crossbeam_channel::unbounded();
     let (t, m) = (tracker.clone(), metrics.clone());

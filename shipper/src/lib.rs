@@ -16,6 +16,7 @@ pub mod config;
 pub mod convert;
 pub mod discover;
 pub mod journal;
+pub mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod parse;
@@ -25,7 +26,9 @@ pub mod reload;
 pub mod ring;
 pub mod server;
 pub mod tail;
+pub mod units;
 pub mod watch;
+mod wire;
 
 /// Maps and sets keyed by our own ids and inode numbers, looked up several times per read: a fast
 /// hasher instead of SipHash (the keys are not chosen by an attacker).
@@ -38,3 +41,6 @@ pub(crate) fn unix_now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
 }
+
+#[cfg(test)]
+mod layering_tests;

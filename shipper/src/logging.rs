@@ -2,10 +2,17 @@
 //! Alloy's `logging` block is) and `server.log_format` (text or JSON, fixed at start). `RUST_LOG`,
 //! when set, wins over `log_level` and stays in force through reloads.
 
-use crate::config::LogFormat;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+
+/// How the agent writes its own log (`server.log_format`).
+#[derive(Clone, Copy, Debug, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 const LEVELS: [&str; 7] = ["trace", "debug", "info", "warn", "warning", "error", "off"];
 

@@ -5,7 +5,7 @@
 //! files), and the files themselves are the buffer: memory stays bounded and nothing is dropped for
 //! backpressure.
 
-use crate::batch::StreamLabels;
+use crate::labels::StreamLabels;
 use crate::parse::Entry;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;

@@ -9,16 +9,7 @@ use super::StreamBatch;
 use bytes::{BufMut, Bytes};
 use prost::encoding::{encode_varint, encoded_len_varint};
 
-const WIRE_VARINT: u64 = 0;
-const WIRE_LEN: u64 = 2;
-
-const fn key(field: u64, wire: u64) -> u64 {
-    (field << 3) | wire
-}
-
-fn len_field(field: u64, len: usize) -> usize {
-    encoded_len_varint(key(field, WIRE_LEN)) + encoded_len_varint(len as u64) + len
-}
+use crate::wire::{key, len_field, WIRE_LEN, WIRE_VARINT};
 
 fn split_ts(ts_ns: i64) -> (i64, i32) {
     (ts_ns.div_euclid(1_000_000_000), ts_ns.rem_euclid(1_000_000_000) as i32)
@@ -50,33 +41,6 @@ fn stream_len(s: &StreamBatch) -> usize {
         len += len_field(2, entry_len(e.ts_ns, &e.line, &e.metadata));
     }
     len
-}
-
-/// Structured metadata (Loki 3): the `EntryAdapter.structuredMetadata` fields (3, repeated
-/// `LabelPairAdapter{name = 1, value = 2}`) of these pairs, encoded once (per file, or per line when
-/// stages add to them) and then appended to the entry as they are.
-pub fn metadata_fields(pairs: &[(String, String)]) -> Bytes {
-    metadata_after(&[], pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-}
-
-/// `before` (fields already encoded, e.g. a file's) followed by the fields of `pairs`, in one buffer.
-pub fn metadata_after<'a>(before: &[u8], pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Bytes {
-    let len: usize = pairs
-        .clone()
-        .map(|(n, v)| len_field(3, len_field(1, n.len()) + len_field(2, v.len())))
-        .sum();
-    let mut buf = Vec::with_capacity(before.len() + len);
-    buf.put_slice(before);
-    for (name, value) in pairs {
-        encode_varint(key(3, WIRE_LEN), &mut buf);
-        encode_varint((len_field(1, name.len()) + len_field(2, value.len())) as u64, &mut buf);
-        for (field, s) in [(1, name), (2, value)] {
-            encode_varint(key(field, WIRE_LEN), &mut buf);
-            encode_varint(s.len() as u64, &mut buf);
-            buf.put_slice(s.as_bytes());
-        }
-    }
-    Bytes::from(buf)
 }
 
 /// The protobuf bytes of a `PushRequest` holding these streams.
@@ -131,6 +95,7 @@ pub fn encode_snappy(streams: &[StreamBatch]) -> Bytes {
 mod tests {
     use super::super::BatchEntry;
     use super::*;
+    use crate::labels::metadata_fields;
     use prost::Message;
     use shipper_testkit::logproto::PushRequest;
     use std::sync::Arc;

@@ -5,11 +5,10 @@
 //! when every batch up to that offset was acknowledged.
 
 mod encode;
-mod labels;
 
-pub use encode::{encode, encode_snappy, metadata_after, metadata_fields};
+pub use encode::{encode, encode_snappy};
 
-pub use labels::{render as render_labels, StreamLabels};
+pub use crate::labels::StreamLabels;
 
 use crate::checkpoint::Tracker;
 use crate::metrics::Metrics;
@@ -292,6 +291,7 @@ impl Lanes {
 mod tests {
     use super::*;
     use crate::checkpoint::FileIdentity;
+    use crate::labels::metadata_fields;
     use crate::parse::{Extra, StreamKind};
     use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@ mod positions;
 mod sync;
 
 pub use positions::{FileIdentity, Positions, SavedFile};
-pub use sync::{mark_first_start, save, PositionsWriter};
+pub use sync::{mark_first_start, save, CursorSource, PositionsWriter};
 
 use crate::ring::FileId;
 use std::collections::VecDeque;
@@ -34,6 +34,8 @@ struct FileTrack {
     pending: VecDeque<Pending>,
     /// The reader closed the file; forget it once nothing is pending.
     closed: bool,
+    /// Not a file: a source whose place is a cursor it saves itself (see [`CursorSource`]).
+    cursor: bool,
 }
 
 impl FileTrack {
@@ -64,6 +66,17 @@ impl Tracker {
 
     /// A file was opened for reading at `offset` (everything before it counts as acknowledged).
     pub fn open(&self, id: FileId, ident: FileIdentity, offset: u64) {
+        self.insert(id, ident, offset, false);
+    }
+
+    /// Like [`Tracker::open`] for a source that is not a file (the journal): its acknowledged
+    /// progress is tracked the same way, but the positions list only files; the source saves its
+    /// own place through a [`CursorSource`].
+    pub fn open_cursor_source(&self, id: FileId, ident: FileIdentity) {
+        self.insert(id, ident, 0, true);
+    }
+
+    fn insert(&self, id: FileId, ident: FileIdentity, offset: u64, cursor: bool) {
         let old = self.lock().insert(
             id,
             FileTrack {
@@ -72,6 +85,7 @@ impl Tracker {
                 sent: offset,
                 pending: VecDeque::new(),
                 closed: false,
+                cursor,
             },
         );
         if let Some(old) = old {
@@ -192,14 +206,13 @@ impl Tracker {
         }
     }
 
-    /// What the positions file should say now. The journal is not a file: its place is a cursor,
-    /// saved beside the files (see `crate::journal::JournalCursors`).
+    /// What the positions file should say now: the files. A cursor source (the journal) is saved
+    /// beside them through its [`CursorSource`].
     pub fn snapshot(&self) -> Vec<SavedFile> {
         let mut v: Vec<SavedFile> = self
             .lock()
-            .iter()
-            .filter(|(id, _)| **id != crate::journal::JOURNAL_ID)
-            .map(|(_, f)| f)
+            .values()
+            .filter(|f| !f.cursor)
             .map(|f| SavedFile {
                 ident: f.ident.clone(),
                 offset: f.committed,

@@ -89,13 +89,20 @@ impl Tracker {
     }
 }
 
+/// A source whose place is not a file offset but a cursor (the journal), saved in the positions
+/// file beside the files.
+pub trait CursorSource: Send + Sync {
+    /// The cursor up to which everything was acknowledged (tracked under its id in `tracker`).
+    fn committed_cursor(&self, tracker: &Tracker) -> Option<String>;
+}
+
 /// Where and how the positions are written.
 pub struct PositionsWriter {
     pub path: PathBuf,
     pub period: Duration,
     pub tracker: Arc<Tracker>,
     pub metrics: Arc<Metrics>,
-    pub journal: Option<Arc<crate::journal::JournalCursors>>,
+    pub journal: Option<Arc<dyn CursorSource>>,
 }
 
 impl PositionsWriter {
@@ -164,12 +171,7 @@ pub fn mark_first_start(path: &Path, metrics: &Metrics) {
 
 /// Writes what the tracker knows now (and the journal's acknowledged cursor, if it is read); false
 /// when it could not be written (logged and counted).
-pub async fn save(
-    path: &Path,
-    tracker: &Tracker,
-    metrics: &Metrics,
-    journal: Option<&crate::journal::JournalCursors>,
-) -> bool {
+pub async fn save(path: &Path, tracker: &Tracker, metrics: &Metrics, journal: Option<&dyn CursorSource>) -> bool {
     let saved_at = tracker.saved_at();
     let files = tracker.snapshot();
     let cursor = journal.and_then(|j| j.committed_cursor(tracker));

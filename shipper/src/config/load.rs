@@ -269,7 +269,7 @@ impl Config {
         if self.positions.filename.as_os_str().is_empty() {
             return err("positions.filename", "must name a file".into());
         }
-        if let Err(e) = crate::discover::Targets::from_config(self) {
+        if let Err(e) = self.compile_targets() {
             // Compile errors start with the key of the bad stage or rule.
             let (key, message) = e.split_once(": ").unwrap_or(("", &e));
             return err(key, message.to_string());

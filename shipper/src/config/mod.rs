@@ -6,12 +6,12 @@
 mod env;
 mod journal;
 mod load;
-mod units;
 
+pub use crate::logging::LogFormat;
+pub use crate::units::{ByteSize, Dur};
 pub use env::expand as expand_env;
 pub use journal::JournalConfig;
 pub use load::{load_file, load_str, parse_expanded, ConfigError};
-pub use units::{ByteSize, Dur};
 
 use crate::parse::Format;
 pub use crate::process::config::{LabelLimits, RelabelConfig, StageConfig};
@@ -88,13 +88,6 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -423,7 +416,42 @@ impl KubernetesConfig {
     }
 }
 
+/// What a target's files go through, compiled: the relabel rules (the global ones, then its
+/// own) and the stages (likewise).
+pub struct CompiledTarget {
+    pub relabel: Vec<crate::process::relabel::Relabeler>,
+    pub pipeline: Option<std::sync::Arc<crate::process::pipeline::Pipeline>>,
+}
+
 impl Config {
+    /// Every target's rules and stages compiled (in the order of `targets`); Err names the key of
+    /// the first that does not compile (`targets[1].pipeline_stages[0].regex: …`).
+    pub fn compile_targets(&self) -> Result<Vec<CompiledTarget>, String> {
+        use crate::process::{pipeline::Pipeline, relabel::Relabeler};
+        let global = Relabeler::new(&self.relabel_configs, "relabel_configs")?;
+        let max_line = self.tail.max_line_size.0 as usize;
+        let mut out = Vec::with_capacity(self.targets.len());
+        for (i, c) in self.targets.iter().enumerate() {
+            let own = Relabeler::new(&c.relabel_configs, &format!("targets[{i}].relabel_configs"))?;
+            let relabel = [global.clone(), own].into_iter().filter(|r| !r.is_empty()).collect();
+            let stages: Vec<(String, &StageConfig)> = self
+                .pipeline_stages
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (format!("pipeline_stages[{j}]"), s))
+                .chain(
+                    c.pipeline_stages
+                        .iter()
+                        .enumerate()
+                        .map(|(j, s)| (format!("targets[{i}].pipeline_stages[{j}]"), s)),
+                )
+                .collect();
+            let pipeline = Pipeline::new(&stages, &self.label_limits, max_line)?.map(std::sync::Arc::new);
+            out.push(CompiledTarget { relabel, pipeline });
+        }
+        Ok(out)
+    }
+
     /// With `discovery: kubernetes`, the target of every container log kubelet writes on this node,
     /// after the user's own targets (the first target matching a file wins).
     pub fn add_discovered_targets(&mut self) {

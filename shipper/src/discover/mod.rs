@@ -121,25 +121,12 @@ impl Targets {
     pub fn from_config(cfg: &Config) -> Result<Targets, String> {
         let mut targets = Targets::new(&cfg.targets);
         targets.label_limits = cfg.label_limits.clone();
-        let global = Relabeler::new(&cfg.relabel_configs, "relabel_configs")?;
         let max_line = cfg.tail.max_line_size.0 as usize;
-        for (i, (t, c)) in targets.targets.iter_mut().zip(&cfg.targets).enumerate() {
-            let own = Relabeler::new(&c.relabel_configs, &format!("targets[{i}].relabel_configs"))?;
-            t.relabel = [global.clone(), own].into_iter().filter(|r| !r.is_empty()).collect();
+        let compiled = cfg.compile_targets()?;
+        for (i, ((t, c), built)) in targets.targets.iter_mut().zip(&cfg.targets).zip(compiled).enumerate() {
+            t.relabel = built.relabel;
             t.relabel_meta = t.relabel.iter().any(|r| r.uses_meta("__meta_kubernetes_pod_"));
-            let stages: Vec<(String, &crate::config::StageConfig)> = cfg
-                .pipeline_stages
-                .iter()
-                .enumerate()
-                .map(|(j, s)| (format!("pipeline_stages[{j}]"), s))
-                .chain(
-                    c.pipeline_stages
-                        .iter()
-                        .enumerate()
-                        .map(|(j, s)| (format!("targets[{i}].pipeline_stages[{j}]"), s)),
-                )
-                .collect();
-            t.pipeline = Pipeline::new(&stages, &cfg.label_limits, max_line)?.map(Arc::new);
+            t.pipeline = built.pipeline;
             let key = (
                 c,
                 &cfg.relabel_configs,

@@ -67,13 +67,19 @@ impl JournalCursors {
     }
 }
 
+impl crate::checkpoint::CursorSource for JournalCursors {
+    fn committed_cursor(&self, tracker: &Tracker) -> Option<String> {
+        JournalCursors::committed_cursor(self, tracker)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tracker() -> Tracker {
         let t = Tracker::default();
-        t.open(JOURNAL_ID, super::super::identity(), 0);
+        t.open_cursor_source(JOURNAL_ID, super::super::identity());
         t
     }
 

@@ -118,7 +118,7 @@ impl Converter {
             // Loki refuses an empty label set.
             labels.insert("job".into(), "systemd-journal".into());
         }
-        let rendered: Arc<str> = Arc::from(crate::batch::render_labels(&labels));
+        let rendered: Arc<str> = Arc::from(crate::labels::render(&labels));
         if self.cache.len() >= MAX_CACHED_SETS {
             self.cache.clear();
         }

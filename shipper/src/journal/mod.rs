@@ -18,9 +18,9 @@ mod lines;
 
 pub use cursor::JournalCursors;
 
-use crate::batch::StreamLabels;
 use crate::checkpoint::{FileIdentity, Tracker};
 use crate::config::{Config, JournalConfig};
+use crate::labels::StreamLabels;
 use crate::metrics::Metrics;
 use crate::parse::{Entry, ParseStats};
 use crate::ring::{Chunk, FileId};
@@ -92,7 +92,7 @@ pub fn start(cfg: &Config, parts: JournalParts) -> Result<Option<JournalHandle>,
         cfg.tail.max_line_size.0 as usize,
     );
     let cursors = Arc::new(JournalCursors::new(parts.saved_cursor.clone()));
-    parts.tracker.open(JOURNAL_ID, identity(), 0);
+    parts.tracker.open_cursor_source(JOURNAL_ID, identity());
     let now = unix_now();
     let since = now.saturating_sub(jcfg.max_age.0.as_secs());
     let pump = Pump {

@@ -2,8 +2,8 @@
 //! the real `journalctl`: no mock of either.
 
 use super::*;
-use crate::batch::StreamLabels;
 use crate::config::Dur;
+use crate::labels::StreamLabels;
 use crossbeam_channel::Receiver;
 use shipper_testkit::journal::{now_us, tools, JournalEntry};
 use std::path::Path;

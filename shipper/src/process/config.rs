@@ -15,7 +15,7 @@
 //! Every stage reads the line or a value an earlier stage extracted (`source`), and may change the
 //! line, its timestamp, its labels, its structured metadata or its tenant, or drop it.
 
-use crate::config::Dur;
+use crate::units::Dur;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -244,7 +244,7 @@ pub struct FilterConfig {
     /// The line's timestamp is older than this.
     pub older_than: Option<Dur>,
     /// The line is longer than this many bytes.
-    pub longer_than: Option<crate::config::ByteSize>,
+    pub longer_than: Option<crate::units::ByteSize>,
     /// The `reason` of `shipper_pipeline_dropped_lines_total` (default `drop_stage` / `keep_stage`).
     pub drop_counter_reason: Option<String>,
 }

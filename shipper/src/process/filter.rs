@@ -100,8 +100,8 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ByteSize, Dur};
     use crate::parse::StreamKind;
+    use crate::units::{ByteSize, Dur};
     use bytes::Bytes;
     use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 
 use super::config::LabelLimits;
 use super::LabelOp;
-use crate::batch::{render_labels, StreamLabels};
+use crate::labels::{render as render_labels, StreamLabels};
 use crate::parse::StreamKind;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};

@@ -1,7 +1,7 @@
 //! Table tests of multiline grouping, presets with realistic traces, timing and the size cap.
 
 use super::*;
-use crate::config::Dur;
+use crate::units::Dur;
 use bytes::Bytes;
 use StreamKind::{Stderr, Stdout};
 

@@ -18,7 +18,7 @@
 //! whole push.
 
 use super::config::{RelabelAction, RelabelConfig};
-use crate::discover::kube::sanitize_label_name;
+use crate::labels::sanitize_label_name;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;

@@ -1,7 +1,7 @@
 //! One tailed file: its open descriptor, identity (dev, inode, fingerprint), read state and parser.
 
-use crate::batch::StreamLabels;
 use crate::checkpoint::{FileIdentity, SavedFile};
+use crate::labels::StreamLabels;
 use crate::parse::{FileParser, Format, Framer};
 use crate::ring::FileId;
 use std::fs::File;
@@ -9,6 +9,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
+pub(super) const MIN_READ: usize = 4 << 10;
 
 /// How many leading bytes identify a file's content (to tell a reused inode from the file we knew).
 pub const FP_MAX: u32 = 1024;
@@ -92,7 +95,7 @@ impl TailedFile {
             commit_offset: offset,
             state: State::Active,
             eof: false,
-            read_size: super::read::MIN_READ,
+            read_size: MIN_READ,
             counters: Default::default(),
             target: 0,
             pod: None,

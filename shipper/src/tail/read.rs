@@ -1,7 +1,7 @@
 //! Reading: batched reads of every ready file, framing and parsing what arrived, sending chunks into
 //! the ring, and noticing truncation, deletion and drained rotated files at end of file.
 
-use super::file::State;
+use super::file::{State, MIN_READ};
 use super::io::ReadReq;
 use super::order::Turn;
 use super::Reader;
@@ -11,9 +11,6 @@ use crate::ring::{Chunk, FileId};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
-
-/// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
-pub(super) const MIN_READ: usize = 4 << 10;
 
 /// Reads in flight per submission.
 const READS_PER_ROUND: usize = 64;

@@ -3,7 +3,7 @@
 
 use super::file::{saved_matches, State, TailedFile};
 use super::Reader;
-use crate::batch::StreamLabels;
+use crate::labels::StreamLabels;
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -298,7 +298,7 @@ impl Reader {
         let pending = meta.len().saturating_sub(offset) as usize;
         f.read_size = pending
             .next_power_of_two()
-            .max(super::read::MIN_READ)
+            .max(super::file::MIN_READ)
             .min(self.cfg.read_buffer_size.0 as usize);
         tracing::info!(file = %path.display(), offset, size = meta.len(), ino = meta.ino(), "tailing file");
         match reattached {

@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use crate::labels::sanitize_label_name;
+
 /// The annotation (on a pod or its namespace) that keeps its logs off Loki.
 pub const EXCLUDE_ANNOTATION: &str = "shipper.io/exclude";
 
@@ -417,19 +419,6 @@ impl PodCache {
 
 fn is_true(v: &str) -> bool {
     v.trim().eq_ignore_ascii_case("true")
-}
-
-/// A Loki label name from any string: `[a-zA-Z_][a-zA-Z0-9_]*`, every other character replaced by
-/// `_` (as Prometheus' and Promtail's labelmap do), a leading digit prefixed with `_`.
-pub fn sanitize_label_name(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
-        .collect();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, '_');
-    }
-    s
 }
 
 #[cfg(test)]

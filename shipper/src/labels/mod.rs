@@ -1,6 +1,10 @@
 //! Loki stream label sets in the Prometheus text form Loki expects: `{a="x", b="y"}`, names sorted so the
 //! same set always yields the same string (one stream), values escaped.
 
+mod metadata;
+
+pub use metadata::{metadata_after, metadata_fields};
+
 use crate::parse::StreamKind;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -34,7 +38,7 @@ impl StreamLabels {
 
     /// Every entry of these streams also carries these structured metadata pairs (Loki 3).
     pub fn with_metadata(mut self, pairs: &[(String, String)]) -> Self {
-        self.metadata = super::encode::metadata_fields(pairs);
+        self.metadata = metadata_fields(pairs);
         self
     }
 
@@ -72,6 +76,19 @@ pub fn render(labels: &BTreeMap<String, String>) -> String {
         s.push('"');
     }
     s.push('}');
+    s
+}
+
+/// A Loki label name from any string: `[a-zA-Z_][a-zA-Z0-9_]*`, every other character replaced by
+/// `_` (as Prometheus' and Promtail's labelmap do), a leading digit prefixed with `_`.
+pub fn sanitize_label_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
     s
 }
 
