@@ -6,10 +6,13 @@ use super::Layout;
 /// The CNI bridge: pods that do not use the host's network get an address on it.
 pub const BRIDGE: &str = "shipper0";
 pub const POD_SUBNET: &str = "10.244.0.0/16";
-/// kubelet rotates a container's log at this size (checked every 10 s), keeping this many files: small,
-/// so the tests see kubelet's own rotation.
+/// kubelet rotates a container's log at this size (checked every 10 s), keeping this many files: small
+/// files, so the tests see kubelet's own rotation; enough of them (20 MiB, ~50 s of the ship test's
+/// logger) that a rollout restart of the agent on a loaded 2-core VM (~20 s seen) fits in what kubelet
+/// keeps, as kubelet's defaults (10Mi × 5) give real nodes. With 3 files, one CI run lost 38,600 lines
+/// that kubelet deleted while the agent restarted: no agent can read a file deleted before it starts.
 pub const LOG_MAX_SIZE: &str = "1Mi";
-pub const LOG_MAX_FILES: u32 = 3;
+pub const LOG_MAX_FILES: u32 = 20;
 
 /// containerd 1.6: the CRI plugin on overlayfs with runc and cgroupfs (cgroup v1 here). No process on
 /// this VM holds CAP_SYS_RESOURCE, not even root, and runc fails every sandbox that asks for a lower
