@@ -464,6 +464,15 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
             ),
         }
     }
+    let fields = journal_fields(rules, report);
+    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
+    j.insert("fields".into(), Value::Object(fields));
+    out.journal = Some(j);
+}
+
+/// Relabel rules on a journal's entries as `journal.fields` (label → field): a rule that copies one
+/// `__journal_<field>` as is maps; any other is reported.
+pub fn journal_fields(rules: Vec<Rule>, report: &mut Report) -> Map<String, Value> {
     let mut fields = Map::new();
     for r in rules {
         let src = r
@@ -490,7 +499,5 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
             ),
         }
     }
-    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
-    j.insert("fields".into(), Value::Object(fields));
-    out.journal = Some(j);
+    fields
 }

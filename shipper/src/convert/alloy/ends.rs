@@ -1,6 +1,7 @@
 //! The ends of an Alloy graph: `loki.source.journal` (with its `loki.relabel` rules) and the
 //! `loki.write` components reached, whose endpoints become our clients.
 
+use super::super::k8s::Rule;
 use super::super::out::Out;
 use super::super::promtail;
 use super::super::report::Report;
@@ -36,35 +37,20 @@ impl Graph<'_> {
                         .ok_or_else(|| err(a.pos, "relabel_rules must name a loki.relabel's rules"))?;
                     let b = self.get(&comp, a.pos, "relabel_rules")?;
                     self.used.insert(comp.clone());
-                    let mut fields = Map::new();
-                    for r in b.body.blocks("rule") {
-                        let m = attrs(&r.body, "loki.relabel rule", report);
-                        let src = m
-                            .get("source_labels")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default();
-                        let field = src
-                            .first()
-                            .and_then(Value::as_str)
-                            .and_then(|f| f.strip_prefix("__journal_"));
-                        let target = m.get("target_label").and_then(Value::as_str);
-                        match (
-                            field,
-                            target,
-                            src.len() == 1 && m.get("regex").is_none() && m.get("replacement").is_none(),
-                        ) {
-                            (Some(f), Some(t), true) => {
-                                fields.insert(t.to_string(), f.to_ascii_uppercase().into());
-                                report.mapped(line(r.pos), format!("{comp} rule → {t}"), format!("journal.fields.{t}"));
+                    let rules = b
+                        .body
+                        .blocks("rule")
+                        .map(|r| {
+                            let m = attrs(&r.body, "loki.relabel rule", report);
+                            let target = m.get("target_label").and_then(Value::as_str).unwrap_or("").to_string();
+                            Rule {
+                                line: line(r.pos),
+                                what: format!("{comp} rule → {target}"),
+                                rule: m,
                             }
-                            _ => report.unsupported(
-                                line(r.pos),
-                                format!("{comp} rule"),
-                                "journal entries are labelled by journal.fields (label → field) only",
-                            ),
-                        }
-                    }
+                        })
+                        .collect();
+                    let fields = promtail::journal_fields(rules, report);
                     j.insert("fields".into(), Value::Object(fields));
                 }
                 other => report.unsupported(
