@@ -1,4 +1,4 @@
-//! The command line: `shipper run`, `shipper check`, `shipper convert`. Flags cover the essentials for a quick start
+//! The command line: `shipper run`, `shipper check`, `shipper convert`, `shipper reference`. Flags cover the essentials for a quick start
 //! without a config file and override the file where both are given.
 
 use crate::config::{self, Config, StartAt, TargetConfig};
@@ -28,6 +28,8 @@ enum Cmd {
     /// line, what was mapped, what is built in and what was left out. Exit 0: all carried over;
     /// 3: something left out (written anyway unless --strict); 2: the source does not parse.
     Convert(ConvertOpts),
+    /// Print the configuration reference (every key, its type, default and meaning) in Markdown.
+    Reference,
 }
 
 #[derive(Args)]
@@ -180,6 +182,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Convert(o) => convert(&o),
+        Cmd::Reference => {
+            print!("{}", config::reference::generate().0);
+            ExitCode::SUCCESS
+        }
         Cmd::Check(opts) => match opts.effective() {
             Ok(cfg) => {
                 match serde_yaml_ng::to_string(&cfg) {

@@ -464,3 +464,7 @@ impl Metrics {
         add("oversized_record", s.oversized_records);
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_docs_tests.rs"]
+mod docs_tests;

@@ -148,6 +148,32 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// In the configuration reference: a string such as `500ms`, `10s`, `5m` or `24h`.
+impl schemars::JsonSchema for Dur {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "duration"})
+    }
+}
+
+/// In the configuration reference: bytes, as an integer or with a unit (`256KiB`, `1MiB`, `2GiB`).
+impl schemars::JsonSchema for ByteSize {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": ["string", "integer"], "format": "byte-size"})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ fn unknown_keys(given: &Value, known: &Value, path: &str, out: &mut Vec<String>)
 
 /// Checks an Application for our chart as ArgoCD would use it and renders its values: the chart's
 /// objects, deployable, and the checked config (JSON).
-fn check_application(app: &Value) -> (Vec<Value>, Value) {
+pub fn check_application(app: &Value) -> (Vec<Value>, Value) {
     assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
     assert_eq!(app["kind"], "Application");
     let spec = &app["spec"];

@@ -3,6 +3,7 @@
 
 mod argocd;
 mod docker;
+mod docs;
 mod helm;
 mod manifests;
 mod pod;

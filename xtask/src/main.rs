@@ -6,12 +6,14 @@
 //! - `demo`: a pod-like log tree shipped through the real agent to a local Loki-compatible receiver.
 //! - `bench`: the benchmark scenarios, with exact line accounting and a report.
 //! - `fuzz`: the fuzz targets of the parsers, the positions loader and the config loader.
+//! - `docs`: the book under docs/ (reference regenerated from the code, links checked).
 
 mod agent;
 mod bench;
 mod cluster;
 mod demo;
 mod deny;
+mod docs;
 mod fuzz;
 
 use std::path::PathBuf;
@@ -26,9 +28,10 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
+        Some("docs") => docs::install_mdbook().and_then(|_| docs::run(&args[1..])),
         Some("cluster") => cluster::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|cluster>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages, journal, alloy (60 s each by default)\n  cluster up [--nodes N] | down | status | restart COMPONENT | nodes N: a real Kubernetes 1.20 node on this machine (root)");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|docs|cluster>\n\n  setup   [--build-only]: install what the build (and the tests) need (idempotent)\n  test    run fmt, clippy and the whole test suite\n  demo    ship a generated pod log tree to a local receiver and verify every line\n  bench   [SCENARIO…] [--quick]: throughput, CPU per GiB, memory, latency, every line accounted for\n  fuzz    [TARGET…] [--seconds N]: libFuzzer on cri, docker, positions, config, stages, journal, alloy (60 s each by default)\n  docs    build the book (docs/book) with the configuration reference regenerated, and check its links\n  cluster up [--nodes N] | down | status | restart COMPONENT | nodes N: a real Kubernetes 1.20 node on this machine (root)");
             return ExitCode::from(2);
         }
     };
@@ -62,6 +65,7 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 /// against the LLVM inside the Rust toolchain.
 fn setup() -> Result<(), String> {
     build_setup()?;
+    docs::install_mdbook()?;
     apt_packages()
 }
 

@@ -69,7 +69,9 @@ pub fn parse_expanded(text: &str, source: &str) -> Result<Config, ConfigError> {
         }
         // serde_yaml_ng appends " at line N column M"; keep it, it helps find the key.
         if message.starts_with("unknown field") {
-            message.push_str(" (check the spelling; README lists every option)");
+            message.push_str(
+                " (check the spelling; `shipper reference` and docs/src/reference/configuration.md list every option)",
+            );
         }
         // A top-level duplicate comes without a place: name the line of the second one.
         let top = key.is_empty() || key == ".";

@@ -1,11 +1,13 @@
 //! The agent's configuration: YAML with `${ENV}` expansion, defaults like Promtail's, and errors that name
 //! the path of the bad key (`client.backoff.min_period: ...`).
 //!
-//! Every field is documented in README.md ("Configuration"); keep the two in step.
+//! Every field's doc comment is its line in the configuration reference (`reference.rs`), so each
+//! field needs one.
 
 mod env;
 mod journal;
 mod load;
+pub mod reference;
 
 pub use crate::logging::LogFormat;
 pub use crate::units::{ByteSize, Dur};
@@ -15,22 +17,30 @@ pub use load::{load_file, load_str, parse_expanded, ConfigError};
 
 use crate::parse::Format;
 pub use crate::process::config::{LabelLimits, RelabelConfig, StageConfig};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The agent's own HTTP server (`/metrics`, `/ready`, `/healthz`) and log.
     pub server: ServerConfig,
+    /// The positions file: how far each file (and the journal) was acknowledged by Loki.
     pub positions: PositionsConfig,
+    /// The Loki endpoint lines are pushed to: URL, tenant, credentials, TLS, batching and retries.
     pub client: ClientConfig,
+    /// How files are found, watched and read, and the budgets that bound the agent's memory, file
+    /// descriptors and CPU.
     pub tail: TailConfig,
     /// Static file targets (like Promtail's `static_configs` / Alloy's `local.file_match`).
     pub targets: Vec<TargetConfig>,
     /// `static` (only `targets`) or `kubernetes` (also every container log under
     /// `kubernetes.pods_root`, labelled like the Alloy/Promtail Kubernetes setups).
     pub discovery: Discovery,
+    /// With `discovery: kubernetes`: where kubelet's logs are, and the pod metadata (from the API
+    /// server) that labels them.
     pub kubernetes: KubernetesConfig,
     /// More Loki endpoints besides `client`: every line goes to each, with its own batching and
     /// retries; a file's position moves only when every endpoint stored its lines.
@@ -70,7 +80,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address of the HTTP server with /metrics, /ready and /healthz. Empty disables it.
@@ -90,7 +100,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PositionsConfig {
     /// Where acknowledged file offsets are kept across restarts.
@@ -109,16 +119,18 @@ impl Default for PositionsConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
     /// Loki push URL.
     pub url: String,
     /// `X-Scope-OrgID` header; empty sends none.
     pub tenant_id: String,
+    /// HTTP basic authentication (Grafana Cloud, a gateway).
     pub basic_auth: Option<BasicAuth>,
     /// Bearer token read from this file (re-read at start). Never put the token itself in the config.
     pub bearer_token_file: Option<PathBuf>,
+    /// TLS towards Loki (an `https://` URL): which CAs to trust, a client certificate.
     pub tls: TlsConfig,
     /// A batch is sent when it holds this many bytes of log lines...
     pub batch_size: ByteSize,
@@ -126,6 +138,7 @@ pub struct ClientConfig {
     pub batch_wait: Dur,
     /// Timeout of one push request.
     pub timeout: Dur,
+    /// Retries of a push Loki refused with 429 or 5xx, or that failed: exponential backoff with jitter.
     pub backoff: BackoffConfig,
     /// Labels added to every stream.
     pub external_labels: BTreeMap<String, String>,
@@ -148,30 +161,35 @@ impl Default for ClientConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
+    /// The user name.
     pub username: String,
     /// Read from this file; the password itself is never in the config.
     pub password_file: PathBuf,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of CA certificates to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate and key for mutual TLS.
     pub cert_file: Option<PathBuf>,
+    /// The PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
     /// Name to verify in the server certificate instead of the URL's host.
     pub server_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackoffConfig {
+    /// The wait before the first retry; it doubles with each retry of the same batch (up to half
+    /// of each wait is random, so agents do not retry in lockstep).
     pub min_period: Dur,
+    /// The longest wait between two retries (a `Retry-After` from Loki is honoured up to this).
     pub max_period: Dur,
     /// Retries of one batch before it is dropped (counted and logged). 0 (the default) retries
     /// forever: while Loki refuses or is down, reading pauses and the files are the buffer, so an
@@ -189,7 +207,7 @@ impl Default for BackoffConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
     Beginning,
@@ -207,35 +225,43 @@ impl std::str::FromStr for StartAt {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {
     /// The best available: eBPF, else inotify, else polling.
     Auto,
+    /// eBPF programs on the kernel's write and file events (root or CAP_BPF + CAP_PERFMON): one
+    /// watcher for every file, no inotify watches.
     Ebpf,
+    /// An inotify watch per directory.
     Inotify,
+    /// Every file is checked each `poll_interval`.
     Poll,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EbpfWriteHook {
     /// fexit where the kernel allows it, else syscall tracepoints.
     Auto,
+    /// An fexit program on `vfs_write` (needs BTF and a kernel that allows fexit).
     Fexit,
+    /// The write, writev and pwrite64 syscall tracepoints (work wherever tracepoints do).
     Tracepoint,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum IoMode {
     /// io_uring when it can be set up, else pread.
     Auto,
+    /// io_uring reads.
     Uring,
+    /// A `pread` system call per read.
     Pread,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TailConfig {
     /// Where to start in files that exist at the first start and have no saved position.
@@ -248,10 +274,12 @@ pub struct TailConfig {
     pub max_line_size: ByteSize,
     /// Bytes read from a file per read call.
     pub read_buffer_size: ByteSize,
+    /// How new data and new files are noticed.
     pub watch: WatchMode,
     /// Where the eBPF watcher hooks writes: `auto` tries fexit on `vfs_write`, then the write
     /// syscalls' tracepoints, keeping the first that attaches and reports a probe write.
     pub ebpf_write_hook: EbpfWriteHook,
+    /// How files are read.
     pub io: IoMode,
     /// With `watch: poll`, how often files are checked for new data.
     pub poll_interval: Dur,
@@ -293,7 +321,7 @@ impl Default for TailConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
     /// Globs of files to tail, e.g. `/var/log/pods/*/*/*.log`.
@@ -314,7 +342,7 @@ pub struct TargetConfig {
     pub pipeline_stages: Vec<StageConfig>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PathLabels {
     #[default]
@@ -323,7 +351,7 @@ pub enum PathLabels {
     Docker,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Discovery {
     #[default]
@@ -331,7 +359,7 @@ pub enum Discovery {
     Kubernetes,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// Where kubelet writes container logs.
@@ -369,7 +397,7 @@ pub struct KubernetesConfig {
 }
 
 /// A fact about a container that can travel as structured metadata.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PodField {
     PodUid,

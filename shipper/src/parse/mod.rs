@@ -67,7 +67,7 @@ use partial::Partials;
 pub(crate) use timestamp::{days_from_civil, days_in_month, parse_rfc3339};
 
 /// The on-disk format of a log file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Decide from the file's first non-empty record.

@@ -16,11 +16,13 @@
 //! line, its timestamp, its labels, its structured metadata or its tenant, or drop it.
 
 use crate::units::Dur;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One stage: a single-key map, `- json: {...}` (Promtail's form; YAML tags are not needed).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(rename_all = "snake_case")]
 pub enum StageConfig {
     /// Values from a JSON line (or extracted value) into the extracted map.
     Json(JsonConfig),
@@ -166,7 +168,7 @@ impl Serialize for StageConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonConfig {
     /// Extracted name → path in the JSON document: `level`, `span.trace_id`, `items[0].id`
@@ -178,24 +180,26 @@ pub struct JsonConfig {
     pub drop_malformed: bool,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogfmtConfig {
     /// Extracted name → logfmt key ("" = the same name).
     pub mapping: BTreeMap<String, String>,
+    /// Parse this extracted value instead of the line.
     pub source: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegexConfig {
     /// A regular expression (Rust `regex` syntax, which matches RE2/Go's) with named groups
     /// `(?P<name>...)`; each group that matched is extracted under its name.
     pub expression: String,
+    /// Match this extracted value instead of the line.
     pub source: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimestampConfig {
     /// The extracted value holding the time.
@@ -211,13 +215,14 @@ pub struct TimestampConfig {
     pub action_on_failure: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
+    /// The extracted value that becomes the line.
     pub source: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantConfig {
     /// The tenant from this extracted value...
@@ -229,7 +234,7 @@ pub struct TenantConfig {
 }
 
 /// What `drop` and `keep` test. Every condition given must hold for a line to match.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilterConfig {
     /// Test this extracted value instead of the line (a line without it does not match, unless
@@ -249,7 +254,7 @@ pub struct FilterConfig {
     pub drop_counter_reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultilineConfig {
     /// A line matching this starts a new entry; others are appended (with `\n`) to the entry in
@@ -263,7 +268,7 @@ pub struct MultilineConfig {
     pub max_wait_time: Option<Dur>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitConfig {
     /// Lines per second per stream.
@@ -278,16 +283,22 @@ pub struct LimitConfig {
 /// A Prometheus relabel rule, applied to a file's target labels once when it is opened (and again
 /// when its pod's metadata changes). The labels it sees include `__path__` and the
 /// `__meta_kubernetes_*` labels; labels starting with `__` are removed after the last rule.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelabelConfig {
+    /// Labels whose values, joined by `separator`, are matched against `regex`.
     pub source_labels: Vec<String>,
+    /// Joins the values of `source_labels`.
     pub separator: String,
+    /// The label written by `replace`, `hashmod`, `lowercase` and `uppercase`.
     pub target_label: Option<String>,
     /// Fully anchored, like Prometheus.
     pub regex: String,
+    /// `hashmod`: the target label gets the hash of the source values modulo this.
     pub modulus: Option<u64>,
+    /// `replace` and `labelmap`: the value written, with `$1`, `${name}` for the regex's groups.
     pub replacement: String,
+    /// What the rule does, as in Prometheus.
     pub action: RelabelAction,
 }
 
@@ -305,7 +316,7 @@ impl Default for RelabelConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RelabelAction {
     #[default]
@@ -324,7 +335,7 @@ pub enum RelabelAction {
 
 /// Loki's per-stream label limits: a line whose labels break them would make Loki refuse the
 /// whole push, so extra labels are dropped here (counted) and long values cut (counted).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabelLimits {
     /// Loki's `max_label_names_per_series`.

@@ -37,7 +37,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The agent's configuration file (README "Configuration"), with extraConfig merged over it. */}}
+{{/* The agent's configuration file (docs/src/reference/configuration.md), with extraConfig merged over it. */}}
 {{- define "shipper.config" -}}
 {{- $loki := .Values.loki }}
 {{- $client := dict "url" $loki.url }}
