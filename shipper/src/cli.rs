@@ -178,6 +178,42 @@ impl Opts {
     }
 }
 
+/// What `run` would find wrong at start besides the config's own rules, so that `check` catches it
+/// too (install.sh and a reload rely on `check`): the HTTP address, each Loki client as it is built
+/// (URL, secret files, TLS certificates and keys), and the `journalctl` program.
+fn preflight(cfg: Config) -> Result<Config, String> {
+    use std::net::ToSocketAddrs;
+    let listen = &cfg.server.http_listen;
+    if !listen.is_empty() {
+        listen.to_socket_addrs().map_err(|e| {
+            format!("`server.http_listen`: `{listen}` is not an address to listen on ({e}); write it like 0.0.0.0:9080")
+        })?;
+    }
+    for (i, client) in std::iter::once(&cfg.client).chain(&cfg.clients).enumerate() {
+        let which = if i == 0 {
+            String::new()
+        } else {
+            format!("clients[{}]: ", i - 1)
+        };
+        crate::push::HttpClient::new(client).map_err(|e| format!("{which}{e}"))?;
+    }
+    if let Some(j) = &cfg.journal {
+        let program = &j.journalctl_path;
+        let found = if program.components().count() > 1 {
+            program.is_file()
+        } else {
+            std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        };
+        if !found {
+            return Err(format!(
+                "`journal.journalctl_path`: `{}` is not found; install systemd's journalctl or set journal.journalctl_path",
+                program.display()
+            ));
+        }
+    }
+    Ok(cfg)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -186,7 +222,7 @@ pub fn main() -> ExitCode {
             print!("{}", config::reference::generate().0);
             ExitCode::SUCCESS
         }
-        Cmd::Check(opts) => match opts.effective() {
+        Cmd::Check(opts) => match opts.effective().map_err(|e| e.to_string()).and_then(preflight) {
             Ok(cfg) => {
                 match serde_yaml_ng::to_string(&cfg) {
                     Ok(y) => print!("{y}"),

@@ -116,3 +116,57 @@ fn flags_alone_are_a_valid_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// What `run` would refuse at start, `check` refuses too (install.sh and reloads rely on it): a CA
+/// file that is not PEM, an unreadable password file, an address that is not one, a missing
+/// journalctl, and an empty variable (told apart from an unset one).
+#[test]
+fn check_refuses_what_run_would_refuse_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let no_password = dir.path().join("password-dir");
+    std::fs::create_dir(&no_password).unwrap();
+    let t = "targets: [{paths: [/x/*.log]}]\n";
+    let cases = [
+        (
+            format!("{t}client:\n  url: https://loki/loki/api/v1/push\n  tls: {{ca_file: {}}}\n", not_pem.display()),
+            "`client.tls.ca_file`".to_string(),
+        ),
+        (
+            format!(
+                "{t}clients:\n  - url: http://loki/loki/api/v1/push\n    basic_auth: {{username: u, password_file: {}}}\n",
+                no_password.display()
+            ),
+            "clients[0]: `client.basic_auth.password_file`".to_string(),
+        ),
+        (
+            format!("{t}server: {{http_listen: nonsense}}\n"),
+            "`server.http_listen`: `nonsense`".to_string(),
+        ),
+        (
+            format!("{t}journal: {{journalctl_path: /nonexistent/journalctl}}\n"),
+            "`journal.journalctl_path`".to_string(),
+        ),
+        (
+            format!("{t}tail: {{rescan_interval: 0s}}\n"),
+            "`tail.rescan_interval`".to_string(),
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (code, _, err) = check(&yaml);
+        assert_eq!(code, 2, "{yaml:?}: exit code; stderr: {err}");
+        assert!(err.contains(&want), "{yaml:?}: stderr should name {want}:\n{err}");
+    }
+    let p = dir.path().join("empty.yaml");
+    std::fs::write(&p, format!("{t}client: {{url: '${{SHIPPER_E2E_EMPTY}}'}}\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&p)
+        .env("SHIPPER_E2E_EMPTY", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`SHIPPER_E2E_EMPTY` is set but empty"), "{err}");
+}

@@ -29,13 +29,19 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
             if !valid {
                 return Err(format!("line {line}: `${{{expr}}}` is not a valid variable reference"));
             }
-            match (lookup(name).filter(|v| !v.is_empty()), default) {
+            let value = lookup(name);
+            match (value.clone().filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
+                    let state = if value.is_some() {
+                        "is set but empty"
+                    } else {
+                        "is not set"
+                    };
                     return Err(format!(
-                        "line {line}: environment variable `{name}` is not set; set it, or write `${{{name}:-default}}`"
-                    ))
+                        "line {line}: environment variable `{name}` {state}; set it, or write `${{{name}:-default}}`"
+                    ));
                 }
             }
             rest = &body[end + 1..];

@@ -265,8 +265,11 @@ impl Config {
         if t.ring_capacity == 0 {
             return err("tail.ring_capacity", "must be at least 1".into());
         }
-        if t.poll_interval.0.is_zero() || t.rescan_interval.0.is_zero() {
-            return err("tail.poll_interval", "intervals must be more than 0".into());
+        if t.poll_interval.0.is_zero() {
+            return err("tail.poll_interval", "must be more than 0".into());
+        }
+        if t.rescan_interval.0.is_zero() {
+            return err("tail.rescan_interval", "must be more than 0".into());
         }
         if self.positions.filename.as_os_str().is_empty() {
             return err("positions.filename", "must name a file".into());

@@ -134,9 +134,29 @@ fn positions(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report:
     for (k, val) in v.as_object().into_iter().flatten() {
         let at = lines.find(k, from);
         match k.as_str() {
-            "filename" | "sync_period" => {
+            "filename" => {
+                // Promtail's file (YAML, path → offset) is not ours: given to shipper it would be set
+                // aside as corrupt and every file read again. Ours goes beside it, on the same volume.
+                let theirs = val.as_str().unwrap_or_default();
+                let dir = std::path::Path::new(theirs)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty());
+                let ours = dir.map_or("shipper-positions.json".into(), |d| {
+                    d.join("shipper-positions.json").display().to_string()
+                });
+                out.positions.insert(k.clone(), Value::from(ours.clone()));
+                report.mapped(
+                    at,
+                    "positions.filename",
+                    format!(
+                        "positions.filename {ours}, beside Promtail's (its format is not shipper's; \
+                         files seen again start at their beginning unless untouched for tail.start_at_max_age)"
+                    ),
+                );
+            }
+            "sync_period" => {
                 out.positions.insert(k.clone(), val.clone());
-                report.mapped(at, format!("positions.{k}"), format!("positions.{k}"));
+                report.mapped(at, "positions.sync_period", "positions.sync_period");
             }
             "ignore_invalid_yaml" => report.built_in(
                 at,

@@ -265,3 +265,15 @@ scrape_configs:
         c.report.render()
     );
 }
+
+#[test]
+fn promtails_positions_file_is_not_taken_over() {
+    let text = "positions:\n  filename: /var/lib/promtail/positions.yaml\n  sync_period: 5s\nclients:\n  - url: http://loki:3100/loki/api/v1/push\nscrape_configs:\n  - job_name: x\n    static_configs:\n      - labels: {__path__: /var/log/x.log}\n";
+    let done = convert(Source::Promtail, text, "p.yaml").unwrap();
+    assert!(
+        done.yaml.contains("filename: /var/lib/promtail/shipper-positions.json"),
+        "{}",
+        done.yaml
+    );
+    assert!(done.yaml.contains("sync_period: 5s"), "{}", done.yaml);
+}
