@@ -140,3 +140,45 @@ fn every_yaml_example_in_the_docs_passes_its_check() {
     );
     assert!(checked >= 10, "only {checked} YAML examples found: is docs/src there?");
 }
+
+/// `shipper <command> --help`'s text.
+fn help(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "shipper {args:?} --help failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The command-line page has a section for every subcommand and names every long option of each,
+/// as clap (the code) knows them; a new command or flag without a line there fails.
+#[test]
+fn the_command_line_page_covers_every_command_and_flag() {
+    let page = std::fs::read_to_string(Path::new(ROOT).join("docs/src/reference/cli.md")).unwrap();
+    let top = help(&[]);
+    let commands: Vec<&str> = top
+        .split("Commands:")
+        .nth(1)
+        .and_then(|s| s.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 4, "commands parsed from --help: {commands:?}");
+    let mut missing = Vec::new();
+    for c in &commands {
+        if !page.contains(&format!("\n## shipper {c}\n")) {
+            missing.push(format!("no `## shipper {c}` section"));
+        }
+        for flag in help(&[c]).split_whitespace().filter(|w| w.starts_with("--")) {
+            let flag = flag.trim_end_matches(|ch: char| !ch.is_ascii_alphanumeric());
+            if ["--help", "--version"].contains(&flag) || flag.len() < 4 {
+                continue;
+            }
+            if !page.contains(&format!("`{flag}")) && !page.contains(&format!("`-c`, `{flag}")) {
+                missing.push(format!("shipper {c} {flag}"));
+            }
+        }
+    }
+    missing.dedup();
+    assert!(missing.is_empty(), "docs/src/reference/cli.md lacks: {missing:?}");
+}

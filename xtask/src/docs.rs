@@ -1,5 +1,5 @@
 //! `cargo xtask docs`: the book under docs/ — the configuration reference regenerated from the code
-//! (`shipper reference`), the book built with mdbook, then every link of the built HTML checked
+//! (`shipper reference`) and the chart values' from values.yaml, the book built with mdbook, then every link of the built HTML checked
 //! offline: each relative link must name a file of the book and each `#anchor` an id in that file.
 //! README.md's relative links are checked too (they point into docs/src).
 
@@ -55,26 +55,20 @@ pub fn install_mdbook() -> Result<(), String> {
     crate::run(crate::cargo().args(["install", "mdbook", "--locked", "--version", MDBOOK]))
 }
 
-/// Rewrites docs/src/reference/configuration.md from `shipper reference` when it differs.
+/// Rewrites the generated reference pages when they differ: the configuration reference (from the
+/// config structs) and the chart's values (from values.yaml).
 fn reference(root: &Path) -> Result<(), String> {
-    let out = crate::cargo()
-        .args(["run", "-q", "-p", "shipper", "--", "reference"])
-        .current_dir(root)
-        .output()
-        .map_err(|e| format!("cargo run -p shipper -- reference: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`shipper reference` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let page = root.join("docs/src/reference/configuration.md");
-    if std::fs::read(&page).ok().as_deref() != Some(&out.stdout[..]) {
-        std::fs::write(&page, &out.stdout).map_err(|e| format!("{}: {e}", page.display()))?;
-        eprintln!(
-            "docs: {} regenerated from the config structs; commit it",
-            page.display()
-        );
+    let (config, _) = shipper::config::reference::generate();
+    let (values, _) = crate::values_ref::generate(root)?;
+    for (page, text) in [
+        ("docs/src/reference/configuration.md", config),
+        (crate::values_ref::PAGE, values),
+    ] {
+        let file = root.join(page);
+        if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+            eprintln!("docs: {page} regenerated; commit it");
+        }
     }
     Ok(())
 }

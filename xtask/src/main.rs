@@ -15,6 +15,7 @@ mod demo;
 mod deny;
 mod docs;
 mod fuzz;
+mod values_ref;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
