@@ -108,6 +108,7 @@ pub struct Metrics {
     pub journal_entries: Counter,
     pub journal_dropped: Family<ReasonLabel, Counter>,
     pub journal_restarts: Counter,
+    pub files_deleted_while_down: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +171,7 @@ impl Metrics {
             journal_entries: Counter::default(),
             journal_dropped: Family::default(),
             journal_restarts: Counter::default(),
+            files_deleted_while_down: Counter::default(),
         };
         let r = &mut m.registry;
         r.register_with_unit("read", "Bytes read from each file", Unit::Bytes, m.read_bytes.clone());
@@ -375,6 +377,11 @@ impl Metrics {
             "journal_restarts",
             "Restarts of journalctl after it exited",
             m.journal_restarts.clone(),
+        );
+        r.register(
+            "files_deleted_while_down",
+            "Files of the positions found deleted at start: lines written to them after their saved offset, if any, were lost",
+            m.files_deleted_while_down.clone(),
         );
         m
     }

@@ -192,3 +192,35 @@ fn corrupt_positions_at_start_fall_back_to_the_backup() {
     agent.assert_peak_rss_below(64, "corrupt positions at start");
     agent.stop();
 }
+
+/// A file of the positions that was deleted while the agent was down (as kubelet deletes old rotated
+/// files) cannot be read any more: at start it is named in a warning and counted, never skipped
+/// silently; the file that is still there is not counted.
+#[test]
+fn a_saved_file_deleted_while_down_is_named_and_counted() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let mut a = LogWriter::create(env.path("app/a.log"), Format::Cri).unwrap();
+    let mut b = LogWriter::create(env.path("app/b.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut a, 0, 0..1_000);
+    crate::support::write_tagged(&mut b, 1, 0..1_000);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 2_000, 60);
+    agent.stop();
+    // While it is down: more lines to a.log, then a.log is deleted.
+    crate::support::write_tagged(&mut a, 0, 1_000..1_500);
+    drop(a);
+    std::fs::remove_file(env.path("app/a.log")).unwrap();
+    crate::support::write_tagged(&mut b, 1, 1_000..1_200);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 2_200, 60);
+    let series = "shipper_files_deleted_while_down_total";
+    assert_eq!(agent.metric(series), 1.0, "{}", agent.log_tail());
+    let log = agent.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("deleted while the agent was down"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", agent.log_tail()));
+    assert!(warning.contains("a.log") && !warning.contains("b.log"), "{warning}");
+    agent.stop();
+}

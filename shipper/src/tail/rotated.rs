@@ -52,6 +52,7 @@ impl Reader {
         // Each path once, in a stable order (a node may have thousands).
         let mut paths: std::collections::BTreeMap<PathBuf, usize> = Default::default();
         let mut found = Vec::new();
+        let mut gone = Vec::new();
         for s in saved {
             let Some(target) = self.targets.target_of(&s.ident.path) else {
                 continue;
@@ -66,8 +67,11 @@ impl Reader {
             };
             let prefix = format!("{}.", name.to_string_lossy());
             let Ok(entries) = std::fs::read_dir(dir) else {
+                // Its directory is gone too (a pod deleted while we were down).
+                gone.push(s);
                 continue;
             };
+            let before = found.len();
             for entry in entries.flatten() {
                 let candidate = entry.path();
                 let Ok(meta) = std::fs::metadata(&candidate) else {
@@ -84,10 +88,14 @@ impl Reader {
                 let fname = entry.file_name().to_string_lossy().into_owned();
                 let ctime = ctime_of(&meta);
                 let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime);
-                found.push((order, candidate, target, file, meta, s));
+                found.push((order, candidate, target, file, meta, s.clone()));
                 break;
             }
+            if found.len() == before {
+                gone.push(s);
+            }
         }
+        self.report_gone(&gone);
         found.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, candidate, target, file, meta, s) in found {
             tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
@@ -113,6 +121,26 @@ impl Reader {
                 self.read_rotated(&path, target, unseen);
             }
         }
+    }
+
+    /// Saved files that are nowhere (deleted while we were down, e.g. kubelet removing old rotated
+    /// files, or a deleted pod's directory): whatever was written to them after their saved offset
+    /// cannot be read. Never silent: each is counted and named in a warning (the first few by name).
+    fn report_gone(&self, gone: &[crate::checkpoint::SavedFile]) {
+        const NAMED: usize = 20;
+        for s in gone.iter().take(NAMED) {
+            tracing::warn!(file = %s.ident.path.display(), saved_offset = s.offset,
+                "a file in the positions was deleted while the agent was down: any lines written to it after \
+                 the saved offset were lost (keep more rotated files in kubelet, containerLogMaxFiles, or \
+                 keep the agent's downtime shorter)");
+        }
+        if gone.len() > NAMED {
+            tracing::warn!(
+                more = gone.len() - NAMED,
+                "more files of the positions were deleted while the agent was down"
+            );
+        }
+        self.metrics.files_deleted_while_down.inc_by(gone.len() as u64);
     }
 
     /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,
