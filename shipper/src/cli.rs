@@ -135,8 +135,17 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 impl Opts {
-    /// The config file (if any) with the flags applied on top, validated.
+    /// The config file (if any) with the flags applied on top, validated, with the targets discovery adds.
     fn effective(&self) -> Result<Config, config::ConfigError> {
+        let (mut cfg, source) = self.given()?;
+        cfg.add_discovered_targets();
+        cfg.validate(&source)?;
+        Ok(cfg)
+    }
+
+    /// The config file (if any) with the flags applied on top, and where it came from: what `check`
+    /// prints (without the discovered targets, so that its output can be used as a config file).
+    fn given(&self) -> Result<(Config, String), config::ConfigError> {
         let (mut cfg, source) = match &self.config {
             Some(p) => (config::load_file(p)?, p.display().to_string()),
             None => (Config::default(), "command line".to_string()),
@@ -172,9 +181,12 @@ impl Opts {
         if let Some(l) = &self.log_level {
             cfg.server.log_level = l.clone();
         }
-        cfg.add_discovered_targets();
-        cfg.validate(&source)?;
-        Ok(cfg)
+        Ok((cfg, source))
+    }
+
+    /// [`Opts::effective`], then [`preflight`]: what `run`, a reload and `check` accept.
+    fn accepted(&self) -> Result<Config, String> {
+        self.effective().map_err(|e| e.to_string()).and_then(preflight)
     }
 }
 
@@ -222,8 +234,8 @@ pub fn main() -> ExitCode {
             print!("{}", config::reference::generate().0);
             ExitCode::SUCCESS
         }
-        Cmd::Check(opts) => match opts.effective().map_err(|e| e.to_string()).and_then(preflight) {
-            Ok(cfg) => {
+        Cmd::Check(opts) => match opts.accepted().and_then(|_| opts.given().map_err(|e| e.to_string())) {
+            Ok((cfg, _)) => {
                 match serde_yaml_ng::to_string(&cfg) {
                     Ok(y) => print!("{y}"),
                     Err(e) => eprintln!("cannot print the config: {e}"),
@@ -237,7 +249,9 @@ pub fn main() -> ExitCode {
             }
         },
         Cmd::Run(opts) => {
-            let cfg = match opts.effective() {
+            // Whatever `check` refuses, `run` refuses the same way (exit 2: systemd's unit does not
+            // restart a config that can never start).
+            let cfg = match opts.accepted() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -245,7 +259,7 @@ pub fn main() -> ExitCode {
                 }
             };
             let logging = crate::logging::Logging::init(&cfg.server.log_level, cfg.server.log_format);
-            let load: crate::reload::Loader = Box::new(move || opts.effective().map_err(|e| e.to_string()));
+            let load: crate::reload::Loader = Box::new(move || opts.accepted());
             match crate::agent::run(cfg, load, Some(logging)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

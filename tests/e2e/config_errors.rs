@@ -170,3 +170,28 @@ fn check_refuses_what_run_would_refuse_at_start() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`SHIPPER_E2E_EMPTY` is set but empty"), "{err}");
 }
+
+/// `run` refuses what `check` refuses, with the same exit code 2 (a systemd unit with
+/// `RestartPreventExitStatus=2` then stops instead of restarting a config that cannot start).
+#[test]
+fn run_refuses_what_check_refuses_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shipper.yaml");
+    std::fs::write(&p, "targets: [{paths: [/x/*.log]}]\nserver: {http_listen: nonsense}\n").unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`server.http_listen`"), "{err}");
+}
+
+/// What `check` prints is a config file: with `discovery: kubernetes` it holds no discovered
+/// target (the agent adds those itself), so checking it again prints the same.
+#[test]
+fn checks_output_checks_again_unchanged() {
+    let (code, first, err) = check("discovery: kubernetes\nkubernetes: {api: false, node_name: n1}\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(first.contains("targets: []"), "discovered targets printed:\n{first}");
+    let (code, second, err) = check(&first);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(first, second);
+}

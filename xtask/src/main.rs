@@ -26,9 +26,11 @@ fn main() -> ExitCode {
         Some("setup") if args.get(1).map(String::as_str) == Some("--build-only") => build_setup(),
         Some("setup") => setup(),
         Some("test") => setup().and_then(|_| test(&args[1..])),
-        Some("demo") => setup().and_then(|_| demo::run(&args[1..])),
-        Some("bench") => setup().and_then(|_| bench::run(&args[1..])),
-        Some("fuzz") => setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
+        // The demo, the bench and the fuzzers need only the build's tools, not the tests' packages
+        // (which need root to install).
+        Some("demo") => build_setup().and_then(|_| demo::run(&args[1..])),
+        Some("bench") => build_setup().and_then(|_| bench::run(&args[1..])),
+        Some("fuzz") => build_setup().and_then(|_| fuzz::run_fuzz(&args[1..])),
         Some("docs") => docs::install_mdbook().and_then(|_| docs::run(&args[1..])),
         Some("cluster") => cluster::run(&args[1..]),
         _ => {
