@@ -7,6 +7,7 @@
 mod bound;
 mod chart;
 mod lag;
+mod node;
 mod peers;
 mod report;
 mod scenarios;
@@ -20,6 +21,8 @@ pub const SCENARIOS: &[&str] = &[
     "rotation",
     "live",
     "idle-1000",
+    "idle-10000",
+    "node",
     "stages",
     "wake",
 ];
@@ -81,7 +84,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
+rotation, live, idle-1000, idle-10000, node, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -126,6 +129,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             continue;
         }
+        if name == "node" {
+            // Kubernetes discovery against the API stand-in: peers would need their own service discovery.
+            eprintln!("== node (shipper{})", if quick { ", quick" } else { "" });
+            let o = node::node(&ctx, &peers[0].bin)?;
+            eprintln!("{}", report::line(&o));
+            outcomes.push(o);
+            continue;
+        }
         if name == "wake" {
             // shipper's own watchers side by side; peers have no such choice.
             // At 100k writes/s this 2-core machine is saturated (writer, agent and sink); at 10k
@@ -152,7 +163,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 }
                 "rotation" => scenarios::rotation(&ctx, peer)?,
                 "live" => scenarios::live(&ctx, peer)?,
-                "idle-1000" => scenarios::idle(&ctx, peer)?,
+                "idle-1000" => scenarios::idle(&ctx, peer, 1_000)?,
+                "idle-10000" => scenarios::idle(&ctx, peer, 10_000)?,
                 _ => unreachable!("checked above"),
             };
             eprintln!("{}", report::line(&o));
@@ -161,6 +173,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&ctx.work);
     println!("{}", report::markdown(&outcomes, quick));
+    println!("{}", report::targets(&outcomes, quick));
     // The API-server load is measured against a real Kubernetes by tests/cluster (load.rs), which
     // writes it beside this report; shown here when a run of the cluster tests left it.
     if let Ok(api_load) = std::fs::read_to_string(out_dir.join("api-load.md")) {

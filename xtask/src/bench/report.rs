@@ -95,3 +95,66 @@ fn versus(outcomes: &[Outcome], o: &Outcome) -> String {
         ratio(o.peak_rss_mib, ours.peak_rss_mib)
     )
 }
+
+/// Issue 23's targets, each marked met, not met, or not run (this is a benchmark, not a test: only
+/// lost lines fail the run).
+pub fn targets(outcomes: &[Outcome], quick: bool) -> String {
+    let find = |scenario: &str, agent: &str| outcomes.iter().find(|o| o.scenario == scenario && o.agent == agent);
+    let mut rows: Vec<(String, Option<(bool, String)>)> = Vec::new();
+    let t1 = find("throughput-1", "shipper");
+    rows.push((
+        "throughput-1: ≤ 1.05× the in-process bound, ≥ 250 MiB/s, peak RSS ≤ 64 MiB".into(),
+        t1.map(|o| {
+            let ratio = o
+                .bound_cpu_s_per_gib
+                .filter(|b| *b > 0.0)
+                .map_or(f64::INFINITY, |b| o.cpu_s_per_gib / b);
+            (
+                ratio <= 1.05 && o.mib_per_s >= 250.0 && o.peak_rss_mib <= 64.0,
+                format!("{ratio:.2}×, {:.0} MiB/s, {:.1} MiB", o.mib_per_s, o.peak_rss_mib),
+            )
+        }),
+    ));
+    rows.push((
+        "stages: ≥ 90 % of the plain path's MiB/s".into(),
+        find("stages", "shipper (stages)")
+            .zip(find("stages", "shipper (plain)"))
+            .map(|(s, p)| {
+                let share = s.mib_per_s / p.mib_per_s.max(f64::MIN_POSITIVE);
+                (share >= 0.9, format!("{:.0} %", 100.0 * share))
+            }),
+    ));
+    rows.push((
+        "idle-10000: ≤ 20 ms CPU per 10 idle seconds".into(),
+        find("idle-10000", "shipper")
+            .and_then(|o| o.idle_cpu_ms)
+            .map(|ms| (ms <= 20.0, format!("{ms:.0} ms"))),
+    ));
+    rows.push((
+        "node: ≤ 1.2× the CPU per GiB of throughput-1, peak RSS ≤ 64 MiB".into(),
+        find("node", "shipper").zip(t1).map(|(n, t)| {
+            let ratio = n.cpu_s_per_gib / t.cpu_s_per_gib.max(f64::MIN_POSITIVE);
+            (
+                ratio <= 1.2 && n.peak_rss_mib <= 64.0,
+                format!(
+                    "{ratio:.2}× ({:.2} CPU-s/GiB), {:.1} MiB",
+                    n.cpu_s_per_gib, n.peak_rss_mib
+                ),
+            )
+        }),
+    ));
+    let mut s = String::from("Targets (issue 23)");
+    if quick {
+        s.push_str(" — --quick sizes: indicative only");
+    }
+    s.push_str(":\n\n| target | measured | |\n|---|---|---|\n");
+    for (what, got) in rows {
+        let (mark, measured) = match got {
+            Some((true, m)) => ("met", m),
+            Some((false, m)) => ("**not met**", m),
+            None => ("not run", "–".to_string()),
+        };
+        s.push_str(&format!("| {what} | {measured} | {mark} |\n"));
+    }
+    s
+}

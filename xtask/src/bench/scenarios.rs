@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// CRI lines of realistic length spread (~220 bytes with the CRI header on average).
-fn line(f: u32, seq: u64) -> String {
+pub(super) fn line(f: u32, seq: u64) -> String {
     tag_line(f, seq, varied_len(seq, 80, 280))
 }
 
@@ -46,7 +46,7 @@ fn start(peer: &Peer, dir: &Path, loki: &Receiver, batch_wait: &str) -> Result<A
 }
 
 /// Waits until every line `0..n` of each file arrived (duplicates do not count), with a progress bar.
-fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Result<Account, String> {
+pub(super) fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Result<Account, String> {
     let total: u64 = expected.iter().map(|e| e.1).sum();
     let bar = indicatif::ProgressBar::new(total);
     if let Ok(style) =
@@ -71,7 +71,7 @@ fn wait_all(loki: &Receiver, expected: &[(u32, u64)], timeout: Duration) -> Resu
 }
 
 /// Reads the agent's CPU and peak RSS, stops it, and fills the outcome of scenario `name`.
-fn finish(
+pub(super) fn finish(
     agent: Agent,
     agent_name: &str,
     name: &str,
@@ -224,10 +224,11 @@ pub fn live(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     Ok(o)
 }
 
-/// 1,000 files of one line: all shipped, then the agent's CPU over 10 idle seconds.
-pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
-    let dir = ctx.dir("idle-1000")?;
-    let files = 1000u32;
+/// `files` files of one line: all shipped, then the agent's CPU over 10 idle seconds (`idle-1000`,
+/// `idle-10000`).
+pub fn idle(ctx: &Ctx, peer: &Peer, files: u32) -> Result<Outcome, String> {
+    let name = format!("idle-{files}");
+    let dir = ctx.dir(&name)?;
     for f in 0..files {
         let mut w = LogWriter::create(pod_log(&dir, f), Format::Cri).map_err(|e| e.to_string())?;
         w.write_line("stdout", &line(f, 0)).map_err(|e| e.to_string())?;
@@ -237,13 +238,13 @@ pub fn idle(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
     let loki = Receiver::start_tally(expected.iter().copied(), false);
     let agent = start(peer, &dir, &loki, "1s")?;
     let t0 = Instant::now();
-    let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
+    let account = wait_all(&loki, &expected, Duration::from_secs(300))?;
     let secs = t0.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let before = agent.cpu_seconds();
     std::thread::sleep(Duration::from_secs(10));
     let idle = agent.cpu_seconds() - before;
-    let mut o = finish(agent, peer.name(), "idle-1000", &dir, files, &account, secs)?;
+    let mut o = finish(agent, peer.name(), &name, &dir, files, &account, secs)?;
     o.idle_cpu_ms = Some(idle * 1000.0);
     Ok(o)
 }
@@ -312,7 +313,7 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64, files: u32) -> Result<
 }
 
 /// p50, p99 and max of latencies in nanoseconds, in milliseconds.
-fn percentiles(mut lat: Vec<i64>) -> Latency {
+pub(super) fn percentiles(mut lat: Vec<i64>) -> Latency {
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
