@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod kube;
 pub mod kubelet;
+mod listing;
 mod walk;
 
 use crate::config::{Config, PathLabels, TargetConfig};
@@ -68,6 +69,8 @@ pub struct Targets {
     /// The pod metadata cache, with `discovery: kubernetes` and `kubernetes.api`.
     pods: Option<Arc<kube::PodCache>>,
     label_limits: crate::process::config::LabelLimits,
+    /// Directory listings kept between scans (unchanged directories are not read again).
+    listings: listing::Listings,
 }
 
 struct Compiled {
@@ -109,6 +112,7 @@ impl Targets {
                 .collect(),
             pods: None,
             label_limits: Default::default(),
+            listings: Default::default(),
         }
     }
 
@@ -265,14 +269,18 @@ impl Targets {
 
     /// Expands every glob. Unreadable directories and vanished entries are skipped (they are seen again
     /// at the next scan); only regular files are returned.
-    pub fn scan(&self) -> Scan {
-        self.scan_patterns(|p| Some(p.to_string()))
+    pub fn scan(&mut self) -> Scan {
+        self.listings.begin_full();
+        let scan = self.scan_patterns(|p| Some(p.to_string()));
+        self.listings.end_full();
+        scan
     }
 
     /// Expands the globs only below `dir` (a new or changed directory): what a full scan would find
     /// there, and the directories to watch on the way, at the cost of listing that directory alone.
     /// Globs with `**` are expanded whole.
-    pub fn scan_under(&self, dir: &Path) -> Scan {
+    pub fn scan_under(&mut self, dir: &Path) -> Scan {
+        self.listings.begin();
         self.scan_patterns(|p| narrow(p, dir))
     }
 
@@ -285,18 +293,26 @@ impl Targets {
             .any(|p| fixed_base(p).starts_with(dir))
     }
 
-    fn scan_patterns(&self, narrow: impl Fn(&str) -> Option<String>) -> Scan {
+    fn scan_patterns(&mut self, narrow: impl Fn(&str) -> Option<String>) -> Scan {
         let mut scan = Scan::default();
         let mut seen = HashSet::new();
+        // Directories gathered in a list and made a set once, sorted: inserting tens of thousands of
+        // paths one by one into the set costs a path comparison (slow: by components) per level.
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for (ti, t) in self.targets.iter().enumerate() {
             for pattern in t.paths.iter().filter_map(|p| narrow(p)) {
-                let paths: Vec<PathBuf> = match walk::walk(&pattern) {
+                let walked = walk::walk(&pattern, &mut self.listings);
+                // A walk lists every directory on the way, the matches' own included.
+                let parents_listed = walked.is_some();
+                let paths: Vec<PathBuf> = match walked {
                     Some(w) => {
-                        scan.dirs.extend(w.dirs);
+                        dirs.extend(w.dirs);
                         w.matches
                     }
                     None => {
-                        watch_dirs(&pattern, &mut scan.dirs);
+                        let mut set = BTreeSet::new();
+                        watch_dirs(&pattern, &mut set);
+                        dirs.extend(set);
                         let Ok(paths) = glob::glob(&pattern) else {
                             continue;
                         };
@@ -305,6 +321,13 @@ impl Targets {
                 };
                 for path in paths {
                     if t.exclude.iter().any(|x| x.matches_path(&path)) {
+                        continue;
+                    }
+                    // A regular file in a directory unchanged since the last scan is the same file.
+                    if let Some(key) = parents_listed.then(|| self.listings.key(&path)).flatten() {
+                        if !self.dropped(ti, &path) && seen.insert(key) {
+                            scan.files.push(Found { path, target: ti, key });
+                        }
                         continue;
                     }
                     let meta = match std::fs::metadata(&path) {
@@ -330,19 +353,24 @@ impl Targets {
                     // One file reached through several paths (a kubelet symlink to docker's file)
                     // belongs to the first target that finds it.
                     let key = (meta.dev(), meta.ino());
+                    if parents_listed {
+                        self.listings.remember(&path, key);
+                    }
                     if !self.dropped(ti, &path) && seen.insert(key) {
                         // A glob lists a directory's files together: one insert per directory.
                         if let Some(dir) = path
                             .parent()
-                            .filter(|d| scan.files.last().and_then(|f| f.path.parent()) != Some(d))
+                            .filter(|d| !parents_listed && scan.files.last().and_then(|f| f.path.parent()) != Some(d))
                         {
-                            scan.dirs.insert(dir.to_path_buf());
+                            dirs.push(dir.to_path_buf());
                         }
                         scan.files.push(Found { path, target: ti, key });
                     }
                 }
             }
         }
+        // Each walk lists them in order: the set's own sort merges those runs.
+        scan.dirs = dirs.into_iter().collect();
         scan
     }
 }
@@ -433,7 +461,7 @@ mod tests {
             std::fs::write(&f, b"x\n").unwrap();
         }
         std::fs::create_dir_all(root.join("ns_c_3/c3")).unwrap();
-        let t = Targets::new(&[TargetConfig {
+        let mut t = Targets::new(&[TargetConfig {
             paths: vec![format!("{}/*/*/*", root.display())],
             exclude: vec!["*.gz".into()],
             ..Default::default()
@@ -499,7 +527,7 @@ mod tests {
             std::fs::write(&f, b"x\n").unwrap();
         }
         std::fs::create_dir_all(root.join("ns_a_1/c3")).unwrap();
-        let t = Targets::new(&[TargetConfig {
+        let mut t = Targets::new(&[TargetConfig {
             paths: vec![format!("{}/*/*/*.log", root.display())],
             ..Default::default()
         }]);

@@ -3,6 +3,7 @@
 //! come from the listing itself (`d_type`), so only symlinks cost a `stat`. A scan of 1,000 pod
 //! directories lists each once instead of listing them again to find the directories to watch.
 
+use super::listing::Listings;
 use std::path::{Component, Path, PathBuf};
 
 /// What a walk found.
@@ -22,7 +23,7 @@ pub(super) fn is_wild(s: &str) -> bool {
 
 /// Walks `pattern`. None when the walk does not apply — a `**` pattern, one glob cannot parse, or
 /// one whose fixed base is not a directory — and the caller expands it with `glob` instead.
-pub(super) fn walk(pattern: &str) -> Option<Walked> {
+pub(super) fn walk(pattern: &str, listings: &mut Listings) -> Option<Walked> {
     if pattern.contains("**") {
         return None;
     }
@@ -43,56 +44,66 @@ pub(super) fn walk(pattern: &str) -> Option<Walked> {
         .iter()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
+    let patterns: Vec<Option<glob::Pattern>> = rest
+        .iter()
+        .map(|c| {
+            if is_wild(c) {
+                glob::Pattern::new(c).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
     let mut walked = Walked::default();
-    let mut level = vec![base];
-    for (i, comp) in rest.iter().enumerate() {
-        let last = i + 1 == rest.len();
-        walked.dirs.extend(level.iter().cloned());
-        let mut next = Vec::new();
-        if !is_wild(comp) {
-            for dir in &level {
-                let path = dir.join(comp);
-                if last {
-                    if path.symlink_metadata().is_ok() {
-                        walked.matches.push(path);
-                    }
-                } else if path.is_dir() {
-                    next.push(path);
-                }
-            }
-        } else {
-            let pat = glob::Pattern::new(comp).ok()?;
-            for dir in &level {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    // Unreadable or gone: skipped, as glob does; seen again at the next scan.
-                    continue;
-                };
-                let mut found: Vec<(std::ffi::OsString, Option<std::fs::FileType>)> = entries
-                    .flatten()
-                    .filter(|e| pat.matches(&e.file_name().to_string_lossy()))
-                    .map(|e| (e.file_name(), e.file_type().ok()))
-                    .collect();
-                found.sort_by(|a, b| a.0.cmp(&b.0));
-                for (name, kind) in found {
-                    let path = dir.join(name);
-                    if last {
-                        walked.matches.push(path);
-                        continue;
-                    }
-                    let is_dir = match kind {
-                        Some(k) if k.is_symlink() => path.is_dir(),
-                        Some(k) => k.is_dir(),
-                        None => path.is_dir(),
-                    };
-                    if is_dir {
-                        next.push(path);
-                    }
-                }
-            }
-        }
-        level = next;
-    }
+    descend(&base, &rest, &patterns, listings, &mut walked);
     Some(walked)
+}
+
+/// Depth first, each directory's entries in name order: the matches come in glob's order and the
+/// directories in `Path`'s order (a parent before what is below it), so making them a set is cheap.
+fn descend(
+    dir: &Path,
+    rest: &[String],
+    patterns: &[Option<glob::Pattern>],
+    listings: &mut Listings,
+    walked: &mut Walked,
+) {
+    walked.dirs.push(dir.to_path_buf());
+    let (Some(comp), Some(pattern)) = (rest.first(), patterns.first()) else {
+        return;
+    };
+    let last = rest.len() == 1;
+    let Some(pat) = pattern else {
+        let path = dir.join(comp);
+        if last {
+            if path.symlink_metadata().is_ok() {
+                walked.matches.push(path);
+            }
+        } else if path.is_dir() {
+            descend(&path, &rest[1..], &patterns[1..], listings, walked);
+        }
+        return;
+    };
+    let Some(entries) = listings.entries(dir) else {
+        // Unreadable or gone: skipped, as glob does; seen again at the next scan.
+        return;
+    };
+    for (name, kind) in entries.iter().filter(|e| pat.matches(&e.0.to_string_lossy())) {
+        let path = dir.join(name);
+        if last {
+            walked.matches.push(path);
+            continue;
+        }
+        let is_dir = match kind {
+            Some(k) if k.is_symlink() => path.is_dir(),
+            Some(k) => k.is_dir(),
+            None => path.is_dir(),
+        };
+        if is_dir {
+            descend(&path, &rest[1..], &patterns[1..], listings, walked);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,15 +143,16 @@ mod tests {
             format!("{root_s}/pods/ns_[ab]_?/*/0.log*"),
             format!("{root_s}/pods/*/*/0.log"),
         ] {
-            let w = walk(&pattern).unwrap();
+            let w = walk(&pattern, &mut Listings::default()).unwrap();
             let globbed: Vec<PathBuf> = glob::glob(&pattern).unwrap().flatten().collect();
             assert_eq!(w.matches, globbed, "{pattern}");
             let mut expected = BTreeSet::new();
             super::super::watch_dirs(&pattern, &mut expected);
             assert_eq!(w.dirs.into_iter().collect::<BTreeSet<_>>(), expected, "{pattern}");
         }
-        assert!(walk(&format!("{root_s}/missing/*/*.log")).is_none());
-        assert!(walk(&format!("{root_s}/pods/**/*.log")).is_none());
-        assert!(walk(&format!("{root_s}/pods/ns_a_1/c1/0.log")).is_none());
+        let l = &mut Listings::default();
+        assert!(walk(&format!("{root_s}/missing/*/*.log"), l).is_none());
+        assert!(walk(&format!("{root_s}/pods/**/*.log"), l).is_none());
+        assert!(walk(&format!("{root_s}/pods/ns_a_1/c1/0.log"), l).is_none());
     }
 }
