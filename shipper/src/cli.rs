@@ -137,10 +137,8 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 impl Opts {
     /// The config file (if any) with the flags applied on top, validated, with the targets discovery adds.
     fn effective(&self) -> Result<Config, config::ConfigError> {
-        let (mut cfg, source) = self.given()?;
-        cfg.add_discovered_targets();
-        cfg.validate(&source)?;
-        Ok(cfg)
+        let (cfg, source) = self.given()?;
+        complete(cfg, &source)
     }
 
     /// The config file (if any) with the flags applied on top, and where it came from: what `check`
@@ -190,6 +188,23 @@ impl Opts {
     }
 }
 
+/// `cfg` with the targets discovery adds, validated.
+fn complete(mut cfg: Config, source: &str) -> Result<Config, config::ConfigError> {
+    cfg.add_discovered_targets();
+    cfg.validate(source)?;
+    Ok(cfg)
+}
+
+/// What `check` prints: the given config (without the discovered targets), once the complete one
+/// passed everything `run` checks. The config file is read once.
+fn checked(opts: &Opts) -> Result<Config, String> {
+    let (given, source) = opts.given().map_err(|e| e.to_string())?;
+    complete(given.clone(), &source)
+        .map_err(|e| e.to_string())
+        .and_then(preflight)?;
+    Ok(given)
+}
+
 /// What `run` would find wrong at start besides the config's own rules, so that `check` catches it
 /// too (install.sh and a reload rely on `check`): the HTTP address, each Loki client as it is built
 /// (URL, secret files, TLS certificates and keys), and the `journalctl` program.
@@ -234,8 +249,8 @@ pub fn main() -> ExitCode {
             print!("{}", config::reference::generate().0);
             ExitCode::SUCCESS
         }
-        Cmd::Check(opts) => match opts.accepted().and_then(|_| opts.given().map_err(|e| e.to_string())) {
-            Ok((cfg, _)) => {
+        Cmd::Check(opts) => match checked(&opts) {
+            Ok(cfg) => {
                 match serde_yaml_ng::to_string(&cfg) {
                     Ok(y) => print!("{y}"),
                     Err(e) => eprintln!("cannot print the config: {e}"),

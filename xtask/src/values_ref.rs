@@ -55,19 +55,6 @@ fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
 }
 
-/// A default as one line of YAML flow style.
-fn inline(v: &Value) -> String {
-    match v {
-        Value::Null => "—".into(),
-        Value::String(s) if s.is_empty() => "`\"\"`".into(),
-        Value::String(s) => format!("`{s}`"),
-        other => {
-            let json = serde_json::to_string(other).unwrap_or_default();
-            format!("`{}`", json.replace('"', "").replace(',', ", ").replace(':', ": "))
-        }
-    }
-}
-
 /// The page, and the values that have no comment of their own.
 pub fn generate(root: &Path) -> Result<(String, Vec<String>), String> {
     let file = root.join(VALUES);
@@ -90,7 +77,11 @@ pub fn generate(root: &Path) -> Result<(String, Vec<String>), String> {
         if is_map && key.comment.is_empty() {
             continue;
         }
-        let default = if is_map { "—".to_string() } else { inline(v) };
+        let default = if is_map {
+            "—".to_string()
+        } else {
+            shipper::config::reference::default(serde_json::to_value(v).ok().as_ref())
+        };
         let _ = writeln!(
             page,
             "| `{}` | {} | {} |",

@@ -201,7 +201,7 @@ impl Page {
                     .insert(def.clone(), (anchor.to_string(), path.to_string()));
             }
             if let Some(variants) = item.schema.get("oneOf").and_then(Value::as_array).cloned() {
-                if variants.iter().all(|x| x.get("properties").is_some()) {
+                if is_stage_list(&item.schema) {
                     self.push(path, "list of stages", "`[]`", &meaning);
                     for variant in &variants {
                         let Some((name, inner)) = variant
@@ -258,8 +258,12 @@ impl Page {
     }
 }
 
+/// A list item that is one of several single-key objects (a pipeline stage), not an enum of strings.
 fn is_stage_list(schema: &Value) -> bool {
-    schema.get("oneOf").is_some()
+    schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .is_some_and(|alts| alts.iter().all(|a| a.get("properties").is_some()))
 }
 
 /// The values of an enum of strings, each with its doc comment if it has one.
@@ -318,8 +322,9 @@ fn kind(node: &Node) -> String {
     }
 }
 
-/// The default column, as YAML would have it.
-fn default(v: Option<&Value>) -> String {
+/// A default as one line of YAML flow style, in backticks (— for none): the default column of the
+/// configuration reference and of the chart values' reference.
+pub fn default(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "—".into(),
         Some(Value::String(s)) if s.is_empty() => "`\"\"`".into(),
