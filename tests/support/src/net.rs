@@ -16,6 +16,31 @@ const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 /// the socket and all connections are closed.
 pub(crate) type StopSignal = oneshot::Receiver<std::sync::mpsc::Sender<()>>;
 
+/// The ports this process handed out: its fake servers' (up or down) and `free_port`'s. A port
+/// picked with `127.0.0.1:0` is never one of them, so a server that is down gets its port back and
+/// no other server or agent of a test running beside it takes it meanwhile (which once made an
+/// agent push to another test's receiver during an "outage").
+static OWNED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Binds a port of 127.0.0.1 that no fake server or `free_port` of this process ever had, and keeps
+/// it as this process's.
+pub(crate) fn bind_new_port(who: &str) -> std::net::TcpListener {
+    let mut taken = Vec::new();
+    loop {
+        let l = bind_with_retry("127.0.0.1:0".parse().expect("a literal address"), who);
+        let port = l
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{who}: a bound socket has no address: {e}"))
+            .port();
+        if OWNED.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return l;
+        }
+        // Held until a new port is found, so the next bind gets another one.
+        taken.push(l);
+    }
+}
+
 /// Binds `addr`, retrying while the port is in use (e.g. taken for a moment by someone's
 /// outgoing connection) for up to [`REBIND_TIMEOUT`]. The standard library sets `SO_REUSEADDR`,
 /// so leftover `TIME_WAIT` connections do not block the bind. `who` names the server in panics.
@@ -114,7 +139,7 @@ impl ServerThread {
         let handle = handle_rx
             .recv()
             .unwrap_or_else(|_| panic!("{who}: its runtime thread died while starting"));
-        let listener = bind_with_retry("127.0.0.1:0".parse().expect("a literal address"), who);
+        let listener = bind_new_port(who);
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("{who}: a bound socket has no address: {e}"));
@@ -170,5 +195,25 @@ impl Drop for ServerThread {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While a server is down its port is nobody else's: new servers and `free_port` get other
+    /// ports, and the server comes back up on its own.
+    #[test]
+    fn a_down_servers_port_is_not_handed_out() {
+        let receiver = crate::receiver::Receiver::start();
+        let port = receiver.addr().port();
+        receiver.set_down(true);
+        for _ in 0..2_000 {
+            assert_ne!(bind_new_port("test").local_addr().unwrap().port(), port);
+            assert_ne!(crate::prom::free_port(), port);
+        }
+        receiver.set_down(false);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 }

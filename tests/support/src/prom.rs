@@ -1,10 +1,11 @@
 //! What tests need to talk to the agent and the API server over HTTP: a free port to give them,
 //! and values read from Prometheus' text format (their `/metrics`).
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
+/// A TCP port on 127.0.0.1 that nothing listens on right now, and that no fake server of this
+/// process had or will have (one that is down may not be listening).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+    crate::net::bind_new_port("free_port")
+        .local_addr()
         .map(|a| a.port())
         .expect("a free port")
 }
