@@ -16,10 +16,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use crossbeam_channel::{Receiver, Sender};
 use shipper::labels::StreamLabels;
 use shipper::parse::{Entry, StreamKind};
-use shipper::ring::{ring, Chunk};
+use shipper::ring::{ring, Chunk, RingReceiver, RingSender};
 
 mod common;
 use common::Rng;
@@ -100,7 +99,7 @@ fn labels(file: usize) -> Arc<StreamLabels> {
 }
 
 /// Sends `n` chunks, as the reader does after each read, then closes the ring.
-fn produce(tx: Sender<Chunk>, pool: &[Vec<Entry>], labels: &[Arc<StreamLabels>], chunk_bytes: u64, n: u64) {
+fn produce(tx: RingSender, pool: &[Vec<Entry>], labels: &[Arc<StreamLabels>], chunk_bytes: u64, n: u64) {
     for i in 0..n {
         let file = i as usize % FILES;
         let chunk = Chunk {
@@ -109,18 +108,20 @@ fn produce(tx: Sender<Chunk>, pool: &[Vec<Entry>], labels: &[Arc<StreamLabels>],
             entries: pool[i as usize % POOL].clone(),
             commit_offset: (i / FILES as u64 + 1) * chunk_bytes,
         };
-        if tx.send(chunk).is_err() {
+        if tx.send(vec![chunk]).is_err() {
             return;
         }
     }
 }
 
 /// Receives until the ring is closed, touching every entry as the batcher does; returns the line bytes.
-fn consume(rx: Receiver<Chunk>) -> u64 {
+fn consume(rx: RingReceiver) -> u64 {
     let mut bytes = 0;
-    for chunk in rx {
-        bytes += chunk.entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
-        black_box(chunk);
+    while let Some(bundle) = rx.recv() {
+        for chunk in bundle {
+            bytes += chunk.entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
+            black_box(chunk);
+        }
     }
     bytes
 }

@@ -103,6 +103,10 @@ async fn run_async(
         crate::journal::start(&cfg, journal_parts)?.map(|j| j.cursors as _);
 
     let (swap_tx, swap_rx) = crossbeam_channel::unbounded();
+    let swap_tx = crate::batch::EndpointSwap {
+        tx: swap_tx,
+        waker: ring_rx.waker(),
+    };
     let (t, m) = (tracker.clone(), metrics.clone());
     std::thread::Builder::new()
         .name("shipper-batcher".into())

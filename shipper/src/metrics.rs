@@ -301,7 +301,7 @@ impl Metrics {
         );
         r.register(
             "ring_chunks",
-            "Chunks waiting in the ring between readers and batcher",
+            "Slots in use in the ring between readers and batcher (a slot holds a read round's chunks)",
             m.ring_chunks.clone(),
         );
         r.register("ring_capacity_chunks", "Capacity of the ring", m.ring_capacity.clone());

@@ -30,7 +30,7 @@ pub struct Reloader {
     pub reader: crossbeam_channel::Sender<Reconfig>,
     /// Wakes the reader to look at its new config at once.
     pub wake: crossbeam_channel::Sender<WatchEvent>,
-    pub batcher: crossbeam_channel::Sender<Vec<Endpoint>>,
+    pub batcher: crate::batch::EndpointSwap,
     pub tracker: Arc<Tracker>,
     pub metrics: Arc<Metrics>,
     /// Every pusher started (those replaced by a reload end once their queue is sent).
@@ -114,9 +114,9 @@ impl Reloader {
             .map_err(|_| "the reader has stopped; the reload is not applied".to_string())?;
         let _ = self.wake.try_send(WatchEvent::Metadata);
         if let Some((endpoints, tasks)) = endpoints {
-            self.batcher
-                .send(endpoints)
-                .map_err(|_| "the batcher has stopped; the reload is not applied".to_string())?;
+            if !self.batcher.send(endpoints) {
+                return Err("the batcher has stopped; the reload is not applied".to_string());
+            }
             self.push_tasks.extend(tasks);
         }
         let level_applied = level_changed

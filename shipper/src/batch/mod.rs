@@ -13,9 +13,9 @@ pub use crate::labels::StreamLabels;
 use crate::checkpoint::Tracker;
 use crate::metrics::Metrics;
 use crate::parse::Entry;
-use crate::ring::{Chunk, FileId};
+use crate::ring::{Chunk, FileId, RingReceiver};
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,6 +157,21 @@ pub struct Endpoint {
     pub tx: tokio::sync::mpsc::Sender<ReadyBatch>,
 }
 
+/// Hands the batcher new endpoints (a reload that changed the clients) and wakes it.
+pub struct EndpointSwap {
+    pub tx: crossbeam_channel::Sender<Vec<Endpoint>>,
+    pub waker: crate::ring::RingWaker,
+}
+
+impl EndpointSwap {
+    /// False: the batcher has stopped.
+    pub fn send(&self, endpoints: Vec<Endpoint>) -> bool {
+        let sent = self.tx.send(endpoints).is_ok();
+        self.waker.wake();
+        sent
+    }
+}
+
 /// The batches being filled for one endpoint, one per tenant.
 struct Lanes {
     ep: Endpoint,
@@ -174,9 +189,9 @@ struct Lanes {
 /// A config reload that changes the clients sends new endpoints on `swap`: the open batches go to
 /// the old endpoints, whose pushers finish their queues and end, and new lines go to the new ones.
 pub fn run_batcher(
-    rx: Receiver<Chunk>,
+    rx: RingReceiver,
     endpoints: Vec<Endpoint>,
-    mut swap: Receiver<Vec<Endpoint>>,
+    swap: Receiver<Vec<Endpoint>>,
     tracker: Arc<Tracker>,
     metrics: Arc<Metrics>,
 ) {
@@ -184,6 +199,41 @@ pub fn run_batcher(
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
+        // Every chunk there is, then one wait for the bell: the reader rings once per read round.
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(bundle) => {
+                    for chunk in bundle {
+                        add_chunk(chunk, &mut lanes, &mut seq, &mut touched, &tracker);
+                        for lane in &mut lanes {
+                            if !lane.send_due(false) {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        metrics.ring_chunks.set(rx.len() as i64);
+        for lane in &mut lanes {
+            if !lane.send_due(closed) {
+                return;
+            }
+        }
+        if closed {
+            return;
+        }
+        // New endpoints from a reload (rung through the ring's waker).
+        while let Ok(endpoints) = swap.try_recv() {
+            for lane in &mut lanes {
+                if !lane.send_due(true) {
+                    return;
+                }
+            }
+            lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
+        }
         let wait = lanes
             .iter()
             .flat_map(|l| {
@@ -193,74 +243,45 @@ pub fn run_batcher(
             })
             .min()
             .unwrap_or(Duration::from_secs(3600));
-        let received = crossbeam_channel::select! {
-            recv(rx) -> chunk => chunk.map_err(|_| RecvTimeoutError::Disconnected),
-            recv(swap) -> endpoints => {
-                match endpoints {
-                    Ok(endpoints) => {
-                        for lane in &mut lanes {
-                            if !lane.send_due(true) {
-                                return;
-                            }
-                        }
-                        lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
-                    }
-                    // No more reloads can come.
-                    Err(_) => swap = crossbeam_channel::never(),
-                }
-                Err(RecvTimeoutError::Timeout)
-            }
-            default(wait) => Err(RecvTimeoutError::Timeout),
+        rx.wait(wait);
+    }
+}
+
+/// Puts a chunk's entries into the open batches of every endpoint, and tells the checkpoint which
+/// batches hold the file's lines up to the chunk's commit offset.
+fn add_chunk(chunk: Chunk, lanes: &mut [Lanes], seq: &mut u64, touched: &mut Vec<u64>, tracker: &Tracker) {
+    touched.clear();
+    let Chunk {
+        file,
+        labels,
+        mut entries,
+        commit_offset: offset,
+    } = chunk;
+    let n = lanes.len();
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        // The last endpoint takes the entries, the others a copy (the lines are shared).
+        let entries = if i + 1 == n {
+            std::mem::take(&mut entries)
+        } else {
+            entries.clone()
         };
-        let closed = match received {
-            Ok(chunk) => {
-                metrics.ring_chunks.set(rx.len() as i64);
-                touched.clear();
-                let Chunk {
-                    file,
-                    labels,
-                    mut entries,
-                    commit_offset: offset,
-                } = chunk;
-                let n = lanes.len();
-                for (i, lane) in lanes.iter_mut().enumerate() {
-                    // The last endpoint takes the entries, the others a copy (the lines are shared).
-                    let entries = if i + 1 == n {
-                        std::mem::take(&mut entries)
-                    } else {
-                        entries.clone()
-                    };
-                    for e in entries {
-                        let tenant = e.extra.as_ref().and_then(|x| x.tenant.clone());
-                        let b = match lane.open.iter().position(|b| b.tenant == tenant) {
-                            Some(b) => &mut lane.open[b],
-                            None => {
-                                seq += 1;
-                                lane.open.push(Batch::new(seq, tenant));
-                                lane.open.last_mut().expect("just pushed")
-                            }
-                        };
-                        b.push(file, &labels, e);
-                        if touched.last() != Some(&b.seq) && !touched.contains(&b.seq) {
-                            touched.push(b.seq);
-                        }
-                    }
+        for e in entries {
+            let tenant = e.extra.as_ref().and_then(|x| x.tenant.clone());
+            let b = match lane.open.iter().position(|b| b.tenant == tenant) {
+                Some(b) => &mut lane.open[b],
+                None => {
+                    *seq += 1;
+                    lane.open.push(Batch::new(*seq, tenant));
+                    lane.open.last_mut().expect("just pushed")
                 }
-                tracker.add(file, offset, &touched);
-                false
+            };
+            b.push(file, &labels, e);
+            if touched.last() != Some(&b.seq) && !touched.contains(&b.seq) {
+                touched.push(b.seq);
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
-        for lane in &mut lanes {
-            if !lane.send_due(closed) {
-                return;
-            }
-        }
-        if closed {
-            return;
         }
     }
+    tracker.add(file, offset, touched);
 }
 
 impl Lanes {
@@ -376,7 +397,7 @@ mod tests {
             .collect();
         let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
         let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, crossbeam_channel::never(), t, m));
-        let send = |c: Chunk| ring_tx.send(c).expect("batcher runs");
+        let send = |c: Chunk| assert!(ring_tx.send(vec![c]).is_ok(), "batcher runs");
         send(chunk(
             1,
             vec![

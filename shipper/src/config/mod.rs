@@ -285,7 +285,8 @@ pub struct TailConfig {
     pub poll_interval: Dur,
     /// How often the target globs are expanded again (events trigger it sooner).
     pub rescan_interval: Dur,
-    /// Chunks (one read each) queued between the readers and the batcher; bounds memory.
+    /// Slots of the queue between the readers and the batcher; bounds memory. A slot holds a read
+    /// round's chunks, up to 256 KiB of lines, or one bigger read.
     pub ring_capacity: usize,
     /// Most files open at once.
     pub max_open_files: usize,

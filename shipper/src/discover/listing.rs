@@ -50,12 +50,20 @@ struct Listing {
     stamp: Stamp,
     trusted: bool,
     entries: Entries,
-    /// (dev, inode) of the regular files found here by name, while the listing holds.
-    keys: HashMap<OsString, (u64, u64)>,
+    /// (dev, inode) of the regular files found here, by their index in `entries`, while the listing
+    /// holds (empty until the first is remembered; no names kept twice for 100,000 files).
+    keys: Vec<Option<(u64, u64)>>,
     /// Reused in the current scan (so the keys hold too).
     reused: bool,
     /// Looked at since the last full scan began.
     seen: bool,
+}
+
+impl Listing {
+    /// Where `name` is in `entries`.
+    fn index(&self, name: &std::ffi::OsStr) -> Option<usize> {
+        self.entries.binary_search_by(|e| e.0.as_os_str().cmp(name)).ok()
+    }
 }
 
 #[derive(Default)]
@@ -87,7 +95,7 @@ impl Listings {
             stamp,
             trusted: stamp.settled(now),
             entries: entries.clone(),
-            keys: HashMap::new(),
+            keys: Vec::new(),
             reused: false,
             seen: true,
         };
@@ -99,7 +107,11 @@ impl Listings {
     /// was reused in this one.
     pub fn key(&self, path: &Path) -> Option<(u64, u64)> {
         let l = self.dirs.get(path.parent()?)?;
-        l.reused.then(|| l.keys.get(path.file_name()?).copied())?
+        if !l.reused {
+            return None;
+        }
+        let i = l.index(path.file_name()?)?;
+        l.keys.get(i).copied()?
     }
 
     /// Keeps the (dev, inode) of `path`, a regular file that is no symlink in its directory's listing.
@@ -107,16 +119,13 @@ impl Listings {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        if let Some(l) = self.dirs.get_mut(dir) {
-            let plain = l
-                .entries
-                .binary_search_by(|e| e.0.as_os_str().cmp(name))
-                .ok()
-                .and_then(|i| l.entries[i].1)
-                .is_some_and(|t| t.is_file());
-            if plain {
-                l.keys.insert(name.to_os_string(), key);
+        let Some(l) = self.dirs.get_mut(dir) else { return };
+        let Some(i) = l.index(name) else { return };
+        if l.entries[i].1.is_some_and(|t| t.is_file()) {
+            if l.keys.is_empty() {
+                l.keys = vec![None; l.entries.len()];
             }
+            l.keys[i] = Some(key);
         }
     }
 

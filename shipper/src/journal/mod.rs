@@ -23,8 +23,8 @@ use crate::config::{Config, JournalConfig};
 use crate::labels::StreamLabels;
 use crate::metrics::Metrics;
 use crate::parse::{Entry, ParseStats};
-use crate::ring::{Chunk, FileId};
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crate::ring::{Chunk, FileId, RingSender};
+use crossbeam_channel::SendTimeoutError;
 use export::{ExportParser, Parsed};
 use lines::Converter;
 use std::io::{BufRead, Read};
@@ -61,7 +61,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_se
 /// What the agent hands the journal thread.
 pub struct JournalParts {
     /// The ring the file reader fills too (this sender is dropped when the thread ends).
-    pub ring: Sender<Chunk>,
+    pub ring: RingSender,
     pub tracker: Arc<Tracker>,
     pub metrics: Arc<Metrics>,
     /// Set at shutdown: journalctl is killed and the thread ends, closing its side of the ring.
@@ -386,19 +386,19 @@ impl Pump {
             self.last_cursor = Some(c);
         }
         let n = entries.len() as u64;
-        let mut chunk = Chunk {
+        let mut bundle = vec![Chunk {
             file: JOURNAL_ID,
             labels: self.labels.clone(),
             entries,
             commit_offset: self.count,
-        };
+        }];
         loop {
-            match self.parts.ring.send_timeout(chunk, TICK) {
+            match self.parts.ring.send_timeout(bundle, TICK) {
                 Ok(()) => {
                     self.parts.metrics.journal_entries.inc_by(n);
                     return true;
                 }
-                Err(SendTimeoutError::Timeout(c)) if !self.parts.stop.load(Ordering::Relaxed) => chunk = c,
+                Err(SendTimeoutError::Timeout(b)) if !self.parts.stop.load(Ordering::Relaxed) => bundle = b,
                 Err(_) => return false,
             }
         }

@@ -4,7 +4,6 @@
 use super::*;
 use crate::config::Dur;
 use crate::labels::StreamLabels;
-use crossbeam_channel::Receiver;
 use shipper_testkit::journal::{now_us, tools, JournalEntry};
 use std::path::Path;
 
@@ -22,7 +21,7 @@ fn write_journal(dir: &Path, name: &str, entries: &[(u64, &[u8], &str)]) {
 }
 
 struct Run {
-    rx: Receiver<Chunk>,
+    rx: crate::ring::RingReceiver,
     tracker: Arc<Tracker>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
@@ -67,14 +66,16 @@ impl Run {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let mut seq = 0;
         while got.len() < n && std::time::Instant::now() < deadline {
-            let Ok(c) = self.rx.recv_timeout(Duration::from_millis(100)) else {
+            let Ok(bundle) = self.rx.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            assert_eq!(c.file, JOURNAL_ID);
-            seq += 1;
-            self.tracker.add(JOURNAL_ID, c.commit_offset, &[seq]);
-            self.tracker.ack(seq, &[JOURNAL_ID]);
-            got.extend(c.entries.into_iter().map(|e| (e, c.labels.clone())));
+            for c in bundle {
+                assert_eq!(c.file, JOURNAL_ID);
+                seq += 1;
+                self.tracker.add(JOURNAL_ID, c.commit_offset, &[seq]);
+                self.tracker.ack(seq, &[JOURNAL_ID]);
+                got.extend(c.entries.into_iter().map(|e| (e, c.labels.clone())));
+            }
         }
         got
     }
@@ -82,7 +83,10 @@ impl Run {
     /// Nothing more arrives within `ms`.
     fn quiet(&self, ms: u64) -> usize {
         std::thread::sleep(Duration::from_millis(ms));
-        self.rx.try_iter().map(|c| c.entries.len()).sum()
+        std::iter::from_fn(|| self.rx.try_recv().ok())
+            .flatten()
+            .map(|c| c.entries.len())
+            .sum()
     }
 
     fn stop(self) -> Option<String> {

@@ -26,10 +26,10 @@ use crate::checkpoint::{SavedFile, Tracker};
 use crate::config::{StartAt, TailConfig};
 use crate::discover::Targets;
 use crate::metrics::Metrics;
-use crate::ring::{Chunk, FileId};
+use crate::ring::{Bundle, FileId, RingSender};
 use crate::watch::{WatchEvent, Watcher};
 use crate::{IdMap, IdSet};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use file::TailedFile;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -54,7 +54,9 @@ pub struct Reader {
     io: Io,
     watcher: Box<dyn Watcher>,
     events: Receiver<WatchEvent>,
-    ring: Sender<Chunk>,
+    ring: RingSender,
+    /// Chunks were sent since the batcher was last woken (see `ring_bell`).
+    unrung: bool,
     tracker: Arc<Tracker>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
@@ -91,8 +93,12 @@ pub struct Reader {
     last_sweep: Instant,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
     warned: HashSet<PathBuf>,
-    /// Chunks made while the ring was full, sent (in order) before anything is read again.
-    parked: VecDeque<Chunk>,
+    /// Bundles made while the ring was full, sent (in order) before anything is read again.
+    parked: VecDeque<Bundle>,
+    /// The chunks of the current read round, not yet in the ring (see `park`).
+    bundle: Bundle,
+    /// Line bytes in `bundle`.
+    bundle_bytes: usize,
     /// The next `TailedFile::seq`.
     next_seq: u64,
     /// Files whose turn comes once an older file of their stream settles (see `order`).
@@ -124,7 +130,7 @@ pub struct ReaderParts {
     pub io: Io,
     pub watcher: Box<dyn Watcher>,
     pub events: Receiver<WatchEvent>,
-    pub ring: Sender<Chunk>,
+    pub ring: RingSender,
     pub tracker: Arc<Tracker>,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
@@ -146,6 +152,7 @@ impl Reader {
             watcher: p.watcher,
             events: p.events,
             ring: p.ring,
+            unrung: false,
             tracker: p.tracker,
             metrics: p.metrics,
             stop: p.stop,
@@ -169,6 +176,8 @@ impl Reader {
             closed: VecDeque::new(),
             last_sweep: Instant::now(),
             parked: VecDeque::new(),
+            bundle: Vec::new(),
+            bundle_bytes: 0,
             next_seq: 1,
             deferred: Vec::new(),
             over_limit: 0,

@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 /// Reads in flight per submission.
 const READS_PER_ROUND: usize = 64;
 
-/// The shortest time between two sweeps over the files that events said were written.
-const SWEEP_GAP: Duration = Duration::from_millis(2);
+/// The shortest time between two sweeps over the files that events said were written. A write after
+/// a quiet spell is read at once; under a stream of writes (a busy node: thousands a second over
+/// dozens of files) each file is read at most 50 times a second, which bounds the wake-ups of the
+/// reader and the batcher, and adds at most this much to a line's wait for its batch (`batch_wait`,
+/// 1 s by default).
+const SWEEP_GAP: Duration = Duration::from_millis(20);
 
 enum Read {
     Data { n: usize, full: bool },
@@ -54,6 +58,7 @@ impl Reader {
                         sweep.push(id);
                     }
                 }
+                self.ring_bell();
                 self.process_events();
             }
         }
@@ -75,6 +80,7 @@ impl Reader {
             // A short read is not the end here: only an empty read proves the file is read out.
             let more = matches!(result, Read::Data { .. });
             self.handle(next, result);
+            self.ring_bell();
             if next == id && !more {
                 return;
             }
