@@ -69,7 +69,19 @@ async fn run_async(
     if cfg.discovery == Discovery::Kubernetes && cfg.kubernetes.api {
         targets = targets.with_pods(watch_pods(&cfg, &ev_tx, &metrics)?);
     }
-    let watcher = crate::watch::start(cfg.tail.watch, cfg.tail.ebpf_write_hook, ev_tx.clone(), metrics.clone())?;
+    // Reading more often than the soonest batch can go buys nothing (see `tail::sweep_gap`).
+    let batch_wait = std::iter::once(&cfg.client)
+        .chain(&cfg.clients)
+        .map(|c| c.batch_wait.0)
+        .min();
+    let sweep_gap = crate::tail::sweep_gap(batch_wait.unwrap_or_default());
+    let watcher = crate::watch::start(
+        cfg.tail.watch,
+        cfg.tail.ebpf_write_hook,
+        ev_tx.clone(),
+        metrics.clone(),
+        sweep_gap,
+    )?;
     let (reconfig_tx, reconfig_rx) = crossbeam_channel::unbounded();
     let reader = Reader::new(ReaderParts {
         cfg: cfg.tail.clone(),
@@ -85,6 +97,7 @@ async fn run_async(
         saved: positions.files,
         saved_at: positions.saved_at,
         reconfig: reconfig_rx,
+        sweep_gap,
     });
     let (scanned_tx, scanned_rx) = tokio::sync::oneshot::channel();
     let reader_thread = std::thread::Builder::new()

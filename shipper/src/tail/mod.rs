@@ -20,6 +20,7 @@ mod throttle;
 
 pub use fds::fit_open_files;
 pub use io::{Io, ReadReq};
+pub use read::sweep_gap;
 pub use reload::Reconfig;
 
 use crate::checkpoint::{SavedFile, Tracker};
@@ -91,6 +92,8 @@ pub struct Reader {
     created: Vec<PathBuf>,
     /// When the last read sweep started (sweeps are paced, see `read_ready`).
     last_sweep: Instant,
+    /// The shortest time between sweeps (`read::sweep_gap`).
+    sweep_gap: Duration,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
     warned: HashSet<PathBuf>,
     /// Bundles made while the ring was full, sent (in order) before anything is read again.
@@ -137,6 +140,8 @@ pub struct ReaderParts {
     pub saved: Vec<SavedFile>,
     pub saved_at: Option<SystemTime>,
     pub reconfig: Receiver<Reconfig>,
+    /// The shortest time between read sweeps: [`sweep_gap`] of the shortest `batch_wait`.
+    pub sweep_gap: Duration,
 }
 
 impl Reader {
@@ -175,6 +180,7 @@ impl Reader {
             last_look: SystemTime::now(),
             closed: VecDeque::new(),
             last_sweep: Instant::now(),
+            sweep_gap: p.sweep_gap,
             parked: VecDeque::new(),
             bundle: Vec::new(),
             bundle_bytes: 0,

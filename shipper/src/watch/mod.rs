@@ -66,12 +66,14 @@ impl Watcher for PollWatcher {
 }
 
 /// Starts the best watcher `mode` allows — `auto` tries eBPF, then inotify, then polling — logging the
-/// choice and why a better one was not used. `watch: ebpf` that cannot load is an error.
+/// choice and why a better one was not used. `watch: ebpf` that cannot load is an error. `gap`: the
+/// shortest time between two drains of eBPF events (`tail::sweep_gap`).
 pub fn start(
     mode: WatchMode,
     hook: EbpfWriteHook,
     events: Sender<WatchEvent>,
     metrics: Arc<Metrics>,
+    gap: std::time::Duration,
 ) -> Result<Box<dyn Watcher>, String> {
     match mode {
         WatchMode::Poll => {
@@ -79,12 +81,12 @@ pub fn start(
             return Ok(Box::new(PollWatcher));
         }
         WatchMode::Ebpf => {
-            let w = ebpf::EbpfWatcher::start(hook, events, metrics).map_err(|e| {
+            let w = ebpf::EbpfWatcher::start(hook, events, metrics, gap).map_err(|e| {
                 format!("tail.watch: ebpf: {e}; run as root (or with CAP_BPF and CAP_PERFMON) or set tail.watch: auto")
             })?;
             return Ok(Box::new(w));
         }
-        WatchMode::Auto => match ebpf::EbpfWatcher::start(hook, events.clone(), metrics) {
+        WatchMode::Auto => match ebpf::EbpfWatcher::start(hook, events.clone(), metrics, gap) {
             Ok(w) => return Ok(Box::new(w)),
             Err(e) => tracing::info!(error = %e, "eBPF file events are not available here; trying inotify"),
         },

@@ -18,12 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 
-/// The shortest time between two drains of the ring buffer. An event after a quiet spell is taken
-/// at once; under a stream of writes the kernel keeps one pending event per file (see `TAKEN`), so
-/// a drain every 20 ms bounds this thread's and the reader's wake-ups to ~50 a second, in step
-/// with the reader's sweeps (`tail::read::SWEEP_GAP`).
-const DRAIN_GAP: Duration = Duration::from_millis(20);
-
 /// A ring buffer record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Record {
@@ -41,6 +35,8 @@ pub(super) struct EventLoop {
     pub events: Sender<WatchEvent>,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
+    /// The shortest time between two drains of the ring buffer (`tail::sweep_gap`).
+    pub gap: Duration,
 }
 
 impl EventLoop {
@@ -72,9 +68,10 @@ impl EventLoop {
         let mut last_drain = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             if let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_millis(500), ring.readable_mut()).await {
-                // At most one drain per DRAIN_GAP: until a file's event is taken, the kernel drops
-                // its further writes' events, so a busy file costs one event per drain, not per write.
-                if let Some(wait) = DRAIN_GAP.checked_sub(last_drain.elapsed()) {
+                // At most one drain per `gap` (the reader's sweep gap, `tail::sweep_gap`): until a
+                // file's event is taken, the kernel drops its further writes' events, so a busy
+                // file costs one event per drain, not per write.
+                if let Some(wait) = self.gap.checked_sub(last_drain.elapsed()) {
                     tokio::time::sleep(wait).await;
                 }
                 last_drain = Instant::now();

@@ -69,6 +69,7 @@ impl EbpfWatcher {
         choice: crate::config::EbpfWriteHook,
         events: Sender<WatchEvent>,
         metrics: Arc<Metrics>,
+        gap: std::time::Duration,
     ) -> Result<EbpfWatcher, String> {
         if PROGRAMS.is_empty() {
             return Err("this binary was built without its BPF programs (cargo feature `ebpf` off)".into());
@@ -92,11 +93,16 @@ impl EbpfWatcher {
             "file change detection: eBPF (writes through {}, directory changes through syscall tracepoints)",
             hook.name()
         );
-        Self::with_programs(bpf, events, metrics)
+        Self::with_programs(bpf, events, metrics, gap)
     }
 
     /// Takes the maps of the loaded programs and starts reading their events.
-    fn with_programs(mut bpf: Ebpf, events: Sender<WatchEvent>, metrics: Arc<Metrics>) -> Result<EbpfWatcher, String> {
+    fn with_programs(
+        mut bpf: Ebpf,
+        events: Sender<WatchEvent>,
+        metrics: Arc<Metrics>,
+        gap: std::time::Duration,
+    ) -> Result<EbpfWatcher, String> {
         let mut take = |name: &str| bpf.take_map(name).ok_or_else(|| format!("BPF map {name} missing"));
         let watched = BpfHashMap::try_from(take("WATCHED")?).map_err(|e| e.to_string())?;
         let dir_paths = BpfHashMap::try_from(take("DIR_PATHS")?).map_err(|e| e.to_string())?;
@@ -113,6 +119,7 @@ impl EbpfWatcher {
             events,
             metrics,
             stop: stop.clone(),
+            gap,
         };
         std::thread::Builder::new()
             .name("shipper-ebpf".into())
