@@ -9,8 +9,9 @@
 //! was. An untrusted one is listed again at the next scan.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::FileType;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,61 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const SETTLED: Duration = Duration::from_secs(2);
 
 /// A directory's entries, sorted by name, with their types (from the listing's `d_type`).
-pub(super) type Entries = Arc<[(OsString, Option<FileType>)]>;
+pub(super) type Entries = Arc<Names>;
+
+/// Names in one buffer (one allocation per directory, not one per name: 100,000 kept names cost
+/// their bytes and 8 more each), with their types.
+pub(super) struct Names {
+    bytes: Vec<u8>,
+    /// Where each name ends in `bytes`.
+    ends: Vec<u32>,
+    kinds: Vec<Option<FileType>>,
+}
+
+impl Names {
+    fn new(mut entries: Vec<(OsString, Option<FileType>)>) -> Names {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut names = Names {
+            bytes: Vec::with_capacity(entries.iter().map(|e| e.0.len()).sum()),
+            ends: Vec::with_capacity(entries.len()),
+            kinds: Vec::with_capacity(entries.len()),
+        };
+        for (name, kind) in entries {
+            names.bytes.extend_from_slice(name.as_bytes());
+            names.ends.push(names.bytes.len() as u32);
+            names.kinds.push(kind);
+        }
+        names
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn name(&self, i: usize) -> &OsStr {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        OsStr::from_bytes(&self.bytes[start..self.ends[i] as usize])
+    }
+
+    /// The entries, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&OsStr, Option<FileType>)> {
+        (0..self.len()).map(|i| (self.name(i), self.kinds[i]))
+    }
+
+    /// Where `name` is.
+    fn index(&self, name: &OsStr) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.name(mid).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Stamp {
@@ -62,7 +117,7 @@ struct Listing {
 impl Listing {
     /// Where `name` is in `entries`.
     fn index(&self, name: &std::ffi::OsStr) -> Option<usize> {
-        self.entries.binary_search_by(|e| e.0.as_os_str().cmp(name)).ok()
+        self.entries.index(name)
     }
 }
 
@@ -84,13 +139,12 @@ impl Listings {
             }
         }
         let now = SystemTime::now();
-        let mut entries: Vec<(OsString, Option<FileType>)> = std::fs::read_dir(dir)
+        let entries: Vec<(OsString, Option<FileType>)> = std::fs::read_dir(dir)
             .ok()?
             .flatten()
             .map(|e| (e.file_name(), e.file_type().ok()))
             .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let entries: Entries = entries.into();
+        let entries: Entries = Arc::new(Names::new(entries));
         let listing = Listing {
             stamp,
             trusted: stamp.settled(now),
@@ -121,7 +175,7 @@ impl Listings {
         };
         let Some(l) = self.dirs.get_mut(dir) else { return };
         let Some(i) = l.index(name) else { return };
-        if l.entries[i].1.is_some_and(|t| t.is_file()) {
+        if l.entries.kinds[i].is_some_and(|t| t.is_file()) {
             if l.keys.is_empty() {
                 l.keys = vec![None; l.entries.len()];
             }
