@@ -114,13 +114,6 @@ struct Listing {
     seen: bool,
 }
 
-impl Listing {
-    /// Where `name` is in `entries`.
-    fn index(&self, name: &std::ffi::OsStr) -> Option<usize> {
-        self.entries.index(name)
-    }
-}
-
 #[derive(Default)]
 pub(super) struct Listings {
     dirs: HashMap<PathBuf, Listing>,
@@ -164,7 +157,7 @@ impl Listings {
         if !l.reused {
             return None;
         }
-        let i = l.index(path.file_name()?)?;
+        let i = l.entries.index(path.file_name()?)?;
         l.keys.get(i).copied()?
     }
 
@@ -174,7 +167,7 @@ impl Listings {
             return;
         };
         let Some(l) = self.dirs.get_mut(dir) else { return };
-        let Some(i) = l.index(name) else { return };
+        let Some(i) = l.entries.index(name) else { return };
         if l.entries.kinds[i].is_some_and(|t| t.is_file()) {
             if l.keys.is_empty() {
                 l.keys = vec![None; l.entries.len()];
