@@ -174,13 +174,57 @@ impl Cluster {
     /// The name of the agent's pod once it is Running and Ready (kubelet's readiness probe on
     /// `/ready` passed), other than `not`.
     pub fn agent_ready(&self, not: Option<&str>) -> String {
-        self.wait("the agent's pod Ready", Duration::from_secs(120), || {
-            self.agent_pods().into_iter().find_map(|p| {
+        let start = Instant::now();
+        loop {
+            let pods = self.agent_pods();
+            let found = pods.iter().find_map(|p| {
                 let name = p["metadata"]["name"].as_str()?.to_owned();
-                let ready = ready(&p) && p["metadata"]["deletionTimestamp"].is_null();
+                let ready = ready(p) && p["metadata"]["deletionTimestamp"].is_null();
                 (ready && Some(name.as_str()) != not).then_some(name)
-            })
-        })
+            });
+            if let Some(name) = found {
+                return name;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                panic!("the agent's pod is not Ready after 120 s:\n{}", self.explain(&pods));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// What a test that waited in vain needs to see: each pod's phase, conditions and container
+    /// states, the namespace's events, and the end of each agent container's log.
+    pub fn explain(&self, pods: &[Value]) -> String {
+        let mut out = String::new();
+        if pods.is_empty() {
+            out.push_str("no agent pod on this node\n");
+        }
+        for p in pods {
+            let name = p["metadata"]["name"].as_str().unwrap_or("?");
+            out.push_str(&format!(
+                "pod {name}: phase {} conditions {} containers {}\n",
+                p["status"]["phase"], p["status"]["conditions"], p["status"]["containerStatuses"]
+            ));
+            for previous in ["false", "true"] {
+                let logs = self.kubectl(&[
+                    "logs",
+                    "-n",
+                    NAMESPACE,
+                    name,
+                    "--tail",
+                    "40",
+                    &format!("--previous={previous}"),
+                ]);
+                out.push_str(&format!(
+                    "--- logs (previous={previous}) ---\n{}{}\n",
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr)
+                ));
+            }
+        }
+        let events = self.kubectl(&["get", "events", "-n", NAMESPACE, "--sort-by=.lastTimestamp"]);
+        out.push_str(&format!("--- events ---\n{}", String::from_utf8_lossy(&events.stdout)));
+        out
     }
 
     /// Removes what the chart installed, waits for the pods to go, and clears the agent's positions
