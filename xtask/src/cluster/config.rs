@@ -76,7 +76,11 @@ pub fn cni(l: &Layout) -> String {
 
 /// kubelet: the default root directory, so pod logs land in /var/log/pods and /var/log/containers as
 /// on any node; webhook authentication and authorization against the API server (what `kubectl logs`
-/// goes through); no swap check (this VM may have swap); no iptables chains of its own.
+/// goes through); no swap check (this VM may have swap); no iptables chains of its own. No image
+/// garbage collection: the images are imported, not pullable (no registry here), and kubelet's
+/// default GC (disk usage over 85 %, counted as capacity minus available) deleted the agent's image
+/// under a CI build's disk use, so every test that waited for the agent's pod failed on
+/// ImagePullBackOff.
 pub fn kubelet(l: &Layout) -> String {
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
@@ -94,6 +98,8 @@ containerLogMaxFiles: {LOG_MAX_FILES}
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: 100Mi
   nodefs.available: 2%
