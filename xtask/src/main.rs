@@ -89,13 +89,15 @@ fn build_setup() -> Result<(), String> {
 
 /// Debian packages the tests use: Go's text/template with sprig (the libraries Helm renders charts
 /// with) and YAML, for rendering the chart; systemd for `systemd-analyze verify` and `journalctl`;
-/// systemd-journal-remote to write the journal files the journald input is tested against.
-const APT_PACKAGES: [&str; 5] = [
+/// systemd-journal-remote to write the journal files the journald input is tested against;
+/// libsnappy-dev for the snappy encoders' comparison bench (`benches/snappy.rs`, linted with the rest).
+const APT_PACKAGES: [&str; 6] = [
     "golang-go",
     "golang-github-masterminds-sprig-dev",
     "golang-gopkg-yaml.v2-dev",
     "systemd",
     "systemd-journal-remote",
+    "libsnappy-dev",
 ];
 
 /// Installs the missing ones of APT_PACKAGES (needs root, as in CI).
@@ -196,7 +198,17 @@ fn test(extra: &[String]) -> Result<(), String> {
         .arg(&fuzz)
         .args(["--", "--check"]))?;
     deny::check(&[&root.join("Cargo.toml"), &fuzz])?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The snappy comparison bench too (its feature only adds the other encoders it measures).
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "shipper/snappy-alternatives",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The cluster tests (tests/cluster) need a real Kubernetes: under CI (root) this starts one and
     // stops it afterwards; elsewhere they run against a cluster already up, or skip saying why.
     let started = std::env::var_os("CI").is_some() && !cluster::is_up();

@@ -45,49 +45,88 @@ fn stream_len(s: &StreamBatch) -> usize {
 
 /// The protobuf bytes of a `PushRequest` holding these streams.
 pub fn encode(streams: &[StreamBatch]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode_into(streams, &mut buf);
+    buf
+}
+
+/// `encode` into `buf` (cleared first; its capacity is kept for the next batch).
+fn encode_into(streams: &[StreamBatch], buf: &mut Vec<u8>) {
     let lens: Vec<usize> = streams.iter().map(stream_len).collect();
     let total: usize = lens.iter().map(|&l| len_field(1, l)).sum();
-    let mut buf = Vec::with_capacity(total);
+    buf.clear();
+    buf.reserve(total);
     for (s, &slen) in streams.iter().zip(&lens) {
-        encode_varint(key(1, WIRE_LEN), &mut buf);
-        encode_varint(slen as u64, &mut buf);
-        encode_varint(key(1, WIRE_LEN), &mut buf);
-        encode_varint(s.labels.len() as u64, &mut buf);
+        encode_varint(key(1, WIRE_LEN), buf);
+        encode_varint(slen as u64, buf);
+        encode_varint(key(1, WIRE_LEN), buf);
+        encode_varint(s.labels.len() as u64, buf);
         buf.put_slice(s.labels.as_bytes());
         for e in &s.entries {
             let (ts, line) = (e.ts_ns, &e.line);
-            encode_varint(key(2, WIRE_LEN), &mut buf);
-            encode_varint(entry_len(ts, line, &e.metadata) as u64, &mut buf);
-            encode_varint(key(1, WIRE_LEN), &mut buf);
-            encode_varint(timestamp_len(ts) as u64, &mut buf);
+            encode_varint(key(2, WIRE_LEN), buf);
+            encode_varint(entry_len(ts, line, &e.metadata) as u64, buf);
+            encode_varint(key(1, WIRE_LEN), buf);
+            encode_varint(timestamp_len(ts) as u64, buf);
             let (secs, nanos) = split_ts(ts);
             if secs != 0 {
-                encode_varint(key(1, WIRE_VARINT), &mut buf);
-                encode_varint(secs as u64, &mut buf);
+                encode_varint(key(1, WIRE_VARINT), buf);
+                encode_varint(secs as u64, buf);
             }
             if nanos != 0 {
-                encode_varint(key(2, WIRE_VARINT), &mut buf);
-                encode_varint(nanos as u64, &mut buf);
+                encode_varint(key(2, WIRE_VARINT), buf);
+                encode_varint(nanos as u64, buf);
             }
             if !line.is_empty() {
-                encode_varint(key(2, WIRE_LEN), &mut buf);
-                encode_varint(line.len() as u64, &mut buf);
+                encode_varint(key(2, WIRE_LEN), buf);
+                encode_varint(line.len() as u64, buf);
                 buf.put_slice(line);
             }
             buf.put_slice(&e.metadata);
         }
     }
     debug_assert_eq!(buf.len(), total);
-    buf
 }
 
 /// The snappy-compressed (block format) `PushRequest` body Loki expects.
 pub fn encode_snappy(streams: &[StreamBatch]) -> Bytes {
-    let raw = encode(streams);
-    match snap::raw::Encoder::new().compress_vec(&raw) {
-        Ok(c) => Bytes::from(c),
-        // Only fails for inputs over ~4 GiB, far above any batch size the config allows.
-        Err(e) => unreachable!("snappy refused a {} byte batch: {e}", raw.len()),
+    BodyEncoder::default().body(streams)
+}
+
+/// Encodes push bodies with buffers kept from one batch to the next: the protobuf and the snappy
+/// output are written into scratch space, and the body is a copy of just the compressed bytes.
+/// A fresh 1 MiB protobuf buffer and a zeroed worst-case snappy buffer per batch cost ~10 % of the
+/// encoding (page faults and zeroing), and the body kept the worst-case buffer's whole capacity
+/// (~1.2 MiB for ~0.3 MiB of data) for as long as it waited for Loki's answer.
+pub struct BodyEncoder {
+    raw: Vec<u8>,
+    out: Vec<u8>,
+    snappy: snap::raw::Encoder,
+}
+
+impl Default for BodyEncoder {
+    fn default() -> Self {
+        BodyEncoder {
+            raw: Vec::new(),
+            out: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
+}
+
+impl BodyEncoder {
+    /// The snappy-compressed `PushRequest` body for these streams.
+    pub fn body(&mut self, streams: &[StreamBatch]) -> Bytes {
+        encode_into(streams, &mut self.raw);
+        let max = snap::raw::max_compress_len(self.raw.len());
+        if self.out.len() < max {
+            self.out.resize(max, 0);
+        }
+        match self.snappy.compress(&self.raw, &mut self.out) {
+            Ok(n) => Bytes::copy_from_slice(&self.out[..n]),
+            // Only fails for inputs over ~4 GiB, far above any batch size the config allows.
+            Err(e) => unreachable!("snappy refused a {} byte batch: {e}", self.raw.len()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod encode;
 
-pub use encode::{encode, encode_snappy};
+pub use encode::{encode, encode_snappy, BodyEncoder};
 
 pub use crate::labels::StreamLabels;
 
@@ -176,6 +176,7 @@ impl EndpointSwap {
 struct Lanes {
     ep: Endpoint,
     open: Vec<Batch>,
+    encoder: BodyEncoder,
 }
 
 /// The batcher thread: ring → batches (per endpoint and tenant) → encoded bodies → push queues.
@@ -195,7 +196,7 @@ pub fn run_batcher(
     tracker: Arc<Tracker>,
     metrics: Arc<Metrics>,
 ) {
-    let mut lanes: Vec<Lanes> = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
+    let mut lanes: Vec<Lanes> = endpoints.into_iter().map(Lanes::new).collect();
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
@@ -232,7 +233,7 @@ pub fn run_batcher(
                     return;
                 }
             }
-            lanes = endpoints.into_iter().map(|ep| Lanes { ep, open: Vec::new() }).collect();
+            lanes = endpoints.into_iter().map(Lanes::new).collect();
         }
         let wait = lanes
             .iter()
@@ -285,6 +286,14 @@ fn add_chunk(chunk: Chunk, lanes: &mut [Lanes], seq: &mut u64, touched: &mut Vec
 }
 
 impl Lanes {
+    fn new(ep: Endpoint) -> Lanes {
+        Lanes {
+            ep,
+            open: Vec::new(),
+            encoder: BodyEncoder::default(),
+        }
+    }
+
     /// Sends the batches that are full or old enough (`all`: every open batch). False when the
     /// push side stopped.
     fn send_due(&mut self, all: bool) -> bool {
@@ -298,7 +307,7 @@ impl Lanes {
                 continue;
             }
             let full = self.open.swap_remove(i);
-            let body = encode_snappy(&full.streams);
+            let body = self.encoder.body(&full.streams);
             if self.ep.tx.blocking_send(ReadyBatch { batch: full, body }).is_err() {
                 tracing::warn!("push side stopped; the batcher stops too (unsent lines are read again after restart)");
                 return false;

@@ -92,6 +92,9 @@ pub struct Reader {
     created: Vec<PathBuf>,
     /// When the last read sweep started (sweeps are paced, see `read_ready`).
     last_sweep: Instant,
+    /// The last sweep stopped for backpressure with files still to read: the next one starts
+    /// without waiting for the sweep gap.
+    sweep_cut: bool,
     /// The shortest time between sweeps (`read::sweep_gap`).
     sweep_gap: Duration,
     /// Paths we already warned about (unreadable), so a bad file is logged once, not every scan.
@@ -180,6 +183,7 @@ impl Reader {
             last_look: SystemTime::now(),
             closed: VecDeque::new(),
             last_sweep: Instant::now(),
+            sweep_cut: false,
             sweep_gap: p.sweep_gap,
             parked: VecDeque::new(),
             bundle: Vec::new(),
@@ -258,6 +262,8 @@ impl Reader {
             self.run_due_stages();
             self.ready.extend(self.gone.iter().copied());
         }
+        // The last round's bundle goes too: the batcher flushes it before the push queue closes.
+        self.ring_bell();
         tracing::debug!(files = self.files.len(), "reader stopped");
     }
 

@@ -1,12 +1,13 @@
-//! `target/bench/report.svg`: throughput per scenario and the live scenario's latency, as plain SVG
-//! (no plotting dependency; any browser shows it).
+//! `target/bench/report.svg`: throughput, CPU per GiB (against the in-process bound where there is
+//! one), idle CPU, peak RSS and write → stored latency per scenario, as plain SVG (no plotting
+//! dependency; any browser shows it).
 
 use super::Outcome;
 use std::fmt::Write;
 
-const W: f64 = 720.0;
+const W: f64 = 860.0;
 const ROW: f64 = 26.0;
-const LEFT: f64 = 150.0;
+const LEFT: f64 = 270.0;
 const BAR_W: f64 = W - LEFT - 90.0;
 
 fn panel(svg: &mut String, top: f64, title: &str, rows: &[(String, f64)], unit: &str) -> f64 {
@@ -34,9 +35,12 @@ fn panel(svg: &mut String, top: f64, title: &str, rows: &[(String, f64)], unit: 
 
 pub fn svg(outcomes: &[Outcome]) -> String {
     let mut body = String::new();
+    let name = |o: &Outcome| format!("{} ({})", o.scenario, o.agent);
+    // Idle and latency runs move too little data for a speed to mean anything.
     let throughput: Vec<(String, f64)> = outcomes
         .iter()
-        .map(|o| (format!("{} ({})", o.scenario, o.agent), o.mib_per_s))
+        .filter(|o| o.idle_cpu_ms.is_none() && o.latency_ms.is_none())
+        .map(|o| (name(o), o.mib_per_s))
         .collect();
     let mut y = panel(
         &mut body,
@@ -47,22 +51,35 @@ pub fn svg(outcomes: &[Outcome]) -> String {
     );
     let cpu: Vec<(String, f64)> = outcomes
         .iter()
-        .filter(|o| o.bound_cpu_s_per_gib.is_some())
+        .filter(|o| o.idle_cpu_ms.is_none() && o.cpu_s_per_gib > 0.0)
         .flat_map(|o| {
-            [
-                (format!("{} ({})", o.scenario, o.agent), o.cpu_s_per_gib),
-                (format!("{} bound", o.scenario), o.bound_cpu_s_per_gib.unwrap_or(0.0)),
-            ]
+            let bound = o.bound_cpu_s_per_gib.map(|b| (format!("{} bound", o.scenario), b));
+            std::iter::once((name(o), o.cpu_s_per_gib)).chain(bound)
         })
         .collect();
     if !cpu.is_empty() {
         y = panel(
             &mut body,
             y,
-            "CPU seconds per GiB (agent vs in-process bound)",
+            "CPU seconds per GiB (agent, and the in-process bound where there is one)",
             &cpu,
             "s",
         );
+    }
+    let idle: Vec<(String, f64)> = outcomes
+        .iter()
+        .filter_map(|o| o.idle_cpu_ms.map(|ms| (name(o), ms)))
+        .collect();
+    if !idle.is_empty() {
+        y = panel(&mut body, y, "CPU per 10 idle seconds", &idle, "ms");
+    }
+    let rss: Vec<(String, f64)> = outcomes
+        .iter()
+        .filter(|o| o.peak_rss_mib > 0.0)
+        .map(|o| (name(o), o.peak_rss_mib))
+        .collect();
+    if !rss.is_empty() {
+        y = panel(&mut body, y, "Peak RSS", &rss, "MiB");
     }
     for o in outcomes {
         if let Some(l) = o.latency_ms {
