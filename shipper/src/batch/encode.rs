@@ -191,6 +191,26 @@ mod tests {
         );
     }
 
+    /// An encoder kept from batch to batch writes each body from that batch alone: a small batch
+    /// after a big one carries none of the big one's bytes (its buffers are larger than needed).
+    #[test]
+    fn a_kept_encoder_writes_each_batch_alone() {
+        let batch = |n: usize, line: &[u8]| {
+            vec![StreamBatch {
+                labels: Arc::from(r#"{app="a"}"#),
+                entries: (0..n).map(|i| entry(i as i64 + 1, line, Bytes::new())).collect(),
+            }]
+        };
+        let (big, small) = (batch(2_000, &[b'x'; 500]), batch(3, b"small"));
+        let mut kept = BodyEncoder::default();
+        for streams in [&big, &small, &big, &small] {
+            let body = kept.body(streams);
+            let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+            assert_eq!(raw, encode(streams));
+            assert_eq!(body, encode_snappy(streams), "a kept encoder differs from a fresh one");
+        }
+    }
+
     fn entry(ts_ns: i64, line: &[u8], metadata: Bytes) -> BatchEntry {
         BatchEntry {
             ts_ns,

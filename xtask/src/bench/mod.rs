@@ -121,9 +121,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut outcomes = Vec::new();
     for name in chosen {
         if name == "stages" {
-            // shipper with and without stages on the same file; peers would need their own stages.
+            // shipper with and without stages on the same file, and Promtail with its own stages.
             eprintln!("== stages{}", if quick { " (quick)" } else { "" });
-            for o in scenarios::stages(&ctx, &peers[0].bin)? {
+            for o in scenarios::stages(&ctx, &peers)? {
                 eprintln!("{}", report::line(&o));
                 outcomes.push(o);
             }

@@ -81,15 +81,7 @@ impl Peer {
                 cmd.args(["run", "--config"]).arg(config);
                 Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), true)
             }
-            Kind::Promtail => {
-                let config = dir.join("promtail.yaml");
-                let yaml = promtail_config(dir, glob, url, port, batch_wait);
-                std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
-                let mut cmd = Command::new(&self.bin);
-                cmd.arg(format!("-config.file={}", config.display()));
-                // Promtail's /ready answers 500 until its targets are read; being up is enough here.
-                Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), false)
-            }
+            Kind::Promtail => start_promtail(&self.bin, dir, glob, url, batch_wait, ""),
             Kind::FluentBit => {
                 let config = dir.join("fluent-bit.conf");
                 let conf = fluentbit_config(dir, glob, url, port, batch_wait)?;
@@ -133,14 +125,36 @@ impl Peer {
     }
 }
 
+/// Writes Promtail's config in `dir` (see [`promtail_config`]), starts it and waits until it is up.
+/// `stages`: pipeline stages after `cri`, as YAML list items indented by six spaces.
+pub fn start_promtail(
+    bin: &Path,
+    dir: &Path,
+    glob: &Path,
+    url: &str,
+    batch_wait: &str,
+    stages: &str,
+) -> Result<Agent, String> {
+    let port = agent::free_port()?;
+    let log = dir.join("promtail.log");
+    let config = dir.join("promtail.yaml");
+    let yaml = promtail_config(dir, glob, url, port, batch_wait, stages);
+    std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("-config.file={}", config.display()));
+    // Promtail's /ready answers 500 until its targets are read; being up is enough here.
+    Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), false)
+}
+
 /// Promtail as its users run it on a node: one scrape config over the CRI files with the `cri`
-/// stage, a static `job` label, positions in `dir`, one client with the same batching as shipper.
-fn promtail_config(dir: &Path, glob: &Path, url: &str, port: u16, batch_wait: &str) -> String {
+/// stage (then `stages`), a static `job` label, positions in `dir`, one client with the same
+/// batching as shipper.
+pub(super) fn promtail_config(dir: &Path, glob: &Path, url: &str, port: u16, batch_wait: &str, stages: &str) -> String {
     format!(
         "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  grpc_listen_port: 0\n  log_level: warn\n\
          positions:\n  filename: {positions}\n\
          clients:\n  - url: {url}\n    batchwait: {batch_wait}\n    batchsize: 1048576\n\
-         scrape_configs:\n  - job_name: bench\n    pipeline_stages:\n      - cri: {{}}\n    static_configs:\n      \
+         scrape_configs:\n  - job_name: bench\n    pipeline_stages:\n      - cri: {{}}\n{stages}    static_configs:\n      \
          - targets: [localhost]\n        labels:\n          job: bench\n          __path__: {glob}\n",
         positions = dir.join("promtail-positions.yaml").display(),
         glob = glob.display(),

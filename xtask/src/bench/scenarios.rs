@@ -405,10 +405,26 @@ fn write_json_file(dir: &Path, bytes: u64) -> Result<u64, String> {
     Ok(seq)
 }
 
+/// Promtail's stages doing the work of [`STAGES`]. Its relabel rules see the target's glob, not
+/// each file's path, so the namespace and pod come from a `regex` stage on `filename` instead.
+const PROMTAIL_STAGES: &str = r#"      - regex:
+          source: filename
+          expression: '.*/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_.*'
+      - labels: {namespace: "", pod: ""}
+      - multiline: {firstline: '^\{', max_wait_time: 100ms}
+      - json: {expressions: {level: "", msg: "", trace: ctx.trace_id}}
+      - labels: {level: ""}
+      - structured_metadata: {trace_id: trace}
+      - output: {source: msg}
+"#;
+
 /// The same JSON file read twice from its beginning: with no stages, then with relabel rules, json
 /// parsing, labels, structured metadata, output and multiline on. Both rows are reported; the stages
-/// row's `× bound` is its speed as a share of the plain row's.
-pub fn stages(ctx: &Ctx, bin: &Path) -> Result<Vec<Outcome>, String> {
+/// row's `× bound` is its speed as a share of the plain row's. With `PROMTAIL_BIN`, Promtail reads
+/// it a third time with its own stages doing the same work (its `× bound`: its CPU per GiB as a
+/// multiple of shipper's plain path).
+pub fn stages(ctx: &Ctx, peers: &[Peer]) -> Result<Vec<Outcome>, String> {
+    let bin = &peers[0].bin;
     let dir = ctx.dir("stages")?;
     let n = write_json_file(&dir, if ctx.quick { 64 << 20 } else { 1 << 30 })?;
     let mut out = Vec::new();
@@ -432,8 +448,34 @@ pub fn stages(ctx: &Ctx, bin: &Path) -> Result<Vec<Outcome>, String> {
         let o = finish(a, agent_name, "stages", &dir, 1, &account, t0.elapsed().as_secs_f64())?;
         out.push(o);
     }
-    if let [plain, staged] = &mut out[..] {
+    if let Some(promtail) = peers.iter().find(|p| p.kind == super::peers::Kind::Promtail) {
+        let _ = std::fs::remove_file(dir.join("promtail-positions.yaml"));
+        let loki = Receiver::start_tally([(0, n)], false);
+        let a = super::peers::start_promtail(
+            &promtail.bin,
+            &dir,
+            &pods_glob(&dir),
+            &loki.url(),
+            "1s",
+            PROMTAIL_STAGES,
+        )?;
+        let t0 = Instant::now();
+        let account = wait_all(&loki, &[(0, n)], Duration::from_secs(600))?;
+        out.push(finish(
+            a,
+            "promtail (stages)",
+            "stages",
+            &dir,
+            1,
+            &account,
+            t0.elapsed().as_secs_f64(),
+        )?);
+    }
+    if let [plain, staged, rest @ ..] = &mut out[..] {
         staged.bound_cpu_s_per_gib = Some(plain.cpu_s_per_gib);
+        for peer in rest {
+            peer.bound_cpu_s_per_gib = Some(plain.cpu_s_per_gib);
+        }
         eprintln!(
             "stages: {:.0} MiB/s with stages, {:.0} MiB/s plain: {:.0}% of the plain path",
             staged.mib_per_s,
@@ -442,4 +484,53 @@ pub fn stages(ctx: &Ctx, bin: &Path) -> Result<Vec<Outcome>, String> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Promtail config of the stages row is one Promtail accepts, stage for stage: read by
+    /// `shipper convert` (which lowers Promtail's stages one by one and reports what it does not
+    /// know), every stage comes through, in order, after `cri`.
+    #[test]
+    fn promtail_stages_config_is_read_stage_for_stage() {
+        let yaml = super::super::peers::promtail_config(
+            Path::new("/tmp/b"),
+            Path::new("/tmp/b/pods/*/*/*.log"),
+            "http://127.0.0.1:1/loki/api/v1/push",
+            9,
+            "1s",
+            PROMTAIL_STAGES,
+        );
+        let out = shipper::convert::convert(
+            shipper::convert::Source::Promtail,
+            shipper::convert::Target::Config,
+            &yaml,
+            "promtail.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let converted: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out.yaml).unwrap();
+        let stages = &converted["targets"][0]["pipeline_stages"];
+        let names: Vec<String> = stages
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no stages in\n{}", out.yaml))
+            .iter()
+            .filter_map(|s| s.as_mapping()?.keys().next()?.as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "regex",
+                "labels",
+                "multiline",
+                "json",
+                "labels",
+                "structured_metadata",
+                "output"
+            ],
+            "{}",
+            out.yaml
+        );
+    }
 }
