@@ -350,8 +350,23 @@ fn live_files(dir: &Path, files: u32, per_file: u64) -> Result<LiveFiles, String
     })
 }
 
-/// The relabel rule and stages of the `stages` scenario: what a typical JSON app needs.
-const STAGES: &str = r#"relabel_configs:
+/// The stages of the `stages` scenario, what a typical JSON app needs; shipper and Promtail run the
+/// same list (indented to where each config puts it).
+const PIPELINE: &str = r#"- multiline: {firstline: '^\{', max_wait_time: 100ms}
+- json: {expressions: {level: "", msg: "", trace: ctx.trace_id}}
+- labels: {level: ""}
+- structured_metadata: {trace_id: trace}
+- output: {source: msg}
+"#;
+
+fn indented(text: &str, by: usize) -> String {
+    text.lines().map(|l| format!("{:by$}{l}\n", "")).collect()
+}
+
+/// shipper's target settings of the `stages` scenario: the namespace and pod from the path by
+/// relabel rules (once per file), then [`PIPELINE`].
+fn shipper_stages() -> String {
+    let relabel = r#"relabel_configs:
   - source_labels: [__path__]
     regex: '.*/pods/([^_]+)_([^_]+)_.*'
     target_label: namespace
@@ -360,12 +375,20 @@ const STAGES: &str = r#"relabel_configs:
     replacement: $2
     target_label: pod
 pipeline_stages:
-  - multiline: {firstline: '^\{', max_wait_time: 100ms}
-  - json: {expressions: {level: "", msg: "", trace: ctx.trace_id}}
-  - labels: {level: ""}
-  - structured_metadata: {trace_id: trace}
-  - output: {source: msg}
 "#;
+    relabel.to_string() + &indented(PIPELINE, 2)
+}
+
+/// Promtail's stages doing the same work. Its relabel rules see the target's glob, not each
+/// file's path, so the namespace and pod come from a `regex` stage on `filename` instead.
+fn promtail_stages() -> String {
+    let regex = r#"- regex:
+    source: filename
+    expression: '.*/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_.*'
+- labels: {namespace: "", pod: ""}
+"#;
+    indented(&(regex.to_string() + PIPELINE), 6)
+}
 
 /// One CRI file of JSON app lines (the tag opens the `msg` value); every 50th entry is an error
 /// followed by a two-line stack trace, which `multiline` joins to it.
@@ -405,19 +428,6 @@ fn write_json_file(dir: &Path, bytes: u64) -> Result<u64, String> {
     Ok(seq)
 }
 
-/// Promtail's stages doing the work of [`STAGES`]. Its relabel rules see the target's glob, not
-/// each file's path, so the namespace and pod come from a `regex` stage on `filename` instead.
-const PROMTAIL_STAGES: &str = r#"      - regex:
-          source: filename
-          expression: '.*/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_.*'
-      - labels: {namespace: "", pod: ""}
-      - multiline: {firstline: '^\{', max_wait_time: 100ms}
-      - json: {expressions: {level: "", msg: "", trace: ctx.trace_id}}
-      - labels: {level: ""}
-      - structured_metadata: {trace_id: trace}
-      - output: {source: msg}
-"#;
-
 /// The same JSON file read twice from its beginning: with no stages, then with relabel rules, json
 /// parsing, labels, structured metadata, output and multiline on. Both rows are reported; the stages
 /// row's `× bound` is its speed as a share of the plain row's. With `PROMTAIL_BIN`, Promtail reads
@@ -439,7 +449,7 @@ pub fn stages(ctx: &Ctx, peers: &[Peer]) -> Result<Vec<Outcome>, String> {
         }];
         let config = agent::write_config(&dir, &loki.url(), port, &targets, "1s")?;
         if with_stages {
-            let yaml = std::fs::read_to_string(&config).map_err(|e| e.to_string())? + STAGES;
+            let yaml = std::fs::read_to_string(&config).map_err(|e| e.to_string())? + &shipper_stages();
             std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
         }
         let a = Agent::start(bin, &config, port)?;
@@ -457,7 +467,7 @@ pub fn stages(ctx: &Ctx, peers: &[Peer]) -> Result<Vec<Outcome>, String> {
             &pods_glob(&dir),
             &loki.url(),
             "1s",
-            PROMTAIL_STAGES,
+            &promtail_stages(),
         )?;
         let t0 = Instant::now();
         let account = wait_all(&loki, &[(0, n)], Duration::from_secs(600))?;
@@ -501,7 +511,7 @@ mod tests {
             "http://127.0.0.1:1/loki/api/v1/push",
             9,
             "1s",
-            PROMTAIL_STAGES,
+            &promtail_stages(),
         );
         let out = shipper::convert::convert(
             shipper::convert::Source::Promtail,
