@@ -21,7 +21,16 @@ impl Env {
     /// An env around a receiver started by the test (e.g. [`Receiver::start_tls`]).
     pub fn with_receiver(loki: Receiver) -> Env {
         // Under target/ rather than /tmp: a disk filesystem like the nodes', where inodes get reused.
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        Env::at(Path::new(env!("CARGO_TARGET_TMPDIR")), loki)
+    }
+
+    /// An env whose files are under `base` (a test whose measure depends on the paths' length
+    /// picks a base that does not depend on where the repository is checked out).
+    pub fn in_dir(base: &Path) -> Env {
+        Env::at(base, Receiver::start())
+    }
+
+    fn at(base: &Path, loki: Receiver) -> Env {
         Env {
             dir: tempfile::tempdir_in(base).expect("temp dir"),
             loki,
