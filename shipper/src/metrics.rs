@@ -72,6 +72,8 @@ pub struct Metrics {
     pub scans: Counter,
     pub dir_scans: Counter,
     pub scan_seconds: Gauge<f64, AtomicU64>,
+    pub rescan_interval: Gauge<f64, AtomicU64>,
+    pub missed_events: Counter,
     pub waiting_files: Gauge,
     pub rotations: Counter,
     pub ebpf_events: Counter,
@@ -134,6 +136,8 @@ impl Metrics {
             scans: Counter::default(),
             dir_scans: Counter::default(),
             scan_seconds: Gauge::default(),
+            rescan_interval: Gauge::default(),
+            missed_events: Counter::default(),
             waiting_files: Gauge::default(),
             rotations: Counter::default(),
             ebpf_events: Counter::default(),
@@ -262,6 +266,17 @@ impl Metrics {
             "How long the last scan of the targets took (periodic scans are spaced to at most 2% of a core)",
             Unit::Seconds,
             m.scan_seconds.clone(),
+        );
+        r.register_with_unit(
+            "rescan_interval",
+            "The time between rounds of the safety net (every file checked, the targets rescanned): tail.rescan_interval, spaced up to tail.max_rescan_interval while the file events miss nothing, and for huge trees",
+            Unit::Seconds,
+            m.rescan_interval.clone(),
+        );
+        r.register(
+            "missed_events",
+            "Changes the safety net found that no file event reported (data written, files created, renamed away or deleted); each brings the net back to tail.rescan_interval",
+            m.missed_events.clone(),
         );
         r.register(
             "waiting_files",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Whether this process may load BPF programs (CAP_BPF or CAP_SYS_ADMIN). Outside CI a test that needs
 /// it skips itself, saying why; under CI it must run.
-fn may_load_bpf(test: &str) -> bool {
+pub(crate) fn may_load_bpf(test: &str) -> bool {
     use crate::support::{has_any_cap, CAP_BPF, CAP_SYS_ADMIN};
     has_any_cap(
         CAP_BPF | CAP_SYS_ADMIN,

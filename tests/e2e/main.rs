@@ -21,6 +21,7 @@ mod protect;
 mod reload;
 mod restart;
 mod rotation;
+mod safety_net;
 mod stages;
 mod support;
 mod tls;

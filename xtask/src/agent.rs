@@ -68,6 +68,8 @@ pub fn write_config_with(
 pub struct Agent {
     child: Child,
     pub log: PathBuf,
+    /// shipper's `/metrics` (None for the peers).
+    pub metrics_url: Option<String>,
 }
 
 impl Agent {
@@ -76,12 +78,23 @@ impl Agent {
         let dir = config.parent().ok_or("config has no directory")?;
         let mut cmd = Command::new(bin);
         cmd.args(["run", "--config"]).arg(config);
-        Agent::spawn(
+        let mut agent = Agent::spawn(
             cmd,
             &dir.join("shipper.log"),
             &format!("http://127.0.0.1:{port}/ready"),
             true,
-        )
+        )?;
+        agent.metrics_url = Some(format!("http://127.0.0.1:{port}/metrics"));
+        Ok(agent)
+    }
+
+    /// The value of shipper's metric `series` (a name, with its labels if any); None for a peer or
+    /// when it cannot be read.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let r = shipper_testkit::client::get(self.metrics_url.as_deref()?).ok()?;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Runs `cmd` with its output in `log` and waits up to 20 s until `ready` answers — with 200
@@ -97,6 +110,7 @@ impl Agent {
         let mut agent = Agent {
             child,
             log: log.to_path_buf(),
+            metrics_url: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

@@ -16,7 +16,6 @@ use crate::parse::Entry;
 use crate::ring::{Chunk, FileId, RingReceiver};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,8 @@ pub struct Batch {
     /// `X-Scope-OrgID` set by a `tenant` stage (None: the client's `tenant_id`).
     pub tenant: Option<Arc<str>>,
     pub streams: Vec<StreamBatch>,
-    index: HashMap<Arc<str>, usize>,
+    /// Stream labels → their place in `streams` (looked up per entry: a fast hasher, not SipHash).
+    index: crate::IdMap<Arc<str>, usize>,
     /// Bytes counted against `batch_size`: line bytes plus a small per-entry overhead.
     pub size: usize,
     pub entries: usize,

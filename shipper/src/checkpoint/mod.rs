@@ -191,6 +191,21 @@ impl Tracker {
         }
     }
 
+    /// Bytes read and not yet acknowledged over `files` (id, read offset): the checkpoint lag, in one
+    /// pass under one lock (10,000 files: a lock each cost the idle reader more than its scans).
+    pub fn lag(&self, files: impl Iterator<Item = (FileId, u64)>) -> u64 {
+        let tracked = self.lock();
+        files
+            .map(|(id, read)| read.saturating_sub(tracked.get(&id).map_or(0, |f| f.committed)))
+            .sum()
+    }
+
+    /// Counts of changes to the tracked files and to their acknowledged offsets: equal counts, the
+    /// same acknowledged state.
+    pub fn generation(&self) -> (u64, u64) {
+        self.changes.counts()
+    }
+
     /// The acknowledged offset of a file, and whether batches of it are still in flight.
     pub fn committed(&self, id: FileId) -> Option<(u64, bool)> {
         self.lock().get(&id).map(|f| (f.committed, !f.pending.is_empty()))
@@ -294,6 +309,18 @@ mod tests {
         assert_eq!(t.committed(1), Some((650, true)));
         t.ack(12, &[1]);
         assert_eq!(t.committed(1), Some((750, false)));
+    }
+
+    #[test]
+    fn the_lag_is_what_each_file_read_past_its_acknowledged_offset() {
+        let t = Tracker::default();
+        t.open(1, ident(1), 100);
+        t.open(2, ident(2), 0);
+        t.add(1, 200, &[1]);
+        t.ack(1, &[1]);
+        // File 1 read to 350 (committed 200), file 2 to 40 (committed 0), file 3 untracked (all of it).
+        assert_eq!(t.lag([(1, 350), (2, 40), (3, 5)].into_iter()), 150 + 40 + 5);
+        assert_eq!(t.lag([(1, 150)].into_iter()), 0, "never below the acknowledged offset");
     }
 
     #[test]

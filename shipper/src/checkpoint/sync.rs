@@ -52,7 +52,7 @@ impl Changes {
         self.wake.notify_one();
     }
 
-    fn counts(&self) -> (u64, u64) {
+    pub(super) fn counts(&self) -> (u64, u64) {
         (self.files.load(Ordering::Relaxed), self.offsets.load(Ordering::Relaxed))
     }
 }

@@ -283,8 +283,13 @@ pub struct TailConfig {
     pub io: IoMode,
     /// With `watch: poll`, how often files are checked for new data.
     pub poll_interval: Dur,
-    /// How often the target globs are expanded again (events trigger it sooner).
+    /// How often the target globs are expanded again and every file is checked for data no event
+    /// reported: the safety net under the file watcher (events trigger scans sooner).
     pub rescan_interval: Dur,
+    /// While the safety net finds nothing the file events missed, its rounds are spaced out, doubling
+    /// from `rescan_interval` up to this; the first miss brings them back to `rescan_interval`. Set
+    /// it to `rescan_interval` (or lower) to keep them fixed. No effect with `watch: poll`.
+    pub max_rescan_interval: Dur,
     /// Slots of the queue between the readers and the batcher; bounds memory. A slot holds a read
     /// round's chunks, up to 256 KiB of lines, or one bigger read.
     pub ring_capacity: usize,
@@ -313,6 +318,7 @@ impl Default for TailConfig {
             io: IoMode::Auto,
             poll_interval: Dur::ms(250),
             rescan_interval: Dur::secs(10),
+            max_rescan_interval: Dur::secs(60),
             ring_capacity: 16,
             max_open_files: 10_000,
             max_held_bytes: ByteSize(2 << 30),

@@ -71,20 +71,19 @@ impl Reader {
     }
 
     /// Bytes read but not yet acknowledged, over all files: summed at most every LAG_EVERY (a pass
-    /// over every tailed file).
+    /// over every tailed file), and only when something was read or acknowledged since.
     fn sum_lag(&mut self) {
         if self.lag_summed.elapsed() < LAG_EVERY {
             return;
         }
         self.lag_summed = Instant::now();
-        let lag: u64 = self
-            .files
-            .values()
-            .map(|f| {
-                let committed = self.tracker.committed(f.id).map_or(0, |c| c.0);
-                f.framer.read_offset().saturating_sub(committed)
-            })
-            .sum();
+        let key = (self.offset_moves, self.tracker.generation());
+        if std::mem::replace(&mut self.lag_key, key) == key {
+            return;
+        }
+        let lag = self
+            .tracker
+            .lag(self.files.values().map(|f| (f.id, f.framer.read_offset())));
         self.metrics.checkpoint_lag_bytes.set(lag as i64);
     }
 

@@ -9,6 +9,7 @@ mod fds;
 mod file;
 mod held;
 mod io;
+mod net;
 mod order;
 mod park;
 mod read;
@@ -45,9 +46,6 @@ const GONE_GRACE: Duration = Duration::from_secs(1);
 /// The longest the reader sleeps without looking at the stop flag (bounds shutdown latency).
 const STOP_CHECK: Duration = Duration::from_millis(500);
 
-/// Periodic scans take at most 1/SCAN_SHARE of the reader's time.
-const SCAN_SHARE: u32 = 50;
-
 pub struct Reader {
     cfg: TailConfig,
     targets: Targets,
@@ -71,6 +69,11 @@ pub struct Reader {
     gone: IdSet<FileId>,
     /// When the checkpoint lag of all files was last summed.
     lag_summed: Instant,
+    /// `offset_moves` and the tracker's generation when the lag was last summed: while neither moves
+    /// the lag is what it was (an idle node skips the pass over every file).
+    lag_key: (u64, (u64, u64)),
+    /// Times a file's read offset moved (a read returned data, a truncation was found).
+    offset_moves: u64,
     next_id: FileId,
     /// Saved positions not yet matched to an open file.
     saved: Vec<SavedFile>,
@@ -115,9 +118,12 @@ pub struct Reader {
     stages_due: IdMap<FileId, Instant>,
     /// Files a `limit` stage paused, until when.
     paused: IdMap<FileId, Instant>,
-    /// How often files are checked and the targets rescanned: `tail.rescan_interval`, stretched when
-    /// a scan takes longer than 1/SCAN_SHARE of it (huge trees), so scanning stays a small cost.
-    rescan_every: Duration,
+    /// How often files are checked and the targets rescanned (see `net`).
+    net: net::Net,
+    /// The periodic round of the safety net is due: the next full scan is it.
+    net_due: bool,
+    /// Changes the current round of the safety net found that no event reported.
+    missed: usize,
     /// New configurations (config reload), applied between read rounds.
     reconfig: Receiver<Reconfig>,
     /// Files detached by a reload, remembered to resume them if a target finds them again.
@@ -150,7 +156,7 @@ pub struct ReaderParts {
 impl Reader {
     pub fn new(p: ReaderParts) -> Self {
         p.metrics.reader_mode.get_or_create(&mode(p.io.name())).set(1);
-        let rescan_every = p.cfg.rescan_interval.0;
+        let net = net::Net::new(p.cfg.rescan_interval.0, p.cfg.max_rescan_interval.0);
         p.metrics.watcher_mode.get_or_create(&mode(p.watcher.mode())).set(1);
         Reader {
             cfg: p.cfg,
@@ -171,6 +177,8 @@ impl Reader {
             ready: IdSet::default(),
             gone: IdSet::default(),
             lag_summed: Instant::now(),
+            lag_key: (u64::MAX, (0, 0)),
+            offset_moves: 0,
             next_id: 1,
             saved: p.saved,
             saved_at: p.saved_at,
@@ -193,7 +201,9 @@ impl Reader {
             over_limit: 0,
             stages_due: IdMap::default(),
             paused: IdMap::default(),
-            rescan_every,
+            net,
+            net_due: false,
+            missed: 0,
             reconfig: p.reconfig,
             detached: Vec::new(),
             reloading: false,
@@ -227,7 +237,7 @@ impl Reader {
             let check_every = if self.watcher.polls() {
                 self.cfg.poll_interval.0
             } else {
-                self.rescan_every
+                self.net.every()
             };
             // Wake at least every STOP_CHECK to notice a stop request; sooner while rotated files drain.
             let cap = if !self.gone.is_empty() {
@@ -252,11 +262,16 @@ impl Reader {
             }
             if last_check.elapsed() >= check_every {
                 last_check = Instant::now();
+                // Events already on their way are not misses.
+                while let Ok(ev) = self.events.try_recv() {
+                    self.rescan_due |= self.on_event(ev);
+                }
                 self.check_all();
             }
-            if last_rescan.elapsed() >= self.rescan_every {
+            if last_rescan.elapsed() >= self.net.every() {
                 last_rescan = Instant::now();
                 self.rescan_due = true;
+                self.net_due = true;
             }
             self.process_events();
             self.run_due_stages();
@@ -268,16 +283,27 @@ impl Reader {
     }
 
     /// The periodic look at every file: polling reads them all; with events it is only a safety net,
-    /// so a size check (one fstat each) picks the files that changed without an event.
+    /// so a size check (one fstat each) picks the files that changed without an event. A changed
+    /// file no event had put in line for reading is a miss of the events (unless reading is held,
+    /// when files wait whatever the events said).
     fn check_all(&mut self) {
         if self.watcher.polls() {
             self.ready.extend(self.files.keys().copied());
             return;
         }
+        let held = self.hold_reading().is_some() || !self.parked.is_empty();
         for f in self.files.values() {
             let changed = f.file.metadata().map_or(true, |m| m.len() != f.framer.read_offset());
-            if changed {
-                self.ready.insert(f.id);
+            if !changed || !self.ready.insert(f.id) {
+                continue;
+            }
+            let waits = held
+                || f.state != file::State::Active
+                || self.paused.contains_key(&f.id)
+                || self.deferred.contains(&f.id);
+            if !waits {
+                self.missed += 1;
+                tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
             }
         }
     }

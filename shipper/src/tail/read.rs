@@ -150,6 +150,7 @@ impl Reader {
     fn handle(&mut self, id: FileId, result: Read) -> bool {
         match result {
             Read::Data { n, full } => {
+                self.offset_moves += 1;
                 self.spend(n);
                 self.adapt_read_size(id, n, full);
                 self.grow_fingerprint(id);
@@ -310,6 +311,7 @@ impl Reader {
             f.refresh_fingerprint(meta.len());
             self.tracker.update(id, f.identity(), Some(0));
             self.ready.insert(id);
+            self.offset_moves += 1;
             return;
         }
         if meta.nlink() == 0 && f.state == State::Active {

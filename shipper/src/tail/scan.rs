@@ -21,13 +21,53 @@ impl Reader {
         let scan = self.targets.scan();
         // What a periodic scan costs is listing the tree (opening new files is a cost of their data).
         let listing = clock.elapsed();
-        self.reconcile(scan, None, initial);
+        let found = self.reconcile(scan, None, initial);
         self.last_look = started;
         if !self.rescan_due {
             // Everything renamed or created before the scan started is known now.
             self.tracker.looked(started);
         }
         self.pace_scans(listing);
+        if std::mem::take(&mut self.net_due) {
+            // The periodic round: what it found that no event reported (with polling, scans are how
+            // files are found: no miss). Files born within the last second may still have their
+            // event on the way.
+            if !self.watcher.polls() {
+                self.missed += found.iter().filter(|&&id| self.born_a_while_ago(id)).count();
+            }
+            self.end_round();
+        }
+    }
+
+    /// A round of the safety net ended: misses are counted and bring the rounds back to
+    /// `rescan_interval`; a clean round spaces them further.
+    fn end_round(&mut self) {
+        let missed = std::mem::take(&mut self.missed);
+        if missed > 0 {
+            self.metrics.missed_events.inc_by(missed as u64);
+        }
+        // A watcher that could not watch everything said so when it failed: its misses are expected.
+        if missed > 0 && self.watcher.complete() && self.net.warn_due() {
+            tracing::warn!(
+                missed,
+                watcher = self.watcher.mode(),
+                "the safety net found changes no file event reported; they are read now, and the net runs every tail.rescan_interval again (logged at most every 10 minutes; shipper_missed_events_total counts them all)"
+            );
+        }
+        self.net.round(missed, self.watcher.complete());
+        self.metrics.rescan_interval.set(self.net.every().as_secs_f64());
+    }
+
+    /// Whether file `id` was created (or, where the file system keeps no birth time, last changed)
+    /// more than a second ago.
+    fn born_a_while_ago(&self, id: u64) -> bool {
+        let Some(meta) = self.files.get(&id).and_then(|f| f.file.metadata().ok()) else {
+            return false;
+        };
+        let born = meta.created().or_else(|_| meta.modified());
+        born.ok()
+            .and_then(|b| SystemTime::now().duration_since(b).ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(1))
     }
 
     /// Rescans only below the directories events named (a new pod's directory, a removed one): on a
@@ -46,14 +86,15 @@ impl Reader {
             }
             self.metrics.dir_scans.inc();
             let scan = self.targets.scan_under(&dir);
-            self.reconcile(scan, Some(&dir), false);
+            let _ = self.reconcile(scan, Some(&dir), false);
             done.push(dir);
         }
     }
 
     /// Brings the watched directories and tailed files in step with `scan`, which covered everything
-    /// (`scope` None) or only what is below `scope`.
-    fn reconcile(&mut self, mut scan: crate::discover::Scan, scope: Option<&Path>, initial: bool) {
+    /// (`scope` None) or only what is below `scope`. Returns the files it started tailing (new at
+    /// their path).
+    fn reconcile(&mut self, mut scan: crate::discover::Scan, scope: Option<&Path>, initial: bool) -> Vec<u64> {
         let in_scope = |p: &Path| scope.is_none_or(|s| p.starts_with(s));
         // A directory created just before its watch was added has entries no event will report:
         // after adding watches, scan again until no new directory turns up.
@@ -101,6 +142,7 @@ impl Reader {
             );
         }
         let mut seen = HashSet::new();
+        let mut started = Vec::new();
         for found in scan.files {
             let key = found.key;
             if let Some(&id) = self.by_path.get(&found.path) {
@@ -128,6 +170,7 @@ impl Reader {
             }
             if let Some(id) = self.open(&found.path, found.target, initial) {
                 seen.insert(id);
+                started.push(id);
             }
         }
         let vanished: Vec<_> = self
@@ -136,9 +179,14 @@ impl Reader {
             .filter(|(path, id)| in_scope(path) && !seen.contains(*id))
             .map(|(_, id)| *id)
             .collect();
+        if self.net_due && !self.watcher.polls() {
+            // The safety net's round: no event reported these renamed away or deleted.
+            self.missed += vanished.len();
+        }
         for id in vanished {
             self.retire(id, "gone from the targets (renamed away or deleted)");
         }
+        started
     }
 
     /// Records what listing the targets cost and what the scan found waiting, and spaces the periodic checks so that scanning
@@ -146,16 +194,16 @@ impl Reader {
     fn pace_scans(&mut self, took: std::time::Duration) {
         self.metrics.scan_seconds.set(took.as_secs_f64());
         self.metrics.waiting_files.set(self.over_limit as i64);
-        let every = self.cfg.rescan_interval.0.max(took * super::SCAN_SHARE);
-        if every > self.rescan_every + self.rescan_every / 2 && self.warned.insert(PathBuf::from("/rescan_interval")) {
+        self.net.scanned(took);
+        if self.net.stretched_by_scans() && self.warned.insert(PathBuf::from("/rescan_interval")) {
             tracing::info!(
                 files = self.files.len(),
                 scan_seconds = took.as_secs_f64(),
-                every_seconds = every.as_secs_f64(),
+                every_seconds = self.net.every().as_secs_f64(),
                 "scanning the targets takes long: periodic scans are spaced out (new files are still noticed by events)"
             );
         }
-        self.rescan_every = every;
+        self.metrics.rescan_interval.set(self.net.every().as_secs_f64());
     }
 
     /// Opens the file at a tailed path and starts tailing it. None when it cannot be opened (logged

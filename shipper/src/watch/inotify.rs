@@ -176,4 +176,9 @@ impl Watcher for InotifyWatcher {
     fn polls(&self) -> bool {
         false
     }
+
+    fn complete(&self) -> bool {
+        // Set at the first watch that could not be added, and kept.
+        !self.warned_limit
+    }
 }

@@ -49,6 +49,11 @@ pub trait Watcher: Send {
     fn mode(&self) -> &'static str;
     /// True when no events come and the reader must check files on its own at `poll_interval`.
     fn polls(&self) -> bool;
+    /// False once a directory or file could not be watched (limits reached): its changes come only
+    /// from the safety net, which then keeps to `tail.rescan_interval`.
+    fn complete(&self) -> bool {
+        true
+    }
 }
 
 /// Polling: no events, the reader checks every file at `poll_interval`.
@@ -62,6 +67,10 @@ impl Watcher for PollWatcher {
     }
     fn polls(&self) -> bool {
         true
+    }
+
+    fn complete(&self) -> bool {
+        false
     }
 }
 

@@ -53,11 +53,7 @@ pub fn svg(outcomes: &[Outcome]) -> String {
         .iter()
         .filter(|o| o.idle_cpu_ms.is_none() && o.cpu_s_per_gib > 0.0)
         .flat_map(|o| {
-            // The stages row's "bound" is the plain row, which has a bar of its own.
-            let bound = o
-                .bound_cpu_s_per_gib
-                .filter(|_| o.scenario != "stages")
-                .map(|b| (format!("{} bound", o.scenario), b));
+            let bound = o.bound_cpu_s_per_gib.map(|b| (format!("{} bound", o.scenario), b));
             std::iter::once((name(o), o.cpu_s_per_gib)).chain(bound)
         })
         .collect();

@@ -49,6 +49,9 @@ pub struct Outcome {
     pub cpu_s_per_gib: f64,
     /// The in-process bound (read + split + parse + encode + snappy on one core), same bytes.
     pub bound_cpu_s_per_gib: Option<f64>,
+    /// The CPU per GiB of the run this one is weighed against, when that is not a bound (the stages
+    /// scenario: shipper's plain path, same bytes).
+    pub plain_cpu_s_per_gib: Option<f64>,
     pub peak_rss_mib: f64,
     pub lost: u64,
     pub duplicated: u64,

@@ -79,7 +79,9 @@ impl Peer {
                 let config = agent::write_config(dir, url, port, &targets, batch_wait)?;
                 let mut cmd = Command::new(&self.bin);
                 cmd.args(["run", "--config"]).arg(config);
-                Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), true)
+                let mut agent = Agent::spawn(cmd, &log, &format!("http://127.0.0.1:{port}/ready"), true)?;
+                agent.metrics_url = Some(format!("http://127.0.0.1:{port}/metrics"));
+                Ok(agent)
             }
             Kind::Promtail => start_promtail(&self.bin, dir, glob, url, batch_wait, ""),
             Kind::FluentBit => {

@@ -37,7 +37,11 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
     s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|");
     s.push_str(if peers { "---|\n" } else { "\n" });
     for o in outcomes {
-        let ratio = o.bound_cpu_s_per_gib.filter(|b| *b > 0.0).map(|b| o.cpu_s_per_gib / b);
+        let ratio = match (o.bound_cpu_s_per_gib, o.plain_cpu_s_per_gib) {
+            (Some(b), _) if b > 0.0 => format!("{:.2}", o.cpu_s_per_gib / b),
+            (_, Some(p)) if p > 0.0 => format!("{:.2} (plain)", o.cpu_s_per_gib / p),
+            _ => "–".into(),
+        };
         let latency = o
             .latency_ms
             .map_or("–".into(), |l| format!("{:.0} / {:.0} / {:.0}", l.p50, l.p99, l.max));
@@ -53,7 +57,7 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
             o.lines_per_s,
             o.cpu_s_per_gib,
             opt(o.bound_cpu_s_per_gib, 2),
-            opt(ratio, 2),
+            ratio,
             o.peak_rss_mib,
             latency,
             wake,

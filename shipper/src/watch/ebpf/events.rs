@@ -27,6 +27,13 @@ pub(super) enum Record {
     Dir(u32, FileKey, Vec<u8>, FileKey, Vec<u8>),
 }
 
+/// How often the lost-event counters are read while no event comes.
+const LOST_CHECK: Duration = Duration::from_secs(5);
+
+/// The longest wait for events before looking at the stop flag (the thread is not joined: this
+/// only bounds how long it outlives its watcher). Each such wake costs an idle node CPU.
+const STOP_CHECK: Duration = Duration::from_secs(2);
+
 /// Takes events off the ring buffer (woken through `AsyncFd`) and tells the reader what changed.
 pub(super) struct EventLoop {
     pub taken: Array<MapData, u64>,
@@ -66,8 +73,11 @@ impl EventLoop {
         };
         let mut lost = 0;
         let mut last_drain = Instant::now();
+        let mut last_count = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            if let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_millis(500), ring.readable_mut()).await {
+            let woken = tokio::time::timeout(STOP_CHECK, ring.readable_mut()).await;
+            let drained = matches!(woken, Ok(Ok(_)));
+            if let Ok(Ok(mut guard)) = woken {
                 // At most one drain per `gap` (the reader's sweep gap, `tail::sweep_gap`): until a
                 // file's event is taken, the kernel drops its further writes' events, so a busy
                 // file costs one event per drain, not per write.
@@ -96,6 +106,12 @@ impl EventLoop {
                 }
             }
             // Events that did not fit (on the ring, or in flight) were lost: rescan, check every file.
+            // Looked at after each drain (a full ring wakes us), else every LOST_CHECK: reading the
+            // per-CPU counters at every stop check cost an idle node more than the events did.
+            if !drained && last_count.elapsed() < LOST_CHECK {
+                continue;
+            }
+            last_count = Instant::now();
             let now_lost = self.count(stats::RING_FULL) + self.count(stats::DIR_LOST);
             if now_lost > lost {
                 lost = now_lost;

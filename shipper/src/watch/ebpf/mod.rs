@@ -211,6 +211,11 @@ impl Watcher for EbpfWatcher {
     fn polls(&self) -> bool {
         false
     }
+
+    fn complete(&self) -> bool {
+        // Set at the first watch that could not be added, and kept.
+        !self.warned_full
+    }
 }
 
 /// Makes the allocator give memory freed so far back to the system: loading parses the kernel's BTF

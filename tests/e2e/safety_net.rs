@@ -1,0 +1,100 @@
+//! The safety net under the file events: while its rounds find nothing the events missed they are
+//! spaced out, up to `tail.max_rescan_interval`; data the events did not report is still read, the
+//! miss is counted and logged, and the rounds come back to `tail.rescan_interval`.
+
+use crate::ebpf::may_load_bpf;
+use crate::support::{assert_exact_or_log, wait_all, Agent, Env};
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Waits until the agent's metric `series` satisfies `ok`, for up to `secs`; its last value.
+fn wait_metric(agent: &Agent, series: &str, secs: u64, ok: impl Fn(f64) -> bool) -> f64 {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = agent.metric(series);
+        if ok(v) || Instant::now() > until {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Appends `lines` to `path` with `copy_file_range`, a syscall the eBPF write hooks (write, writev,
+/// pwrite64) do not see: only the safety net can notice these lines.
+fn append_unseen(env: &Env, path: &std::path::Path, lines: &str) {
+    let staged = env.path("staged.txt");
+    std::fs::write(&staged, lines).unwrap();
+    let src = std::fs::File::open(&staged).unwrap();
+    // Not O_APPEND (copy_file_range refuses it): written at the file's end through an explicit offset.
+    let dst = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut at = dst.metadata().unwrap().len() as libc::loff_t;
+    let mut left = lines.len();
+    while left > 0 {
+        // SAFETY: both descriptors are open files of ours; the source offset is the file's own, the
+        // destination's a local that outlives the call.
+        let n =
+            unsafe { libc::copy_file_range(src.as_raw_fd(), std::ptr::null_mut(), dst.as_raw_fd(), &mut at, left, 0) };
+        assert!(n > 0, "copy_file_range: {}", std::io::Error::last_os_error());
+        left -= n as usize;
+    }
+}
+
+#[test]
+fn the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed() {
+    if !may_load_bpf("the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed") {
+        return;
+    }
+    let env = Env::new();
+    for f in 0..20u32 {
+        let p = env.path(&format!("pods/ns_p{f}_u/c/0.log"));
+        std::fs::write(p, shipper_testkit::tag_line(f, 0, 60) + "\n").unwrap();
+    }
+    // The two options this test is about, short enough to watch the net back off.
+    let config = env.config(
+        "pods/*/*/*.log",
+        "tail:\n  start_at: beginning\n  watch: ebpf\n  rescan_interval: 1s\n  max_rescan_interval: 4s\n",
+    );
+    let agent = Agent::start(&config);
+    let mut expected: Vec<(u32, u64)> = (0..20).map(|f| (f, 1)).collect();
+    wait_all(&env, &agent, &expected, 60);
+    let interval = "shipper_rescan_interval_seconds";
+    let backed_off = wait_metric(&agent, interval, 30, |v| v >= 4.0);
+    assert_eq!(backed_off, 4.0, "clean rounds space the net up to max_rescan_interval");
+    assert_eq!(agent.metric("shipper_missed_events_total"), 0.0, "{}", agent.log_tail());
+
+    // Lines the events cannot report: read by the next round of the net, within max_rescan_interval.
+    let path = env.path("pods/ns_p3_u/c/0.log");
+    let lines: String = (1..=5).map(|i| shipper_testkit::tag_line(3, i, 60) + "\n").collect();
+    append_unseen(&env, &path, &lines);
+    expected[3].1 = 6;
+    let account = wait_all(&env, &agent, &expected, 15);
+    assert_exact_or_log(&account, &agent);
+    let missed = wait_metric(&agent, "shipper_missed_events_total", 5, |v| v >= 1.0);
+    assert_eq!(missed, 1.0, "one file had data no event reported");
+    assert!(
+        agent.metric(interval) <= 2.0,
+        "a miss brings the net back to rescan_interval: {}",
+        agent.metric(interval)
+    );
+    assert!(
+        agent
+            .log()
+            .contains("the safety net found changes no file event reported"),
+        "{}",
+        agent.log_tail()
+    );
+
+    // Events still wake the reader for an ordinary append.
+    let mut out = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    writeln!(out, "{}", shipper_testkit::tag_line(3, 6, 60)).unwrap();
+    expected[3].1 = 7;
+    let account = wait_all(&env, &agent, &expected, 5);
+    assert_exact_or_log(&account, &agent);
+    assert_eq!(
+        agent.metric("shipper_missed_events_total"),
+        1.0,
+        "an evented write is no miss"
+    );
+    agent.stop();
+}
