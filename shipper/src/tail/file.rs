@@ -50,6 +50,10 @@ pub struct TailedFile {
     pub state: State,
     /// The last read returned no data.
     pub eof: bool,
+    /// When an event last reported a write to it (None: never). The safety net counts unread data
+    /// as missed only in a file no event has named for a while: a busy file's latest event may
+    /// still be on its way (the eBPF thread drains at most once per sweep gap).
+    pub last_event: Option<std::time::Instant>,
     /// Bytes to ask for in the next read (adapts to how fast the file grows).
     pub read_size: usize,
     /// Its metric series.
@@ -95,6 +99,7 @@ impl TailedFile {
             commit_offset: offset,
             state: State::Active,
             eof: false,
+            last_event: None,
             read_size: MIN_READ,
             counters: Default::default(),
             target: 0,

@@ -43,6 +43,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// may append to the old descriptor for a moment after the rename.
 const GONE_GRACE: Duration = Duration::from_secs(1);
 
+/// Longer than a write's event can take to reach the reader: unread data in a file an event named
+/// more recently is not a miss of the events.
+const EVENT_LATENCY: Duration = Duration::from_secs(1);
+
 /// The longest the reader sleeps without looking at the stop flag (bounds shutdown latency).
 const STOP_CHECK: Duration = Duration::from_millis(500);
 
@@ -301,7 +305,9 @@ impl Reader {
                 || f.state != file::State::Active
                 || self.paused.contains_key(&f.id)
                 || self.deferred.contains(&f.id);
-            if !waits {
+            // Named by an event lately: its latest write's event may still be on its way.
+            let named_lately = f.last_event.is_some_and(|at| at.elapsed() < EVENT_LATENCY);
+            if !waits && !named_lately {
                 self.missed += 1;
                 tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
             }
@@ -356,13 +362,13 @@ impl Reader {
         match ev {
             WatchEvent::FileChanged(path) | WatchEvent::Removed(path) => {
                 if let Some(&id) = self.by_path.get(&path) {
-                    self.ready.insert(id);
+                    self.evented(id);
                 }
                 false
             }
             WatchEvent::FileWritten { dev, ino } => {
                 if let Some(&id) = self.by_inode.get(&(dev, ino)) {
-                    self.ready.insert(id);
+                    self.evented(id);
                 }
                 false
             }
@@ -406,6 +412,14 @@ impl Reader {
                 self.ready.extend(self.files.keys().copied());
                 true
             }
+        }
+    }
+
+    /// An event named file `id`: it is read in the next sweep.
+    fn evented(&mut self, id: FileId) {
+        self.ready.insert(id);
+        if let Some(f) = self.files.get_mut(&id) {
+            f.last_event = Some(Instant::now());
         }
     }
 
