@@ -43,9 +43,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// may append to the old descriptor for a moment after the rename.
 const GONE_GRACE: Duration = Duration::from_secs(1);
 
-/// Longer than a write's event can take to reach the reader: unread data in a file an event named
-/// more recently is not a miss of the events.
-const EVENT_LATENCY: Duration = Duration::from_secs(1);
+/// Longer than an event can take to reach the reader: unread data in a file an event named more
+/// recently, or a file born more recently, is not a miss of the events.
+pub(super) const EVENT_LATENCY: Duration = Duration::from_secs(1);
 
 /// The longest the reader sleeps without looking at the stop flag (bounds shutdown latency).
 const STOP_CHECK: Duration = Duration::from_millis(500);
@@ -267,9 +267,7 @@ impl Reader {
             if last_check.elapsed() >= check_every {
                 last_check = Instant::now();
                 // Events already on their way are not misses.
-                while let Ok(ev) = self.events.try_recv() {
-                    self.rescan_due |= self.on_event(ev);
-                }
+                self.take_events();
                 self.check_all();
             }
             if last_rescan.elapsed() >= self.net.every() {
@@ -319,9 +317,7 @@ impl Reader {
     /// rotated away while others are being read is still caught.
     pub(super) fn process_events(&mut self) {
         let looking = SystemTime::now();
-        while let Ok(ev) = self.events.try_recv() {
-            self.rescan_due |= self.on_event(ev);
-        }
+        self.take_events();
         while let Ok(r) = self.reconfig.try_recv() {
             self.reconfigure(r);
         }
@@ -354,6 +350,13 @@ impl Reader {
         let settled = self.renamed.is_empty() && self.created.is_empty() && !self.rescan_due;
         if settled && self.scan_dirs.is_empty() && !self.watcher.polls() {
             self.tracker.looked(looking);
+        }
+    }
+
+    /// Handles every watch event already queued.
+    fn take_events(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            self.rescan_due |= self.on_event(ev);
         }
     }
 

@@ -30,8 +30,8 @@ impl Reader {
         self.pace_scans(listing);
         if std::mem::take(&mut self.net_due) {
             // The periodic round: what it found that no event reported (with polling, scans are how
-            // files are found: no miss). Files born within the last second may still have their
-            // event on the way.
+            // files are found: no miss). Files born within EVENT_LATENCY may still have their event
+            // on the way.
             if !self.watcher.polls() {
                 self.missed += found.iter().filter(|&&id| self.born_a_while_ago(id)).count();
             }
@@ -59,7 +59,7 @@ impl Reader {
     }
 
     /// Whether file `id` was created (or, where the file system keeps no birth time, last changed)
-    /// more than a second ago.
+    /// longer than `EVENT_LATENCY` ago.
     fn born_a_while_ago(&self, id: u64) -> bool {
         let Some(meta) = self.files.get(&id).and_then(|f| f.file.metadata().ok()) else {
             return false;
@@ -67,7 +67,7 @@ impl Reader {
         let born = meta.created().or_else(|_| meta.modified());
         born.ok()
             .and_then(|b| SystemTime::now().duration_since(b).ok())
-            .is_some_and(|age| age > std::time::Duration::from_secs(1))
+            .is_some_and(|age| age > super::EVENT_LATENCY)
     }
 
     /// Rescans only below the directories events named (a new pod's directory, a removed one): on a
