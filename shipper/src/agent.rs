@@ -96,6 +96,10 @@ async fn run_async(
         stop: stop.clone(),
         saved: positions.files,
         saved_at: positions.saved_at,
+        scratch: match positions_path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => ".".into(),
+        },
         reconfig: reconfig_rx,
         sweep_gap,
     });

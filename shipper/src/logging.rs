@@ -56,7 +56,10 @@ impl Logging {
             Err(_) => (filter(log_level).unwrap_or_else(|_| EnvFilter::new("info")), false),
         };
         let (level, handle) = reload::Layer::new(start);
-        let out = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        // Colours only on a terminal: `kubectl logs`, journald and log files get plain text.
+        let out = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
         let out = match format {
             LogFormat::Json => out.json().boxed(),
             LogFormat::Text => out.boxed(),

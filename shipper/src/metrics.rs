@@ -111,6 +111,7 @@ pub struct Metrics {
     pub journal_dropped: Family<ReasonLabel, Counter>,
     pub journal_restarts: Counter,
     pub files_deleted_while_down: Counter,
+    pub files_inflated: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -176,6 +177,7 @@ impl Metrics {
             journal_dropped: Family::default(),
             journal_restarts: Counter::default(),
             files_deleted_while_down: Counter::default(),
+            files_inflated: Counter::default(),
         };
         let r = &mut m.registry;
         r.register_with_unit("read", "Bytes read from each file", Unit::Bytes, m.read_bytes.clone());
@@ -397,6 +399,11 @@ impl Metrics {
             "files_deleted_while_down",
             "Files of the positions found deleted at start: lines written to them after their saved offset, if any, were lost",
             m.files_deleted_while_down.clone(),
+        );
+        r.register(
+            "files_inflated",
+            "Files of the positions found only compressed at start (kubelet gzipped them while the agent was down) whose rest was read from the .gz",
+            m.files_inflated.clone(),
         );
         m
     }

@@ -17,6 +17,7 @@ mod modes;
 mod outage;
 mod pods;
 mod positions;
+mod pressure;
 mod protect;
 mod reload;
 mod restart;

@@ -64,6 +64,11 @@ struct Outage {
 
 impl Outage {
     fn start(tail_extra: &str, files: u32, per_sec: u64) -> Outage {
+        Outage::start_via(tail_extra, files, per_sec, &[])
+    }
+
+    /// [`Outage::start`] with the agent started through `wrapper` (e.g. into a CPU cgroup).
+    fn start_via(tail_extra: &str, files: u32, per_sec: u64, wrapper: &[&str]) -> Outage {
         let env = Env::new();
         // The defaults, but for what a test is about (`max_held_bytes`).
         let tail = if tail_extra.is_empty() {
@@ -73,7 +78,7 @@ impl Outage {
         };
         let config = env.config("pods/*/*/*.log", &tail);
         env.loki.set_down(true);
-        let agent = Agent::start(&config);
+        let agent = Agent::start_via(&config, wrapper);
         let stop = Arc::new(AtomicBool::new(false));
         let writers = writers(&env, files, per_sec, 64 << 10, &stop);
         Outage {
@@ -133,6 +138,37 @@ fn loki_down_two_minutes_while_kubelet_rotates_and_compresses_loses_nothing() {
     let rss = agent.peak_rss();
     eprintln!("{account}; peak RSS {} MiB", rss >> 20);
     assert!(rss < 128 << 20, "peak RSS {} MiB", rss >> 20);
+    outage.agent.stop();
+}
+
+/// The outage with the agent held to a quarter of a core (a pod's CPU limit, a busy node): Loki
+/// refuses connections for a minute while 5 containers log 300 lines/s each and kubelet rotates,
+/// gzips and removes their files; the starved agent still opens each new file before kubelet is
+/// done with it, holds the rotated ones, and ships every line once, in order, after the outage.
+#[test]
+fn loki_down_a_minute_with_a_cpu_starved_agent_loses_nothing() {
+    let Some(quota) = crate::pressure::CpuQuota::new("outage-starved", 250) else {
+        return;
+    };
+    let wrapper = quota.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let mut outage = Outage::start_via("", 5, 300, &wrapper);
+    std::thread::sleep(Duration::from_secs(60));
+    assert!(
+        gz_count(&outage.env) >= 5,
+        "kubelet gzipped {} files",
+        gz_count(&outage.env)
+    );
+    let expected = outage.end(Duration::from_secs(5));
+    let (env, agent) = (&outage.env, &outage.agent);
+    let account = wait_all(env, agent, &expected, 180);
+    assert_exact_or_log(&account, agent);
+    let throttled = quota.throttled_seconds();
+    eprintln!("starved outage: the quota held the agent back {throttled:.1} s; {account}");
+    assert!(
+        throttled > 1.0,
+        "the quota never held the agent back ({throttled} s): no pressure was tested"
+    );
     outage.agent.stop();
 }
 

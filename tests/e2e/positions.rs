@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Waits until the positions file lists a file with inode `ino`; returns its entry.
-fn wait_saved(env: &Env, agent: &Agent, ino: u64, secs: u64) -> serde_json::Value {
+pub(crate) fn wait_saved(env: &Env, agent: &Agent, ino: u64, secs: u64) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(f) = saved_files(env).into_iter().find(|f| f["ino"].as_u64() == Some(ino)) {

@@ -37,6 +37,29 @@ impl Env {
         }
     }
 
+    /// The logs of every agent started with this env's config so far, in start order.
+    pub fn agent_logs(&self) -> Vec<String> {
+        let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let n = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_prefix("agent-")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()?;
+                Some((n, p))
+            })
+            .collect();
+        logs.sort();
+        logs.into_iter()
+            .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         let p = self.dir.path().join(rel);
         if let Some(parent) = p.parent() {
@@ -66,6 +89,20 @@ impl Env {
         let p = self.dir.path().join("shipper.yaml");
         std::fs::write(&p, yaml).expect("write config");
         p
+    }
+}
+
+impl Drop for Env {
+    /// A failed test keeps its scratch directory (every agent's log, the positions, the files) and
+    /// says where.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!(
+                "the failed test's files and agent logs are kept in {}",
+                dir.keep().display()
+            );
+        }
     }
 }
 
@@ -103,7 +140,9 @@ impl Agent {
             .map(|a| format!("http://{a}"))
             .unwrap_or_default();
         let dir = config.parent().expect("config dir");
-        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        // Each run's log is kept (a crash loop's killed agents too), numbered in start order.
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = dir.join(format!("agent-{n}.log"));
         let mut cmd = match wrapper {
             [] => Command::new(BIN),
@@ -367,9 +406,8 @@ pub fn saved_offset(env: &Env, path: &Path) -> u64 {
 }
 
 /// Deletes the file `w` writes and creates a new one at its path that gets its inode number if the
-/// filesystem hands it out again (ext4 usually does for a number just freed): tries up to 200 new
-/// files next to it (named `reuse-N`, outside any `*.log` glob). Says so and makes a plain new file
-/// when it does not. Returns a writer of the new file.
+/// filesystem hands it out again (ext4 usually does for a number just freed): see
+/// [`create_reusing_inode`]. Returns a writer of the new file.
 pub fn replace_reusing_inode(w: shipper_testkit::LogWriter) -> shipper_testkit::LogWriter {
     use std::os::unix::fs::MetadataExt;
     let (path, format) = (w.path().to_path_buf(), w.format());
@@ -377,13 +415,22 @@ pub fn replace_reusing_inode(w: shipper_testkit::LogWriter) -> shipper_testkit::
     let mut w = w;
     w.delete().expect("delete file");
     drop(w);
+    create_reusing_inode(&path, ino);
+    shipper_testkit::LogWriter::create(&path, format).expect("open the new file")
+}
+
+/// Creates an empty file at `path` (which must not exist) with inode number `ino` if the filesystem
+/// hands it out (a number just freed): tries up to 200 new files next to it (named `reuse-N`,
+/// outside any `*.log` glob). Says so and makes a plain new file when it does not.
+pub fn create_reusing_inode(path: &Path, ino: u64) {
+    use std::os::unix::fs::MetadataExt;
     let mut spare = Vec::new();
     let mut reused = false;
     for n in 0..200 {
         let p = path.with_file_name(format!("reuse-{n}"));
         std::fs::write(&p, b"").expect("create file");
         if std::fs::metadata(&p).expect("stat").ino() == ino {
-            std::fs::rename(&p, &path).expect("rename into place");
+            std::fs::rename(&p, path).expect("rename into place");
             reused = true;
             break;
         }
@@ -393,8 +440,7 @@ pub fn replace_reusing_inode(w: shipper_testkit::LogWriter) -> shipper_testkit::
         std::fs::remove_file(p).expect("remove spare file");
     }
     if !reused {
-        std::fs::write(&path, b"").expect("create file");
+        std::fs::write(path, b"").expect("create file");
         eprintln!("note: the filesystem did not reuse the inode; testing a plain replacement");
     }
-    shipper_testkit::LogWriter::create(&path, format).expect("open the new file")
 }

@@ -20,9 +20,14 @@ pub const FP_MAX: u32 = 1024;
 pub fn fingerprint(file: &File, len: u32) -> Option<u64> {
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0).ok()?;
-    Some(buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+    Some(fingerprint_of(&buf))
+}
+
+/// The fingerprint of a file that begins with `head` (its first `head.len()` bytes).
+pub fn fingerprint_of(head: &[u8]) -> u64 {
+    head.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    }))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +75,10 @@ pub struct TailedFile {
     /// once the rotated files before it are read to their end, so lines keep their order even when
     /// reading was paused (Loki down) across several rotations.
     pub seq: u64,
+    /// An inflated copy of a file kubelet compressed (see `gzipped`): the (dev, inode) of that file,
+    /// which the positions keep naming, so a restart looks for it (and finds its `.gz`) as it would
+    /// for the file itself, and a loss is reported under its name.
+    pub stands_for: Option<(u64, u64)>,
 }
 
 impl TailedFile {
@@ -107,16 +116,18 @@ impl TailedFile {
             seq: 0,
             stages: None,
             parser_commit: offset,
+            stands_for: None,
         };
         f.refresh_fingerprint(meta.size());
         f
     }
 
     pub fn identity(&self) -> FileIdentity {
+        let (dev, ino) = self.stands_for.unwrap_or((self.dev, self.ino));
         FileIdentity {
             path: self.path.clone(),
-            dev: self.dev,
-            ino: self.ino,
+            dev,
+            ino,
             fp_len: self.fp_len,
             fp: self.fp,
         }

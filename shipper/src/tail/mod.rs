@@ -7,6 +7,7 @@
 
 mod fds;
 mod file;
+mod gzipped;
 mod held;
 mod io;
 mod net;
@@ -83,6 +84,9 @@ pub struct Reader {
     saved: Vec<SavedFile>,
     /// When the positions were last saved; None on a first start.
     saved_at: Option<SystemTime>,
+    /// A writable directory of the agent's own (the positions file's) for the inflated copies of
+    /// saved files kubelet compressed while we were down (see `gzipped`).
+    scratch: PathBuf,
     /// Files renamed away from a tailed name and not yet looked at: current name → the tailed name
     /// they had (their lines are labelled with it).
     renamed: HashMap<PathBuf, PathBuf>,
@@ -152,6 +156,8 @@ pub struct ReaderParts {
     pub stop: Arc<AtomicBool>,
     pub saved: Vec<SavedFile>,
     pub saved_at: Option<SystemTime>,
+    /// The positions file's directory (see `Reader::scratch`).
+    pub scratch: PathBuf,
     pub reconfig: Receiver<Reconfig>,
     /// The shortest time between read sweeps: [`sweep_gap`] of the shortest `batch_wait`.
     pub sweep_gap: Duration,
@@ -186,6 +192,7 @@ impl Reader {
             next_id: 1,
             saved: p.saved,
             saved_at: p.saved_at,
+            scratch: p.scratch,
             warned: HashSet::new(),
             renamed: HashMap::new(),
             rescan_due: false,
@@ -224,9 +231,12 @@ impl Reader {
     pub fn run(mut self, scanned: tokio::sync::oneshot::Sender<()>) {
         self.rescan(true);
         let _ = scanned.send(());
-        self.recover_rotated();
+        let recovered = self.recover_rotated();
         // Every file a restart must look for is in the tracker now: positions may be written.
         self.tracker.recovered();
+        for id in recovered {
+            self.drain(id);
+        }
         self.ready.extend(self.files.keys().copied());
         let mut last_check = Instant::now();
         let mut last_rescan = Instant::now();

@@ -42,13 +42,20 @@ pub(super) struct Rotated {
 
 impl Reader {
     /// After a restart: saved files no longer reachable by the targets (rotated away while we were
-    /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory
+    /// down, e.g. `0.log` renamed to `0.log.20261125-101500`) are looked up by inode in their directory,
+    /// or by their first bytes among the `.gz` files there (kubelet compressed them, see `gzipped`),
     /// and read to their end, oldest first; then the files rotated away since the positions were saved
     /// that we do not know (several rotations while we were down), next to every saved or tailed
     /// path, are read, oldest first — all before the file now at the path, so kubelet's rotation
     /// during downtime loses nothing and keeps the stream in order.
-    pub(super) fn recover_rotated(&mut self) {
+    ///
+    /// Returns the files it opened, to be read (oldest first) once the positions know them: an agent
+    /// killed while it reads them (a slow one, with many) leaves positions that name every one, so
+    /// the next finds them again, compressed or not.
+    #[must_use]
+    pub(super) fn recover_rotated(&mut self) -> Vec<crate::ring::FileId> {
         let saved = std::mem::take(&mut self.saved);
+        let mut opened = Vec::new();
         // Each path once, in a stable order (a node may have thousands).
         let mut paths: std::collections::BTreeMap<PathBuf, usize> = Default::default();
         let mut found = Vec::new();
@@ -58,8 +65,15 @@ impl Reader {
                 continue;
             };
             paths.entry(s.ident.path.clone()).or_insert(target);
-            if self.by_inode.contains_key(&(s.ident.dev, s.ident.ino)) {
-                // Still at its path: the first scan opened it at its saved offset.
+            // Still at its path: the first scan opened it at its saved offset (and took it from
+            // `saved`, so this is a second entry of the same file). A tailed file that only reuses its
+            // inode number (kubelet gzipped or removed the saved file, a new `0.log` got the number) is
+            // not it: the saved one is looked for below, and reported when it is gone.
+            let tailed = self
+                .by_inode
+                .get(&(s.ident.dev, s.ident.ino))
+                .and_then(|id| self.files.get(id));
+            if tailed.is_some_and(|f| f.file.metadata().is_ok_and(|m| saved_matches(&f.file, &m, &s))) {
                 continue;
             }
             let (Some(dir), Some(name)) = (s.ident.path.parent(), s.ident.path.file_name()) else {
@@ -74,6 +88,12 @@ impl Reader {
             let before = found.len();
             for entry in entries.flatten() {
                 let candidate = entry.path();
+                // Not rotated away: a file at a tailed path is the scan's (a new `0.log` created since
+                // the scan may have the saved file's inode number, and a saved file met empty has no
+                // first bytes to tell them apart).
+                if candidate == s.ident.path || self.by_path.contains_key(&candidate) {
+                    continue;
+                }
                 let Ok(meta) = std::fs::metadata(&candidate) else {
                     continue;
                 };
@@ -88,23 +108,53 @@ impl Reader {
                 let fname = entry.file_name().to_string_lossy().into_owned();
                 let ctime = ctime_of(&meta);
                 let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime);
-                found.push((order, candidate, target, file, meta, s.clone()));
+                found.push((order, candidate, target, file, meta, s.clone(), None));
                 break;
             }
-            if found.len() == before {
-                gone.push(s);
+            if found.len() != before {
+                continue;
+            }
+            match super::gzipped::find(&s, &self.scratch) {
+                Some(inflated) => {
+                    let fname = inflated
+                        .gz
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime_of(&inflated.meta));
+                    // The copy stands for the saved file: same bytes, so the same offset and
+                    // fingerprint; the positions keep the saved file's (dev, inode), so a restart
+                    // while it is read finds the `.gz` again.
+                    let orig = (s.ident.dev, s.ident.ino);
+                    let mut s = s;
+                    (s.ident.dev, s.ident.ino) = (inflated.meta.dev(), inflated.meta.ino());
+                    found.push((order, inflated.gz, target, inflated.file, inflated.meta, s, Some(orig)));
+                }
+                None => gone.push(s),
             }
         }
         self.report_gone(&gone);
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, candidate, target, file, meta, s) in found {
-            tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                "found a file rotated away while we were down; reading it to its end");
+        for (_, candidate, target, file, meta, s, stands_for) in found {
+            if stands_for.is_some() {
+                self.metrics.files_inflated.inc();
+                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
+                    size = meta.len(), "kubelet compressed a file while we were down before it was read to its end; \
+                     reading the rest from its .gz");
+            } else {
+                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
+                    "found a file rotated away while we were down; reading it to its end");
+            }
             self.saved.push(s.clone());
             let gone = State::Gone { since: Instant::now() };
             // Labelled as the path it was tailed under, so its lines stay in the same stream.
             let id = self.start(&s.ident.path, file, &meta, target, false, gone);
-            self.drain(id);
+            if let (Some(orig), Some(f)) = (stands_for, self.files.get_mut(&id)) {
+                f.stands_for = Some(orig);
+                self.tracker.update(id, f.identity(), None);
+            }
+            opened.push(id);
         }
         self.saved.clear();
         if let Some(saved_at) = self.saved_at {
@@ -118,26 +168,34 @@ impl Reader {
             for (path, target) in paths {
                 let since = saved_at.checked_sub(CTIME_SLACK).unwrap_or(UNIX_EPOCH);
                 let unseen = self.siblings_since(&path, None, since).older;
-                self.read_rotated(&path, target, unseen);
+                opened.extend(self.open_rotated(&path, target, unseen));
             }
         }
+        opened
     }
 
     /// Saved files that are nowhere (deleted while we were down, e.g. kubelet removing old rotated
     /// files, or a deleted pod's directory): whatever was written to them after their saved offset
-    /// cannot be read. Never silent: each is counted and named in a warning (the first few by name).
+    /// cannot be read. Never silent: each is counted and named with its inode and saved offset, the
+    /// first few in a warning, the rest at info level (a node back after a long downtime may have
+    /// thousands).
     fn report_gone(&self, gone: &[crate::checkpoint::SavedFile]) {
-        const NAMED: usize = 20;
-        for s in gone.iter().take(NAMED) {
-            tracing::warn!(file = %s.ident.path.display(), saved_offset = s.offset,
-                "a file in the positions was deleted while the agent was down: any lines written to it after \
-                 the saved offset were lost (keep more rotated files in kubelet, containerLogMaxFiles, or \
-                 keep the agent's downtime shorter)");
+        const WARNED: usize = 20;
+        for (i, s) in gone.iter().enumerate() {
+            let (file, ino, offset) = (s.ident.path.display(), s.ident.ino, s.offset);
+            let what = "a file in the positions was deleted while the agent was down: any lines written to it \
+                        after the saved offset were lost (keep more rotated files in kubelet, containerLogMaxFiles, \
+                        or keep the agent's downtime shorter)";
+            if i < WARNED {
+                tracing::warn!(file = %file, ino, saved_offset = offset, "{what}");
+            } else {
+                tracing::info!(file = %file, ino, saved_offset = offset, "{what}");
+            }
         }
-        if gone.len() > NAMED {
+        if gone.len() > WARNED {
             tracing::warn!(
-                more = gone.len() - NAMED,
-                "more files of the positions were deleted while the agent was down"
+                more = gone.len() - WARNED,
+                "more files of the positions were deleted while the agent was down (each is named at info level)"
             );
         }
         self.metrics.files_deleted_while_down.inc_by(gone.len() as u64);
@@ -209,7 +267,9 @@ impl Reader {
                     continue;
                 };
                 let Ok(meta) = entry.metadata() else { continue };
-                if suffix.ends_with(".gz") || !meta.is_file() {
+                // Not compressed ones (`.gz`: read only for a saved file, see `gzipped`), nor kubelet's
+                // compressed file in the making (`<name>.tmp`, renamed to `<name>.gz` when complete).
+                if suffix.ends_with(".gz") || suffix.ends_with(".tmp") || !meta.is_file() {
                     continue;
                 }
                 let ctime = ctime_of(&meta);
@@ -248,22 +308,30 @@ impl Reader {
     /// Reads rotated files we never saw, in the order given, each to its end right away; their lines
     /// are labelled with the tailed `path`.
     pub(super) fn read_rotated(&mut self, path: &Path, target: usize, files: Vec<Rotated>) {
+        for id in self.open_rotated(path, target, files) {
+            self.drain(id);
+        }
+    }
+
+    /// Opens rotated files we never saw, in the order given (see `read_rotated`); returns them.
+    fn open_rotated(&mut self, path: &Path, target: usize, files: Vec<Rotated>) -> Vec<crate::ring::FileId> {
+        let mut opened = Vec::new();
         for rotated in files {
             if self.by_inode.contains_key(&rotated.key) || self.was_closed(rotated.key, &rotated.path) {
                 continue;
             }
             // Names move under us (docker shifts `.1` → `.2`): open by name, keep it only if it is the
             // file we listed, else look for that file again.
-            let Some((file, meta, name)) = open_rotated(&rotated) else {
+            let Some((file, meta, name)) = open_listed(&rotated) else {
                 continue;
             };
             tracing::info!(file = %name.display(), was = %path.display(),
                 ino = meta.ino(), "a file was rotated away before it was read; reading it from its start");
             self.metrics.rotations.inc();
             let gone = State::Gone { since: Instant::now() };
-            let id = self.start(path, file, &meta, target, false, gone);
-            self.drain(id);
+            opened.push(self.start(path, file, &meta, target, false, gone));
         }
+        opened
     }
 
     /// Whether the file at `path` (dev, inode `key`) is one we read to its end and closed recently
@@ -288,7 +356,7 @@ fn ctime_of(meta: &std::fs::Metadata) -> SystemTime {
 
 /// Opens a listed rotated file: at the name it was seen under, or, when docker renamed it meanwhile,
 /// wherever it is in the same directory now. None when it is gone.
-fn open_rotated(rotated: &Rotated) -> Option<(std::fs::File, std::fs::Metadata, PathBuf)> {
+fn open_listed(rotated: &Rotated) -> Option<(std::fs::File, std::fs::Metadata, PathBuf)> {
     let matches = |m: &std::fs::Metadata| (m.dev(), m.ino()) == rotated.key;
     for _ in 0..3 {
         if let Ok(file) = super::file::open_for_tailing(&rotated.path) {

@@ -50,6 +50,8 @@ pub struct LogWriter {
     split: usize,
     style: TimeStyle,
     record: Vec<u8>,
+    /// The file's length once the buffer is written: where the next record starts.
+    end: u64,
 }
 
 impl LogWriter {
@@ -59,8 +61,10 @@ impl LogWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let file = open_append(&path)?;
         Ok(LogWriter {
-            out: BufWriter::with_capacity(64 * 1024, open_append(&path)?),
+            end: file.metadata()?.len(),
+            out: BufWriter::with_capacity(64 * 1024, file),
             path,
             format,
             split: RUNTIME_SPLIT,
@@ -103,8 +107,8 @@ impl LogWriter {
                 Format::Cri => self.cri(&ts, stream, line.as_bytes())?,
                 Format::Docker => self.docker(&ts, stream, line)?,
                 Format::Raw => {
-                    self.out.write_all(line.as_bytes())?;
-                    self.out.write_all(b"\n")?;
+                    self.put(line.as_bytes())?;
+                    self.put(b"\n")?;
                 }
             }
         }
@@ -113,7 +117,19 @@ impl LogWriter {
 
     /// Writes bytes as they are: torn lines, garbage, a missing final newline.
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)
+        self.put(bytes)
+    }
+
+    /// Where the next record will start in the file (its length once the buffer is written), as
+    /// long as only this writer appends to it.
+    pub fn position(&self) -> u64 {
+        self.end
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.end += bytes.len() as u64;
+        Ok(())
     }
 
     /// Writes buffered lines to the file.
@@ -131,7 +147,9 @@ impl LogWriter {
     /// renamed.
     pub fn reopen(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        self.out = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        let file = open_append(&self.path)?;
+        self.end = file.metadata()?.len();
+        self.out = BufWriter::with_capacity(64 * 1024, file);
         Ok(())
     }
 
@@ -164,7 +182,9 @@ impl LogWriter {
     /// the same descriptor, at the new end of the file. Returns the `.1` path.
     pub fn copytruncate(&mut self) -> io::Result<PathBuf> {
         self.out.flush()?;
-        copytruncate(&self.path)
+        let copy = copytruncate(&self.path)?;
+        self.end = 0;
+        Ok(copy)
     }
 
     /// Flushes and unlinks the file; later writes go to the unlinked inode.
@@ -186,6 +206,7 @@ impl LogWriter {
                 self.record.extend_from_slice(part);
             }
             self.out.write_all(&self.record)?;
+            self.end += self.record.len() as u64;
             if tag == "F" {
                 return Ok(());
             }
@@ -214,7 +235,7 @@ impl LogWriter {
             rec.push_str("\",\"time\":\"");
             rec.push_str(ts);
             rec.push_str("\"}\n");
-            self.out.write_all(rec.as_bytes())?;
+            self.put(rec.as_bytes())?;
             if full {
                 return Ok(());
             }

@@ -43,10 +43,11 @@ pub fn rotate_kubelet(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 }
 
 /// kubelet's whole rotation of a container log, as its log manager does it when `0.log` outgrows
-/// `containerLogMaxSize`: removes the oldest rotated files so that at most `max_files` remain with
-/// the new one, gzips every rotated file but the newest (the original is removed), then rotates like
-/// [`rotate_kubelet`]. A rotated file thus stays readable under its name for one more rotation only.
-/// Returns the rotated path.
+/// `containerLogMaxSize` (`rotateLog` in kubelet's `container_log_manager.go`): removes the oldest
+/// rotated files so that at most `max_files` remain with the new one, gzips every rotated file left
+/// ([`gzip_file`]: the original is removed), then rotates like [`rotate_kubelet`]. The newest rotated
+/// file is thus the only one readable under its name, until the next rotation. Returns the rotated
+/// path.
 pub fn rotate_kubelet_retiring(path: impl AsRef<Path>, max_files: usize) -> io::Result<PathBuf> {
     let path = path.as_ref();
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -69,11 +70,9 @@ pub fn rotate_kubelet_retiring(path: impl AsRef<Path>, max_files: usize) -> io::
     for (_, old) in rotated.drain(..excess) {
         fs::remove_file(old)?;
     }
-    if let Some(((_, _), older)) = rotated.split_last() {
-        for (_, p) in older {
-            if p.extension().is_none_or(|e| e != "gz") {
-                gzip_file(p)?;
-            }
+    for (_, p) in &rotated {
+        if p.extension().is_none_or(|e| e != "gz") {
+            gzip_file(p)?;
         }
     }
     rotate_kubelet(path)
@@ -116,11 +115,15 @@ pub fn delete(path: impl AsRef<Path>) -> io::Result<()> {
 pub fn gzip_file(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     let path = path.as_ref();
     let target = with_suffix(path, "gz");
+    // As kubelet's `compressLog`: into `<name>.tmp`, renamed to `<name>.gz` once complete, then the
+    // original is removed.
+    let tmp = with_suffix(path, "tmp");
     let mut input = File::open(path)?;
-    let output = File::create(&target)?;
+    let output = File::create(&tmp)?;
     let mut enc = flate2::write::GzEncoder::new(output, flate2::Compression::default());
     io::copy(&mut input, &mut enc)?;
     enc.finish()?.sync_all()?;
+    fs::rename(&tmp, &target)?;
     fs::remove_file(path)?;
     Ok(target)
 }
