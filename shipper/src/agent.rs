@@ -96,6 +96,7 @@ async fn run_async(
         stop: stop.clone(),
         saved: positions.files,
         saved_at: positions.saved_at,
+        saved_written: positions.written,
         scratch: match positions_path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => ".".into(),

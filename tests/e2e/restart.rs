@@ -227,12 +227,26 @@ fn a_saved_file_deleted_while_down_is_named_and_counted() {
 /// silence.
 #[test]
 fn a_saved_file_gone_while_down_whose_inode_the_new_file_reuses_is_named_and_counted() {
+    gone_while_down_with_its_inode_reused(true);
+}
+
+/// The same with a file saved while it was still empty (a new `0.log`, killed before the positions
+/// learned its first bytes): nothing tells the new file that took its inode number from it but its
+/// birth, after the positions were written.
+#[test]
+fn a_file_saved_empty_gone_while_down_whose_inode_the_new_file_reuses_is_named_and_counted() {
+    gone_while_down_with_its_inode_reused(false);
+}
+
+fn gone_while_down_with_its_inode_reused(lines_before_the_save: bool) {
     use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let config = env.config("pods/*/*/*.log", "");
     let path = env.path("pods/ns_p_u/c/0.log");
     let mut w = LogWriter::create(&path, Format::Cri).unwrap();
-    crate::support::write_tagged(&mut w, 0, 0..1_000);
+    if lines_before_the_save {
+        crate::support::write_tagged(&mut w, 0, 0..1_000);
+    }
     let saved_ino = std::fs::metadata(&path).unwrap().ino();
     env.loki.set_down(true);
     let agent = Agent::start(&config);
@@ -240,6 +254,9 @@ fn a_saved_file_gone_while_down_whose_inode_the_new_file_reuses_is_named_and_cou
     let saved = crate::positions::wait_saved(&env, &agent, saved_ino, 20);
     assert_eq!(saved["offset"], 0, "{saved}");
     agent.kill();
+    if !lines_before_the_save {
+        crate::support::write_tagged(&mut w, 0, 0..1_000);
+    }
     let rotated = w.rotate_kubelet().unwrap();
     drop(w);
     std::fs::remove_file(&rotated).unwrap();

@@ -53,6 +53,9 @@ pub struct Positions {
     pub saved_at: Option<SystemTime>,
     /// The journal cursor of the last acknowledged journal entry (`journal:` in the config).
     pub journal_cursor: Option<String>,
+    /// When the file they were loaded from was written (its mtime): every file it names was open
+    /// then, so a file born later that has a saved file's inode number is not that file.
+    pub written: Option<SystemTime>,
 }
 
 impl Positions {
@@ -98,6 +101,7 @@ impl Positions {
                     files: Vec::new(),
                     saved_at: Some(written.unwrap_or(UNIX_EPOCH)),
                     journal_cursor: None,
+                    written: None,
                 }
             }
         }
@@ -158,7 +162,9 @@ fn read(path: &Path) -> Result<Positions, Unusable> {
         std::io::ErrorKind::NotFound => Unusable::Missing,
         _ => Unusable::Unreadable(e),
     })?;
-    Positions::parse(&text).map_err(Unusable::Corrupt)
+    let mut positions = Positions::parse(&text).map_err(Unusable::Corrupt)?;
+    positions.written = mtime(path);
+    Ok(positions)
 }
 
 impl Positions {
@@ -169,6 +175,7 @@ impl Positions {
             files: d.files,
             saved_at: UNIX_EPOCH.checked_add(Duration::from_millis(d.saved_at_unix_ms)),
             journal_cursor: d.journal_cursor,
+            written: None,
         })
     }
 }

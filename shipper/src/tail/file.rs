@@ -8,7 +8,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The smallest read (bytes); files that fill their reads double it up to `tail.read_buffer_size`.
 pub(super) const MIN_READ: usize = 4 << 10;
@@ -151,11 +151,23 @@ impl TailedFile {
 }
 
 /// Whether a saved position belongs to this very file: same (dev, inode) and same first bytes, so a
-/// reused inode number is not mistaken for the file we knew.
-pub fn saved_matches(file: &File, meta: &std::fs::Metadata, saved: &SavedFile) -> bool {
+/// reused inode number is not mistaken for the file we knew. A file saved while empty has no first
+/// bytes to compare: it is not a file born after the positions were `written` (every file they name
+/// was open then, so its inode number could not be taken before), such as the `0.log` that got the
+/// number once kubelet compressed or removed the saved file. Where the filesystem keeps no birth
+/// time, the inode decides alone.
+pub fn saved_matches(file: &File, meta: &std::fs::Metadata, saved: &SavedFile, written: Option<SystemTime>) -> bool {
+    let born_after = match (meta.created(), written) {
+        (Ok(born), Some(written)) => born > written,
+        _ => false,
+    };
     saved.ident.dev == meta.dev()
         && saved.ident.ino == meta.ino()
-        && (saved.ident.fp_len == 0 || fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp))
+        && if saved.ident.fp_len == 0 {
+            !born_after
+        } else {
+            fingerprint(file, saved.ident.fp_len) == Some(saved.ident.fp)
+        }
 }
 
 /// Opens a log file for reading without updating its access time (`O_NOATIME`): every read of a file

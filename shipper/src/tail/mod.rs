@@ -84,6 +84,8 @@ pub struct Reader {
     saved: Vec<SavedFile>,
     /// When the positions were last saved; None on a first start.
     saved_at: Option<SystemTime>,
+    /// When the positions loaded at start were written (see `file::saved_matches`).
+    saved_written: Option<SystemTime>,
     /// A writable directory of the agent's own (the positions file's) for the inflated copies of
     /// saved files kubelet compressed while we were down (see `gzipped`).
     scratch: PathBuf,
@@ -156,6 +158,8 @@ pub struct ReaderParts {
     pub stop: Arc<AtomicBool>,
     pub saved: Vec<SavedFile>,
     pub saved_at: Option<SystemTime>,
+    /// When the loaded positions were written.
+    pub saved_written: Option<SystemTime>,
     /// The positions file's directory (see `Reader::scratch`).
     pub scratch: PathBuf,
     pub reconfig: Receiver<Reconfig>,
@@ -192,6 +196,7 @@ impl Reader {
             next_id: 1,
             saved: p.saved,
             saved_at: p.saved_at,
+            saved_written: p.saved_written,
             scratch: p.scratch,
             warned: HashSet::new(),
             renamed: HashMap::new(),

@@ -119,7 +119,8 @@ impl Reader {
                 ident: d.ident.clone(),
                 offset: d.offset,
             };
-            super::file::saved_matches(file, meta, &saved)
+            // Detached by a reload, never written: the inode and first bytes decide.
+            super::file::saved_matches(file, meta, &saved, None)
         })?;
         let d = self.detached.swap_remove(i);
         // Truncated while detached: from the start, as a truncation seen while reading would.

@@ -73,7 +73,11 @@ impl Reader {
                 .by_inode
                 .get(&(s.ident.dev, s.ident.ino))
                 .and_then(|id| self.files.get(id));
-            if tailed.is_some_and(|f| f.file.metadata().is_ok_and(|m| saved_matches(&f.file, &m, &s))) {
+            if tailed.is_some_and(|f| {
+                f.file
+                    .metadata()
+                    .is_ok_and(|m| saved_matches(&f.file, &m, &s, self.saved_written))
+            }) {
                 continue;
             }
             let (Some(dir), Some(name)) = (s.ident.path.parent(), s.ident.path.file_name()) else {
@@ -102,7 +106,7 @@ impl Reader {
                 }
                 let Ok(file) = super::file::open_for_tailing(&candidate) else { break };
                 let Ok(meta) = file.metadata() else { break };
-                if !saved_matches(&file, &meta, &s) {
+                if !saved_matches(&file, &meta, &s, self.saved_written) {
                     break;
                 }
                 let fname = entry.file_name().to_string_lossy().into_owned();

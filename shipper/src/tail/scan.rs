@@ -282,7 +282,10 @@ impl Reader {
         let reattached = self.reattach(&file, meta);
         let saved = match reattached {
             Some(_) => None,
-            None => self.saved.iter().position(|s| saved_matches(&file, meta, s)),
+            None => {
+                let written = self.saved_written;
+                self.saved.iter().position(|s| saved_matches(&file, meta, s, written))
+            }
         };
         let offset = match (reattached, saved) {
             (Some((_, offset, _)), _) => offset,
