@@ -295,14 +295,7 @@ fn the_one_deleted_while_down(agent: &Agent) -> String {
 /// order.
 #[test]
 fn a_saved_file_kubelet_compressed_while_down_is_read_from_its_gz() {
-    let env = Env::new();
-    let config = env.config("pods/*/*/*.log", "");
-    let path = env.path("pods/ns_p_u/c/0.log");
-    let mut w = LogWriter::create(&path, Format::Cri).unwrap();
-    crate::support::write_tagged(&mut w, 0, 0..1_000);
-    let agent = Agent::start(&config);
-    wait_entries(&env, &agent, 1_000, 60);
-    agent.stop();
+    let (env, config, mut w) = shipped_then_stopped();
     // While it is down: more lines, a rotation, more lines, a second rotation (the first rotated
     // file gzipped, its original removed), more lines.
     crate::support::write_tagged(&mut w, 0, 1_000..1_500);
@@ -310,24 +303,57 @@ fn a_saved_file_kubelet_compressed_while_down_is_read_from_its_gz() {
     crate::support::write_tagged(&mut w, 0, 1_500..1_700);
     w.rotate_kubelet_retiring(5).unwrap();
     crate::support::write_tagged(&mut w, 0, 1_700..1_800);
-    let gz = std::fs::read_dir(path.parent().unwrap())
+    let gz = std::fs::read_dir(w.path().parent().unwrap())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".gz"))
         .count();
     assert_eq!(gz, 1, "kubelet's rotation gzips the older rotated file");
+    restart_reads_one_gz_and_all_lines_once(&env, &config, 1_800);
+}
+
+/// A container's log with lines `0..1000` of file 0, all shipped by an agent that then stopped.
+fn shipped_then_stopped() -> (Env, std::path::PathBuf, LogWriter) {
+    let env = Env::new();
+    let config = env.config("pods/*/*/*.log", "");
+    let mut w = LogWriter::create(env.path("pods/ns_p_u/c/0.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..1_000);
     let agent = Agent::start(&config);
-    crate::support::wait_all(&env, &agent, &[(0, 1_800)], 60);
+    wait_entries(&env, &agent, 1_000, 60);
+    agent.stop();
+    (env, config, w)
+}
+
+/// Starts the agent and waits until lines `0..n` of file 0 all arrived, once each and in order,
+/// with one file read from a `.gz` and none reported deleted.
+fn restart_reads_one_gz_and_all_lines_once(env: &Env, config: &std::path::Path, n: u64) {
+    let agent = Agent::start(config);
+    crate::support::wait_all(env, &agent, &[(0, n)], 60);
     // Any duplicate would arrive with the rest.
     std::thread::sleep(Duration::from_millis(500));
-    let account = Account::from_streams(&env.loki.streams(), [(0, 1_800)]);
+    let account = Account::from_streams(&env.loki.streams(), [(0, n)]);
     crate::support::assert_exact_or_log(&account, &agent);
-    assert_eq!(
-        agent.metric("shipper_files_inflated_total"),
-        1.0,
-        "{}",
-        agent.log_tail()
-    );
+    let series = "shipper_files_inflated_total";
+    assert_eq!(agent.metric(series), 1.0, "{}", agent.log_tail());
     assert_eq!(agent.metric("shipper_files_deleted_while_down_total"), 0.0);
     agent.stop();
+}
+
+/// A file created, rotated and compressed while the agent was down (two rotations): no positions
+/// named it, but its lines were written after the last ones were, so it is read whole from its
+/// `.gz`, in order, and nothing is sent twice.
+#[test]
+fn a_file_kubelet_created_rotated_and_compressed_while_down_is_read_from_its_gz() {
+    let (env, config, mut w) = shipped_then_stopped();
+    // While it is down: three rotations; the file written between the first two is compressed by the
+    // third, without the agent ever having seen it.
+    w.rotate_kubelet_retiring(5).unwrap();
+    crate::support::write_tagged(&mut w, 0, 1_000..1_500);
+    w.rotate_kubelet_retiring(5).unwrap();
+    crate::support::write_tagged(&mut w, 0, 1_500..1_600);
+    w.rotate_kubelet_retiring(5).unwrap();
+    crate::support::write_tagged(&mut w, 0, 1_600..1_700);
+    // One `.gz` read: the one no positions named (the saved file was read to its end before it was
+    // compressed, so it is not inflated again).
+    restart_reads_one_gz_and_all_lines_once(&env, &config, 1_700);
 }

@@ -10,7 +10,7 @@ mod positions;
 mod sync;
 
 pub use positions::{FileIdentity, Positions, SavedFile};
-pub use sync::{mark_first_start, save, CursorSource, PositionsWriter};
+pub use sync::{mark_first_start, save, CursorSource, PositionsWriter, LOOK_MARGIN};
 
 use crate::ring::FileId;
 use std::collections::VecDeque;

@@ -24,7 +24,7 @@ pub const FILES_GAP: Duration = Duration::from_millis(100);
 /// How far before the reader's last complete look the saved time is put: events of a rename reach
 /// the reader a little after the rename (through the watcher's thread), so the files renamed in that
 /// last moment are looked for again at a restart (read again at worst, never skipped).
-const LOOK_MARGIN: Duration = Duration::from_secs(1);
+pub const LOOK_MARGIN: Duration = Duration::from_secs(1);
 
 /// What changed since the positions were last written, shared by the tracker (which counts changes)
 /// and the positions writer (which waits for them).

@@ -42,7 +42,7 @@ mod json;
 mod line;
 mod partial;
 mod scan;
-mod timestamp;
+pub(crate) mod timestamp;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod check;

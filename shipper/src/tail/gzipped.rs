@@ -9,6 +9,16 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
+/// What became of a saved file that is gone under every plain name.
+pub(super) enum Compressed {
+    /// Its `.gz`, inflated: the rest is to be read.
+    Inflated(Inflated),
+    /// Its `.gz` holds no more than was read already (the saved offset is its size).
+    ReadToEnd(PathBuf),
+    /// No `.gz` holds it.
+    NotFound,
+}
+
 /// A saved file found compressed: its content, inflated into an unnamed file, and where it was.
 pub(super) struct Inflated {
     pub file: File,
@@ -22,13 +32,17 @@ pub(super) struct Inflated {
 /// fingerprint hold for it. The copy is freed when the agent closes it (read to its end and every
 /// line acknowledged), or dies. None when no `.gz` holds it (or the saved file was empty when saved:
 /// nothing tells which one would).
-pub(super) fn find(saved: &SavedFile, scratch: &Path) -> Option<Inflated> {
+pub(super) fn find(saved: &SavedFile, scratch: &Path) -> Compressed {
     if saved.ident.fp_len == 0 {
-        return None;
+        return Compressed::NotFound;
     }
-    let (dir, name) = (saved.ident.path.parent()?, saved.ident.path.file_name()?);
+    let (Some(dir), Some(name)) = (saved.ident.path.parent(), saved.ident.path.file_name()) else {
+        return Compressed::NotFound;
+    };
     let prefix = format!("{}.", name.to_string_lossy());
-    let entries = std::fs::read_dir(dir).ok()?;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Compressed::NotFound;
+    };
     for entry in entries.flatten() {
         let fname = entry.file_name();
         let fname = fname.to_string_lossy();
@@ -39,17 +53,88 @@ pub(super) fn find(saved: &SavedFile, scratch: &Path) -> Option<Inflated> {
         if !begins_with(&gz, saved) {
             continue;
         }
+        if inflated_size(&gz) == Some(saved.offset) {
+            return Compressed::ReadToEnd(gz);
+        }
         return match inflate(&gz, scratch) {
-            Ok((file, meta)) => Some(Inflated { file, meta, gz }),
+            Ok((file, meta)) => Compressed::Inflated(Inflated { file, meta, gz }),
             Err(e) => {
                 tracing::warn!(file = %gz.display(), scratch = %scratch.display(), error = %e,
                     "cannot inflate a compressed rotated file that holds lines not read yet (is the positions \
                      directory writable, with room for it?)");
-                None
+                Compressed::NotFound
             }
         };
     }
-    None
+    Compressed::NotFound
+}
+
+/// The size of what `gz` holds, from its trailer (gzip's ISIZE: the size modulo 2^32, so only
+/// below 4 GiB, and of a single-member file as kubelet writes them).
+fn inflated_size(gz: &Path) -> Option<u64> {
+    use std::io::SeekFrom;
+    let mut file = File::open(gz).ok()?;
+    let len = file.seek(SeekFrom::End(0)).ok()?;
+    let mut trailer = [0u8; 4];
+    file.seek(SeekFrom::Start(len.checked_sub(4)?)).ok()?;
+    file.read_exact(&mut trailer).ok()?;
+    let size = u64::from(u32::from_le_bytes(trailer));
+    (len < 1 << 32).then_some(size)
+}
+
+/// The `.gz` files next to the tailed `path` (but those in `skip`) whose first line a runtime wrote
+/// after `horizon` (the last look the positions stand for): kubelet created, rotated and compressed
+/// them while no positions named them, so as far as the agent knows nothing of them was read. Each
+/// is inflated whole into `scratch`, oldest first by name. Only CRI files (kubelet compresses those):
+/// their lines begin with the runtime's RFC 3339 timestamp.
+pub(super) fn written_since(
+    path: &Path,
+    horizon: std::time::SystemTime,
+    skip: &std::collections::HashSet<PathBuf>,
+    scratch: &Path,
+) -> Vec<Inflated> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let horizon_ns = horizon
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let fname = entry.file_name();
+        let fname = fname.to_string_lossy();
+        let gz = entry.path();
+        if !fname.starts_with(&prefix) || !fname.ends_with(".gz") || skip.contains(&gz) {
+            continue;
+        }
+        if !first_line_after(&gz, horizon_ns) {
+            continue;
+        }
+        match inflate(&gz, scratch) {
+            Ok((file, meta)) => found.push(Inflated { file, meta, gz }),
+            Err(e) => tracing::warn!(file = %gz.display(), scratch = %scratch.display(), error = %e,
+                "cannot inflate a compressed rotated file that holds lines not read yet (is the positions \
+                 directory writable, with room for it?)"),
+        }
+    }
+    found
+}
+
+/// Whether the first line of `gz` (CRI: `<RFC 3339 time> <stream> <P|F> ...`) was written after
+/// `ns` (Unix nanoseconds).
+fn first_line_after(gz: &Path, ns: i64) -> bool {
+    let Ok(file) = File::open(gz) else { return false };
+    let mut head = Vec::with_capacity(64);
+    let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    if decoder.take(64).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let time = head.split(|&b| b == b' ').next().unwrap_or_default();
+    crate::parse::timestamp::parse_rfc3339(time).is_some_and(|t| t > ns)
 }
 
 /// Whether the content of `gz` begins with the saved file's first bytes.
@@ -132,7 +217,7 @@ mod tests {
         gzip(&logs.path().join("0.log.20261125-101510.gz"), &ours);
         gzip(&logs.path().join("1.log.20261125-101510.gz"), &ours);
         let s = saved(logs.path().join("0.log"), &ours, 1024, 300);
-        let found = find(&s, scratch.path()).expect("found");
+        let super::Compressed::Inflated(found) = find(&s, scratch.path()) else { panic!("not inflated") };
         assert_eq!(found.gz, logs.path().join("0.log.20261125-101510.gz"));
         assert_eq!(found.meta.len(), ours.len() as u64);
         let mut content = Vec::new();
@@ -141,6 +226,30 @@ mod tests {
         assert_eq!(content, ours);
         // Unnamed: nothing is left in the scratch directory.
         assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+        // Read to its end already: not inflated again.
+        let s = saved(logs.path().join("0.log"), &ours, 1024, ours.len() as u64);
+        assert!(matches!(find(&s, scratch.path()), super::Compressed::ReadToEnd(_)));
+    }
+
+    #[test]
+    fn compressed_files_first_written_after_the_horizon_are_inflated_and_older_ones_are_not() {
+        let logs = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let old = b"2026-11-25T10:14:59.999999999Z stdout F old\n".repeat(10);
+        let new = b"2026-11-25T10:15:01.5Z stdout F new\n".repeat(10);
+        gzip(&logs.path().join("0.log.20261125-101500.gz"), &old);
+        gzip(&logs.path().join("0.log.20261125-101502.gz"), &new);
+        gzip(
+            &logs.path().join("0.log.20261125-101503.gz"),
+            b"{\"log\":\"docker json\\n\"}\n",
+        );
+        gzip(&logs.path().join("0.log.20261125-101504.gz"), &new);
+        let horizon = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_601_700); // 10:15:00Z
+        let skip = std::collections::HashSet::from([logs.path().join("0.log.20261125-101504.gz")]);
+        let found = super::written_since(&logs.path().join("0.log"), horizon, &skip, scratch.path());
+        let names: Vec<_> = found.iter().map(|f| f.gz.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["0.log.20261125-101502.gz"]);
+        assert_eq!(found[0].meta.len(), new.len() as u64);
     }
 
     #[test]
@@ -152,9 +261,10 @@ mod tests {
             &logs.path().join("0.log.20261125-101500.gz"),
             b"something else entirely\n",
         );
-        assert!(find(&saved(logs.path().join("0.log"), &ours, 1024, 0), scratch.path()).is_none());
-        assert!(find(&saved(logs.path().join("0.log"), &ours, 0, 0), scratch.path()).is_none());
+        let not_found = |s: SavedFile| matches!(find(&s, scratch.path()), super::Compressed::NotFound);
+        assert!(not_found(saved(logs.path().join("0.log"), &ours, 1024, 0)));
+        assert!(not_found(saved(logs.path().join("0.log"), &ours, 0, 0)));
         std::fs::write(logs.path().join("0.log.20261125-101510.gz"), b"not gzip at all").unwrap();
-        assert!(find(&saved(logs.path().join("0.log"), &ours, 1024, 0), scratch.path()).is_none());
+        assert!(not_found(saved(logs.path().join("0.log"), &ours, 1024, 0)));
     }
 }

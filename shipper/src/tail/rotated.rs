@@ -60,6 +60,8 @@ impl Reader {
         let mut paths: std::collections::BTreeMap<PathBuf, usize> = Default::default();
         let mut found = Vec::new();
         let mut gone = Vec::new();
+        // `.gz` files of saved files that hold nothing more to read.
+        let mut inflated_read = std::collections::HashSet::new();
         for s in saved {
             let Some(target) = self.targets.target_of(&s.ident.path) else {
                 continue;
@@ -119,7 +121,12 @@ impl Reader {
                 continue;
             }
             match super::gzipped::find(&s, &self.scratch) {
-                Some(inflated) => {
+                super::gzipped::Compressed::ReadToEnd(gz) => {
+                    tracing::debug!(file = %gz.display(), was = %s.ident.path.display(),
+                        "a file read to its end was compressed while we were down");
+                    inflated_read.insert(gz);
+                }
+                super::gzipped::Compressed::Inflated(inflated) => {
                     let fname = inflated
                         .gz
                         .file_name()
@@ -133,19 +140,59 @@ impl Reader {
                     let orig = (s.ident.dev, s.ident.ino);
                     let mut s = s;
                     (s.ident.dev, s.ident.ino) = (inflated.meta.dev(), inflated.meta.ino());
-                    found.push((order, inflated.gz, target, inflated.file, inflated.meta, s, Some(orig)));
+                    found.push((
+                        order,
+                        inflated.gz,
+                        target,
+                        inflated.file,
+                        inflated.meta,
+                        s,
+                        Some(Some(orig)),
+                    ));
                 }
-                None => gone.push(s),
+                super::gzipped::Compressed::NotFound => gone.push(s),
             }
         }
         self.report_gone(&gone);
+        if let Some(saved_at) = self.saved_at {
+            // Compressed files no positions named: written only after the last positions (their first
+            // line is younger), so nothing of them is acknowledged as far as we know.
+            let mut inflated = inflated_read;
+            inflated.extend(found.iter().filter(|f| f.6.is_some()).map(|f| f.1.clone()));
+            let horizon = saved_at + crate::checkpoint::LOOK_MARGIN;
+            for (path, &target) in &paths {
+                let prefix = format!("{}.", path.file_name().unwrap_or_default().to_string_lossy());
+                for copy in super::gzipped::written_since(path, horizon, &inflated, &self.scratch) {
+                    let fname = copy.gz.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                    let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime_of(&copy.meta));
+                    let fp_len = copy.meta.len().min(super::file::FP_MAX as u64) as u32;
+                    let s = crate::checkpoint::SavedFile {
+                        ident: crate::checkpoint::FileIdentity {
+                            path: path.clone(),
+                            dev: copy.meta.dev(),
+                            ino: copy.meta.ino(),
+                            fp_len,
+                            fp: super::file::fingerprint(&copy.file, fp_len).unwrap_or(0),
+                        },
+                        offset: 0,
+                    };
+                    found.push((order, copy.gz, target, copy.file, copy.meta, s, Some(None)));
+                }
+            }
+        }
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, candidate, target, file, meta, s, stands_for) in found {
-            if stands_for.is_some() {
+        for (_, candidate, target, file, meta, s, inflated) in found {
+            if let Some(stands_for) = inflated {
                 self.metrics.files_inflated.inc();
+                let what = if stands_for.is_some() {
+                    "kubelet compressed a file while we were down before it was read to its end; reading the rest \
+                     from its .gz"
+                } else {
+                    "kubelet rotated and compressed a file while we were down that no positions named; reading it \
+                     from its .gz"
+                };
                 tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                    size = meta.len(), "kubelet compressed a file while we were down before it was read to its end; \
-                     reading the rest from its .gz");
+                    size = meta.len(), "{what}");
             } else {
                 tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
                     "found a file rotated away while we were down; reading it to its end");
@@ -154,7 +201,7 @@ impl Reader {
             let gone = State::Gone { since: Instant::now() };
             // Labelled as the path it was tailed under, so its lines stay in the same stream.
             let id = self.start(&s.ident.path, file, &meta, target, false, gone);
-            if let (Some(orig), Some(f)) = (stands_for, self.files.get_mut(&id)) {
+            if let (Some(Some(orig)), Some(f)) = (inflated, self.files.get_mut(&id)) {
                 f.stands_for = Some(orig);
                 self.tracker.update(id, f.identity(), None);
             }
