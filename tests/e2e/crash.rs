@@ -106,13 +106,7 @@ fn twenty_sigkills_while_fifty_files_rotate_lose_nothing_unreported() {
 /// it falls behind the writers, so kubelet gzips and deletes rotated files it has not finished while
 /// it is down. What kubelet deleted is lost — and only that: every missing line lies in a file the
 /// agent named as deleted while it was down, after the offset it named.
-///
-/// Not run by default: it still finds lines lost without a report, in files no agent ever named:
-/// kubelet created, rotated, compressed and removed them (five rotations) while each agent was
-/// killed before its start-up recovery finished. Run it with `cargo test --test e2e -- --ignored crash::`; a failure keeps every
-/// agent's log, the positions at each kill and where each line was written (`segments.txt`).
 #[test]
-#[ignore = "finds unreported losses of a starved agent (files removed before any agent named them)"]
 fn twenty_sigkills_of_a_cpu_starved_agent_lose_only_what_kubelet_deleted() {
     let Some(quota) = CpuQuota::new("crash-starved", 250) else {
         return;
