@@ -1,8 +1,8 @@
 //! Snappy encoders side by side on the push body of `benches/encode` (a 1 MiB batch of realistic
 //! lines as Loki's protobuf): `snap` as the agent ships it, `snap` with the buffers kept (what the
 //! batcher does), Google's C++ libsnappy (Debian's, through the `snappy` binding crate), and the
-//! pure-Rust `xsnappy`. Issue 23 asked whether another encoder lowers the in-process bound, half of
-//! which is snappy. Every output is checked to decompress to the same protobuf before timing.
+//! pure-Rust `xsnappy`: does another encoder lower the in-process bound, half of which is
+//! snappy? Every output is checked to decompress to the same protobuf before timing.
 //! Throughput counts line bytes, as in `benches/encode`.
 //!
 //! Run: `cargo bench -p shipper --bench snappy --features snappy-alternatives` (libsnappy-dev

@@ -65,13 +65,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
 /// twice), and lines written while the agent was down arrive.
 #[test]
 fn graceful_restart_resumes_exactly() {
-    let env = Env::new();
-    let config = env.config("app/*.log", "");
-    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
-    crate::support::write_tagged(&mut w, 0, 0..10_000);
-    let agent = Agent::start(&config);
-    wait_entries(&env, &agent, 10_000, 60);
-    agent.stop();
+    let (env, config, mut w) = shipped_then_stopped("app/*.log", "app/app.log", 10_000);
     crate::support::write_tagged(&mut w, 0, 10_000..20_000);
     let agent = Agent::start(&config);
     wait_entries(&env, &agent, 20_000, 60);
@@ -295,7 +289,7 @@ fn the_one_deleted_while_down(agent: &Agent) -> String {
 /// order.
 #[test]
 fn a_saved_file_kubelet_compressed_while_down_is_read_from_its_gz() {
-    let (env, config, mut w) = shipped_then_stopped();
+    let (env, config, mut w) = shipped_then_stopped("pods/*/*/*.log", "pods/ns_p_u/c/0.log", 1_000);
     // While it is down: more lines, a rotation, more lines, a second rotation (the first rotated
     // file gzipped, its original removed), more lines.
     crate::support::write_tagged(&mut w, 0, 1_000..1_500);
@@ -312,14 +306,15 @@ fn a_saved_file_kubelet_compressed_while_down_is_read_from_its_gz() {
     restart_reads_one_gz_and_all_lines_once(&env, &config, 1_800);
 }
 
-/// A container's log with lines `0..1000` of file 0, all shipped by an agent that then stopped.
-fn shipped_then_stopped() -> (Env, std::path::PathBuf, LogWriter) {
+/// A log `file` (CRI) with lines `0..n` of file 0, tailed through `glob`, all shipped by an agent
+/// that then stopped (SIGTERM: its positions are exact).
+fn shipped_then_stopped(glob: &str, file: &str, n: u64) -> (Env, std::path::PathBuf, LogWriter) {
     let env = Env::new();
-    let config = env.config("pods/*/*/*.log", "");
-    let mut w = LogWriter::create(env.path("pods/ns_p_u/c/0.log"), Format::Cri).unwrap();
-    crate::support::write_tagged(&mut w, 0, 0..1_000);
+    let config = env.config(glob, "");
+    let mut w = LogWriter::create(env.path(file), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..n);
     let agent = Agent::start(&config);
-    wait_entries(&env, &agent, 1_000, 60);
+    wait_entries(&env, &agent, n as usize, 60);
     agent.stop();
     (env, config, w)
 }
@@ -344,7 +339,7 @@ fn restart_reads_one_gz_and_all_lines_once(env: &Env, config: &std::path::Path, 
 /// `.gz`, in order, and nothing is sent twice.
 #[test]
 fn a_file_kubelet_created_rotated_and_compressed_while_down_is_read_from_its_gz() {
-    let (env, config, mut w) = shipped_then_stopped();
+    let (env, config, mut w) = shipped_then_stopped("pods/*/*/*.log", "pods/ns_p_u/c/0.log", 1_000);
     // While it is down: three rotations; the file written between the first two is compressed by the
     // third, without the agent ever having seen it.
     w.rotate_kubelet_retiring(5).unwrap();

@@ -100,7 +100,7 @@ fn versus(outcomes: &[Outcome], o: &Outcome) -> String {
     )
 }
 
-/// Issue 23's targets, each marked met, not met, or not run (this is a benchmark, not a test: only
+/// The node-scale targets, each marked met, not met, or not run (this is a benchmark, not a test: only
 /// lost lines fail the run).
 pub fn targets(outcomes: &[Outcome], quick: bool) -> String {
     let find = |scenario: &str, agent: &str| outcomes.iter().find(|o| o.scenario == scenario && o.agent == agent);
@@ -147,7 +147,7 @@ pub fn targets(outcomes: &[Outcome], quick: bool) -> String {
             )
         }),
     ));
-    let mut s = String::from("Targets (issue 23)");
+    let mut s = String::from("Targets");
     if quick {
         s.push_str(" — --quick sizes: indicative only");
     }
