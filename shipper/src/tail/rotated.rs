@@ -34,6 +34,30 @@ pub(super) struct Closed {
     pub fp: u64,
 }
 
+/// A file found at a restart, to be opened as rotated away from its tailed path.
+struct Found {
+    /// Its place among the rotated files of its stream.
+    order: Age,
+    /// Where it was found (a rotated name, or a `.gz`).
+    name: PathBuf,
+    target: usize,
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+    /// Its saved entry, for the offset (an inflated copy's own dev and inode, so it matches).
+    saved: crate::checkpoint::SavedFile,
+    how: How,
+}
+
+/// How a file found at a restart was found.
+enum How {
+    /// Under a rotated name, by inode.
+    Rotated,
+    /// Compressed: an inflated copy of the saved file with this (dev, inode).
+    Inflated { stands_for: (u64, u64) },
+    /// Compressed, and no positions named it: an inflated copy, read whole.
+    InflatedUnnamed,
+}
+
 /// A rotated file found by name: where it was seen and which file it was (dev, inode).
 pub(super) struct Rotated {
     path: PathBuf,
@@ -111,10 +135,15 @@ impl Reader {
                 if !saved_matches(&file, &meta, &s, self.saved_written) {
                     break;
                 }
-                let fname = entry.file_name().to_string_lossy().into_owned();
-                let ctime = ctime_of(&meta);
-                let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime);
-                found.push((order, candidate, target, file, meta, s.clone(), None));
+                found.push(Found {
+                    order: age_of(&prefix, &candidate, &meta),
+                    name: candidate,
+                    target,
+                    file,
+                    meta,
+                    saved: s.clone(),
+                    how: How::Rotated,
+                });
                 break;
             }
             if found.len() != before {
@@ -127,28 +156,21 @@ impl Reader {
                     inflated_read.insert(gz);
                 }
                 super::gzipped::Compressed::Inflated(inflated) => {
-                    let fname = inflated
-                        .gz
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned();
-                    let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime_of(&inflated.meta));
                     // The copy stands for the saved file: same bytes, so the same offset and
                     // fingerprint; the positions keep the saved file's (dev, inode), so a restart
                     // while it is read finds the `.gz` again.
-                    let orig = (s.ident.dev, s.ident.ino);
-                    let mut s = s;
-                    (s.ident.dev, s.ident.ino) = (inflated.meta.dev(), inflated.meta.ino());
-                    found.push((
-                        order,
-                        inflated.gz,
+                    let stands_for = (s.ident.dev, s.ident.ino);
+                    let mut saved = s;
+                    (saved.ident.dev, saved.ident.ino) = (inflated.meta.dev(), inflated.meta.ino());
+                    found.push(Found {
+                        order: age_of(&prefix, &inflated.gz, &inflated.meta),
+                        name: inflated.gz,
                         target,
-                        inflated.file,
-                        inflated.meta,
-                        s,
-                        Some(Some(orig)),
-                    ));
+                        file: inflated.file,
+                        meta: inflated.meta,
+                        saved,
+                        how: How::Inflated { stands_for },
+                    });
                 }
                 super::gzipped::Compressed::NotFound => gone.push(s),
             }
@@ -158,13 +180,16 @@ impl Reader {
             // Compressed files no positions named: written only after the last positions (their first
             // line is younger), so nothing of them is acknowledged as far as we know.
             let mut inflated = inflated_read;
-            inflated.extend(found.iter().filter(|f| f.6.is_some()).map(|f| f.1.clone()));
+            inflated.extend(
+                found
+                    .iter()
+                    .filter(|f| !matches!(f.how, How::Rotated))
+                    .map(|f| f.name.clone()),
+            );
             let horizon = saved_at + crate::checkpoint::LOOK_MARGIN;
             for (path, &target) in &paths {
                 let prefix = format!("{}.", path.file_name().unwrap_or_default().to_string_lossy());
                 for copy in super::gzipped::written_since(path, horizon, &inflated, &self.scratch) {
-                    let fname = copy.gz.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                    let order = age(fname.strip_prefix(&prefix).unwrap_or(&fname), ctime_of(&copy.meta));
                     let fp_len = copy.meta.len().min(super::file::FP_MAX as u64) as u32;
                     let s = crate::checkpoint::SavedFile {
                         ident: crate::checkpoint::FileIdentity {
@@ -176,33 +201,51 @@ impl Reader {
                         },
                         offset: 0,
                     };
-                    found.push((order, copy.gz, target, copy.file, copy.meta, s, Some(None)));
+                    found.push(Found {
+                        order: age_of(&prefix, &copy.gz, &copy.meta),
+                        name: copy.gz,
+                        target,
+                        file: copy.file,
+                        meta: copy.meta,
+                        saved: s,
+                        how: How::InflatedUnnamed,
+                    });
                 }
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, candidate, target, file, meta, s, inflated) in found {
-            if let Some(stands_for) = inflated {
-                self.metrics.files_inflated.inc();
-                let what = if stands_for.is_some() {
+        found.sort_by(|a, b| a.order.cmp(&b.order));
+        for Found {
+            name,
+            target,
+            file,
+            meta,
+            saved: s,
+            how,
+            ..
+        } in found
+        {
+            let what = match how {
+                How::Rotated => "found a file rotated away while we were down; reading it to its end",
+                How::Inflated { .. } => {
                     "kubelet compressed a file while we were down before it was read to its end; reading the rest \
                      from its .gz"
-                } else {
+                }
+                How::InflatedUnnamed => {
                     "kubelet rotated and compressed a file while we were down that no positions named; reading it \
                      from its .gz"
-                };
-                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                    size = meta.len(), "{what}");
-            } else {
-                tracing::info!(file = %candidate.display(), was = %s.ident.path.display(), offset = s.offset,
-                    "found a file rotated away while we were down; reading it to its end");
+                }
+            };
+            if !matches!(how, How::Rotated) {
+                self.metrics.files_inflated.inc();
             }
+            tracing::info!(file = %name.display(), was = %s.ident.path.display(), offset = s.offset,
+                size = meta.len(), "{what}");
             self.saved.push(s.clone());
             let gone = State::Gone { since: Instant::now() };
             // Labelled as the path it was tailed under, so its lines stay in the same stream.
             let id = self.start(&s.ident.path, file, &meta, target, false, gone);
-            if let (Some(Some(orig)), Some(f)) = (inflated, self.files.get_mut(&id)) {
-                f.stands_for = Some(orig);
+            if let (How::Inflated { stands_for }, Some(f)) = (how, self.files.get_mut(&id)) {
+                f.stands_for = Some(stands_for);
                 self.tracker.update(id, f.identity(), None);
             }
             opened.push(id);
@@ -398,6 +441,12 @@ impl Reader {
                 == Some(c.fp)
         })
     }
+}
+
+/// Where a file found next to a tailed path (named `prefix` + suffix) stands in age.
+fn age_of(prefix: &str, path: &Path, meta: &std::fs::Metadata) -> Age {
+    let fname = path.file_name().unwrap_or_default().to_string_lossy();
+    age(fname.strip_prefix(prefix).unwrap_or(&fname), ctime_of(meta))
 }
 
 /// When a file's inode last changed (for a rotated file: when it was renamed).
