@@ -143,17 +143,22 @@ fn kubelet_retiring_rotation_keeps_max_files_and_gzips_all_but_the_newest() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // 0.log, the two newest rotated files as they are, two older ones gzipped: five files at most.
+    // As kubelet's rotateLog: before each rotation it keeps the newest max_files - 2 rotated
+    // files and gzips them all, then renames 0.log. So 0.log, the newest rotated file as it is,
+    // three older ones gzipped: five files at most.
     assert_eq!(names.len(), 5, "{names:?}");
     assert!(names.contains(&"0.log".to_string()));
     assert_eq!(read(&rotated[5]), "gen 5\n");
-    assert_eq!(read(&rotated[4]), "gen 4\n");
     let gz: Vec<&String> = names.iter().filter(|n| n.ends_with(".gz")).collect();
-    assert_eq!(gz.len(), 2, "{names:?}");
-    assert!(!rotated[3].exists() && !rotated[1].exists());
-    let second = format!("{}.gz", rotated[3].file_name().unwrap().to_string_lossy());
+    assert_eq!(gz.len(), 3, "{names:?}");
+    assert!(!rotated[4].exists() && !rotated[3].exists() && !rotated[0].exists());
+    let gzipped = |r: &Path| {
+        dir.path()
+            .join(format!("{}.gz", r.file_name().unwrap().to_string_lossy()))
+    };
+    assert!(!gzipped(&rotated[1]).exists() && gzipped(&rotated[2]).exists());
     let mut text = String::new();
-    flate2::read::GzDecoder::new(fs::File::open(dir.path().join(&second)).unwrap())
+    flate2::read::GzDecoder::new(fs::File::open(gzipped(&rotated[3])).unwrap())
         .read_to_string(&mut text)
         .unwrap();
     assert_eq!(text, "gen 3\n");
