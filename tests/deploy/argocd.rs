@@ -1,35 +1,11 @@
-//! The ArgoCD Application deploys the chart into `monitoring` with inline values that the chart
-//! knows (a misspelt key would be silently ignored by Helm) and that render a deployable DaemonSet.
+//! The ArgoCD Application deploys the chart into `monitoring` with inline values that Helm renders
+//! (the chart's values.schema.json refuses a misspelt key) into a deployable DaemonSet, and that
+//! `helm lint --strict` passes.
 
 use crate::helm::assert_deployable;
-use crate::render::{render, CHART, ROOT};
+use crate::render::{render, ROOT};
 use serde_json::Value;
 use std::path::Path;
-
-/// Values whose keys are the user's own (label maps, extra config), not the chart's.
-const FREE_FORM: [&str; 6] = [
-    ".loki.externalLabels",
-    ".kubernetes.podLabels",
-    ".kubernetes.podAnnotations",
-    ".extraConfig",
-    ".podLabels",
-    ".podAnnotations",
-];
-
-/// Every key path of `given` that `known` (the chart's values.yaml) does not have.
-fn unknown_keys(given: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
-    let (Some(given), Some(known_map)) = (given.as_object(), known.as_object()) else {
-        return;
-    };
-    for (k, v) in given {
-        let p = format!("{path}.{k}");
-        match known_map.get(k) {
-            None if !FREE_FORM.contains(&path) && known.as_object().is_some_and(|m| !m.is_empty()) => out.push(p),
-            Some(inner) if !FREE_FORM.contains(&p.as_str()) => unknown_keys(v, inner, &p, out),
-            _ => {}
-        }
-    }
-}
 
 /// Checks an Application for our chart as ArgoCD would use it and renders its values: the chart's
 /// objects, deployable, and the checked config (JSON).
@@ -49,13 +25,9 @@ pub fn check_application(app: &Value) -> (Vec<Value>, Value) {
     let options = spec["syncPolicy"]["syncOptions"].as_array().unwrap();
     assert!(options.iter().any(|o| o == "CreateNamespace=true"));
 
-    let values = &source["helm"]["valuesObject"];
-    let chart_values: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(Path::new(CHART).join("values.yaml")).unwrap()).unwrap();
-    let mut unknown = Vec::new();
-    unknown_keys(values, &chart_values, "", &mut unknown);
-    assert!(unknown.is_empty(), "values the chart does not have: {unknown:?}");
-    let objects = render(Some(&serde_yaml_ng::to_string(values).unwrap()));
+    let values = serde_yaml_ng::to_string(&source["helm"]["valuesObject"]).unwrap();
+    crate::render::lint(Some(&values)).unwrap_or_else(|e| panic!("helm lint --strict refuses the valuesObject: {e}"));
+    let objects = render(Some(&values));
     assert_deployable(&objects);
     let config = crate::render::check_config(&objects);
     (objects, config)
@@ -122,26 +94,12 @@ fn the_seeds_alloy_application_converts_to_one_for_our_chart() {
     assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "512Mi");
 }
 
-#[test]
-fn unknown_values_are_found() {
-    let known: Value = serde_json::json!({"loki": {"url": "", "externalLabels": {}}, "tolerations": []});
-    let given = serde_json::json!({"loki": {"ulr": "x", "externalLabels": {"any": "1"}}, "tolerations": [{}]});
-    let mut unknown = Vec::new();
-    unknown_keys(&given, &known, "", &mut unknown);
-    assert_eq!(unknown, [".loki.ulr"]);
-}
-
 /// Promtail chart values converted by `shipper convert --to helm-values` are values our chart
 /// knows, render a deployable DaemonSet, and carry the source's client, rules and placement.
 #[test]
 fn promtail_chart_values_convert_to_values_our_chart_renders() {
     let text = converted("promtail-helm-values", "helm-values", "promtail-chart-values.yaml");
-    let values: Value = serde_yaml_ng::from_str(&text).unwrap();
-    let chart_values: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(Path::new(CHART).join("values.yaml")).unwrap()).unwrap();
-    let mut unknown = Vec::new();
-    unknown_keys(&values, &chart_values, "", &mut unknown);
-    assert!(unknown.is_empty(), "values the chart does not have: {unknown:?}");
+    crate::render::lint(Some(&text)).unwrap_or_else(|e| panic!("helm lint --strict refuses the converted values: {e}"));
     let objects = render(Some(&text));
     // The source's tolerations (control-plane nodes only) replace the chart's (every taint).
     crate::helm::assert_deployable_where(&objects, false);

@@ -1,8 +1,9 @@
 //! Every example in README.md and the book (docs/src) is checked by what it claims to be, per its
 //! fence: ```yaml is a whole shipper config (`shipper check`), ```yaml,values our chart's values
-//! (rendered, its objects typed and its config checked), ```yaml,k8s Kubernetes objects (typed; an
-//! ArgoCD Application is rendered with its values), ```yaml,promtail and ```alloy configs that
-//! `shipper convert` reads (exit 0 or 3). Any other fence naming yaml is refused.
+//! (`helm lint --strict`, then `helm template`, its objects typed and its config checked),
+//! ```yaml,k8s Kubernetes objects (typed; an ArgoCD Application is linted and rendered with its
+//! values), ```yaml,promtail and ```alloy configs that `shipper convert` reads (exit 0 or 3). Any
+//! other fence naming yaml is refused.
 
 use crate::render::{check_config, documents, render, strict_all, BIN, ROOT};
 use std::path::{Path, PathBuf};
@@ -98,7 +99,9 @@ fn check(b: &Block) -> Result<(), String> {
     };
     match b.info.as_str() {
         "yaml" => run(&["check", "--config"], &b.text, &[0]),
-        "yaml,values" => caught(&|| drop(check_config(&render(Some(&b.text))))),
+        "yaml,values" => crate::render::lint(Some(&b.text))
+            .map_err(|e| format!("helm lint --strict: {e}"))
+            .and_then(|_| caught(&|| drop(check_config(&render(Some(&b.text)))))),
         "yaml,k8s" => caught(&|| {
             let objects = documents(&b.text);
             assert!(!objects.is_empty(), "no object");

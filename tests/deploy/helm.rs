@@ -297,10 +297,91 @@ fn half_configured_basic_auth_is_refused_at_render_time() {
         "loki:\n  basicAuth: {username: shipper}\n",
         "loki:\n  basicAuth: {secretName: loki-auth}\n",
     ] {
-        let err = crate::render::try_render(Some(values), false, "Helm").expect_err(values);
+        let err = crate::render::try_render(Some(values), false).expect_err(values);
         assert!(
             err.contains("loki.basicAuth needs both username and secretName"),
             "{err}"
         );
     }
+}
+
+#[test]
+fn the_defaults_pass_helm_lint_strict() {
+    crate::render::lint(None).unwrap();
+}
+
+/// values.schema.json makes Helm itself (`helm template`, `helm install`, and ArgoCD's render)
+/// refuse a misspelt or mistyped value, naming it.
+#[test]
+fn misspelt_and_mistyped_values_are_refused_naming_the_key() {
+    let cases = [
+        (
+            "loki:\n  ulr: http://loki:3100/loki/api/v1/push\n",
+            "at '/loki': additional properties 'ulr' not allowed",
+        ),
+        ("extraEnvs: []\n", "additional properties 'extraEnvs' not allowed"),
+        ("http:\n  port: \"9080\"\n", "at '/http/port': got string, want integer"),
+        (
+            "ebpf:\n  enabled: \"false\"\n",
+            "at '/ebpf/enabled': got string, want boolean",
+        ),
+        (
+            "logFormat: logfmt\n",
+            "at '/logFormat': value must be one of 'json', 'text'",
+        ),
+        (
+            "kubernetes:\n  podLabels: {team: [a]}\n",
+            "at '/kubernetes/podLabels/team': got array, want string",
+        ),
+    ];
+    for (values, said) in cases {
+        let err = crate::render::try_render(Some(values), false).expect_err(values);
+        assert!(err.contains(said), "helm template with {values:?}: {err}");
+        let err = crate::render::try_render(Some(values), true).expect_err(values);
+        assert!(err.contains(said), "helm install with {values:?}: {err}");
+    }
+    // As a user types it on the command line.
+    let out = crate::render::helm(&["template", "shipper", crate::render::CHART, "--set", "loki.tenantID=a"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("additional properties 'tenantID' not allowed"),
+        "{err}"
+    );
+    // Free-form maps take any key.
+    render(Some(
+        "loki:\n  externalLabels: {anything: x}\nextraConfig: {tail: {max_open_files: 9}}\n",
+    ));
+}
+
+/// The schema and values.yaml name the same values: a value added to one but not the other fails.
+#[test]
+fn the_schema_has_every_value_and_no_other() {
+    let chart = std::path::Path::new(crate::render::CHART);
+    let values: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart.join("values.schema.json")).unwrap()).unwrap();
+    fn walk(values: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+        let props = schema["properties"].as_object();
+        if let Some(map) = values.as_object() {
+            if props.is_none() {
+                return; // a free-form map: its keys are the user's
+            }
+            for (k, v) in map {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => walk(v, s, &format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k} is in values.yaml, not in the schema")),
+                }
+            }
+        }
+        for k in props.into_iter().flat_map(|p| p.keys()) {
+            // Values Kubernetes or Helm define that the chart passes on without a default.
+            let optional = ["global", "claims", "maxSurge"].contains(&k.as_str());
+            if !optional && values.get(k).is_none() {
+                out.push(format!("{path}.{k} is in the schema, not in values.yaml"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&values, &schema, "", &mut out);
+    assert!(out.is_empty(), "{out:#?}");
 }

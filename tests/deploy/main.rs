@@ -1,4 +1,4 @@
-//! Deployment files: the Helm chart (rendered by Go's text/template with sprig, as Helm does), the
+//! Deployment files: the Helm chart (rendered and linted by Helm itself), the
 //! plain manifests, the ArgoCD Application, the systemd unit and install script, the Dockerfile.
 
 mod argocd;

@@ -1,85 +1,104 @@
-//! Rendering the chart with `helm-render` (Go's text/template + sprig, built from Debian's packages by
-//! `cargo xtask setup`), reading manifests into k8s-openapi's types strictly, and checking the
-//! generated agent configuration with the real binary.
+//! Rendering the chart with Helm itself (`helm template`, `helm lint`, the version `cargo xtask setup`
+//! builds from the Go module proxy), reading manifests into k8s-openapi's types strictly, and checking
+//! the generated agent configuration with the real binary.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/helm/shipper");
 pub const BIN: &str = env!("CARGO_BIN_EXE_shipper");
 
-/// Builds `tests/deploy/helm-render` once per test run (GOPATH mode against Debian's Go libraries).
-fn renderer() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(ROOT).join("target"));
-        let dir = target.join("deploy-tools");
-        let exe = dir.join("helm-render");
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&exe)
-            .arg(".")
-            .current_dir(Path::new(ROOT).join("tests/deploy/helm-render"))
-            .env("GO111MODULE", "off")
-            .env("GOPATH", "/usr/share/gocode")
-            .env("GOCACHE", dir.join("gocache"))
-            .env("GOFLAGS", "")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `go` ({e}): run `cargo xtask setup` (installs golang-go and sprig)")
-            });
-        assert!(
-            out.status.success(),
-            "building helm-render failed (run `cargo xtask setup`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        exe
-    })
+/// The Helm that `cargo xtask setup` installs (`$SHIPPER_TOOLS/bin/helm`, by default under
+/// `/var/cache/shipper-tools`).
+pub fn helm_bin() -> PathBuf {
+    let tools = std::env::var_os("SHIPPER_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/shipper-tools"));
+    let helm = tools.join("bin/helm");
+    assert!(
+        helm.exists(),
+        "{} is missing: run `cargo xtask setup` (it builds the pinned Helm from the Go module proxy)",
+        helm.display()
+    );
+    helm
 }
 
-/// The chart rendered like `helm template shipper deploy/helm/shipper -n monitoring -f <values>`:
-/// the YAML stream, or NOTES.txt with `notes`.
+/// `helm <args>` with its own scratch home (no repositories, no plugins, no kubeconfig of the user).
+pub fn helm(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new(helm_bin())
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .env("KUBECONFIG", home.path().join("no-kubeconfig"))
+        .output()
+        .expect("run helm")
+}
+
+/// A values file holding `values`, for `-f`.
+pub fn values_file(values: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), values).unwrap();
+    file
+}
+
+/// The chart rendered by `helm template shipper deploy/helm/shipper -n monitoring -f <values>`:
+/// the YAML stream, or with `notes` the NOTES.txt that `helm install` prints.
 pub fn render_text(values: Option<&str>, notes: bool) -> String {
-    render_as(values, notes, "Helm")
+    try_render(values, notes).unwrap_or_else(|e| panic!("rendering the chart failed: {e}"))
 }
 
-/// `render_text` with `.Release.Service` set to `service` (the plain manifests are not Helm's).
-pub fn render_as(values: Option<&str>, notes: bool, service: &str) -> String {
-    try_render(values, notes, service).unwrap_or_else(|e| panic!("rendering the chart failed: {e}"))
-}
-
-/// Renders the chart; the renderer's error (as `helm template` would print it) when it fails.
-pub fn try_render(values: Option<&str>, notes: bool, service: &str) -> Result<String, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(renderer());
-    cmd.args([
-        "-chart",
-        CHART,
-        "-name",
-        "shipper",
-        "-namespace",
-        "monitoring",
-        "-service",
-        service,
-    ]);
-    if let Some(v) = values {
-        let file = dir.path().join("values.yaml");
-        std::fs::write(&file, v).unwrap();
-        cmd.arg("-f").arg(file);
+/// Renders the chart; Helm's error when it refuses to.
+pub fn try_render(values: Option<&str>, notes: bool) -> Result<String, String> {
+    let file = values.map(values_file);
+    let mut args = if notes {
+        vec!["install", "shipper", CHART, "-n", "monitoring", "--dry-run=client"]
+    } else {
+        vec!["template", "shipper", CHART, "-n", "monitoring"]
+    };
+    if let Some(f) = &file {
+        args.extend(["-f", f.path().to_str().unwrap()]);
     }
-    if notes {
-        cmd.arg("-notes");
-    }
-    let out = cmd.output().expect("run helm-render");
+    let out = helm(&args);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    Ok(String::from_utf8(out.stdout).unwrap())
+    let text = String::from_utf8(out.stdout).unwrap();
+    if !notes {
+        return Ok(text);
+    }
+    let (_, notes) = text
+        .split_once("\nNOTES:\n")
+        .ok_or("helm install --dry-run printed no NOTES")?;
+    Ok(notes.to_owned())
+}
+
+/// `helm lint --strict deploy/helm/shipper -f <values>`: Helm's output when it finds anything.
+pub fn lint(values: Option<&str>) -> Result<(), String> {
+    let file = values.map(values_file);
+    let mut args = vec!["lint", "--strict", CHART];
+    if let Some(f) = &file {
+        args.extend(["-f", f.path().to_str().unwrap()]);
+    }
+    let out = helm(&args);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the recommendation of an icon is tolerated (the chart is not published to a hub).
+    let findings: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with('[') && !l.contains("icon is recommended"))
+        .collect();
+    if out.status.success() && findings.is_empty() {
+        Ok(())
+    } else {
+        Err(said)
+    }
 }
 
 /// Every non-empty document of a YAML stream.

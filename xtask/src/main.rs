@@ -15,6 +15,7 @@ mod demo;
 mod deny;
 mod docs;
 mod fuzz;
+mod tools;
 mod values_ref;
 
 use std::path::PathBuf;
@@ -69,7 +70,8 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 fn setup() -> Result<(), String> {
     build_setup()?;
     docs::install_mdbook()?;
-    apt_packages()
+    apt_packages()?;
+    tools::helm().map(drop)
 }
 
 /// What building the agent needs (the image build runs only this: `setup --build-only`).
@@ -87,18 +89,10 @@ fn build_setup() -> Result<(), String> {
     bpf_linker()
 }
 
-/// Debian packages the tests use: Go's text/template with sprig (the libraries Helm renders charts
-/// with) and YAML, for rendering the chart; systemd for `systemd-analyze verify` and `journalctl`;
+/// Debian packages the tests use: systemd for `systemd-analyze verify` and `journalctl`;
 /// systemd-journal-remote to write the journal files the journald input is tested against;
 /// libsnappy-dev for the snappy encoders' comparison bench (`benches/snappy.rs`, linted with the rest).
-const APT_PACKAGES: [&str; 6] = [
-    "golang-go",
-    "golang-github-masterminds-sprig-dev",
-    "golang-gopkg-yaml.v2-dev",
-    "systemd",
-    "systemd-journal-remote",
-    "libsnappy-dev",
-];
+const APT_PACKAGES: [&str; 3] = ["systemd", "systemd-journal-remote", "libsnappy-dev"];
 
 /// Installs the missing ones of APT_PACKAGES (needs root, as in CI).
 fn apt_packages() -> Result<(), String> {

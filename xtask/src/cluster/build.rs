@@ -22,7 +22,10 @@ pub const BINARIES: [&str; 5] = [
     "kubectl",
 ];
 /// Changing how the binaries are built changes this, and the cache builds them again.
-const RECIPE: &str = "1.20.2 gopath cgo0 reflect2-1.0.2 gen_openapi v1";
+const RECIPE: &str = "1.20.2 gopath go1.19 cgo0 reflect2-1.0.2 gen_openapi v1";
+/// Debian's Go 1.19 (`golang-go`), by its full path: the tree builds in GOPATH mode with it, and
+/// the `go` first on PATH may be a newer one.
+const GO_1_19: &str = "/usr/lib/go-1.19/bin";
 
 /// What building needs from Debian (`rsync` for `make gen_openapi`).
 const BUILD_PACKAGES: [&str; 4] = ["golang-go", "golang-github-modern-go-reflect2-dev", "rsync", "make"];
@@ -48,9 +51,12 @@ pub fn binaries() -> Result<PathBuf, String> {
         bin.display()
     );
     let gopath = cache.join("gopath");
+    // `make gen_openapi` runs `go` from PATH: Go 1.19's first.
+    let path = format!("{GO_1_19}:{}", std::env::var("PATH").unwrap_or_default());
     let go = |args: &[&str]| {
-        let mut cmd = Command::new("go");
+        let mut cmd = Command::new(format!("{GO_1_19}/go"));
         cmd.args(args)
+            .env("PATH", &path)
             .current_dir(&tree)
             .env("GOPATH", &gopath)
             .env("GO111MODULE", "off")
@@ -64,6 +70,7 @@ pub fn binaries() -> Result<PathBuf, String> {
         run(Command::new("make")
             .arg("gen_openapi")
             .current_dir(&tree)
+            .env("PATH", &path)
             .env("GOPATH", &gopath)
             .env("GO111MODULE", "off")
             .env("GOFLAGS", "")
