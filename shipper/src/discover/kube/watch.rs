@@ -1,7 +1,7 @@
 //! The API server side of the pod cache: one watch of the pods on this node
 //! (`fieldSelector=spec.nodeName=<node>`) and, if configured, one of namespaces, through kube's
-//! watcher (bookmarks, resume from the last resourceVersion, backoff on errors) and [`relisting`]
-//! (relist on 410 Gone, in the stream or as the answer to the watch request). No periodic full
+//! watcher (bookmarks, resume from the last resourceVersion, backoff on errors, relist on a 410 Gone
+//! in the stream) and [`relisting`] (relist on a 410 as the answer to the watch request). No periodic full
 //! lists. When the API server cannot be reached or RBAC says no, the agent keeps shipping with
 //! path labels: one warning, errors counted, retries in the background.
 
@@ -106,16 +106,17 @@ impl Errors {
     }
 }
 
-/// kube's watcher, replaced by a new one (which lists again) whenever the API server says the
-/// resourceVersion is gone (410).
+/// kube's watcher, replaced by a new one (which lists again) where kube would not list again by
+/// itself after the API server said the resourceVersion is gone (410).
 ///
 /// kube-runtime 5 relists by itself on a 410 `ERROR` event inside a watch stream, which is how
-/// kube-apiserver says it. Proxies and other API servers answer the watch request itself with a
-/// 410 status instead: kube's watcher then yields `WatchStartFailed` and stays in its
-/// `InitListed` state with the expired resourceVersion, retrying that watch forever, so nothing
-/// that changes afterwards (a new pod) is ever seen. Here any error carrying a 410 starts over
-/// with a fresh watcher: `Init`, the list, `InitDone`, then a watch from the new version. The
-/// error itself is passed on first, to be counted and backed off like any other.
+/// kube-apiserver says it, and after a failed list. Proxies and other API servers answer the watch
+/// request itself with a 410 status instead: kube's watcher then yields `WatchStartFailed` and
+/// stays in its `InitListed` state with the expired resourceVersion, retrying that watch forever,
+/// so nothing that changes afterwards (a new pod) is ever seen. Only there does this start over
+/// with a fresh watcher: `Init`, the list, `InitDone`, then a watch from the new version. So each
+/// 410 costs one LIST, however it came. The error itself is passed on first, to be counted and
+/// backed off like any other.
 fn relisting<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
@@ -123,8 +124,8 @@ where
     let first = watcher::watcher(api.clone(), config.clone()).boxed();
     futures_util::stream::unfold((first, api, config), |(mut inner, api, config)| async move {
         let item = inner.next().await?;
-        if item.as_ref().is_err_and(gone) {
-            tracing::debug!("resourceVersion gone (410): listing again");
+        if item.as_ref().is_err_and(watch_refused_as_gone) {
+            tracing::debug!("watch refused with 410 (resourceVersion gone): listing again");
             inner = watcher::watcher(api.clone(), config.clone()).boxed();
         }
         Some((item, (inner, api, config)))
@@ -132,16 +133,9 @@ where
 }
 
 /// Whether `e` is the API server's 410 (Gone, or Expired) for a resourceVersion it no longer has,
-/// whichever way it came: an `ERROR` event in the stream, or the status of a request.
-fn gone(e: &watcher::Error) -> bool {
-    use watcher::Error as E;
-    match e {
-        E::WatchError(status) => status.code == 410,
-        E::InitialListFailed(kube::Error::Api(status))
-        | E::WatchStartFailed(kube::Error::Api(status))
-        | E::WatchFailed(kube::Error::Api(status)) => status.code == 410,
-        _ => false,
-    }
+/// as the answer to the watch request: the one 410 after which kube's watcher does not list again.
+fn watch_refused_as_gone(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(status)) if status.code == 410)
 }
 
 async fn watch_pods(client: Client, node: String, cache: Arc<PodCache>, metrics: Arc<Metrics>) {
@@ -287,22 +281,24 @@ async fn expire(cache: Arc<PodCache>, metrics: Arc<Metrics>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{container_id, gone};
+    use super::{container_id, watch_refused_as_gone as refused};
     use kube::core::Status;
     use kube::runtime::watcher::Error as E;
 
     #[test]
-    fn a_410_is_gone_in_the_stream_or_as_a_response() {
+    fn only_a_watch_refused_with_410_starts_a_new_watcher() {
         let status = |code, reason| Status::failure("too old resource version: 1 (2)", reason).with_code(code);
         let api = |code, reason| kube::Error::Api(status(code, reason).boxed());
-        assert!(gone(&E::WatchError(status(410, "Expired").boxed())));
-        assert!(gone(&E::WatchStartFailed(api(410, "Expired"))));
-        assert!(gone(&E::WatchStartFailed(api(410, "Gone"))));
-        assert!(gone(&E::WatchFailed(api(410, "Gone"))));
-        assert!(gone(&E::InitialListFailed(api(410, "Expired"))));
-        assert!(!gone(&E::WatchStartFailed(api(403, "Forbidden"))));
-        assert!(!gone(&E::WatchError(status(500, "InternalError").boxed())));
-        assert!(!gone(&E::NoResourceVersion));
+        assert!(refused(&E::WatchStartFailed(api(410, "Expired"))));
+        assert!(refused(&E::WatchStartFailed(api(410, "Gone"))));
+        // kube's watcher lists again by itself after these.
+        assert!(!refused(&E::WatchError(status(410, "Expired").boxed())));
+        assert!(!refused(&E::InitialListFailed(api(410, "Expired"))));
+        // The stream goes on; if it ends, the watch request that follows is refused (above).
+        assert!(!refused(&E::WatchFailed(api(410, "Gone"))));
+        assert!(!refused(&E::WatchStartFailed(api(403, "Forbidden"))));
+        assert!(!refused(&E::WatchError(status(500, "InternalError").boxed())));
+        assert!(!refused(&E::NoResourceVersion));
     }
 
     #[test]
