@@ -1,42 +1,55 @@
-//! What the cluster tests share: the chart installed as a user would (the ArgoCD Application's
-//! values) plus the little this VM needs, logger Deployments of busybox pods, and the check that a
+//! What the cluster tests share: the chart installed with Helm as a user would (the ArgoCD
+//! Application's values) plus the little this VM needs, logger Deployments of busybox pods, and the check that a
 //! pod's lines all arrived in order with the pod's labels.
 
 use crate::install::argocd_values;
-use crate::kube::{merge, Cluster, NAMESPACE};
-use crate::render::{documents, render_text};
+use crate::kube::{Cluster, NAMESPACE};
+use crate::render::{values_file, CHART};
 use serde_json::{json, Value};
 use shipper_testkit::receiver::labels::parse_labels;
 use shipper_testkit::Receiver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Installs the chart with the Application's values and `vm_overlay`, after `edit` changed the
-/// rendered objects (a test's RBAC, say); returns the agent's pod once Ready.
-pub fn install(c: &Cluster, receiver: &Receiver, edit: impl FnOnce(&mut Vec<Value>)) -> String {
+/// `helm install shipper deploy/helm/shipper -n monitoring --create-namespace` with the
+/// Application's values and `vm_overlay` as values files, plus `extra` flags (`--set rbac.create=false`,
+/// say); returns the agent's pod once Ready.
+pub fn install(c: &Cluster, receiver: &Receiver, extra: &[&str]) -> String {
     c.uninstall();
     remove_apps(c);
-    c.ensure_namespace();
-    let mut values = argocd_values();
+    helm_install(c, receiver, extra)
+}
+
+/// `install` on a cluster already cleared of the chart and the apps.
+pub fn helm_install(c: &Cluster, receiver: &Receiver, extra: &[&str]) -> String {
+    let application = values_file(&serde_yaml_ng::to_string(&argocd_values()).unwrap());
     let overlay = vm_overlay(c, &receiver.url());
     let keys: Vec<&String> = overlay.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["extraEnv", "hostNetwork", "loki"],
+        ["extraEnv", "hostNetwork", "loki", "test"],
         "the overlay holds only what this VM cannot give"
     );
-    merge(&mut values, &overlay);
-    let mut objects = documents(&render_text(Some(&serde_yaml_ng::to_string(&values).unwrap()), false));
-    edit(&mut objects);
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    c.with_stdin(&["apply"], &list.to_string()).unwrap();
+    let overlay = values_file(&serde_yaml_ng::to_string(&overlay).unwrap());
+    let mut args = vec!["install", "shipper", CHART, "-n", NAMESPACE, "--create-namespace"];
+    args.extend([
+        "-f",
+        application.path().to_str().unwrap(),
+        "-f",
+        overlay.path().to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    c.helm_ok(&args);
     c.agent_ready(None)
 }
 
 /// What this VM cannot give a pod, and only that: the API server listens on 127.0.0.1 with no
 /// kube-proxy, so the agent uses the node's network and is told the API server's address (a pod on
-/// the pod network could reach neither it nor the test's Loki receiver).
+/// the pod network could reach neither it nor the test's Loki receiver); no registry, so `helm
+/// test`'s pod uses the busybox image imported into the node.
 pub fn vm_overlay(c: &Cluster, loki: &str) -> Value {
+    let busybox = c.image("busybox");
+    let (repository, tag) = busybox.rsplit_once(':').unwrap();
     json!({
         "loki": {"url": loki},
         "hostNetwork": true,
@@ -44,6 +57,7 @@ pub fn vm_overlay(c: &Cluster, loki: &str) -> Value {
             {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
             {"name": "KUBERNETES_SERVICE_PORT", "value": c.api_port.to_string()},
         ],
+        "test": {"image": {"repository": repository, "tag": tag}},
     })
 }
 

@@ -18,7 +18,7 @@ fn lists(log: &str) -> usize {
 fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
     let Some((c, _lock)) = cluster() else { return };
     let receiver = Receiver::start();
-    let agent = install(&c, &receiver, |_| {});
+    let agent = install(&c, &receiver, &[]);
     assert_eq!(lists(&agent_log(&c, &agent)), 1);
     // A resourceVersion of this node's pods as the agent's watch knows it (or an older one).
     let selector = format!("spec.nodeName={}", c.node);

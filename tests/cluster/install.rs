@@ -1,18 +1,49 @@
-//! What users install, given to a real API server: the chart with its defaults, the chart with the
-//! ArgoCD Application's values, and `deploy/kubernetes` (`kubectl apply -k`) — each first as a
-//! server-side dry run, then applied for real. Every object must be accepted (admission, validation,
-//! RBAC escalation checks, the priority class).
+//! What users install, given to a real API server: the chart with its defaults (`helm template`,
+//! `kubectl apply`), the chart as ArgoCD renders and applies an Application (`helm template
+//! --namespace --values <valuesObject>`, then a server-side apply) for ours and for the one `shipper
+//! convert` writes from an Alloy Application, and `deploy/kubernetes` (`kubectl apply -k`) — each
+//! first as a server-side dry run, then applied for real. Every object must be accepted (admission,
+//! validation, RBAC escalation checks, the priority class).
 
-use crate::kube::{cluster, NAMESPACE};
-use crate::render::{documents, render_text, ROOT};
+use crate::kube::cluster;
+use crate::render::{documents, render_text, values_file, CHART, ROOT};
 use serde_json::Value;
 use std::path::Path;
 
-/// The Application's `spec.source.helm.valuesObject`, as a values file.
-pub fn argocd_values() -> Value {
+const CLIENT_SIDE: &[&str] = &["apply", "-o", "name"];
+const SERVER_SIDE: &[&str] = &[
+    "apply",
+    "--server-side",
+    "--field-manager=argocd-controller",
+    "-o",
+    "name",
+];
+
+/// deploy/argocd/shipper.yaml.
+fn argocd_application() -> Value {
     let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/shipper.yaml")).unwrap();
-    let app: Value = serde_yaml_ng::from_str(&text).unwrap();
-    app["spec"]["source"]["helm"]["valuesObject"].clone()
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+/// The Application's `spec.source.helm.valuesObject`.
+pub fn argocd_values() -> Value {
+    argocd_application()["spec"]["source"]["helm"]["valuesObject"].clone()
+}
+
+/// What `shipper convert --from alloy-helm-values --to argocd` writes for the Alloy Application of
+/// tests/convert.
+fn converted_alloy_application() -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("application.yaml");
+    let out = std::process::Command::new(crate::render::BIN)
+        .args(["convert", "--from", "alloy-helm-values", "--to", "argocd"])
+        .arg(Path::new(ROOT).join("tests/convert/alloy-argocd-application.yaml"))
+        .arg("-o")
+        .arg(&written)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_yaml_ng::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap()
 }
 
 /// `kind/name` of each object, as `kubectl … -o name` prints them (`daemonset.apps/shipper`).
@@ -43,13 +74,19 @@ fn sorted_lines(out: &str) -> Vec<String> {
     v
 }
 
-/// Dry run, then for real; both must name every object.
-fn accepted(what: &str, objects: &[Value], apply: impl Fn(&[&str]) -> Result<String, String>) {
+/// A server-side dry run, then `real` (`kubectl apply`, or `kubectl apply --server-side` as ArgoCD's
+/// server-side apply does); both must name every object.
+fn accepted(what: &str, objects: &[Value], real: &[&str], apply: impl Fn(&[&str]) -> Result<String, String>) {
     let want = names(objects);
-    for args in [
-        &["apply", "--server-side", "--dry-run=server", "-o", "name"][..],
-        &["apply", "-o", "name"][..],
-    ] {
+    let dry_run = [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-o",
+        "name",
+    ];
+    for args in [&dry_run[..], real] {
         let out = apply(args).unwrap_or_else(|e| panic!("{what}: `kubectl {}` refused: {e}", args.join(" ")));
         assert_eq!(
             sorted_lines(&out),
@@ -67,41 +104,67 @@ fn the_chart_and_the_manifests_are_accepted_by_a_real_api_server() {
     c.ensure_namespace();
 
     let defaults = render_text(None, false);
-    accepted("the chart with its defaults", &documents(&defaults), |args| {
-        c.with_stdin(args, &defaults)
-    });
+    accepted(
+        "the chart with its defaults",
+        &documents(&defaults),
+        CLIENT_SIDE,
+        |args| c.with_stdin(args, &defaults),
+    );
 
-    let values = serde_yaml_ng::to_string(&argocd_values()).unwrap();
-    let argocd = render_text(Some(&values), false);
-    let objects = documents(&argocd);
-    let pod = &objects.iter().find(|o| o["kind"] == "DaemonSet").unwrap()["spec"]["template"]["spec"];
-    assert_eq!(
-        pod["priorityClassName"], "system-node-critical",
-        "the Application's values rendered"
-    );
-    accepted("the chart with the ArgoCD Application's values", &objects, |args| {
-        c.with_stdin(args, &argocd)
-    });
-    // The API server stored what was sent: the DaemonSet carries the Application's priority class.
-    let ds = c.json(&["get", "daemonset", "shipper", "-n", NAMESPACE]);
-    assert_eq!(
-        ds["spec"]["template"]["spec"]["priorityClassName"],
-        "system-node-critical"
-    );
+    // ArgoCD renders an Application with `helm template --namespace <destination> --values
+    // <valuesObject>` and applies the result: ours, and the one `shipper convert --to argocd`
+    // writes for the Alloy Application of tests/convert.
+    let converted = converted_alloy_application();
+    for (what, app) in [
+        ("deploy/argocd/shipper.yaml", argocd_application()),
+        ("the converted Alloy Application", converted),
+    ] {
+        let namespace = app["spec"]["destination"]["namespace"].as_str().unwrap().to_owned();
+        let values = values_file(&serde_yaml_ng::to_string(&app["spec"]["source"]["helm"]["valuesObject"]).unwrap());
+        let release = app["spec"]["source"]["helm"]["releaseName"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = crate::render::helm(&[
+            "template",
+            &release,
+            CHART,
+            "--namespace",
+            &namespace,
+            "--values",
+            values.path().to_str().unwrap(),
+            "--skip-tests",
+        ]);
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let objects = documents(&text);
+        accepted(what, &objects, SERVER_SIDE, |args| c.with_stdin(args, &text));
+        // The API server stored what was sent: the DaemonSet carries the Application's priority class.
+        let ds = c.json(&["get", "daemonset", "shipper", "-n", &namespace]);
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["priorityClassName"], "system-node-critical",
+            "{what}"
+        );
+    }
 
     let dir = Path::new(ROOT).join("deploy/kubernetes");
     let plain = std::fs::read_to_string(dir.join("namespace.yaml")).unwrap()
         + "\n---\n"
         + &std::fs::read_to_string(dir.join("shipper.yaml")).unwrap();
-    accepted("deploy/kubernetes (kubectl apply -k)", &documents(&plain), |args| {
-        let mut all = args.to_vec();
-        all.extend(["-k", dir.to_str().unwrap()]);
-        let out = c.kubectl(&all);
-        if out.status.success() {
-            Ok(String::from_utf8(out.stdout).unwrap())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    });
+    accepted(
+        "deploy/kubernetes (kubectl apply -k)",
+        &documents(&plain),
+        CLIENT_SIDE,
+        |args| {
+            let mut all = args.to_vec();
+            all.extend(["-k", dir.to_str().unwrap()]);
+            let out = c.kubectl(&all);
+            if out.status.success() {
+                Ok(String::from_utf8(out.stdout).unwrap())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        },
+    );
     c.uninstall();
 }

@@ -155,6 +155,33 @@ impl Cluster {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `helm ARGS` (the pinned Helm `cargo xtask setup` builds) against this cluster.
+    pub fn helm(&self, args: &[&str]) -> Output {
+        let home = tempfile::tempdir().unwrap();
+        Command::new(crate::render::helm_bin())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .output()
+            .expect("run helm")
+    }
+
+    /// Helm's stdout; a failure panics with its stderr.
+    pub fn helm_ok(&self, args: &[&str]) -> String {
+        let out = self.helm(args);
+        assert!(
+            out.status.success(),
+            "helm {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn ensure_namespace(&self) {
         let _ = self.kubectl(&["create", "namespace", NAMESPACE]);
     }
@@ -230,6 +257,9 @@ impl Cluster {
     /// Removes what the chart installed, waits for the pods to go, and clears the agent's positions
     /// on the node, so the next install is a first start.
     pub fn uninstall(&self) {
+        // A Helm release of the chart (what the Helm tests and `install` leave), then whatever
+        // `kubectl apply` put there.
+        let _ = self.helm(&["uninstall", "shipper", "-n", NAMESPACE, "--ignore-not-found", "--wait"]);
         let _ = self.kubectl(&[
             "delete",
             "daemonset,configmap,serviceaccount,service",

@@ -86,13 +86,20 @@ fn install_rbac(c: &Cluster, receiver: &Receiver) -> Value {
     serde_yaml_ng::from_str(config.as_str().unwrap()).unwrap()
 }
 
-/// A kubeconfig holding the ServiceAccount's token (what the pod would mount) and the cluster's CA.
+/// A kubeconfig holding a token of the ServiceAccount (what the pod would mount) and the cluster's
+/// CA. The token is a ServiceAccount token Secret, which the token controller fills: Kubernetes
+/// 1.24 and later no longer create one per ServiceAccount by themselves.
 fn token_kubeconfig(c: &Cluster, dir: &Path) -> PathBuf {
-    let secret = c.wait("the ServiceAccount's token", Duration::from_secs(60), || {
-        let sa = c.json(&["get", "serviceaccount", "shipper", "-n", NAMESPACE]);
-        sa["secrets"][0]["name"].as_str().map(str::to_owned)
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "shipper-load-token", "namespace": NAMESPACE,
+                     "annotations": {"kubernetes.io/service-account.name": "shipper"}},
     });
-    let secret = c.json(&["get", "secret", &secret, "-n", NAMESPACE]);
+    c.with_stdin(&["apply"], &secret.to_string()).unwrap();
+    let secret = c.wait("the ServiceAccount's token", Duration::from_secs(60), || {
+        let secret = c.json(&["get", "secret", "shipper-load-token", "-n", NAMESPACE]);
+        secret["data"]["token"].is_string().then_some(secret)
+    });
     let b64 = base64::engine::general_purpose::STANDARD;
     let token = String::from_utf8(b64.decode(secret["data"]["token"].as_str().unwrap()).unwrap()).unwrap();
     let kubeconfig = json!({

@@ -6,6 +6,7 @@
 
 mod apps;
 mod gone;
+mod helm;
 mod install;
 mod kube;
 mod load;

@@ -2,8 +2,9 @@
 //! `watch_namespaces` is on (a cluster whose admins trimmed the ClusterRole). The real API server
 //! refuses the namespace watch; the agent warns once, stays Ready and ships with pod labels.
 
-use crate::apps::{agent_log, app, install, remove_apps, shipped};
-use crate::kube::cluster;
+use crate::apps::{agent_log, app, helm_install, remove_apps, shipped};
+use crate::kube::{cluster, NAMESPACE};
+use crate::render::{documents, render_text};
 use serde_json::Value;
 use shipper_testkit::Receiver;
 
@@ -11,22 +12,31 @@ use shipper_testkit::Receiver;
 fn without_the_namespaces_permission_the_agent_warns_once_and_ships_with_pod_labels() {
     let Some((c, _lock)) = cluster() else { return };
     let receiver = Receiver::start();
-    let agent = install(&c, &receiver, |objects| {
-        let role = objects.iter_mut().find(|o| o["kind"] == "ClusterRole").unwrap();
-        let rules = role["rules"].as_array_mut().unwrap();
-        let before = rules.len();
-        rules.retain(|r| !r["resources"].as_array().unwrap().contains(&Value::from("namespaces")));
-        assert_eq!(
-            rules.len(),
-            before - 1,
-            "the chart grants namespaces while watchNamespaces is on"
-        );
-        let config = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
-        assert!(config["data"]["shipper.yaml"]
-            .as_str()
-            .unwrap()
-            .contains("watch_namespaces: true"));
-    });
+    // The admins' own RBAC (the chart's `rbac.create: false`): the chart's ClusterRole and binding
+    // without the namespaces rule, applied before the chart.
+    let mut rbac: Vec<Value> = documents(&render_text(None, false))
+        .into_iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "ClusterRoleBinding")
+        .collect();
+    let role = rbac.iter_mut().find(|o| o["kind"] == "ClusterRole").unwrap();
+    let rules = role["rules"].as_array_mut().unwrap();
+    let before = rules.len();
+    rules.retain(|r| !r["resources"].as_array().unwrap().contains(&Value::from("namespaces")));
+    assert_eq!(
+        rules.len(),
+        before - 1,
+        "the chart grants namespaces while watchNamespaces is on"
+    );
+    c.uninstall();
+    remove_apps(&c);
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rbac});
+    c.with_stdin(&["apply"], &list.to_string()).unwrap();
+    let agent = helm_install(&c, &receiver, &["--set", "rbac.create=false"]);
+    let config = c.json(&["get", "configmap", "shipper", "-n", NAMESPACE]);
+    assert!(config["data"]["shipper.yaml"]
+        .as_str()
+        .unwrap()
+        .contains("watch_namespaces: true"));
     app(&c, "trimmed", 2_000);
     shipped(&receiver, &c, "trimmed", 2_000);
     // Still Ready, and one warning that names what to grant, however often the watch was retried.

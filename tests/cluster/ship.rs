@@ -17,7 +17,7 @@ fn the_chart_runs_our_image_and_ships_every_line_kubelet_writes() {
     let Some((c, _lock)) = cluster() else { return };
     let receiver = Receiver::start();
     // Our image, Running, and Ready through kubelet's probe of /ready.
-    let agent = install(&c, &receiver, |_| {});
+    let agent = install(&c, &receiver, &[]);
     let listed = c.ok(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
     assert!(
         listed

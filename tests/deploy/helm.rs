@@ -385,3 +385,37 @@ fn the_schema_has_every_value_and_no_other() {
     walk(&values, &schema, "", &mut out);
     assert!(out.is_empty(), "{out:#?}");
 }
+
+/// `helm test`'s hook: a pod that asks /ready of the agent on its node (hostNetwork) or through the
+/// metrics Service, removed once it passed, on the nodes the agents run on.
+#[test]
+fn the_test_hook_asks_an_agent_whether_it_is_ready() {
+    let hook = |values: &str| {
+        let text = crate::render::try_render_with(Some(values), false, &["--show-only", "templates/tests/ready.yaml"])
+            .unwrap();
+        let objects = crate::render::documents(&text);
+        strict_all(&objects);
+        let pod: k8s_openapi::api::core::v1::Pod = strict(find(&objects, "Pod"));
+        let annotations = pod.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations["helm.sh/hook"], "test");
+        assert!(annotations["helm.sh/hook-delete-policy"].contains("hook-succeeded"));
+        pod
+    };
+    let on_node = hook("hostNetwork: true\ntest: {image: {repository: shipper.local/busybox, tag: '1'}}\n");
+    let spec = on_node.spec.unwrap();
+    assert_eq!(spec.host_network, Some(true));
+    let c = &spec.containers[0];
+    assert_eq!(c.image.as_deref(), Some("shipper.local/busybox:1"));
+    assert_eq!(
+        c.command.as_ref().unwrap().last().unwrap(),
+        "http://$(NODE_IP):9080/ready"
+    );
+    assert_eq!(spec.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
+    let via_service = hook("http: {port: 9100}\n").spec.unwrap();
+    assert_eq!(
+        via_service.containers[0].command.as_ref().unwrap().last().unwrap(),
+        "http://shipper-metrics.monitoring.svc:9100/ready"
+    );
+    // What is applied without Helm (plain manifests, an ArgoCD sync) has no test pod.
+    assert!(!render(None).iter().any(|o| o["kind"] == "Pod"));
+}
