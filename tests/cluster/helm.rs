@@ -137,38 +137,20 @@ fn helm_installs_upgrades_rolls_back_tests_and_uninstalls_the_chart() {
     // `helm uninstall`: nothing of the chart is left; the node's positions stay.
     remove_apps(&c);
     c.helm_ok(&["uninstall", "shipper", "-n", NAMESPACE, "--wait"]);
-    let kinds = "daemonset,pod,configmap,serviceaccount,service,secret";
-    let left = c.ok(&[
-        "get",
-        kinds,
-        "-n",
-        NAMESPACE,
-        "-l",
-        "app.kubernetes.io/instance=shipper",
-        "-o",
-        "name",
-    ]);
-    assert!(left.trim().is_empty(), "left in {NAMESPACE}: {left}");
-    let left = c.ok(&[
-        "get",
-        "clusterrole,clusterrolebinding",
-        "-l",
-        "app.kubernetes.io/instance=shipper",
-        "-o",
-        "name",
-    ]);
-    assert!(left.trim().is_empty(), "left: {left}");
-    let releases = c.ok(&[
-        "get",
-        "secret",
-        "-n",
-        NAMESPACE,
-        "-l",
-        "owner=helm,name=shipper",
-        "-o",
-        "name",
-    ]);
-    assert!(releases.trim().is_empty(), "Helm's release records left: {releases}");
+    let instance = "app.kubernetes.io/instance=shipper";
+    for (kinds, namespace, selector) in [
+        (
+            "daemonset,pod,configmap,serviceaccount,service,secret",
+            NAMESPACE,
+            instance,
+        ),
+        ("clusterrole,clusterrolebinding", "", instance),
+        // Helm's own record of the release's revisions.
+        ("secret", NAMESPACE, "owner=helm,name=shipper"),
+    ] {
+        let left = c.ok(&["get", kinds, "-n", namespace, "-l", selector, "-o", "name"]);
+        assert!(left.trim().is_empty(), "left after helm uninstall: {left}");
+    }
     assert!(
         std::path::Path::new("/var/lib/shipper/positions.json").exists(),
         "the node's positions are kept across an uninstall"

@@ -72,14 +72,7 @@ impl Cluster {
 
     /// kubectl's stdout; a failure panics with its stderr.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of("kubectl", args, self.kubectl(args))
     }
 
     /// `kubectl ARGS -f -` with `yaml` on stdin: stdout, or stderr as the error.
@@ -171,15 +164,7 @@ impl Cluster {
 
     /// Helm's stdout; a failure panics with its stderr.
     pub fn helm_ok(&self, args: &[&str]) -> String {
-        let out = self.helm(args);
-        assert!(
-            out.status.success(),
-            "helm {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of("helm", args, self.helm(args))
     }
 
     pub fn ensure_namespace(&self) {
@@ -297,6 +282,18 @@ impl Cluster {
         }
         let _ = std::fs::remove_dir_all("/var/lib/shipper");
     }
+}
+
+/// The stdout of `tool args`; a failure panics with what it printed.
+fn stdout_of(tool: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{tool} {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A pod's name, phase, whether it is being deleted, and each container's state, for a failure.
