@@ -36,7 +36,7 @@ pub fn shipper_ref(root: &Path) -> Result<String, String> {
 }
 
 /// Builds the three images and imports them (again: the agent's image follows the binary).
-pub fn build_all(l: &Layout, tree: &Path, root: &Path, agent: &Path) -> Result<Vec<String>, String> {
+pub fn build_all(l: &Layout, pause_c: &Path, root: &Path, agent: &Path) -> Result<Vec<String>, String> {
     let dir = l.state.join("images");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -47,7 +47,7 @@ pub fn build_all(l: &Layout, tree: &Path, root: &Path, agent: &Path) -> Result<V
     run(Command::new("gcc")
         .args(["-Os", "-static", "-o"])
         .arg(rootfs.join("pause"))
-        .arg(tree.join("build/pause/linux/pause.c")))?;
+        .arg(pause_c))?;
     refs.push(import(l, &dir, "pause", PAUSE, &rootfs, &["/pause"], &[])?);
 
     let rootfs = dir.join("busybox-rootfs");

@@ -12,8 +12,10 @@ mod image;
 mod nodes;
 mod pki;
 mod procs;
+mod release;
 
 use procs::{start, wait_for};
+pub use release::Release;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -140,7 +142,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .ok_or("--nodes takes a number: cargo xtask cluster up --nodes 20")?,
                 None => 0,
             };
-            up(&l, nodes)
+            let release = match args.iter().position(|a| a == "--version") {
+                Some(i) => Release::parse(args.get(i + 1).ok_or("--version takes a version: --version 1.34")?)?,
+                None => release::DEFAULT,
+            };
+            up(&l, nodes, release)
         }
         Some("down") => down(&l),
         Some("status") => status(&l),
@@ -148,7 +154,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let name = args.get(1).ok_or("usage: cargo xtask cluster restart <component>")?;
             procs::restart(&l, name)?;
             if name == "kube-apiserver" {
-                let bin = build::binaries()?;
+                let bin = Release::running(&l).bin_dir();
                 wait_for("kube-apiserver", &log(&l, name), Duration::from_secs(60), || {
                     api_ready(&l, &bin)
                 })?;
@@ -160,18 +166,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .get(1)
                 .and_then(|n| n.parse().ok())
                 .ok_or("usage: cargo xtask cluster nodes N (0 removes them)")?;
-            nodes::set(&l, &build::binaries()?, n)
+            nodes::set(&l, &Release::running(&l).bin_dir(), n)
         }
         Some("keep-nodes") => nodes::keep(&l, args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)),
-        Some("build") => build::binaries().map(|bin| println!("{}", bin.display())),
-        _ => Err("usage: cargo xtask cluster <up [--nodes N]|down|status|restart COMPONENT|nodes N>".into()),
+        Some("build") => {
+            let release = args.get(1).map_or(Ok(release::DEFAULT), |v| Release::parse(v))?;
+            release.binaries().map(|bin| println!("{}", bin.display()))
+        }
+        _ => Err("usage: cargo xtask cluster <up [--nodes N] [--version 1.34|1.20]|down|status|restart COMPONENT|nodes N|build [VERSION]>".into()),
     }
 }
 
 /// Whether a cluster `up` started is running (its API server answers).
 pub fn is_up() -> bool {
     let Ok(l) = Layout::new() else { return false };
-    let bin = build::bin_dir();
+    let bin = Release::running(&l).bin_dir();
     l.state.join("cluster.json").exists() && procs::running(&l, "kube-apiserver").is_some() && api_ready(&l, &bin)
 }
 
@@ -183,7 +192,7 @@ fn is_root() -> bool {
     sh("id -u").is_ok_and(|u| u.trim() == "0")
 }
 
-fn up(l: &Layout, nodes: u32) -> Result<(), String> {
+fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
     if !is_root() {
         return Err("`cargo xtask cluster up` runs containers and a kubelet: run it as root".into());
     }
@@ -200,9 +209,10 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
             let _ = sh(&format!("systemctl disable --now {svc} 2>/dev/null"));
         }
     }
-    let bin = build::binaries()?;
-    let tree = cache_dir().join("gopath/src/k8s.io/kubernetes");
+    let bin = release.binaries()?;
+    let pause = release.pause_c()?;
     host::record(l)?;
+    release.record(l)?;
     pki::ensure(l)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     eprintln!("building the agent's release binary for its image");
@@ -241,7 +251,6 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         format!("--etcd-servers=http://{ETCD_CLIENT}"),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={API_PORT}"),
-        "--insecure-port=0".into(),
         format!("--advertise-address={}", l.node_ip),
         "--authorization-mode=Node,RBAC".into(),
         "--enable-admission-plugins=NodeRestriction".into(),
@@ -267,6 +276,10 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         format!("--audit-log-path={}", l.logs.join("audit.log").display()),
         "--audit-log-maxsize=100".into(),
     ];
+    let mut apiserver = apiserver;
+    if release.before_1_24() {
+        apiserver.push("--insecure-port=0".into());
+    }
     start(l, "kube-apiserver", &apiserver)?;
     wait_for(
         "kube-apiserver",
@@ -278,6 +291,12 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
     let kubeconfig = l.kubeconfig().display().to_string();
     let kubeconfig_flags =
         ["kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"].map(|f| format!("--{f}={kubeconfig}"));
+    // 1.20's controller manager and scheduler serve plain HTTP unless told not to.
+    let no_insecure_port: &[String] = if release.before_1_24() {
+        &["--port=0".to_string()]
+    } else {
+        &[]
+    };
     start(
         l,
         "kube-controller-manager",
@@ -293,8 +312,10 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
             format!("--cluster-signing-key-file={}", p("ca.key")),
             format!("--requestheader-client-ca-file={}", p("front-proxy-ca.crt")),
             "--leader-elect=false".into(),
-            "--port=0".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(no_insecure_port.iter().cloned())
+        .collect::<Vec<_>>(),
     )?;
     start(
         l,
@@ -305,8 +326,10 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
             kubeconfig_flags[1].clone(),
             kubeconfig_flags[2].clone(),
             "--leader-elect=false".into(),
-            "--port=0".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(no_insecure_port.iter().cloned())
+        .collect::<Vec<_>>(),
     )?;
 
     let write = |path: PathBuf, text: String| {
@@ -325,7 +348,7 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
     wait_for("containerd", &log(l, "containerd"), Duration::from_secs(30), || {
         sh(&format!("ctr --address {sock} version >/dev/null 2>&1")).is_ok()
     })?;
-    let images = image::build_all(l, &tree, &root, &agent)?;
+    let images = image::build_all(l, &pause, &root, &agent)?;
     eprintln!("images imported: {}", images.join(", "));
     start(
         l,
@@ -334,23 +357,31 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
             b("kubelet"),
             format!("--config={}", s("kubelet.yaml")),
             format!("--kubeconfig={}", s("kubelet.kubeconfig")),
-            "--container-runtime=remote".into(),
             format!("--container-runtime-endpoint=unix://{sock}"),
             format!("--node-ip={}", l.node_ip),
             format!("--hostname-override={}", l.node_name),
             "--v=1".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(release.before_1_24().then(|| "--container-runtime=remote".to_string()))
+        .collect::<Vec<_>>(),
     )?;
     wait_for("node", &log(l, "kubelet"), Duration::from_secs(120), || {
         node_ready(l, &bin, &l.node_name)
     })?;
+    // Pods need the default ServiceAccount (and before 1.24 its token Secret).
+    let wanted = if release.before_1_24() {
+        "{.secrets[0].name}"
+    } else {
+        "{.metadata.name}"
+    };
     wait_for(
-        "the default ServiceAccount's token",
+        "the default ServiceAccount",
         &log(l, "kube-controller-manager"),
         Duration::from_secs(60),
         || {
             l.kubectl(&bin)
-                .args(["get", "serviceaccount", "default", "-o", "jsonpath={.secrets[0].name}"])
+                .args(["get", "serviceaccount", "default", "-o", &format!("jsonpath={wanted}")])
                 .output()
                 .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
         },
@@ -372,6 +403,7 @@ fn up(l: &Layout, nodes: u32) -> Result<(), String> {
         "container_log_max_size": config::LOG_MAX_SIZE,
         "container_log_max_files": config::LOG_MAX_FILES,
         "fake_nodes": nodes,
+        "kubernetes": release.version(),
         // Tests restart components through it (`cluster restart kube-apiserver`).
         "xtask": std::env::current_exe().map_err(|e| e.to_string())?,
     });
@@ -460,7 +492,9 @@ fn status(l: &Layout) -> Result<(), String> {
         }
     }
     if all {
-        let bin = build::bin_dir();
+        let release = Release::running(l);
+        println!("Kubernetes {}", release.version());
+        let bin = release.bin_dir();
         println!("API server ready: {}", api_ready(l, &bin));
         println!("node {} Ready: {}", l.node_name, node_ready(l, &bin, &l.node_name));
         println!("export KUBECONFIG={}", l.kubeconfig().display());
