@@ -4,13 +4,28 @@
 //! are labelled.
 
 use crate::apps::{agent_log, app, install, remove_apps, shipped};
-use crate::kube::cluster;
+use crate::kube::{cluster, Cluster};
 use serde_json::{json, Value};
 use shipper_testkit::Receiver;
 use std::time::Duration;
 
+/// Revisions no agent's watch sees (ConfigMaps), then etcd compacted past them and the API server
+/// restarted: every watch resumes from a resourceVersion that is gone.
+pub fn compact_past_and_restart(c: &Cluster) {
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("churn-{i}"), "namespace": "default"}}))
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    c.with_stdin(&["apply"], &list).unwrap();
+    c.with_stdin(&["delete"], &list).unwrap();
+    let status: Value = serde_json::from_str(&c.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
+    let revision = status[0]["Status"]["header"]["revision"].as_u64().unwrap();
+    c.etcdctl(&["compact", &revision.to_string()]);
+    c.xtask(&["cluster", "restart", "kube-apiserver"]);
+}
+
 /// How often the agent said it listed this node's pods (at start, and after each relist).
-fn lists(log: &str) -> usize {
+pub fn lists(log: &str) -> usize {
     log.lines().filter(|l| l.contains("pods on this node listed")).count()
 }
 
@@ -27,17 +42,7 @@ fn after_etcd_compaction_and_an_api_server_restart_new_pods_are_labelled() {
     let seen = listed["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     assert!(!seen.is_empty());
 
-    // Revisions the agent's watch (this node's pods only) never sees, then compacted away.
-    let items: Vec<Value> = (0..20)
-        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("churn-{i}"), "namespace": "default"}}))
-        .collect();
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
-    c.with_stdin(&["apply"], &list).unwrap();
-    c.with_stdin(&["delete"], &list).unwrap();
-    let status: Value = serde_json::from_str(&c.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
-    let revision = status[0]["Status"]["header"]["revision"].as_u64().unwrap();
-    c.etcdctl(&["compact", &revision.to_string()]);
-    c.xtask(&["cluster", "restart", "kube-apiserver"]);
+    compact_past_and_restart(&c);
     // The watch the agent resumes is refused as too old: a 410 inside the stream, from the real server.
     let path = format!("/api/v1/pods?watch=1&resourceVersion={seen}&fieldSelector={selector}&timeoutSeconds=2");
     let answer = c.ok(&["get", "--raw", &path]);

@@ -4,7 +4,9 @@
 //! chart's ClusterRole — through minutes of pod churn on those nodes. Counted two ways: the API
 //! server's own `apiserver_request_total` (every client) and its audit log of the agents'
 //! ServiceAccount (exactly theirs). Goal: one LIST and one long-running WATCH per resource per
-//! agent, no periodic lists, no GET per pod. The figures go to `target/bench/api-load.{md,json}`.
+//! agent, no periodic lists, no GET per pod; then one more LIST per resource per agent after a 410
+//! for all of them (etcd compacted, the API server restarted). The figures go to
+//! `target/bench/api-load.{md,json}`.
 
 use crate::apps::vm_overlay;
 use crate::install::argocd_values;
@@ -268,13 +270,32 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
     // The agents' caches followed the churn (their watches work): some pods known at the end.
     let cached = agents_metric(&agents, "shipper_kube_cache_pods");
     let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    // (The API server's counters start again at its restart below: read them first.)
+    let after = request_totals(&c);
+    let mine = audited(&c, offset);
+    let offset_410 = std::fs::metadata(&audit).map_or(0, |m| m.len());
+
+    // Then a 410 for every agent at once (etcd compacted past their watches, the API server
+    // restarted, as after an upgrade of the control plane): each lists again, once.
+    crate::gone::compact_past_and_restart(&c);
+    for a in &agents {
+        c.wait_ok(
+            "every agent listing again after the 410",
+            Duration::from_secs(120),
+            || {
+                let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+                (crate::gone::lists(&log) >= 2).then_some(()).ok_or(log)
+            },
+        );
+    }
+    // A second list would follow the first within the watcher's backoff (about a second).
+    std::thread::sleep(Duration::from_secs(5));
+    let relists = audited(&c, offset_410);
     for a in &mut agents {
         let _ = Command::new("kill").arg(a.child.id().to_string()).status();
         let _ = a.child.wait();
     }
-    std::thread::sleep(Duration::from_secs(2));
-    let after = request_totals(&c);
-    let mine = audited(&c, offset);
     c.xtask(&["cluster", "nodes", "0"]);
     c.uninstall();
 
@@ -297,18 +318,26 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
             "POST pods": delta("pods", "POST"), "DELETE pods": delta("pods", "DELETE"),
         },
         "agents_cache_pods_at_end": cached,
+        "after_one_410_each": {
+            "list_pods": relists.get(&("pods".to_owned(), "list".to_owned())).copied().unwrap_or(0),
+            "list_namespaces": relists.get(&("namespaces".to_owned(), "list".to_owned())).copied().unwrap_or(0),
+            "watch_pods": relists.get(&("pods".to_owned(), "watch".to_owned())).copied().unwrap_or(0),
+        },
     });
     let md = format!(
         "### API-server load: {AGENTS} agents on {AGENTS} registered nodes, {}s of pod churn ({created} pods created, {deleted} deleted)\n\n\
          | per agent (audit log of its ServiceAccount) | LIST | WATCH | GET |\n|---|---:|---:|---:|\n\
          | pods | {} | {} | {} |\n| namespaces | {} | {} | {} |\n\n\
          `apiserver_request_total` over the run, all clients (controllers, kubectl's churn included): \
-         LIST pods +{}, WATCH pods +{}, GET pods +{}, LIST namespaces +{}, WATCH namespaces +{}, POST pods +{}, DELETE pods +{}.\n",
+         LIST pods +{}, WATCH pods +{}, GET pods +{}, LIST namespaces +{}, WATCH namespaces +{}, POST pods +{}, DELETE pods +{}.\n\n\
+         Then etcd compacted past every agent's watch and the API server restarted (a 410 for each): \
+         {} LISTs of pods and {} of namespaces by the {AGENTS} agents.\n",
         elapsed.as_secs(),
         per(agent("pods", "list")), per(agent("pods", "watch")), per(agent("pods", "get")),
         per(agent("namespaces", "list")), per(agent("namespaces", "watch")), per(agent("namespaces", "get")),
         delta("pods", "LIST"), delta("pods", "WATCH"), delta("pods", "GET"),
         delta("namespaces", "LIST"), delta("namespaces", "WATCH"), delta("pods", "POST"), delta("pods", "DELETE"),
+        report["after_one_410_each"]["list_pods"], report["after_one_410_each"]["list_namespaces"],
     );
     let bench = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("bench");
     std::fs::create_dir_all(&bench).unwrap();
@@ -327,6 +356,9 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
     assert_eq!(agent("pods", "watch"), AGENTS as u64, "{report}");
     assert_eq!(agent("namespaces", "watch"), AGENTS as u64, "{report}");
     assert_eq!(agent("pods", "get"), 0, "{report}");
+    // One LIST per agent per 410, of each resource.
+    assert_eq!(report["after_one_410_each"]["list_pods"], AGENTS, "{report}");
+    assert_eq!(report["after_one_410_each"]["list_namespaces"], AGENTS, "{report}");
     assert!(report["per_agent"]["other"].as_array().unwrap().is_empty(), "{report}");
     assert!(
         cached > 0.0,
