@@ -136,7 +136,7 @@ fn helm_installs_upgrades_rolls_back_tests_and_uninstalls_the_chart() {
 
     // `helm uninstall`: nothing of the chart is left; the node's positions stay.
     remove_apps(&c);
-    c.helm_ok(&["uninstall", "shipper", "-n", NAMESPACE, "--wait"]);
+    c.helm_ok(&["uninstall", "shipper", "-n", NAMESPACE]);
     let instance = "app.kubernetes.io/instance=shipper";
     for (kinds, namespace, selector) in [
         (
@@ -148,8 +148,15 @@ fn helm_installs_upgrades_rolls_back_tests_and_uninstalls_the_chart() {
         // Helm's own record of the release's revisions.
         ("secret", NAMESPACE, "owner=helm,name=shipper"),
     ] {
-        let left = c.ok(&["get", kinds, "-n", namespace, "-l", selector, "-o", "name"]);
-        assert!(left.trim().is_empty(), "left after helm uninstall: {left}");
+        // The agents' pods stop within their grace period (40 s) after the DaemonSet is gone.
+        c.wait_ok(
+            "nothing of the chart left after helm uninstall",
+            Duration::from_secs(120),
+            || {
+                let left = c.ok(&["get", kinds, "-n", namespace, "-l", selector, "-o", "name"]);
+                left.trim().is_empty().then_some(()).ok_or(left)
+            },
+        );
     }
     assert!(
         std::path::Path::new("/var/lib/shipper/positions.json").exists(),

@@ -11,9 +11,11 @@ use serde_json::Value;
 use std::path::Path;
 
 const CLIENT_SIDE: &[&str] = &["apply", "-o", "name"];
+/// As ArgoCD's server-side apply: its own field manager, taking over fields an earlier apply owned.
 const SERVER_SIDE: &[&str] = &[
     "apply",
     "--server-side",
+    "--force-conflicts",
     "--field-manager=argocd-controller",
     "-o",
     "name",

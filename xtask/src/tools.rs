@@ -37,14 +37,9 @@ fn go_install(name: &str, module: &str, version: &str) -> Result<PathBuf, String
             "building {name} {version} from the Go module proxy into {} (a few minutes, once)",
             dir.display()
         );
-        run(Command::new(&go)
+        run(go_command(&go)
             .args(["install", &format!("{module}@{version}")])
-            .env("GOBIN", &dir)
-            .env("GOPATH", cache.join("gopath"))
-            .env("GOCACHE", cache.join("gocache"))
-            .env("GOFLAGS", "-modcacherw")
-            .env("GOTOOLCHAIN", "local")
-            .env("CGO_ENABLED", "0"))
+            .env("GOBIN", &dir))
         .map_err(|e| format!("{e}: building {name} needs Go ≥ 1.24 and the Go module proxy"))?;
     }
     let bin = cache.join("bin");
@@ -55,6 +50,20 @@ fn go_install(name: &str, module: &str, version: &str) -> Result<PathBuf, String
         std::os::unix::fs::symlink(&exe, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     }
     Ok(link)
+}
+
+/// `go` with the tools' module and build caches (shared by every Go build of the project: Helm and
+/// the current Kubernetes), pure Go, and no toolchain download.
+pub fn go_command(go: &std::path::Path) -> Command {
+    let cache = cache_dir();
+    let mut cmd = Command::new(go);
+    cmd.env("GOPATH", cache.join("gopath"))
+        .env("GOMODCACHE", cache.join("gopath/pkg/mod"))
+        .env("GOCACHE", cache.join("gocache"))
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0");
+    cmd
 }
 
 /// A Go recent enough for current modules: `go` on PATH, or the upstream install in

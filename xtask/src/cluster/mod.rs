@@ -1,9 +1,10 @@
-//! `cargo xtask cluster up|down|status|restart`: a real single-node Kubernetes 1.20 on this machine,
-//! from Debian's packages only — etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-//! containerd + runc + CNI and a kubelet whose pods log to /var/log/pods as on any node. The binaries
-//! are built once into a cache outside the repo (`build`), the images without a registry (`image`).
-//! `down` stops exactly what `up` started and undoes what it changed on the host (`host`).
-//! Facts and pitfalls: `../shared/kubernetes-from-debian.md`.
+//! `cargo xtask cluster up|down|status|restart`: a real single-node Kubernetes on this machine —
+//! etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd + runc + CNI and a
+//! kubelet whose pods log to /var/log/pods as on any node. Kubernetes 1.34 is built from the Go
+//! module proxy (`release`), or 1.20 from Debian's source package (`build`, `--version 1.20`); the
+//! rest comes from Debian's packages. The binaries are built once into a cache outside the repo, the
+//! images without a registry (`image`). `down` stops exactly what `up` started and undoes what it
+//! changed on the host (`host`). Facts and pitfalls: `../shared/kubernetes-from-debian.md`.
 
 mod build;
 mod config;

@@ -20,7 +20,7 @@ pub enum Release {
 /// The current release's version: `xtask/kubernetes/go.mod` requires it.
 pub const CURRENT: &str = "1.34.4";
 /// The release `up` starts without `--version`.
-pub const DEFAULT: Release = Release::Debian;
+pub const DEFAULT: Release = Release::Current;
 
 impl Release {
     pub fn parse(v: &str) -> Result<Release, String> {
@@ -92,17 +92,10 @@ fn module() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes")
 }
 
-/// `go` in the module, with the cluster cache's module and build caches.
+/// `go` in the module, with the tools' Go caches (`/var/cache/shipper-tools`).
 fn go(args: &[&str]) -> Result<Command, String> {
-    let cache = cache_dir();
-    let mut cmd = Command::new(crate::tools::modern_go()?);
-    cmd.args(args)
-        .current_dir(module())
-        .env("GOMODCACHE", cache.join("gomod"))
-        .env("GOCACHE", cache.join("gocache-modules"))
-        .env("GOFLAGS", "-modcacherw")
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0");
+    let mut cmd = crate::tools::go_command(&crate::tools::modern_go()?);
+    cmd.args(args).current_dir(module());
     Ok(cmd)
 }
 
