@@ -4,8 +4,8 @@
 //! chart's ClusterRole — through minutes of pod churn on those nodes. Counted two ways: the API
 //! server's own `apiserver_request_total` (every client) and its audit log of the agents'
 //! ServiceAccount (exactly theirs). Goal: one LIST and one long-running WATCH per resource per
-//! agent, no periodic lists, no GET per pod; then one more LIST per resource per agent after a 410
-//! for all of them (etcd compacted, the API server restarted). The figures go to
+//! agent, no periodic lists, no GET per pod; then, the agents restarted, one more LIST per resource
+//! per agent after a 410 for all of them (etcd compacted, the API server restarted). The figures go to
 //! `target/bench/api-load.{md,json}`.
 
 use crate::apps::vm_overlay;
@@ -46,8 +46,10 @@ fn request_totals(c: &Cluster) -> BTreeMap<(String, String), u64> {
     totals
 }
 
-/// The agents' requests in the audit log after `offset`: `(resource, verb)` → distinct requests.
-fn audited(c: &Cluster, offset: u64) -> BTreeMap<(String, String), u64> {
+/// The agents' requests in the audit log after `offset` that the API server received before
+/// (`before`) or from (`!before`) the time `at` (RFC 3339, UTC, as the audit log writes it):
+/// `(resource, verb)` → distinct requests. A WATCH may be logged only when it ends.
+fn audited(c: &Cluster, offset: u64, at: &str, before: bool) -> BTreeMap<(String, String), u64> {
     let path = Path::new(c.info["logs"].as_str().unwrap()).join("audit.log");
     let text = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
@@ -59,7 +61,9 @@ fn audited(c: &Cluster, offset: u64) -> BTreeMap<(String, String), u64> {
     let mut counts = BTreeMap::new();
     for line in String::from_utf8_lossy(&text[offset as usize..]).lines() {
         let Ok(event) = serde_json::from_str::<Value>(line) else { continue };
+        let received = event["requestReceivedTimestamp"].as_str().unwrap_or_default();
         if event["user"]["username"] != SA_USER
+            || (received < at) != before
             || !seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned())
         {
             continue;
@@ -69,6 +73,15 @@ fn audited(c: &Cluster, offset: u64) -> BTreeMap<(String, String), u64> {
         *counts.entry((resource, verb)).or_default() += 1;
     }
     counts
+}
+
+/// This machine's time (the API server's: it runs here) as the audit log writes it.
+fn now_rfc3339() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The chart's objects for the agents (its RBAC and config), applied without the DaemonSet: the
@@ -270,32 +283,52 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
     // The agents' caches followed the churn (their watches work): some pods known at the end.
     let cached = agents_metric(&agents, "shipper_kube_cache_pods");
     let elapsed = started.elapsed();
+    for a in &mut agents {
+        let _ = Command::new("kill").arg(a.child.id().to_string()).status();
+        let _ = a.child.wait();
+    }
     std::thread::sleep(Duration::from_secs(2));
-    // (The API server's counters start again at its restart below: read them first.)
     let after = request_totals(&c);
-    let mine = audited(&c, offset);
-    let offset_410 = std::fs::metadata(&audit).map_or(0, |m| m.len());
+    let mine = audited(&c, offset, &now_rfc3339(), true);
 
-    // Then a 410 for every agent at once (etcd compacted past their watches, the API server
-    // restarted, as after an upgrade of the control plane): each lists again, once.
+    // Then the same agents again (their positions kept), and a 410 for all of them at once: etcd
+    // compacted past their watches and the API server restarted, as after an upgrade of the
+    // control plane. Each lists at its start and once more after the 410.
+    let restarted = now_rfc3339();
+    let mut agents: Vec<Agent> = (1..=AGENTS)
+        .map(|i| {
+            spawn(
+                &config,
+                &kubeconfig,
+                &format!("fake-node-{i}"),
+                &dir.path().join(format!("agent-{i}")),
+            )
+        })
+        .collect();
+    let listed = |a: &Agent, n: usize| {
+        let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+        (crate::gone::lists(&log) >= n).then_some(()).ok_or(log)
+    };
+    for a in &agents {
+        c.wait_ok("every agent listing at its start", Duration::from_secs(60), || {
+            listed(a, 1)
+        });
+    }
     crate::gone::compact_past_and_restart(&c);
     for a in &agents {
         c.wait_ok(
             "every agent listing again after the 410",
             Duration::from_secs(120),
-            || {
-                let log = std::fs::read_to_string(&a.log).unwrap_or_default();
-                (crate::gone::lists(&log) >= 2).then_some(()).ok_or(log)
-            },
+            || listed(a, 2),
         );
     }
     // A second list would follow the first within the watcher's backoff (about a second).
     std::thread::sleep(Duration::from_secs(5));
-    let relists = audited(&c, offset_410);
     for a in &mut agents {
         let _ = Command::new("kill").arg(a.child.id().to_string()).status();
         let _ = a.child.wait();
     }
+    let relists = audited(&c, offset, &restarted, false);
     c.xtask(&["cluster", "nodes", "0"]);
     c.uninstall();
 
@@ -318,7 +351,7 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
             "POST pods": delta("pods", "POST"), "DELETE pods": delta("pods", "DELETE"),
         },
         "agents_cache_pods_at_end": cached,
-        "after_one_410_each": {
+        "restarted_then_one_410_each": {
             "list_pods": relists.get(&("pods".to_owned(), "list".to_owned())).copied().unwrap_or(0),
             "list_namespaces": relists.get(&("namespaces".to_owned(), "list".to_owned())).copied().unwrap_or(0),
             "watch_pods": relists.get(&("pods".to_owned(), "watch".to_owned())).copied().unwrap_or(0),
@@ -330,14 +363,14 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
          | pods | {} | {} | {} |\n| namespaces | {} | {} | {} |\n\n\
          `apiserver_request_total` over the run, all clients (controllers, kubectl's churn included): \
          LIST pods +{}, WATCH pods +{}, GET pods +{}, LIST namespaces +{}, WATCH namespaces +{}, POST pods +{}, DELETE pods +{}.\n\n\
-         Then etcd compacted past every agent's watch and the API server restarted (a 410 for each): \
-         {} LISTs of pods and {} of namespaces by the {AGENTS} agents.\n",
+         Then the agents restarted, and etcd compacted past their watches and the API server restarted \
+         (a 410 for each): {} LISTs of pods and {} of namespaces by the {AGENTS} agents, their start's and the 410's.\n",
         elapsed.as_secs(),
         per(agent("pods", "list")), per(agent("pods", "watch")), per(agent("pods", "get")),
         per(agent("namespaces", "list")), per(agent("namespaces", "watch")), per(agent("namespaces", "get")),
         delta("pods", "LIST"), delta("pods", "WATCH"), delta("pods", "GET"),
         delta("namespaces", "LIST"), delta("namespaces", "WATCH"), delta("pods", "POST"), delta("pods", "DELETE"),
-        report["after_one_410_each"]["list_pods"], report["after_one_410_each"]["list_namespaces"],
+        report["restarted_then_one_410_each"]["list_pods"], report["restarted_then_one_410_each"]["list_namespaces"],
     );
     let bench = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("bench");
     std::fs::create_dir_all(&bench).unwrap();
@@ -356,9 +389,17 @@ fn twenty_agents_make_one_list_and_one_watch_per_resource_through_pod_churn() {
     assert_eq!(agent("pods", "watch"), AGENTS as u64, "{report}");
     assert_eq!(agent("namespaces", "watch"), AGENTS as u64, "{report}");
     assert_eq!(agent("pods", "get"), 0, "{report}");
-    // One LIST per agent per 410, of each resource.
-    assert_eq!(report["after_one_410_each"]["list_pods"], AGENTS, "{report}");
-    assert_eq!(report["after_one_410_each"]["list_namespaces"], AGENTS, "{report}");
+    // Restarted, then a 410: one LIST at the start and one per 410, of each resource, per agent.
+    assert_eq!(
+        report["restarted_then_one_410_each"]["list_pods"],
+        2 * AGENTS,
+        "{report}"
+    );
+    assert_eq!(
+        report["restarted_then_one_410_each"]["list_namespaces"],
+        2 * AGENTS,
+        "{report}"
+    );
     assert!(report["per_agent"]["other"].as_array().unwrap().is_empty(), "{report}");
     assert!(
         cached > 0.0,
