@@ -280,8 +280,8 @@ fn a_promtail_host_config_with_docker_and_the_journal_converts_and_ships() {
     agent.stop();
 }
 
-/// The seed's Application for Alloy's chart (its config inside the Helm values), converted to our
-/// config: the labels of the seed's rules and no others (no job, node_name or stream).
+/// An ArgoCD Application for Alloy's chart (its config inside the Helm values), converted to our
+/// config: the labels of its rules and no others (no job, node_name or stream).
 #[test]
 fn the_seeds_alloy_application_converts_and_ships_with_its_labels() {
     let env = Env::new();

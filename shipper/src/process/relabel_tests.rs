@@ -133,7 +133,7 @@ fn actions() {
             - {source_labels: [foo], action: lowercase, target_label: foo_lowercase}"#,
             &[("foo", "bAr123Foo")], Some(&[("foo", "bAr123Foo"), ("foo_lowercase", "bar123foo"), ("foo_uppercase", "BAR123FOO")])),
         ("lowercase of nothing deletes", "[{source_labels: [nope], action: lowercase, target_label: a}]", &[("a", "X")], Some(&[])),
-        // Prometheus issue 12283: a label dropped, set again, then kept on.
+        // A case reported against Prometheus: a label dropped, set again, then kept on.
         ("drop, set, keep", r#"
             - {regex: '^__meta_kubernetes_pod_container_port_name$', action: labeldrop}
             - {source_labels: [__meta_kubernetes_pod_annotation_XXX_metrics_port], regex: '(.+)', replacement: metrics,
