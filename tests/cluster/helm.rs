@@ -7,7 +7,7 @@
 //! rollouts caused are reported.
 
 use crate::apps::{app, check_stream, finished, install, pods_of, remove_apps};
-use crate::kube::{cluster, Cluster, NAMESPACE, SELECTOR};
+use crate::kube::{cluster, Cluster, NAMESPACE};
 use crate::render::CHART;
 use shipper_testkit::Receiver;
 use std::time::Duration;
@@ -58,13 +58,7 @@ fn helm_installs_upgrades_rolls_back_tests_and_uninstalls_the_chart() {
     let Some((c, _lock)) = cluster() else { return };
     let receiver = Receiver::start();
     let first = install(&c, &receiver, &[]);
-    let listed = c.ok(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with(&first) && l.contains("Running") && l.contains("1/1")),
-        "{listed}"
-    );
+    c.assert_listed_running(&first);
     let checksum_1 = rolled(&c, "").1;
 
     app(&c, "steady", LINES);

@@ -171,6 +171,18 @@ impl Cluster {
         let _ = self.kubectl(&["create", "namespace", NAMESPACE]);
     }
 
+    /// `kubectl get pods -n monitoring -l app.kubernetes.io/name=shipper`, as a user checks it,
+    /// shows `pod` Running with its one container ready.
+    pub fn assert_listed_running(&self, pod: &str) {
+        let listed = self.ok(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(pod) && l.contains("Running") && l.contains("1/1")),
+            "{listed}"
+        );
+    }
+
     /// The agent's pods on the real node (fake nodes' pods never run).
     pub fn agent_pods(&self) -> Vec<Value> {
         let list = self.json(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);

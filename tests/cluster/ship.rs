@@ -4,7 +4,7 @@
 //! restart of the DaemonSet and the deletion of a logger pod.
 
 use crate::apps::{agent_log, app, check_stream, finished, install, pods_of, remove_apps, rotated};
-use crate::kube::{cluster, NAMESPACE, SELECTOR};
+use crate::kube::{cluster, NAMESPACE};
 use shipper_testkit::Receiver;
 use std::time::Duration;
 
@@ -18,13 +18,7 @@ fn the_chart_runs_our_image_and_ships_every_line_kubelet_writes() {
     let receiver = Receiver::start();
     // Our image, Running, and Ready through kubelet's probe of /ready.
     let agent = install(&c, &receiver, &[]);
-    let listed = c.ok(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR]);
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with(&agent) && l.contains("Running") && l.contains("1/1")),
-        "{listed}"
-    );
+    c.assert_listed_running(&agent);
     let pod = c.json(&["get", "pod", &agent, "-n", NAMESPACE]);
     assert_eq!(pod["status"]["containerStatuses"][0]["image"], c.image("shipper"));
 
