@@ -2,12 +2,12 @@
 //! ArgoCD Application's values and the VM's overlay), `helm upgrade` changing the config while a
 //! logger pod writes (the DaemonSet rolls; the new pod resumes from the old one's positions on the
 //! node), `helm rollback` to the first revision the same way, `helm test` (the chart's hook asks the
-//! agent's /ready), and `helm uninstall`, which leaves no object of the chart (the positions on the
-//! node stay, by design). Every line the logger wrote arrives, in order; the duplicates the two
-//! rollouts caused are reported.
+//! agent's /ready; with no agent on the node it fails, saying why), and `helm uninstall`, which
+//! leaves no object of the chart (the positions on the node stay, by design). Every line the logger
+//! wrote arrives, in order; the duplicates the two rollouts caused are reported.
 
 use crate::apps::{app, check_stream, finished, install, pods_of, remove_apps};
-use crate::kube::{cluster, Cluster, NAMESPACE};
+use crate::kube::{cluster, Cluster, NAMESPACE, SELECTOR};
 use crate::render::CHART;
 use shipper_testkit::Receiver;
 use std::time::Duration;
@@ -127,6 +127,33 @@ fn helm_installs_upgrades_rolls_back_tests_and_uninstalls_the_chart() {
         tested.contains("shipper-test-ready") && tested.contains("Succeeded"),
         "{tested}"
     );
+
+    // With no agent on the node, `helm test` fails, and its pod stays for `kubectl logs` until the
+    // next `helm test` or until it is deleted (`helm uninstall` leaves test pods).
+    c.ok(&[
+        "patch",
+        "daemonset",
+        "shipper",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"shipper.test/no-such-node":"true"}}}}}"#,
+    ]);
+    c.wait("the agent's pod gone", Duration::from_secs(120), || {
+        c.ok(&["get", "pods", "-n", NAMESPACE, "-l", SELECTOR, "-o", "name"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    let failed = c.helm(&["test", "shipper", "-n", NAMESPACE, "--timeout", "2m"]);
+    let said = String::from_utf8_lossy(&failed.stdout).into_owned() + &String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "helm test passed with no agent: {said}");
+    assert!(said.contains("shipper-test-ready"), "{said}");
+    let logs = c.ok(&["logs", "shipper-test-ready", "-n", NAMESPACE]);
+    eprintln!("helm test with no agent on the node: failed as it should; the pod's log: {logs}");
+    assert!(logs.contains("refused"), "the failed test pod's log says why: {logs}");
+    c.ok(&["delete", "pod", "shipper-test-ready", "-n", NAMESPACE, "--wait"]);
 
     // `helm uninstall`: nothing of the chart is left; the node's positions stay.
     remove_apps(&c);

@@ -1,7 +1,7 @@
 //! What users install, given to a real API server: the chart with its defaults (`helm template`,
 //! `kubectl apply`), the chart as ArgoCD renders and applies an Application (`helm template
-//! --namespace --values <valuesObject>`, then a server-side apply) for ours and for the one `shipper
-//! convert` writes from an Alloy Application, and `deploy/kubernetes` (`kubectl apply -k`) — each
+//! --namespace --values <valuesObject>`, the Helm hooks left out as its sync does, then a server-side
+//! apply) for ours and for the one `shipper convert` writes from an Alloy Application, and `deploy/kubernetes` (`kubectl apply -k`) — each
 //! first as a server-side dry run, then applied for real. Every object must be accepted (admission,
 //! validation, RBAC escalation checks, the priority class).
 
@@ -70,6 +70,33 @@ fn names(objects: &[Value]) -> Vec<String> {
     v
 }
 
+/// What an ArgoCD sync applies of a rendered chart, and the Helm hooks it leaves out. ArgoCD's
+/// `helm template` renders the test hooks too (unless the Application sets `skipTests`); its sync
+/// (gitops-engine) runs a Helm hook only as the ArgoCD hook it maps to — pre-install and pre-upgrade
+/// as PreSync, post-install and post-upgrade as PostSync — so a `helm.sh/hook: test` object, which
+/// maps to none, is never applied. Objects without the annotation are applied as they are.
+fn argocd_syncs(objects: Vec<Value>) -> (Vec<Value>, Vec<String>) {
+    const SYNCED_HOOKS: [&str; 4] = ["pre-install", "pre-upgrade", "post-install", "post-upgrade"];
+    let (applied, left): (Vec<Value>, Vec<Value>) =
+        objects
+            .into_iter()
+            .partition(|o| match o["metadata"]["annotations"]["helm.sh/hook"].as_str() {
+                None | Some("crd-install") => true,
+                Some(types) => types.split(',').any(|t| SYNCED_HOOKS.contains(&t.trim())),
+            });
+    let left = left
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap().to_lowercase(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    (applied, left)
+}
+
 fn sorted_lines(out: &str) -> Vec<String> {
     let mut v: Vec<String> = out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect();
     v.sort();
@@ -114,7 +141,7 @@ fn the_chart_and_the_manifests_are_accepted_by_a_real_api_server() {
     );
 
     // ArgoCD renders an Application with `helm template --namespace <destination> --values
-    // <valuesObject>` and applies the result: ours, and the one `shipper convert --to argocd`
+    // <valuesObject>` and applies what its sync keeps of the result: ours, and the one `shipper convert --to argocd`
     // writes for the Alloy Application of tests/convert.
     let converted = converted_alloy_application();
     for (what, app) in [
@@ -135,11 +162,19 @@ fn the_chart_and_the_manifests_are_accepted_by_a_real_api_server() {
             &namespace,
             "--values",
             values.path().to_str().unwrap(),
-            "--skip-tests",
         ]);
         assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8(out.stdout).unwrap();
-        let objects = documents(&text);
+        let (objects, hooks) = argocd_syncs(documents(&String::from_utf8(out.stdout).unwrap()));
+        assert_eq!(
+            hooks,
+            [format!("pod/{release}-test-ready")],
+            "{what}: the chart's `helm test` pod is rendered, and not applied"
+        );
+        let text = objects
+            .iter()
+            .map(|o| serde_yaml_ng::to_string(o).unwrap())
+            .collect::<Vec<_>>()
+            .join("---\n");
         accepted(what, &objects, SERVER_SIDE, |args| c.with_stdin(args, &text));
         // The API server stored what was sent: the DaemonSet carries the Application's priority class.
         let ds = c.json(&["get", "daemonset", "shipper", "-n", &namespace]);

@@ -150,16 +150,7 @@ impl Cluster {
 
     /// `helm ARGS` (the pinned Helm `cargo xtask setup` builds) against this cluster.
     pub fn helm(&self, args: &[&str]) -> Output {
-        let home = tempfile::tempdir().unwrap();
-        Command::new(crate::render::helm_bin())
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("HELM_CONFIG_HOME", home.path().join("config"))
-            .env("HELM_CACHE_HOME", home.path().join("cache"))
-            .env("HELM_DATA_HOME", home.path().join("data"))
-            .output()
-            .expect("run helm")
+        crate::render::helm_with(Some(&self.kubeconfig), args)
     }
 
     /// Helm's stdout; a failure panics with its stderr.

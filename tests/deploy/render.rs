@@ -3,7 +3,7 @@
 //! the generated agent configuration with the real binary.
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -27,13 +27,19 @@ pub fn helm_bin() -> PathBuf {
 
 /// `helm <args>` with its own scratch home (no repositories, no plugins, no kubeconfig of the user).
 pub fn helm(args: &[&str]) -> Output {
+    helm_with(None, args)
+}
+
+/// `helm <args>` with its own scratch home, reaching the cluster of `kubeconfig` (none: no cluster).
+pub fn helm_with(kubeconfig: Option<&Path>, args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig.map_or_else(|| home.path().join("no-kubeconfig"), Path::to_path_buf);
     Command::new(helm_bin())
         .args(args)
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_CACHE_HOME", home.path().join("cache"))
         .env("HELM_DATA_HOME", home.path().join("data"))
-        .env("KUBECONFIG", home.path().join("no-kubeconfig"))
+        .env("KUBECONFIG", kubeconfig)
         .output()
         .expect("run helm")
 }

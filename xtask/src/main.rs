@@ -55,7 +55,13 @@ pub fn cargo() -> Command {
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     eprintln!("+ {shown}");
+    let started = std::time::Instant::now();
     let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let took = started.elapsed().as_secs();
+    if took >= 10 {
+        // Where a run's time goes, for whoever keeps CI within its budget.
+        eprintln!("= {}m {:02}s: {shown}", took / 60, took % 60);
+    }
     if status.success() {
         Ok(())
     } else {
@@ -68,10 +74,14 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 /// clippy, rust-src (the eBPF programs build `core` for `bpfel-unknown-none`) and bpf-linker, built
 /// against the LLVM inside the Rust toolchain.
 fn setup() -> Result<(), String> {
-    build_setup()?;
-    docs::install_mdbook()?;
-    apt_packages()?;
-    tools::helm().map(drop)
+    // On a new machine each of these is minutes of compiling: Helm builds with Go while cargo builds
+    // bpf-linker and mdbook (both spend part of their time downloading or linking on one core).
+    let helm = std::thread::spawn(tools::helm);
+    let rest = build_setup()
+        .and_then(|_| docs::install_mdbook())
+        .and_then(|_| apt_packages());
+    let helm = helm.join().unwrap_or_else(|_| Err("building Helm panicked".into()));
+    rest.and(helm.map(drop))
 }
 
 /// What building the agent needs (the image build runs only this: `setup --build-only`).
@@ -192,28 +202,33 @@ fn test(extra: &[String]) -> Result<(), String> {
         .arg(&fuzz)
         .args(["--", "--check"]))?;
     deny::check(&[&root.join("Cargo.toml"), &fuzz])?;
-    // The snappy comparison bench too (its feature only adds the other encoders it measures).
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--features",
-        "shipper/snappy-alternatives",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
     // The cluster tests (tests/cluster) need a real Kubernetes: under CI (root) this starts one and
-    // stops it afterwards; elsewhere they run against a cluster already up, or skip saying why.
-    let started = std::env::var_os("CI").is_some() && !cluster::is_up();
-    if started {
+    // stops it afterwards; elsewhere they run against a cluster already up, or skip saying why. On a
+    // new machine its binaries are a Go build of several minutes: it runs beside the Rust builds and
+    // the other tests, and the cluster tests (a target cargo runs only when named) come last.
+    let start = std::env::var_os("CI").is_some() && !cluster::is_up();
+    let prepared = start.then(|| std::thread::spawn(|| cluster::prepare(cluster::DEFAULT)));
+    run(cargo()
+        .args(CLIPPY)
+        .args(["--workspace", "--all-targets"])
+        .args(CLIPPY_FLAGS))?;
+    run(cargo()
+        .args(CLIPPY)
+        .args(["-p", "shipper", "--test", "cluster"])
+        .args(CLIPPY_FLAGS))?;
+    let others = run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra));
+    if let Some(prepared) = prepared {
+        prepared
+            .join()
+            .unwrap_or_else(|_| Err("preparing the cluster panicked".into()))?;
         cluster::run(&["up".into()])?;
     }
-    let tests = run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra));
-    let down = if started {
-        cluster::run(&["down".into()])
-    } else {
-        Ok(())
-    };
-    tests.and(down)
+    let cluster_tests = run(cargo().args(["test", "-p", "shipper", "--test", "cluster"]).args(extra));
+    let down = if start { cluster::run(&["down".into()]) } else { Ok(()) };
+    others.and(cluster_tests).and(down)
 }
+
+/// Clippy on every target, the snappy comparison bench too (its feature only adds the other
+/// encoders it measures).
+const CLIPPY: [&str; 3] = ["clippy", "--features", "shipper/snappy-alternatives"];
+const CLIPPY_FLAGS: [&str; 3] = ["--", "-D", "warnings"];

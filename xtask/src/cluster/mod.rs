@@ -16,7 +16,7 @@ mod procs;
 mod release;
 
 use procs::{start, wait_for};
-pub use release::Release;
+pub use release::{Release, DEFAULT};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -193,7 +193,10 @@ fn is_root() -> bool {
     sh("id -u").is_ok_and(|u| u.trim() == "0")
 }
 
-fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
+/// What `up` needs before it starts anything: the Debian packages the node runs and the release's
+/// binaries (Go builds: minutes on a new machine, nothing once built). Returns the binaries'
+/// directory. `cargo xtask test` runs it beside the Rust builds and tests, `up` again (then instantly).
+pub fn prepare(release: Release) -> Result<PathBuf, String> {
     if !is_root() {
         return Err("`cargo xtask cluster up` runs containers and a kubelet: run it as root".into());
     }
@@ -210,7 +213,11 @@ fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
             let _ = sh(&format!("systemctl disable --now {svc} 2>/dev/null"));
         }
     }
-    let bin = release.binaries()?;
+    release.binaries()
+}
+
+fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
+    let bin = prepare(release)?;
     let pause = release.pause_c()?;
     host::record(l)?;
     release.record(l)?;
