@@ -204,10 +204,16 @@ fn test(extra: &[String]) -> Result<(), String> {
     deny::check(&[&root.join("Cargo.toml"), &fuzz])?;
     // The cluster tests (tests/cluster) need a real Kubernetes: under CI (root) this starts one and
     // stops it afterwards; elsewhere they run against a cluster already up, or skip saying why. On a
-    // new machine its binaries are a Go build of several minutes: it runs beside the Rust builds and
-    // the other tests, and the cluster tests (a target cargo runs only when named) come last.
+    // new machine its binaries are a Go build of several minutes: it runs at the lowest CPU priority
+    // from here on, on what the Rust builds and the tests leave idle (the end-to-end tests leave
+    // most of it), and the cluster tests (a target cargo runs only when named) come last.
     let start = std::env::var_os("CI").is_some() && !cluster::is_up();
-    let prepared = start.then(|| std::thread::spawn(|| cluster::prepare(cluster::DEFAULT)));
+    let prepared = start.then(|| {
+        std::thread::spawn(|| {
+            tools::build_in_background();
+            cluster::prepare(cluster::DEFAULT)
+        })
+    });
     run(cargo()
         .args(CLIPPY)
         .args(["--workspace", "--all-targets"])
