@@ -37,6 +37,7 @@ async fn run_async(
 ) -> Result<(), String> {
     cfg.tail.max_open_files = crate::tail::fit_open_files(cfg.tail.max_open_files);
     let metrics = Arc::new(Metrics::new());
+    alertable_series_at_zero(&metrics);
     let tracker = Arc::new(Tracker::default());
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicBool::new(false));
@@ -265,4 +266,31 @@ fn watch_pods(
     _: &Arc<Metrics>,
 ) -> Result<Arc<PodCache>, String> {
     Err("kubernetes.api: this shipper was built without the Kubernetes API client (cargo feature `kubernetes`); set kubernetes.api: false for path labels only, or build it with the feature".into())
+}
+
+/// Every labelled series an alert may read, at 0 from the start, for every label value the code
+/// uses: `increase()` and `rate()` see no rise in a series born at its first count, so an alert on
+/// it could not fire on the first event.
+pub fn alertable_series_at_zero(m: &Metrics) {
+    Metrics::zero(&m.dropped_entries, crate::push::dropped_reasons());
+    Metrics::zero(&m.retries, crate::push::retry_reasons());
+    Metrics::zero(&m.dropped_bytes, ["max_held_bytes"]);
+    Metrics::zero(&m.labels_fitted, ["dropped", "cut"]);
+    Metrics::zero(&m.journal_dropped, crate::journal::DROP_REASONS);
+    Metrics::zero(&m.skipped_files, ["unreadable"]);
+    for r in crate::push::BLOCKED_REASONS {
+        let _ = m.push_blocked.get_or_create(&Metrics::reason(r));
+    }
+    for r in crate::tail::PAUSE_REASONS {
+        let _ = m.reading_paused.get_or_create(&Metrics::reason(r));
+        let _ = m.reading_paused_seconds.get_or_create(&Metrics::reason(r));
+    }
+    for s in ["ok", "error"] {
+        let _ = m.positions_writes.get_or_create(&Metrics::status(s));
+    }
+    for resource in crate::discover::kube::ERROR_RESOURCES {
+        let _ = m.kube_watch_errors.get_or_create(&crate::metrics::ResourceLabel {
+            resource: resource.into(),
+        });
+    }
 }

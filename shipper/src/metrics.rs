@@ -87,6 +87,7 @@ pub struct Metrics {
     pub batches: Family<StatusLabel, Counter>,
     pub retries: Family<ReasonLabel, Counter>,
     pub dropped_entries: Family<ReasonLabel, Counter>,
+    pub push_blocked: Family<ReasonLabel, Gauge>,
     pub dropped_bytes: Family<ReasonLabel, Counter>,
     pub push_seconds: Histogram,
     pub read_lag_seconds: Histogram,
@@ -111,6 +112,7 @@ pub struct Metrics {
     pub journal_dropped: Family<ReasonLabel, Counter>,
     pub journal_restarts: Counter,
     pub files_deleted_while_down: Counter,
+    pub files_deleted_while_down_time: Gauge<f64, AtomicU64>,
     pub files_inflated: Counter,
 }
 
@@ -152,6 +154,7 @@ impl Metrics {
             batches: Family::default(),
             retries: Family::default(),
             dropped_entries: Family::default(),
+            push_blocked: Family::default(),
             dropped_bytes: Family::default(),
             push_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             read_lag_seconds: Histogram::new(READ_LAG_BUCKETS),
@@ -177,6 +180,7 @@ impl Metrics {
             journal_dropped: Family::default(),
             journal_restarts: Counter::default(),
             files_deleted_while_down: Counter::default(),
+            files_deleted_while_down_time: Gauge::default(),
             files_inflated: Counter::default(),
         };
         let r = &mut m.registry;
@@ -336,6 +340,11 @@ impl Metrics {
             "Entries dropped, by reason",
             m.dropped_entries.clone(),
         );
+        r.register(
+            "push_blocked",
+            "Pushes held because Loki refuses every request of the agent, by reason (unauthorized: 401, forbidden: 403, not_found: 404, bad_request: a 400 naming no entry, rejected: other 4xx); nothing is dropped meanwhile",
+            m.push_blocked.clone(),
+        );
         r.register_with_unit(
             "dropped",
             "Bytes of files let go unread, by reason (max_held_bytes: rotated or deleted files over tail.max_held_bytes)",
@@ -400,12 +409,25 @@ impl Metrics {
             "Files of the positions found deleted at start: lines written to them after their saved offset, if any, were lost",
             m.files_deleted_while_down.clone(),
         );
+        r.register_with_unit(
+            "files_deleted_while_down_last_timestamp",
+            "Unix time of this start, if it found files of the positions deleted (0: it found none): the counter above is counted before the first scrape, so alert on this",
+            Unit::Seconds,
+            m.files_deleted_while_down_time.clone(),
+        );
         r.register(
             "files_inflated",
             "Files of the positions found only compressed at start (kubelet gzipped them while the agent was down) whose rest was read from the .gz",
             m.files_inflated.clone(),
         );
         m
+    }
+
+    /// A series of each `values` in `family`, at 0 unless already counted.
+    pub fn zero<'a>(family: &Family<ReasonLabel, Counter>, values: impl IntoIterator<Item = &'a str>) {
+        for v in values {
+            let _ = family.get_or_create(&Self::reason(v));
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -25,6 +25,7 @@ fn with_every_series() -> Metrics {
         let _ = family.get_or_create(&Metrics::reason("r"));
     }
     let _ = m.reading_paused.get_or_create(&Metrics::reason("r"));
+    let _ = m.push_blocked.get_or_create(&Metrics::reason("r"));
     let _ = m.reading_paused_seconds.get_or_create(&Metrics::reason("r"));
     let _ = m.batches.get_or_create(&Metrics::status("2xx"));
     let _ = m.positions_writes.get_or_create(&Metrics::status("ok"));
@@ -137,4 +138,71 @@ fn every_registered_metric_is_documented_with_its_type_and_labels() {
         problems.join("\n")
     );
     assert!(registered.len() > 40, "only {} families found", registered.len());
+}
+
+const OPERATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/operations.md");
+
+/// Each `shipper_` series an expression of the operations page's alert table reads: its name and
+/// the label matchers it names (`reason="memory_budget"`).
+fn alert_series() -> Vec<(String, Vec<String>, String)> {
+    let page = std::fs::read_to_string(OPERATIONS).unwrap_or_else(|e| panic!("{OPERATIONS}: {e}"));
+    let section = page
+        .split("## What to alert on")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the alert table");
+    let mut out = Vec::new();
+    for row in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| alert"))
+    {
+        let Some(expr) = row.split(" | ").nth(1) else { continue };
+        for (at, _) in expr.match_indices("shipper_") {
+            let rest = &expr[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let matchers = rest[end..]
+                .strip_prefix('{')
+                .and_then(|m| m.split_once('}'))
+                .map(|(m, _)| m.split(',').map(|p| p.trim().to_string()).collect())
+                .unwrap_or_default();
+            out.push((rest[..end].to_string(), matchers, expr.to_string()));
+        }
+    }
+    out
+}
+
+/// An alert on a series that appears only with its first event cannot fire on that event
+/// (`increase()` sees no rise): every series the documented alerts read exists at 0 in the
+/// registry the agent starts with, for every label value.
+#[test]
+fn every_series_an_alert_reads_exists_at_zero_from_the_start() {
+    let m = Metrics::new();
+    crate::agent::alertable_series_at_zero(&m);
+    let text = m.encode();
+    let samples: Vec<(&str, &str, &str)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            Some((name, labels, value))
+        })
+        .collect();
+    let series = alert_series();
+    assert!(series.len() >= 12, "alert table not found or too small: {series:?}");
+    for (name, matchers, expr) in series {
+        let found: Vec<_> = samples
+            .iter()
+            .filter(|(n, l, _)| *n == name && matchers.iter().all(|m| l.contains(m.as_str())))
+            .collect();
+        assert!(
+            !found.is_empty(),
+            "`{expr}` reads {name}{matchers:?}, which a fresh agent does not expose"
+        );
+        for (n, l, v) in found {
+            assert!(v.parse::<f64>() == Ok(0.0), "{n}{{{l}}} starts at {v}, not 0");
+        }
+    }
 }

@@ -61,6 +61,7 @@ pub fn start_endpoints(
         let pusher = Pusher {
             client,
             backoff: c.backoff.clone(),
+            drop_on_client_error: c.drop_on_client_error,
             tracker: tracker.clone(),
             metrics: metrics.clone(),
         };

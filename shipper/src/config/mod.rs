@@ -140,6 +140,11 @@ pub struct ClientConfig {
     pub timeout: Dur,
     /// Retries of a push Loki refused with 429 or 5xx, or that failed: exponential backoff with jitter.
     pub backoff: BackoffConfig,
+    /// Drop a batch Loki refuses with a 4xx about the request rather than its entries (401, 403,
+    /// 404, a 400 that names no entry…) instead of holding it. By default (false) such a batch is
+    /// retried with `backoff` until Loki takes it: a missing tenant, expired credentials or a wrong
+    /// URL pause reading, as an outage does, until fixed, and lose nothing.
+    pub drop_on_client_error: bool,
     /// Labels added to every stream.
     pub external_labels: BTreeMap<String, String>,
 }
@@ -156,6 +161,7 @@ impl Default for ClientConfig {
             batch_wait: Dur::secs(1),
             timeout: Dur::secs(10),
             backoff: BackoffConfig::default(),
+            drop_on_client_error: false,
             external_labels: BTreeMap::new(),
         }
     }

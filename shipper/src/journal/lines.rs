@@ -19,6 +19,10 @@ const MAX_CACHED_SETS: usize = 4096;
 
 /// Why an entry was not shipped (`shipper_journal_dropped_entries_total{reason}`).
 pub const NO_MESSAGE: &str = "no_message";
+/// Not journalctl's export format.
+pub const BAD_FORMAT: &str = "bad_format";
+/// Every reason of `shipper_journal_dropped_entries_total`.
+pub const DROP_REASONS: [&str; 2] = [BAD_FORMAT, NO_MESSAGE];
 
 pub struct Converter {
     /// `journal.labels` over `client.external_labels`.

@@ -17,6 +17,7 @@ pub mod export;
 mod lines;
 
 pub use cursor::JournalCursors;
+pub use lines::DROP_REASONS;
 
 use crate::checkpoint::{FileIdentity, Tracker};
 use crate::config::{Config, JournalConfig};
@@ -329,7 +330,7 @@ impl Pump {
             let e = match p {
                 Parsed::Entry(e) => e,
                 Parsed::Bad(why) => {
-                    self.drop_entry("bad_format", why);
+                    self.drop_entry(lines::BAD_FORMAT, why);
                     continue;
                 }
             };

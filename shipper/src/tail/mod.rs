@@ -24,6 +24,7 @@ pub use fds::fit_open_files;
 pub use io::{Io, ReadReq};
 pub use read::sweep_gap;
 pub use reload::Reconfig;
+pub use throttle::PAUSE_REASONS;
 
 use crate::checkpoint::{SavedFile, Tracker};
 use crate::config::{StartAt, TailConfig};

@@ -293,6 +293,11 @@ impl Reader {
             );
         }
         self.metrics.files_deleted_while_down.inc_by(gone.len() as u64);
+        if !gone.is_empty() {
+            self.metrics
+                .files_deleted_while_down_time
+                .set(crate::unix_now_ns() as f64 / 1e9);
+        }
     }
 
     /// Looks at files renamed away from a tailed name (rotation). Ours are retired (read to their end,

@@ -20,11 +20,14 @@ pub(super) enum Why {
     ReadRate,
 }
 
+/// The `reason` of `shipper_reading_paused`, one per `Why`.
+pub const PAUSE_REASONS: [&str; 2] = ["memory_budget", "read_rate"];
+
 impl Why {
     fn reason(self) -> &'static str {
         match self {
-            Why::MemoryBudget => "memory_budget",
-            Why::ReadRate => "read_rate",
+            Why::MemoryBudget => PAUSE_REASONS[0],
+            Why::ReadRate => PAUSE_REASONS[1],
         }
     }
 }

@@ -11,6 +11,10 @@ mod watch;
 #[cfg(feature = "kubernetes")]
 pub use watch::spawn;
 
+/// The `resource` of `shipper_kube_watch_errors_total`: no client could be built (`config`), or the
+/// watch of pods or namespaces failed.
+pub const ERROR_RESOURCES: [&str; 3] = ["config", "pods", "namespaces"];
+
 /// The pod and container a docker container id belongs to (what kubelet's path says for its files).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
