@@ -107,3 +107,34 @@ fn a_minute_of_401_through_rotation_and_a_sigkill_loses_nothing() {
     );
     agent.stop();
 }
+
+/// `client.drop_on_client_error: true` (the setting this test is about) gives the behaviour of
+/// Promtail and Vector: a batch Loki refuses with 401 is dropped and counted, and the positions move
+/// on past it.
+#[test]
+fn drop_on_client_error_drops_and_counts_what_loki_refuses() {
+    let env = Env::new();
+    env.loki.set_auth(Some("Bearer the-token-the-agent-lacks"));
+    let client = crate::support::CLIENT.replace("URL", &env.loki.url()) + "  drop_on_client_error: true\n";
+    let agent = Agent::start(&env.config("app/*.log", &client));
+    let path = env.path("app/app.log");
+    let mut w = LogWriter::create(&path, Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..100);
+    wait_metric(
+        &agent,
+        "shipper_dropped_entries_total{reason=\"unauthorized\"}",
+        100.0,
+        30,
+    );
+    assert_eq!(agent.metric(BLOCKED), 0.0, "nothing is held");
+    env.loki.set_auth(None);
+    crate::support::write_tagged(&mut w, 0, 100..200);
+    crate::support::wait_entries(&env, &agent, 100, 30);
+    let account = Account::from_streams(&env.loki.streams(), [(0, 200)]);
+    assert_eq!((account.lost(), account.duplicated()), (100, 0), "{account}");
+    assert_eq!(
+        agent.metric("shipper_dropped_entries_total{reason=\"unauthorized\"}"),
+        100.0
+    );
+    agent.stop();
+}
