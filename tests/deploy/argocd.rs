@@ -56,11 +56,11 @@ fn converted(from: &str, to: &str, file: &str) -> String {
     std::fs::read_to_string(&written).unwrap()
 }
 
-/// The seed's Application for Alloy's chart, converted by `shipper convert --to argocd`, installs
-/// our chart with what the seed configured: its Loki, external label, relabel rule, priority
+/// The ArgoCD Application for Alloy's chart in tests/convert, converted by `shipper convert --to argocd`, installs
+/// our chart with what it configured: its Loki, external label, relabel rule, priority
 /// class, tolerations and resources.
 #[test]
-fn the_seeds_alloy_application_converts_to_one_for_our_chart() {
+fn an_alloy_application_converts_to_one_for_our_chart() {
     let app: Value = serde_yaml_ng::from_str(&converted(
         "alloy-helm-values",
         "argocd",

@@ -283,7 +283,7 @@ fn a_promtail_host_config_with_docker_and_the_journal_converts_and_ships() {
 /// An ArgoCD Application for Alloy's chart (its config inside the Helm values), converted to our
 /// config: the labels of its rules and no others (no job, node_name or stream).
 #[test]
-fn the_seeds_alloy_application_converts_and_ships_with_its_labels() {
+fn an_alloy_application_converts_and_ships_with_its_labels() {
     let env = Env::new();
     let cfg = env.path("shipper.yaml");
     let (code, report) = convert_to("alloy-helm-values", "config", "alloy-argocd-application.yaml", &cfg);

@@ -254,7 +254,7 @@ fn rate_limits_slow_down_or_count_their_drops() {
     agent.stop();
 }
 
-/// The seed's Alloy relabeling, as `relabel_configs`: namespace dropped, `app` and `job` from pod
+/// The Alloy relabeling of tests/convert's Application, as `relabel_configs`: namespace dropped, `app` and `job` from pod
 /// metadata, pod labels mapped; `filename` dropped by a stage (as in Promtail, it is not a target
 /// label).
 #[test]
