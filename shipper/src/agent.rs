@@ -278,6 +278,9 @@ pub fn alertable_series_at_zero(m: &Metrics) {
     Metrics::zero(&m.labels_fitted, ["dropped", "cut"]);
     Metrics::zero(&m.journal_dropped, crate::journal::DROP_REASONS);
     Metrics::zero(&m.skipped_files, ["unreadable"]);
+    for issue in crate::metrics::PARSE_ISSUES {
+        let _ = m.parse_issues.get_or_create(&crate::metrics::IssueLabel { issue });
+    }
     for r in crate::push::BLOCKED_REASONS {
         let _ = m.push_blocked.get_or_create(&Metrics::reason(r));
     }

@@ -25,6 +25,9 @@ pub struct StatusLabel {
     pub status: String,
 }
 
+/// The `issue` values of `shipper_parse_issues_total`.
+pub const PARSE_ISSUES: [&str; 4] = ["parse_error", "truncated", "invalid_utf8", "oversized_record"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IssueLabel {
     /// `parse_error`, `truncated`, `invalid_utf8` or `oversized_record`.
@@ -97,6 +100,7 @@ pub struct Metrics {
     pub ebpf_write_hook: Family<ModeLabel, Gauge>,
     pub reader_mode: Family<ModeLabel, Gauge>,
     pub held_bytes: Gauge,
+    pub held_limit_bytes: Gauge,
     pub kube_cache_pods: Gauge,
     pub kube_watch_errors: Family<ResourceLabel, Counter>,
     pub pipeline_dropped: Family<ReasonLabel, Counter>,
@@ -106,6 +110,8 @@ pub struct Metrics {
     pub reload_timestamp: Gauge<f64, AtomicU64>,
     pub reloads: Family<ResultLabel, Counter>,
     pub buffered_bytes: Gauge,
+    pub buffered_limit_bytes: Gauge,
+    pub resident_memory_bytes: Gauge,
     pub reading_paused: Family<ReasonLabel, Gauge>,
     pub reading_paused_seconds: Family<ReasonLabel, Counter<f64, AtomicU64>>,
     pub journal_entries: Counter,
@@ -164,6 +170,7 @@ impl Metrics {
             ebpf_write_hook: Family::default(),
             reader_mode: Family::default(),
             held_bytes: Gauge::default(),
+            held_limit_bytes: Gauge::default(),
             kube_cache_pods: Gauge::default(),
             kube_watch_errors: Family::default(),
             pipeline_dropped: Family::default(),
@@ -173,6 +180,8 @@ impl Metrics {
             reload_timestamp: Gauge::default(),
             reloads: Family::default(),
             buffered_bytes: Gauge::default(),
+            buffered_limit_bytes: Gauge::default(),
+            resident_memory_bytes: Gauge::default(),
             reading_paused: Family::default(),
             reading_paused_seconds: Family::default(),
             registry: Registry::with_prefix("shipper"),
@@ -228,6 +237,18 @@ impl Metrics {
             "Bytes read and sent on but not yet acknowledged by Loki (ring, batches, pushes): what tail.max_buffered_bytes bounds",
             Unit::Bytes,
             m.buffered_bytes.clone(),
+        );
+        r.register_with_unit(
+            "resident_memory",
+            "The agent's resident memory (RSS) at the scrape: what a container memory limit holds to",
+            Unit::Bytes,
+            m.resident_memory_bytes.clone(),
+        );
+        r.register_with_unit(
+            "buffered_limit",
+            "tail.max_buffered_bytes, the memory budget shipper_buffered_bytes is held to (0: none)",
+            Unit::Bytes,
+            m.buffered_limit_bytes.clone(),
         );
         r.register(
             "reading_paused",
@@ -389,6 +410,12 @@ impl Metrics {
             Unit::Bytes,
             m.held_bytes.clone(),
         );
+        r.register_with_unit(
+            "held_limit",
+            "tail.max_held_bytes, what rotated or deleted files may hold before the oldest are let go",
+            Unit::Bytes,
+            m.held_limit_bytes.clone(),
+        );
         r.register(
             "journal_entries",
             "Journal entries read (journal: in the config) and put in the ring",
@@ -432,6 +459,9 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory_bytes.set(rss);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -509,13 +539,22 @@ impl Metrics {
                 self.parse_issues.get_or_create(&IssueLabel { issue }).inc_by(n);
             }
         };
-        add("parse_error", s.parse_errors);
-        add("truncated", s.truncated);
-        add("invalid_utf8", s.invalid_utf8);
-        add("oversized_record", s.oversized_records);
+        let [a, b, c, d] = PARSE_ISSUES;
+        add(a, s.parse_errors);
+        add(b, s.truncated);
+        add(c, s.invalid_utf8);
+        add(d, s.oversized_records);
     }
 }
 
 #[cfg(test)]
 #[path = "metrics_docs_tests.rs"]
 mod docs_tests;
+
+/// This process's resident set size, from `VmRSS` in `/proc/self/status` (in kB).
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kb: i64 = kb.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}

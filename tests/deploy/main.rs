@@ -1,6 +1,7 @@
 //! Deployment files: the Helm chart (rendered and linted by Helm itself), the
 //! plain manifests, the ArgoCD Application, the systemd unit and install script, the Dockerfile.
 
+mod alerts;
 mod argocd;
 mod docker;
 mod docs;

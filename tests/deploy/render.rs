@@ -236,3 +236,14 @@ pub fn check_config(objects: &[Value]) -> Value {
 
 /// A CA certificate for `ca_file` (any valid PEM certificate; the check only parses it).
 const TEST_CA: &str = include_str!("test-ca.pem");
+
+/// Whether `program` is here; outside CI a test skips itself without it (saying why). Under CI
+/// `cargo xtask setup` installs it, so a missing one fails.
+pub fn have(program: &str, test: &str) -> bool {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{program} is missing");
+    eprintln!("skipping {test}: {program} is not installed (cargo xtask setup installs it)");
+    false
+}

@@ -2,6 +2,7 @@
 //! the installed unit, and the agent in the unit's sandbox as far as it can be built without systemd
 //! as PID 1 (see `sandbox`).
 
+use crate::render::have;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -42,16 +43,6 @@ fn installed() -> tempfile::TempDir {
     let out = install_sh(root.path(), &["--binary", BIN, "--no-start"]);
     assert!(out.status.success(), "install.sh: {}", text(&out));
     root
-}
-
-/// Whether `program` is here; outside CI a test skips itself without it (saying why).
-fn have(program: &str, test: &str) -> bool {
-    if Command::new(program).arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{program} is missing");
-    eprintln!("skipping {test}: {program} is not installed");
-    false
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `shipper` binary tails real files and pushes to a Loki-compatible
 //! receiver (real HTTP, snappy + protobuf decoding, Loki's validation); every line is accounted for.
 
+mod alerts;
 mod blocked;
 mod client;
 mod config_errors;

@@ -102,7 +102,8 @@ fn build_setup() -> Result<(), String> {
 /// Debian packages the tests use: systemd for `systemd-analyze verify` and `journalctl`;
 /// systemd-journal-remote to write the journal files the journald input is tested against;
 /// libsnappy-dev for the snappy encoders' comparison bench (`benches/snappy.rs`, linted with the rest).
-const APT_PACKAGES: [&str; 3] = ["systemd", "systemd-journal-remote", "libsnappy-dev"];
+/// prometheus for promtool (the alert rules' tests) and the Prometheus server the cluster test fires an alert on.
+const APT_PACKAGES: [&str; 4] = ["systemd", "systemd-journal-remote", "libsnappy-dev", "prometheus"];
 
 /// Installs the missing ones of APT_PACKAGES (needs root, as in CI).
 fn apt_packages() -> Result<(), String> {

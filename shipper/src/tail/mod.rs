@@ -173,6 +173,7 @@ impl Reader {
         p.metrics.reader_mode.get_or_create(&mode(p.io.name())).set(1);
         let net = net::Net::new(p.cfg.rescan_interval.0, p.cfg.max_rescan_interval.0);
         p.metrics.watcher_mode.get_or_create(&mode(p.watcher.mode())).set(1);
+        show_limits(&p.metrics, &p.cfg);
         Reader {
             cfg: p.cfg,
             targets: p.targets,
@@ -487,4 +488,11 @@ impl Reader {
 
 fn mode(name: &str) -> crate::metrics::ModeLabel {
     crate::metrics::ModeLabel { mode: name.to_string() }
+}
+
+/// The memory and held-file limits in force, for alerts and dashboards to compare the use with.
+fn show_limits(metrics: &Metrics, cfg: &TailConfig) {
+    let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+    metrics.buffered_limit_bytes.set(bytes(cfg.max_buffered_bytes.0));
+    metrics.held_limit_bytes.set(bytes(cfg.max_held_bytes.0));
 }

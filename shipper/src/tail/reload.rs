@@ -46,6 +46,7 @@ impl Reader {
         self.cfg = r.tail;
         (self.cfg.io, self.cfg.watch, self.cfg.ring_capacity) = (io, watch, ring);
         self.cfg.max_open_files = super::fit_open_files(self.cfg.max_open_files);
+        super::show_limits(&self.metrics, &self.cfg);
         self.net
             .reset(self.cfg.rescan_interval.0, self.cfg.max_rescan_interval.0);
 
