@@ -4,6 +4,7 @@
 //! labels. Skipped, saying why, when no cluster is up outside CI; under CI `cargo xtask test` starts
 //! one.
 
+mod alerts;
 mod apps;
 mod gone;
 mod helm;

@@ -184,7 +184,9 @@ fn without_the_capability_ebpf_is_an_error_and_auto_falls_back_to_inotify() {
 }
 
 /// 10,000 tailed files, each watched in the BPF map (more than inotify's default per-user watch limit
-/// of 8,192 on many systems): appends to 500 random ones all arrive, woken by eBPF alone.
+/// of 8,192 on many systems): appends to 500 random ones all arrive, woken by eBPF alone, and the
+/// agent, run with the Helm chart's defaults for what decides memory, stays within the chart's
+/// memory limit.
 #[test]
 fn ten_thousand_watched_files_appends_to_random_ones_all_arrive() {
     if !may_load_bpf("ten_thousand_watched_files_appends_to_random_ones_all_arrive") {
@@ -196,7 +198,8 @@ fn ten_thousand_watched_files_appends_to_random_ones_all_arrive() {
     for f in 0..files {
         std::fs::write(path(f), shipper_testkit::tag_line(f, 0, 60) + "\n").unwrap();
     }
-    let agent = Agent::start(&env.config("pods/*/*/*.log", EVENTS_ONLY));
+    let config = env.config("pods/*/*/*.log", &(crate::memory::chart_client(&env) + EVENTS_ONLY));
+    let agent = Agent::start(&config);
     let mut expected: Vec<u64> = vec![1; files as usize];
     wait_all(&env, &agent, &expected_of(&expected), 120);
     // A fixed pseudo-random choice of files, some appended to more than once.
@@ -214,6 +217,7 @@ fn ten_thousand_watched_files_appends_to_random_ones_all_arrive() {
     assert_exact_or_log(&account, &agent);
     assert_eq!(agent.metric("shipper_open_files"), f64::from(files));
     assert!(agent.metric("shipper_ebpf_events_total") >= 1.0);
+    crate::memory::assert_within_chart_limit(&agent, "10,000 files");
     agent.stop();
 }
 

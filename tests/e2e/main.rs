@@ -15,6 +15,7 @@ mod hostile;
 mod journal;
 mod kube_api;
 mod kubernetes;
+mod memory;
 mod modes;
 mod outage;
 mod pods;

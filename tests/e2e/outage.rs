@@ -69,14 +69,25 @@ impl Outage {
 
     /// [`Outage::start`] with the agent started through `wrapper` (e.g. into a CPU cgroup).
     fn start_via(tail_extra: &str, files: u32, per_sec: u64, wrapper: &[&str]) -> Outage {
-        let env = Env::new();
         // The defaults, but for what a test is about (`max_held_bytes`).
         let tail = if tail_extra.is_empty() {
             String::new()
         } else {
             format!("tail:\n{tail_extra}")
         };
-        let config = env.config("pods/*/*/*.log", &tail);
+        Outage::start_with(Env::new(), &tail, files, per_sec, wrapper)
+    }
+
+    /// [`Outage::start`] with the Helm chart's defaults for everything that decides memory (the
+    /// client's `batch_size` too), to measure it.
+    fn start_as_the_chart(files: u32, per_sec: u64) -> Outage {
+        let env = Env::new();
+        let client = crate::memory::chart_client(&env);
+        Outage::start_with(env, &client, files, per_sec, &[])
+    }
+
+    fn start_with(env: Env, extra: &str, files: u32, per_sec: u64, wrapper: &[&str]) -> Outage {
+        let config = env.config("pods/*/*/*.log", extra);
         env.loki.set_down(true);
         let agent = Agent::start_via(&config, wrapper);
         let stop = Arc::new(AtomicBool::new(false));
@@ -104,10 +115,11 @@ impl Outage {
 
 /// Loki refuses connections for two minutes while 5 containers log 300 lines/s each and kubelet
 /// rotates them every ~64 KiB (older files gzipped and removed long before Loki is back): every line
-/// arrives once, in order per stream, after the outage.
+/// arrives once, in order per stream, after the outage, and the agent, run as the Helm chart runs
+/// it, stays within the chart's memory limit.
 #[test]
 fn loki_down_two_minutes_while_kubelet_rotates_and_compresses_loses_nothing() {
-    let mut outage = Outage::start("", 5, 300);
+    let mut outage = Outage::start_as_the_chart(5, 300);
     let (env, agent) = (&outage.env, &outage.agent);
     std::thread::sleep(Duration::from_secs(60));
     // Halfway: nothing shipped, rotated files held open (their names long gzipped away).
@@ -138,6 +150,7 @@ fn loki_down_two_minutes_while_kubelet_rotates_and_compresses_loses_nothing() {
     let rss = agent.peak_rss();
     eprintln!("{account}; peak RSS {} MiB", rss >> 20);
     assert!(rss < 128 << 20, "peak RSS {} MiB", rss >> 20);
+    crate::memory::assert_within_chart_limit(agent, "Loki down 2 min, kubelet rotating");
     outage.agent.stop();
 }
 
