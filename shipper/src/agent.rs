@@ -43,7 +43,8 @@ async fn run_async(
     let ready = Arc::new(AtomicBool::new(false));
 
     // Every endpoint's client is built (credentials read) before anything starts.
-    let (endpoints, push_tasks) = crate::reload::start_endpoints(&cfg, &tracker, &metrics)?;
+    let mut clients = Vec::new();
+    let (endpoints, push_tasks) = crate::reload::start_endpoints(&cfg, &tracker, &metrics, &mut clients)?;
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     if !cfg.server.http_listen.is_empty() {
         let listener = crate::server::bind(&cfg.server.http_listen).await?;
@@ -158,6 +159,7 @@ async fn run_async(
         tracker: tracker.clone(),
         metrics: metrics.clone(),
         push_tasks,
+        clients,
         logging,
     };
     wait_for_stop(&mut reloader, &mut reload_rx).await;

@@ -6,7 +6,9 @@
 //! that is rejected with the precise error and the running one goes on. An accepted one is handed
 //! to the reader (targets, `tail` settings; see `tail::Reconfig`: files of unchanged targets are not
 //! touched) and, when the clients changed, to the batcher (new endpoints; the old pushers finish
-//! what they hold); a new `server.log_level` is applied at once. Settings that only take effect at a
+//! what they hold, with the new client of their place: a batch Loki refused for the old
+//! credentials, tenant or URL goes with the fixed ones at once); a new `server.log_level` is
+//! applied at once. Settings that only take effect at a
 //! restart are named in a warning.
 
 use crate::batch::Endpoint;
@@ -18,6 +20,7 @@ use crate::push::{HttpClient, Pusher};
 use crate::tail::Reconfig;
 use crate::watch::WatchEvent;
 use std::sync::Arc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Loads and validates the config again (the file, with the command line's flags on top).
@@ -35,23 +38,37 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Every pusher started (those replaced by a reload end once their queue is sent).
     pub push_tasks: Vec<JoinHandle<()>>,
+    /// The client of each place (`client`, `clients[0]`...), which its pushers, old and new, post with.
+    pub clients: Vec<ClientSlots>,
     /// The agent's log, whose level a reload sets (None: set up by someone else, e.g. a test).
     pub logging: Option<crate::logging::Logging>,
 }
 
+/// Where the pushers of one place in the config (`client`, `clients[0]`...) find its client.
+pub type ClientSlots = watch::Sender<Arc<HttpClient>>;
+
 /// The endpoints of `cfg`'s clients (`client`, then `clients`), their pushers started. Every
-/// client is built (credentials read) before any pusher starts. Call inside the tokio runtime.
+/// client is built (credentials read) before any pusher starts or any of `slots` changes; then
+/// each goes into the slot of its place, where the pushers a reload replaced find it too. Call
+/// inside the tokio runtime.
 pub fn start_endpoints(
     cfg: &Config,
     tracker: &Arc<Tracker>,
     metrics: &Arc<Metrics>,
+    slots: &mut Vec<ClientSlots>,
 ) -> Result<(Vec<Endpoint>, Vec<JoinHandle<()>>), String> {
     let clients: Vec<_> = std::iter::once(&cfg.client)
         .chain(&cfg.clients)
-        .map(|c| Ok((c, HttpClient::new(c)?)))
+        .map(|c| Ok((c, Arc::new(HttpClient::new(c)?))))
         .collect::<Result<_, String>>()?;
     let (mut endpoints, mut tasks) = (Vec::new(), Vec::new());
-    for (c, client) in clients {
+    for (place, (c, client)) in clients.into_iter().enumerate() {
+        match slots.get(place) {
+            Some(slot) => {
+                slot.send_replace(client);
+            }
+            None => slots.push(watch::Sender::new(client)),
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         endpoints.push(Endpoint {
             batch_size: c.batch_size.0 as usize,
@@ -59,7 +76,7 @@ pub fn start_endpoints(
             tx,
         });
         let pusher = Pusher {
-            client,
+            client: slots[place].subscribe(),
             backoff: c.backoff.clone(),
             drop_on_client_error: c.drop_on_client_error,
             tracker: tracker.clone(),
@@ -96,7 +113,7 @@ impl Reloader {
             differs(&cfg.client, &self.current.client) || differs(&cfg.clients, &self.current.clients);
         // Built before anything is applied: unreadable credentials reject the whole reload.
         let endpoints = match clients_changed {
-            true => Some(start_endpoints(&cfg, &self.tracker, &self.metrics)?),
+            true => Some(start_endpoints(&cfg, &self.tracker, &self.metrics, &mut self.clients)?),
             false => None,
         };
         let level_changed = cfg.server.log_level != self.current.server.log_level;

@@ -138,3 +138,50 @@ fn drop_on_client_error_drops_and_counts_what_loki_refuses() {
     );
     agent.stop();
 }
+
+/// The fix made by a reload: Loki wants a bearer token the agent lacks; a config reload that gives
+/// it the token sends the held batch with the new client at once, not after the backoff (here 10
+/// minutes, the setting this test is about), and every line arrives once.
+#[test]
+fn a_reload_with_the_missing_token_sends_the_held_lines_at_once() {
+    let env = Env::new();
+    env.loki.set_auth(Some("Bearer the-token"));
+    let client = format!(
+        "client:\n  url: {}\n  backoff:\n    min_period: 10m\n    max_period: 10m\n",
+        env.loki.url()
+    );
+    let config = env.config("app/*.log", &client);
+    let agent = Agent::start(&config);
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..1_000);
+    wait_metric(&agent, BLOCKED, 1.0, 30);
+    assert_eq!(env.loki.entry_count(), 0);
+
+    let token = env.path("token");
+    std::fs::write(&token, "the-token\n").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let fixed = text.replace(
+        "  backoff:\n",
+        &format!("  bearer_token_file: {}\n  backoff:\n", token.display()),
+    );
+    assert_ne!(text, fixed);
+    std::fs::write(&config, fixed).unwrap();
+    let reloaded = Instant::now();
+    let (status, body) = agent.post_reload();
+    assert_eq!(status, 200, "{body}");
+    let account = wait_all(&env, &agent, &[(0, 1_000)], 120);
+    let took = reloaded.elapsed();
+    assert_no_loss(&account, 0);
+    assert!(
+        took < Duration::from_secs(300),
+        "the held lines waited {took:?} after the reload: the old client's backoff, not the fix"
+    );
+    assert_eq!(agent.metric(BLOCKED), 0.0);
+    assert!(
+        agent.log().contains("a reload changed this client"),
+        "{}",
+        agent.log_tail()
+    );
+    eprintln!("401 until a reload gave the token: 1,000 lines arrived {took:?} after it");
+    agent.stop();
+}

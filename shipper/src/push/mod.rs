@@ -25,8 +25,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// The client a pusher posts with now: a reload that changes the clients puts the new one of the
+/// same place (`client`, `clients[0]`...) here, so what the old pusher still holds — a batch Loki
+/// refused with the old credentials, tenant or URL — is retried with the new one at once.
+pub type ClientSlot = tokio::sync::watch::Receiver<Arc<HttpClient>>;
+
 pub struct Pusher {
-    pub client: HttpClient,
+    pub client: ClientSlot,
     pub backoff: BackoffConfig,
     /// `client.drop_on_client_error`: drop a batch Loki refuses with a 4xx about the request
     /// instead of holding it.
@@ -253,9 +258,11 @@ impl Pusher {
             since: None,
             logged: None,
         };
+        let mut slot = self.client.clone();
         loop {
+            let client = slot.borrow_and_update().clone();
             let start = Instant::now();
-            let outcome = self.client.post(body.clone(), tenant).await;
+            let outcome = client.post(body.clone(), tenant).await;
             self.metrics.push_seconds.observe(start.elapsed().as_secs_f64());
             let held = blocked.since.map(|t| t.elapsed().as_secs());
             if !matches!(outcome, Outcome::Status { code, .. } if (400..500).contains(&code) && code != 413 && code != 429)
@@ -298,14 +305,14 @@ impl Pusher {
                             return Sent::Dropped(reason);
                         }
                         Refusal::Request(reason) if self.drop_on_client_error => {
-                            tracing::error!(status = code, reason, entries, body = %body.trim(), url = %self.client.url(),
+                            tracing::error!(status = code, reason, entries, body = %body.trim(), url = %client.url(),
                                 "Loki refuses the push; the batch is dropped (client.drop_on_client_error). {}", what_to_check(reason));
                             return Sent::Dropped(reason);
                         }
                         Refusal::Request(reason) => {
                             blocked.set(Some(reason));
                             if blocked.log_due() {
-                                tracing::error!(status = code, reason, body = %body.trim(), url = %self.client.url(),
+                                tracing::error!(status = code, reason, body = %body.trim(), url = %client.url(),
                                     held_s = held.unwrap_or(0),
                                     "Loki refuses every push of this agent: {}. The batch is held and retried, reading pauses and nothing is dropped until Loki takes it (logged once a minute; shipper_push_blocked says it lasts)",
                                     what_to_check(reason));
@@ -316,7 +323,7 @@ impl Pusher {
                 }
                 Outcome::Failed(err) => {
                     self.metrics.batches.get_or_create(&Metrics::status("error")).inc();
-                    tracing::warn!(error = %err, attempt, url = %self.client.url(), "push failed, retrying: is Loki reachable at client.url? with TLS, do client.tls (ca_file, cert_file, key_file) match the server?");
+                    tracing::warn!(error = %err, attempt, url = %client.url(), "push failed, retrying: is Loki reachable at client.url? with TLS, do client.tls (ca_file, cert_file, key_file) match the server?");
                     ("network", None)
                 }
             };
@@ -330,7 +337,12 @@ impl Pusher {
                 return Sent::Dropped("max_retries");
             }
             self.metrics.retries.get_or_create(&Metrics::reason(retry_reason)).inc();
-            tokio::time::sleep(backoff_delay(&self.backoff, attempt - 1, retry_after)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(backoff_delay(&self.backoff, attempt - 1, retry_after)) => {}
+                Ok(()) = slot.changed() => {
+                    tracing::info!(url = %slot.borrow().url(), "a reload changed this client: the held batch is retried with the new one now");
+                }
+            }
         }
     }
 }
