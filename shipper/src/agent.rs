@@ -58,10 +58,13 @@ async fn run_async(
     }
 
     let positions_path = cfg.positions.filename.clone();
-    let positions = Positions::load(&positions_path);
+    let mut positions = Positions::load(&positions_path);
     tracing::info!(file = %positions_path.display(), files = positions.files.len(), "positions loaded");
     if positions.saved_at.is_none() {
-        crate::checkpoint::mark_first_start(&positions_path, &metrics);
+        if let Some(from) = crate::config::ImportFrom::parse(&cfg.positions.import_from)? {
+            positions.files = crate::tail::import_positions(&from);
+        }
+        crate::checkpoint::mark_first_start(&positions_path, &metrics, &positions.files);
     }
 
     let (ring_tx, ring_rx) = crate::ring::ring(cfg.tail.ring_capacity);

@@ -7,6 +7,7 @@ mod client;
 mod config_errors;
 mod convert;
 mod crash;
+mod cutover;
 mod delivery;
 mod disk;
 mod ebpf;

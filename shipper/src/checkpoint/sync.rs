@@ -9,7 +9,7 @@
 //! away while the agent was down: written before that, it would forget files the previous
 //! positions still knew, and a crash then would lose their unread lines.
 
-use super::positions::Positions;
+use super::positions::{Positions, SavedFile};
 use super::Tracker;
 use crate::metrics::Metrics;
 use std::path::{Path, PathBuf};
@@ -162,11 +162,12 @@ impl PositionsWriter {
     }
 }
 
-/// A first start (no positions file): says so on disk before anything else, with no files. An agent
-/// killed before its first real write then restarts knowing since when files were renamed or
-/// written unseen (and looks for them); this run itself still starts as a first start.
-pub fn mark_first_start(path: &Path, metrics: &Metrics) {
-    counted(path, metrics, Positions::save(path, &[], None, SystemTime::now()));
+/// A first start (no positions file): says so on disk before anything else, with the `files`
+/// imported from the agent this one replaces, if any. An agent killed before its first real write
+/// then restarts knowing since when files were renamed or written unseen (and looks for them), and
+/// where the imported ones resume; this run itself still starts as a first start.
+pub fn mark_first_start(path: &Path, metrics: &Metrics, files: &[SavedFile]) {
+    counted(path, metrics, Positions::save(path, files, None, SystemTime::now()));
 }
 
 /// Writes what the tracker knows now (and the journal's acknowledged cursor, if it is read); false

@@ -289,6 +289,9 @@ impl Config {
         if self.positions.sync_period.0.is_zero() {
             return err("positions.sync_period", "must be more than 0".into());
         }
+        if let Err(e) = super::ImportFrom::parse(&self.positions.import_from) {
+            return err("positions.import_from", e);
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 mod env;
 mod journal;
 mod load;
+mod positions;
 pub mod reference;
 
 pub use crate::logging::LogFormat;
@@ -14,6 +15,7 @@ pub use crate::units::{ByteSize, Dur};
 pub use env::expand as expand_env;
 pub use journal::JournalConfig;
 pub use load::{load_file, load_str, parse_expanded, ConfigError};
+pub use positions::{ImportFrom, PositionsConfig};
 
 use crate::parse::Format;
 pub use crate::process::config::{LabelLimits, RelabelConfig, StageConfig};
@@ -96,25 +98,6 @@ impl Default for ServerConfig {
             http_listen: "0.0.0.0:9080".into(),
             log_level: "info".into(),
             log_format: LogFormat::Text,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PositionsConfig {
-    /// Where acknowledged file offsets are kept across restarts.
-    pub filename: PathBuf,
-    /// Acknowledged progress is written at most this often. Which files are tailed (opened, rotated,
-    /// closed) is written at once, whatever this says, and nothing is written when nothing changed.
-    pub sync_period: Dur,
-}
-
-impl Default for PositionsConfig {
-    fn default() -> Self {
-        PositionsConfig {
-            filename: "/var/lib/shipper/positions.json".into(),
-            sync_period: Dur::secs(1),
         }
     }
 }

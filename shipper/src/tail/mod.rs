@@ -9,6 +9,7 @@ mod fds;
 mod file;
 mod gzipped;
 mod held;
+mod import;
 mod io;
 mod net;
 mod order;
@@ -21,6 +22,7 @@ mod stages;
 mod throttle;
 
 pub use fds::fit_open_files;
+pub use import::import_positions;
 pub use io::{Io, ReadReq};
 pub use read::sweep_gap;
 pub use reload::Reconfig;
