@@ -145,14 +145,29 @@ fn positions(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report:
                     d.join("shipper-positions.json").display().to_string()
                 });
                 out.positions.insert(k.clone(), Value::from(ours.clone()));
-                report.mapped(
-                    at,
-                    "positions.filename",
-                    format!(
-                        "positions.filename {ours}, beside Promtail's (its format is not shipper's; \
-                         files seen again start at their beginning unless untouched for tail.start_at_max_age)"
-                    ),
-                );
+                if theirs.starts_with('/') {
+                    // At its first start shipper takes over Promtail's offsets: no gap, no duplicates.
+                    out.positions
+                        .insert("import_from".into(), Value::from(format!("promtail:{theirs}")));
+                    report.mapped(
+                        at,
+                        "positions.filename",
+                        format!(
+                            "positions.filename {ours}, beside Promtail's (its format is not shipper's), and \
+                             positions.import_from promtail:{theirs}: at its first start shipper resumes each \
+                             file where Promtail stopped (stop Promtail first)"
+                        ),
+                    );
+                } else {
+                    report.mapped(
+                        at,
+                        "positions.filename",
+                        format!(
+                            "positions.filename {ours}, beside Promtail's (its format is not shipper's; \
+                             files seen again start at their beginning unless untouched for tail.start_at_max_age)"
+                        ),
+                    );
+                }
             }
             "sync_period" => {
                 out.positions.insert(k.clone(), val.clone());

@@ -267,7 +267,7 @@ scrape_configs:
 }
 
 #[test]
-fn promtails_positions_file_is_not_taken_over() {
+fn promtails_positions_are_imported_at_the_first_start_not_used_as_ours() {
     let text = "positions:\n  filename: /var/lib/promtail/positions.yaml\n  sync_period: 5s\nclients:\n  - url: http://loki:3100/loki/api/v1/push\nscrape_configs:\n  - job_name: x\n    static_configs:\n      - labels: {__path__: /var/log/x.log}\n";
     let done = convert(Source::Promtail, text, "p.yaml").unwrap();
     assert!(
@@ -276,4 +276,10 @@ fn promtails_positions_file_is_not_taken_over() {
         done.yaml
     );
     assert!(done.yaml.contains("sync_period: 5s"), "{}", done.yaml);
+    assert!(
+        done.yaml
+            .contains("import_from: promtail:/var/lib/promtail/positions.yaml"),
+        "{}",
+        done.yaml
+    );
 }
