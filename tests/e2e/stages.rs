@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 /// The offset the positions file holds for `path` (0 when it is not there yet).
 /// JSON app lines: parsed, filtered by level, labelled, re-timed from their own field, given
-/// structured metadata and a tenant per line, and replaced by their message.
+/// structured metadata and a tenant per line, and replaced by their message, by Promtail's stages
+/// as written (`cri: {}` first).
 #[test]
 fn json_lines_are_parsed_filtered_labelled_and_rewritten() {
     let env = Env::new();
     let stages = r#"
     pipeline_stages:
+      # As Promtail's Kubernetes configs begin: accepted, the CRI format being parsed already.
+      - cri: {}
       - json:
           expressions: {level: "", msg: message, trace: ctx.trace_id, time: "", team: ""}
       - drop: {source: level, value: debug}

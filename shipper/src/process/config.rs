@@ -54,6 +54,28 @@ pub enum StageConfig {
     Multiline(MultilineConfig),
     /// A rate limit per stream: over it lines are dropped (counted) or reading slows down.
     Limit(LimitConfig),
+    /// Promtail's `cri` stage: accepted, and nothing more is done. Each file's format (CRI or
+    /// docker) is detected and parsed before the stages, partial lines joined up to
+    /// `tail.max_line_size`; `stream` is a label.
+    Cri(FormatStageConfig),
+    /// Promtail's `docker` stage: accepted like `cri`.
+    Docker(FormatStageConfig),
+}
+
+/// The options of Promtail's `cri` stage, accepted so its configs load as they are; partial lines
+/// are joined up to `tail.max_line_size` whatever they say.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FormatStageConfig {
+    /// Promtail's limit of partial lines kept per stream (not needed: lines are joined per file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_partial_lines: Option<u64>,
+    /// Promtail's longest joined line (`tail.max_line_size` bounds it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_partial_line_size: Option<crate::units::ByteSize>,
+    /// Promtail's cut of longer joined lines (lines over `tail.max_line_size` are cut here, counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_partial_line_size_truncate: Option<bool>,
 }
 
 impl StageConfig {
@@ -75,6 +97,8 @@ impl StageConfig {
             StageConfig::Keep(_) => "keep",
             StageConfig::Multiline(_) => "multiline",
             StageConfig::Limit(_) => "limit",
+            StageConfig::Cri(_) => "cri",
+            StageConfig::Docker(_) => "docker",
         }
     }
 }
@@ -96,6 +120,8 @@ const STAGES: &[&str] = &[
     "keep",
     "multiline",
     "limit",
+    "cri",
+    "docker",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -130,6 +156,8 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "keep" => StageConfig::Keep(map.next_value()?),
                     "multiline" => StageConfig::Multiline(map.next_value()?),
                     "limit" => StageConfig::Limit(map.next_value()?),
+                    "cri" => StageConfig::Cri(map.next_value()?),
+                    "docker" => StageConfig::Docker(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -163,6 +191,7 @@ impl Serialize for StageConfig {
             StageConfig::Drop(c) | StageConfig::Keep(c) => m.serialize_entry(name, c)?,
             StageConfig::Multiline(c) => m.serialize_entry(name, c)?,
             StageConfig::Limit(c) => m.serialize_entry(name, c)?,
+            StageConfig::Cri(c) | StageConfig::Docker(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }

@@ -148,6 +148,8 @@ impl Pipeline {
                     p.limits.push(c.clone());
                     Stage::Limit(p.limits.len() - 1)
                 }
+                // The file's format was parsed before the stages: nothing is left to do.
+                StageConfig::Cri(_) | StageConfig::Docker(_) => continue,
             };
             p.stages.push((cfg.name(), stage));
         }

@@ -260,3 +260,16 @@ fn config_errors_name_the_stage() {
     let two: Result<Vec<StageConfig>, _> = serde_yaml_ng::from_str("[{json: {expressions: {a: ''}}, labels: {a: ''}}]");
     assert!(two.unwrap_err().to_string().contains("one stage per list item"));
 }
+
+/// Promtail's `cri` and `docker` stages, with or without their options, load and leave the lines
+/// as the stages after them make them: the file's format is parsed before the stages.
+#[test]
+fn cri_and_docker_stages_are_accepted_and_change_nothing() {
+    let yaml = "- cri: {}\n- docker: {}\n- cri: {max_partial_lines: 100, max_partial_line_size: 64KiB, max_partial_line_size_truncate: true}\n- static_labels: {a: b}\n";
+    let (out, _) = run(yaml, &["one", "two"]);
+    let lines: Vec<&str> = out.iter().map(|o| o.0.as_str()).collect();
+    assert_eq!(lines, ["one", "two"]);
+    assert!(out.iter().all(|o| o.1.as_deref().is_some_and(|l| l.contains("a=\"b\""))), "{out:?}");
+    let bad: Result<Vec<StageConfig>, _> = serde_yaml_ng::from_str("- cri: {max_lines: 1}\n");
+    assert!(bad.unwrap_err().to_string().contains("max_lines"));
+}
