@@ -114,6 +114,20 @@ pub fn secret_file(name: &str) -> String {
     format!("{SECRETS_DIR}/{name}")
 }
 
+/// What an unset `${name}` stands for while the converted config is checked: a Loki URL where a
+/// `url:` takes it, else a host name.
+fn stand_in(yaml: &str, name: &str) -> String {
+    let reference = format!("${{{name}");
+    let as_url = yaml
+        .lines()
+        .filter(|l| l.contains(&reference))
+        .any(|l| l.trim_start().trim_start_matches("- ").starts_with("url:"));
+    match as_url {
+        true => "http://localhost:3100/loki/api/v1/push".into(),
+        false => "localhost".into(),
+    }
+}
+
 /// Checks the written config with the loader of `shipper check`. Environment variables the
 /// config reads are taken from this process where set, else a stand-in (the agent needs them set
 /// where it runs); secret files the report asks for may not exist yet.
@@ -123,7 +137,7 @@ pub fn check(yaml: &str, report: &mut Report) -> Result<(), String> {
     let text = loop {
         let lookup = |k: &str| {
             let real = std::env::var(k).ok().filter(|v| !v.is_empty());
-            real.or_else(|| unset.iter().any(|u| u == k).then(|| "localhost".to_string()))
+            real.or_else(|| unset.iter().any(|u| u == k).then(|| stand_in(yaml, k)))
         };
         match crate::config::expand_env(yaml, lookup) {
             Ok(t) => break t,

@@ -283,3 +283,43 @@ fn promtails_positions_are_imported_at_the_first_start_not_used_as_ours() {
         done.yaml
     );
 }
+
+/// A Loki URL and tenant read from the environment (as a chart's `extraEnv` feeds them) stay
+/// `${VAR}`s read when the agent starts; the check of the converted config stands in a URL for the
+/// URL, so the conversion succeeds.
+#[test]
+fn a_loki_url_from_the_environment_converts_and_passes_the_check() {
+    let text = r#"
+local.file_match "logs" {
+  path_targets = [{"__path__" = "/var/log/app/*.log"}]
+}
+loki.source.file "logs" {
+  targets    = local.file_match.logs.targets
+  forward_to = [loki.write.default.receiver]
+}
+loki.write "default" {
+  endpoint {
+    url       = env("SHIPPER_TEST_UNSET_LOKI_URL")
+    tenant_id = sys.env("SHIPPER_TEST_UNSET_TENANT")
+  }
+}
+"#;
+    let done = convert(Source::Alloy, text, "a.alloy").unwrap();
+    assert!(
+        done.yaml.contains("url: ${SHIPPER_TEST_UNSET_LOKI_URL}"),
+        "{}",
+        done.yaml
+    );
+    assert!(
+        done.yaml.contains("tenant_id: ${SHIPPER_TEST_UNSET_TENANT}"),
+        "{}",
+        done.yaml
+    );
+    assert!(
+        done.report
+            .render()
+            .contains("environment variable SHIPPER_TEST_UNSET_LOKI_URL"),
+        "{}",
+        done.report.render()
+    );
+}

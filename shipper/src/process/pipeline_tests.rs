@@ -269,7 +269,11 @@ fn cri_and_docker_stages_are_accepted_and_change_nothing() {
     let (out, _) = run(yaml, &["one", "two"]);
     let lines: Vec<&str> = out.iter().map(|o| o.0.as_str()).collect();
     assert_eq!(lines, ["one", "two"]);
-    assert!(out.iter().all(|o| o.1.as_deref().is_some_and(|l| l.contains("a=\"b\""))), "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| o.1.as_deref().is_some_and(|l| l.contains("a=\"b\""))),
+        "{out:?}"
+    );
     let bad: Result<Vec<StageConfig>, _> = serde_yaml_ng::from_str("- cri: {max_lines: 1}\n");
     assert!(bad.unwrap_err().to_string().contains("max_lines"));
 }
