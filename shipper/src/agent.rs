@@ -229,6 +229,8 @@ async fn wait_for_stop(reloader: &mut crate::reload::Reloader, requests: &mut cr
         );
         return std::future::pending().await;
     };
+    // Target group files of file_sd_configs: a change is applied as a reload.
+    let mut sd = crate::config::FileSdState::of(&reloader.current.targets);
     loop {
         tokio::select! {
             _ = term.recv() => return,
@@ -241,7 +243,15 @@ async fn wait_for_stop(reloader: &mut crate::reload::Reloader, requests: &mut cr
                 tracing::info!("POST /reload: reloading the config");
                 let _ = reply.send(reloader.reload());
             }
+            _ = sd.tick() => {
+                if crate::config::FileSdState::of(&reloader.current.targets) == sd {
+                    continue;
+                }
+                tracing::info!("file_sd_configs: the target files changed; reloading the config");
+                let _ = reloader.reload();
+            }
         }
+        sd = crate::config::FileSdState::of(&reloader.current.targets);
     }
 }
 

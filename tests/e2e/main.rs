@@ -12,6 +12,7 @@ mod delivery;
 mod disk;
 mod ebpf;
 mod faults;
+mod file_sd;
 mod hostile;
 mod journal;
 mod kube_api;

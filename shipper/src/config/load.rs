@@ -229,10 +229,10 @@ impl Config {
             );
         }
         for (i, t) in self.targets.iter().enumerate() {
-            if t.paths.is_empty() {
+            if t.paths.is_empty() && t.file_sd_configs.iter().all(|sd| sd.files.is_empty()) {
                 return err(
                     &format!("targets[{i}].paths"),
-                    "is empty: list at least one glob".into(),
+                    "is empty: list at least one glob, or target group files in file_sd_configs".into(),
                 );
             }
             for (list, globs) in [("paths", &t.paths), ("exclude", &t.exclude)] {

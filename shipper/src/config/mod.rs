@@ -5,6 +5,7 @@
 //! field needs one.
 
 mod env;
+mod file_sd;
 mod journal;
 mod load;
 mod positions;
@@ -13,6 +14,7 @@ pub mod reference;
 pub use crate::logging::LogFormat;
 pub use crate::units::{ByteSize, Dur};
 pub use env::expand as expand_env;
+pub use file_sd::{FileSdConfig, FileSdState};
 pub use journal::JournalConfig;
 pub use load::{load_file, load_str, parse_expanded, ConfigError};
 pub use positions::{ImportFrom, PositionsConfig};
@@ -336,6 +338,9 @@ pub struct TargetConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     /// Stages this target's lines go through (after the global `pipeline_stages`).
     pub pipeline_stages: Vec<StageConfig>,
+    /// Files naming more files to tail (Prometheus' and Promtail's file-based discovery): each
+    /// group with a `__path__` label is tailed with this target's settings and the group's labels.
+    pub file_sd_configs: Vec<FileSdConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -479,6 +484,8 @@ impl Config {
     /// With `discovery: kubernetes`, the target of every container log kubelet writes on this node,
     /// after the user's own targets (the first target matching a file wins).
     pub fn add_discovered_targets(&mut self) {
+        let from_files: Vec<TargetConfig> = self.targets.iter().flat_map(file_sd::expand).collect();
+        self.targets.extend(from_files);
         if self.discovery != Discovery::Kubernetes {
             return;
         }

@@ -354,6 +354,10 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                     static_target(&name, n, sc, at, &mut rules, &stages, out, report);
                 }
             }
+            "file_sd_configs" => {
+                kinds += 1;
+                file_sd_target(&name, v, at, &mut rules, &stages, out, report);
+            }
             "journal" => {
                 kinds += 1;
                 journal(&name, v, at, std::mem::take(&mut rules), out, report);
@@ -456,6 +460,56 @@ fn static_target(
         }
     }
     t.insert("labels".into(), Value::Object(ours));
+    let at = push_target(t, rules, stages, out, report);
+    report.mapped(line, format!("job {job} static_configs[{n}] __path__ {path}"), at);
+}
+
+/// A job's `file_sd_configs`: a target whose target group files name the files and labels.
+fn file_sd_target(
+    job: &str,
+    v: &Value,
+    line: Option<u32>,
+    rules: &mut Vec<Rule>,
+    stages: &Stages,
+    out: &mut Out,
+    report: &mut Report,
+) {
+    let mut sds = Vec::new();
+    for (n, sd) in v.as_array().into_iter().flatten().enumerate() {
+        let mut ours = Map::new();
+        for (k, val) in sd.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "files" | "refresh_interval" => {
+                    ours.insert(k.clone(), val.clone());
+                }
+                other => report.unsupported(
+                    line,
+                    format!("job {job} file_sd_configs[{n}].{other}"),
+                    "no such file_sd_configs setting in shipper",
+                ),
+            }
+        }
+        sds.push(Value::Object(ours));
+    }
+    let mut t = Map::new();
+    t.insert("paths".into(), Value::Array(Vec::new()));
+    t.insert("file_sd_configs".into(), sds.into());
+    let at = push_target(t, rules, stages, out, report);
+    report.mapped(
+        line,
+        format!("job {job} file_sd_configs"),
+        format!("{at}.file_sd_configs: each target group's __path__ and labels, read again as the files change"),
+    );
+}
+
+/// Adds target `t` with the job's format, relabel rules and stages; returns its key (`targets[i]`).
+fn push_target(
+    mut t: Map<String, Value>,
+    rules: &mut Vec<Rule>,
+    stages: &Stages,
+    out: &mut Out,
+    report: &mut Report,
+) -> String {
     if stages.parsed {
         t.insert("format".into(), "auto".into());
     } else {
@@ -472,11 +526,7 @@ fn static_target(
         t.insert("pipeline_stages".into(), stages.stages.clone().into());
     }
     out.targets.push(Value::Object(t));
-    report.mapped(
-        line,
-        format!("job {job} static_configs[{n}] __path__ {path}"),
-        format!("targets[{}]", out.targets.len() - 1),
-    );
+    format!("targets[{}]", out.targets.len() - 1)
 }
 
 fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut Out, report: &mut Report) {

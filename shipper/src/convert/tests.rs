@@ -323,3 +323,20 @@ loki.write "default" {
         done.report.render()
     );
 }
+
+/// A Promtail job whose files come from `file_sd_configs` converts to a target with the same
+/// target group files, which passes the check (the groups are read when the agent runs).
+#[test]
+fn promtail_file_sd_configs_become_a_target_reading_the_same_files() {
+    let text = "clients:\n  - url: http://loki:3100/loki/api/v1/push\nscrape_configs:\n  - job_name: files\n    file_sd_configs:\n      - files: [/etc/promtail/targets/*.yaml]\n        refresh_interval: 1m\n";
+    let done = convert(Source::Promtail, text, "p.yaml").unwrap();
+    let cfg = crate::config::load_str(&done.yaml, "t").unwrap();
+    let sd = &cfg.targets[0].file_sd_configs[0];
+    assert_eq!(sd.files, ["/etc/promtail/targets/*.yaml"]);
+    assert_eq!(sd.refresh_interval, crate::config::Dur::secs(60));
+    assert!(
+        done.report.render().contains("0 not supported"),
+        "{}",
+        done.report.render()
+    );
+}
