@@ -347,3 +347,74 @@ fn labels_over_the_limit_are_dropped_not_the_lines() {
     assert!(agent.metric("shipper_labels_fitted_total{reason=\"dropped\"}") >= 7.0);
     agent.stop();
 }
+
+/// Promtail's `match` through the binary: the stages of a match run on the lines its selector
+/// takes (labels as the stages before made them, a line filter), a nested match narrows further,
+/// and `action: drop` drops and counts what it matches; every other line arrives as it was.
+#[test]
+fn match_stages_act_on_the_lines_they_select() {
+    let env = Env::new();
+    let stages = r#"
+    pipeline_stages:
+      - regex: {expression: '^(?P<level>\w+) '}
+      - labels: {level: ""}
+      - match:
+          selector: '{level="error"} != "ignore"'
+          stages:
+            - static_labels: {page: "yes"}
+            - match:
+                selector: '{job="test"} |= "db"'
+                stages:
+                  - static_labels: {team: db}
+      - match:
+          selector: '{level="debug"}'
+          action: drop
+          drop_counter_reason: debug_lines
+"#;
+    let cfg = env.config("app/*.log", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + stages).unwrap();
+    let agent = Agent::start(&cfg);
+    let mut w = LogWriter::create(env.path("app/0.log"), Format::Cri).unwrap();
+    let lines = [
+        "error db down",
+        "error ignore this",
+        "info db ok",
+        "debug noise",
+        "error disk full",
+    ];
+    for i in 0..100 {
+        w.write_line("stdout", &format!("{} {i}", lines[i % lines.len()]))
+            .unwrap();
+    }
+    w.flush().unwrap();
+    wait_entries(&env, &agent, 80, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let streams = env.loki.streams();
+    let path = env.path("app/0.log");
+    // Each stream: the labels the stages gave, and the one kind of line in it, 20 times.
+    for (extra, line) in [
+        (
+            "level=\"error\", page=\"yes\", stream=\"stdout\", team=\"db\"",
+            "error db down",
+        ),
+        ("level=\"error\", page=\"yes\", stream=\"stdout\"", "error disk full"),
+        ("level=\"error\", stream=\"stdout\"", "error ignore this"),
+        ("level=\"info\", stream=\"stdout\"", "info db ok"),
+    ] {
+        let labels = format!("{{filename=\"{}\", job=\"test\", {extra}}}", path.display());
+        let entries = streams
+            .get(&labels)
+            .unwrap_or_else(|| panic!("no {labels} in {:?}", streams.keys()));
+        assert_eq!(entries.len(), 20, "{labels}");
+        assert!(
+            entries.iter().all(|e| e.line.starts_with(line)),
+            "{labels}: {entries:?}"
+        );
+    }
+    assert_eq!(streams.len(), 4, "{:?}", streams.keys());
+    assert_eq!(
+        agent.metric("shipper_pipeline_dropped_lines_total{reason=\"debug_lines\"}"),
+        20.0
+    );
+    agent.stop();
+}

@@ -17,7 +17,7 @@ pub struct Stages {
 
 impl Stages {
     /// One stage, `name` as Promtail spells it and its settings. `what` names it in the report.
-    pub fn push(&mut self, name: &str, settings: Value, line: Option<u32>, what: &str, report: &mut Report) {
+    pub fn push(&mut self, name: &str, mut settings: Value, line: Option<u32>, what: &str, report: &mut Report) {
         match name {
             "cri" | "docker" => {
                 self.parsed = true;
@@ -30,12 +30,33 @@ impl Stages {
                 return;
             }
             "match" => {
-                report.unsupported(
-                    line,
-                    what,
-                    "shipper has no `match` stage (stages by selector): its stages are left out; give them to the target whose files they are for (`targets[].pipeline_stages`)",
-                );
-                return;
+                // Its own stages are lowered (and reported) one by one, as the target's are.
+                let mut inner = Stages::default();
+                let own = settings.get("stages").and_then(Value::as_array).cloned();
+                for (j, stage) in own.into_iter().flatten().enumerate() {
+                    if let Some((n, v)) = stage.as_object().and_then(|o| o.iter().next()) {
+                        inner.push(n, v.clone(), line, &format!("{what} stages[{j}] {n}"), report);
+                    }
+                }
+                self.labels.append(&mut inner.labels);
+                self.parsed |= inner.parsed;
+                let drops = settings.get("action").and_then(Value::as_str) == Some("drop");
+                if inner.stages.is_empty() && !drops {
+                    match inner.parsed {
+                        true => report.built_in(line, what, "its stages parse the file's format, which is built in"),
+                        false => {
+                            report.unsupported(line, what, "none of its stages is in shipper: the match is left out")
+                        }
+                    }
+                    return;
+                }
+                if let Some(m) = settings.as_object_mut() {
+                    if inner.stages.is_empty() {
+                        m.remove("stages");
+                    } else {
+                        m.insert("stages".into(), Value::Array(inner.stages));
+                    }
+                }
             }
             "labeldrop"
             | "labelallow"

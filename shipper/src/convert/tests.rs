@@ -234,7 +234,7 @@ scrape_configs:
     let c = convert(Source::Promtail, text, "p.yaml").unwrap();
     let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
     let names: Vec<&str> = cfg.targets[0].pipeline_stages.iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["json", "labels", "output"]);
+    assert_eq!(names, ["json", "labels", "match", "output"]);
     let lines: Vec<Option<u32>> = c
         .report
         .notes
@@ -242,7 +242,7 @@ scrape_configs:
         .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
         .map(|n| n.line)
         .collect();
-    assert_eq!(lines, [Some(8), Some(11)]);
+    assert_eq!(lines, [Some(11)]);
 }
 
 #[test]
@@ -339,4 +339,52 @@ fn promtail_file_sd_configs_become_a_target_reading_the_same_files() {
         "{}",
         done.report.render()
     );
+}
+
+/// Alloy's `stage.match` with its own stages, as the k8s-monitoring chart chooses the runtime's
+/// format: the parsing stages are built in, the rest carried inside our `match`.
+#[test]
+fn alloy_stage_match_with_its_own_stages_becomes_our_match() {
+    let text = format!(
+        r#"
+loki.source.file "a" {{
+  targets    = [{{__path__ = "/var/log/pods/*/*/*.log"}}]
+  forward_to = [loki.process.p.receiver]
+}}
+loki.process "p" {{
+  stage.match {{
+    selector = "{{tmp_container_runtime=\"containerd\"}}"
+    stage.cri {{ }}
+    stage.labels {{
+      values = {{ flags = "", stream = "" }}
+    }}
+  }}
+  stage.match {{
+    selector = "{{tmp_container_runtime=\"docker\"}}"
+    stage.docker {{ }}
+  }}
+  stage.match {{
+    selector = "{{app=\"noisy\"}} |= \"debug\""
+    action   = "drop"
+    drop_counter_reason = "noisy_debug"
+  }}
+  forward_to = [loki.write.default.receiver]
+}}
+{WRITE}"#
+    );
+    let c = alloy(&text).unwrap();
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    let stages = &cfg.targets[0].pipeline_stages;
+    let matches: Vec<&crate::process::config::MatchConfig> = stages
+        .iter()
+        .filter_map(|s| match s {
+            crate::config::StageConfig::Match(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(matches.len(), 2, "{}", c.yaml);
+    assert_eq!(matches[0].stages.len(), 1, "{}", c.yaml);
+    assert_eq!(matches[0].stages[0].name(), "labels");
+    assert_eq!(matches[1].drop_counter_reason.as_deref(), Some("noisy_debug"));
+    assert!(c.report.complete(), "{}", c.report.render());
 }

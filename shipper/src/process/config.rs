@@ -60,6 +60,38 @@ pub enum StageConfig {
     Cri(FormatStageConfig),
     /// Promtail's `docker` stage: accepted like `cri`.
     Docker(FormatStageConfig),
+    /// Stages for the lines a LogQL selector matches (`{app="api"} |= "error"`), or, with
+    /// `action: drop`, those lines dropped (counted).
+    Match(MatchConfig),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchConfig {
+    /// A LogQL stream selector on the line's labels (as the stages before made them), with line
+    /// filters if wanted: `{app="api", level!="debug"} |= "error" !~ "health"`.
+    pub selector: String,
+    /// The stages the matching lines go through (`action: keep`).
+    pub stages: Vec<StageConfig>,
+    /// `keep`: matching lines go through `stages`, the others skip them; `drop`: matching lines
+    /// are dropped, counted.
+    pub action: MatchAction,
+    /// The `reason` of `shipper_pipeline_dropped_lines_total` for lines dropped (default `match_stage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_counter_reason: Option<String>,
+    /// A name for the nested stages (Promtail's), used in errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchAction {
+    /// Matching lines go through the stages.
+    #[default]
+    Keep,
+    /// Matching lines are dropped.
+    Drop,
 }
 
 /// The options of Promtail's `cri` stage, accepted so its configs load as they are; partial lines
@@ -99,6 +131,7 @@ impl StageConfig {
             StageConfig::Limit(_) => "limit",
             StageConfig::Cri(_) => "cri",
             StageConfig::Docker(_) => "docker",
+            StageConfig::Match(_) => "match",
         }
     }
 }
@@ -122,6 +155,7 @@ const STAGES: &[&str] = &[
     "limit",
     "cri",
     "docker",
+    "match",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -158,6 +192,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "limit" => StageConfig::Limit(map.next_value()?),
                     "cri" => StageConfig::Cri(map.next_value()?),
                     "docker" => StageConfig::Docker(map.next_value()?),
+                    "match" => StageConfig::Match(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -192,6 +227,7 @@ impl Serialize for StageConfig {
             StageConfig::Multiline(c) => m.serialize_entry(name, c)?,
             StageConfig::Limit(c) => m.serialize_entry(name, c)?,
             StageConfig::Cri(c) | StageConfig::Docker(c) => m.serialize_entry(name, c)?,
+            StageConfig::Match(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }

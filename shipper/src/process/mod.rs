@@ -10,6 +10,7 @@ pub mod limit;
 pub mod multiline;
 pub mod pipeline;
 pub mod relabel;
+pub mod selector;
 pub mod timestamp;
 
 pub use ctx::{Changes, Extracted, LabelOp, Line};

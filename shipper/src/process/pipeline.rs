@@ -5,12 +5,13 @@
 //! [`FileStages::run`] on the entries of every read; lines that leave the last stage become entries
 //! again, with an [`Extra`] when a stage changed their labels, structured metadata or tenant.
 
-use super::config::{LabelLimits, StageConfig, TenantConfig};
+use super::config::{LabelLimits, MatchAction, MatchConfig, StageConfig, TenantConfig};
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
 use super::labels::{Fitted, LabelCache};
 use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
+use super::selector::Selector;
 use super::timestamp::{TimestampStage, TsOutcome};
 use super::{LabelOp, Line};
 use crate::labels::sanitize_label_name;
@@ -36,6 +37,10 @@ enum Stage {
     Multiline,
     /// Index into the file's limiters.
     Limit(usize),
+    /// Lines the selector does not match skip the next this many stages (the match's own).
+    Match(Selector, usize),
+    /// Lines the selector matches are dropped, counted with this reason.
+    MatchDrop(Selector, String),
 }
 
 enum Tenant {
@@ -107,6 +112,47 @@ impl Pipeline {
             label_limits: label_limits.clone(),
             max_line_size,
         };
+        p.compile(stages)?;
+        Ok(Some(p))
+    }
+
+    /// A `match` stage: its selector, then (`action: keep`) its own stages, which the lines it does
+    /// not match skip.
+    fn compile_match(&mut self, c: &MatchConfig, key: &str) -> Result<(), String> {
+        let selector = Selector::parse(&c.selector).map_err(|e| format!("{key}.selector: {e}"))?;
+        if c.action == MatchAction::Drop {
+            if !c.stages.is_empty() {
+                return Err(format!(
+                    "{key}.stages: a match with `action: drop` drops the lines; it has no stages"
+                ));
+            }
+            let reason = c.drop_counter_reason.clone().unwrap_or_else(|| "match_stage".into());
+            self.stages.push(("match", Stage::MatchDrop(selector, reason)));
+            return Ok(());
+        }
+        if c.stages.is_empty() {
+            return Err(format!(
+                "{key}.stages: name the stages for the lines the selector matches"
+            ));
+        }
+        let at = self.stages.len();
+        self.stages.push(("match", Stage::Match(selector, 0)));
+        let nested: Vec<(String, &StageConfig)> = c
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (format!("{key}.stages[{j}]"), s))
+            .collect();
+        self.compile(&nested)?;
+        let own = self.stages.len() - at - 1;
+        if let Some((_, Stage::Match(_, skip))) = self.stages.get_mut(at) {
+            *skip = own;
+        }
+        Ok(())
+    }
+
+    fn compile(&mut self, stages: &[(String, &StageConfig)]) -> Result<(), String> {
+        let p = self;
         for (key, cfg) in stages {
             let key = format!("{key}.{}", cfg.name());
             let stage = match cfg {
@@ -150,10 +196,14 @@ impl Pipeline {
                 }
                 // The file's format was parsed before the stages: nothing is left to do.
                 StageConfig::Cri(_) | StageConfig::Docker(_) => continue,
+                StageConfig::Match(c) => {
+                    p.compile_match(c, &key)?;
+                    continue;
+                }
             };
             p.stages.push((cfg.name(), stage));
         }
-        Ok(Some(p))
+        Ok(())
     }
 }
 
@@ -339,8 +389,24 @@ impl FileStages {
         stats: &mut StageStats,
     ) {
         let pipeline = self.pipeline.clone();
-        for (i, (name, stage)) in pipeline.stages.iter().enumerate().skip(first) {
+        let mut next = first;
+        while let Some((name, stage)) = pipeline.stages.get(next) {
+            let i = next;
+            next += 1;
             let ok = match stage {
+                Stage::Match(selector, own) => {
+                    if !selector.matches(|n| label_of(&line, self.base.as_deref(), n), &line.line) {
+                        next += own;
+                    }
+                    true
+                }
+                Stage::MatchDrop(selector, reason) => {
+                    if selector.matches(|n| label_of(&line, self.base.as_deref(), n), &line.line) {
+                        stats.drop(reason);
+                        return;
+                    }
+                    true
+                }
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {

@@ -277,3 +277,78 @@ fn cri_and_docker_stages_are_accepted_and_change_nothing() {
     let bad: Result<Vec<StageConfig>, _> = serde_yaml_ng::from_str("- cri: {max_lines: 1}\n");
     assert!(bad.unwrap_err().to_string().contains("max_lines"));
 }
+
+/// Promtail's `match`: the lines a LogQL selector (labels as the stages before made them, line
+/// filters) matches go through its stages, the others skip them; matches nest; `action: drop`
+/// drops and counts the matching lines.
+#[test]
+fn match_runs_its_stages_on_the_lines_it_selects() {
+    let yaml = r#"
+- json: {expressions: {level: ""}}
+- labels: {level: ""}
+- match:
+    selector: '{job="t", level=~"warn|error"} != "ignore"'
+    stages:
+      - static_labels: {alert: "yes"}
+      - match:
+          selector: '{namespace="ns"} |= "db"'
+          stages:
+            - static_labels: {db: "yes"}
+- match:
+    selector: '{level="debug"}'
+    action: drop
+    drop_counter_reason: debug_noise
+"#;
+    let lines = [
+        r#"{"level":"error","msg":"db down"}"#,
+        r#"{"level":"warn","msg":"slow"}"#,
+        r#"{"level":"error","msg":"ignore me"}"#,
+        r#"{"level":"info","msg":"db ok"}"#,
+        r#"{"level":"debug","msg":"x"}"#,
+    ];
+    let (out, stats) = run(yaml, &lines);
+    let labels: Vec<String> = out.iter().map(|o| o.1.clone().unwrap_or_default()).collect();
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(
+        labels[0].contains("alert=\"yes\"") && labels[0].contains("db=\"yes\""),
+        "{}",
+        labels[0]
+    );
+    assert!(
+        labels[1].contains("alert=\"yes\"") && !labels[1].contains("db="),
+        "{}",
+        labels[1]
+    );
+    assert!(!labels[2].contains("alert="), "{}", labels[2]);
+    assert!(
+        !labels[3].contains("alert=") && !labels[3].contains("db="),
+        "{}",
+        labels[3]
+    );
+    assert_eq!(stats.dropped.get("debug_noise"), Some(&1));
+}
+
+#[test]
+fn a_match_that_cannot_work_is_refused_with_its_key() {
+    for (yaml, says) in [
+        (
+            "- match: {selector: '{a=\"b\"}', action: drop, stages: [{labels: {x: \"\"}}]}",
+            "s[0].match.stages",
+        ),
+        ("- match: {selector: '{a=\"b\"}'}", "s[0].match.stages"),
+        (
+            "- match: {selector: 'a=\"b\"', stages: [{labels: {x: \"\"}}]}",
+            "s[0].match.selector",
+        ),
+        (
+            "- match: {selector: '{a=\"b\"}', stages: [{output: {source: \"\"}}]}",
+            "s[0].match.stages[0].output.source",
+        ),
+    ] {
+        let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).unwrap();
+        let keyed: Vec<(String, &StageConfig)> =
+            stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
+        let err = Pipeline::new(&keyed, &LabelLimits::default(), 1000).err().unwrap();
+        assert!(err.contains(says), "{yaml}: {err}");
+    }
+}

@@ -249,9 +249,32 @@ impl<'a> Graph<'a> {
     /// One `stage.*` block as a Promtail-shaped stage.
     fn stage(&self, s: &Block, stages: &mut Stages, report: &mut Report) {
         let what = format!("loki.process {}", s.name);
-        let mut m = attrs(&s.body, &what, report);
+        let (name, settings) = self.shape(s, &what, report);
+        stages.push(name, settings, line(s.pos), &what, report);
+    }
+
+    /// A `stage.*` block's Promtail name and settings; a `stage.match`'s own stages under `stages`.
+    fn shape<'s>(&self, s: &'s Block, what: &str, report: &mut Report) -> (&'s str, Value) {
+        let mut m = attrs(&s.body, what, report);
+        if s.name == "stage.match" {
+            let nested: Vec<Value> = s
+                .body
+                .items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Block(b) if b.name.starts_with("stage.") => {
+                        let (name, settings) = self.shape(b, what, report);
+                        Some(Value::Object(Map::from_iter([(name.to_string(), settings)])))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !nested.is_empty() {
+                m.insert("stages".into(), Value::Array(nested));
+            }
+        }
         let values = |m: &mut Map<String, Value>| m.remove("values").unwrap_or(Value::Null);
-        let (name, settings) = match s.name.as_str() {
+        match s.name.as_str() {
             "stage.cri" => ("cri", Value::Object(m)),
             "stage.docker" => ("docker", Value::Object(m)),
             "stage.json" => ("json", Value::Object(m)),
@@ -270,8 +293,7 @@ impl<'a> Graph<'a> {
             "stage.limit" => ("limit", Value::Object(m)),
             "stage.match" => ("match", Value::Object(m)),
             other => (other.trim_start_matches("stage."), Value::Object(m)),
-        };
-        stages.push(name, settings, line(s.pos), &what, report);
+        }
     }
 
     /// `loki.source.file` / `loki.source.kubernetes`: its targets, Kubernetes or static.
