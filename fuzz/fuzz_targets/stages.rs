@@ -1,6 +1,6 @@
 //! Pipeline stages on any input: JSON, logfmt and regex parsing, timestamps in several formats,
-//! multiline joining, labels and output never panic, and every line comes out valid UTF-8 within
-//! the line size limit (or is held, or dropped and counted).
+//! multiline joining, labels, `match` selectors and output never panic, and every line comes out
+//! valid UTF-8 within the line size limit (or is held, or dropped and counted).
 #![no_main]
 
 use shipper::process::pipeline::{FileStages, Pipeline, StageStats};
@@ -18,6 +18,11 @@ const STAGES: &str = r#"
 - structured_metadata: {rest: ""}
 - drop: {source: lvl, value: debug}
 - tenant: {source: word}
+- match:
+    selector: '{level=~"warn|error", word!=""} |~ "(?i)fail" != "ok"'
+    stages:
+      - static_labels: {alert: "yes"}
+      - match: {selector: '{level="debug"}', action: drop}
 - output: {source: msg}
 "#;
 
@@ -36,6 +41,11 @@ fn pipeline() -> Arc<Pipeline> {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // The first line as a LogQL selector (Promtail's `match`): parsed or refused, never a panic.
+    let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    if let Ok(sel) = shipper::process::selector::Selector::parse(&String::from_utf8_lossy(first)) {
+        let _ = sel.matches(|_| Some("api"), data);
+    }
     let base = Arc::new(shipper::labels::StreamLabels::new(&Default::default()));
     let mut st = FileStages::new(pipeline());
     let mut stats = StageStats::default();

@@ -95,7 +95,8 @@ fn an_alloy_application_converts_to_one_for_our_chart() {
 }
 
 /// Promtail chart values converted by `shipper convert --to helm-values` are values our chart
-/// knows, render a deployable DaemonSet, and carry the source's client, rules and placement.
+/// knows, render a deployable DaemonSet, and carry the source's client, rules, placement and
+/// positions (imported at the first start).
 #[test]
 fn promtail_chart_values_convert_to_values_our_chart_renders() {
     let text = converted("promtail-helm-values", "helm-values", "promtail-chart-values.yaml");
@@ -111,4 +112,10 @@ fn promtail_chart_values_convert_to_values_our_chart_renders() {
     let pod = &crate::render::find(&objects, "DaemonSet")["spec"]["template"]["spec"];
     assert_eq!(pod["priorityClassName"], "system-node-critical");
     assert_eq!(pod["tolerations"][0]["key"], "node-role.kubernetes.io/control-plane");
+    // Promtail's chart keeps its positions on the node under /run/promtail: each node's first start
+    // resumes every file where Promtail stopped.
+    assert_eq!(
+        config["positions"]["import_from"],
+        "promtail:/var/lib/shipper-import/positions.yaml"
+    );
 }

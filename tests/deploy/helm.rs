@@ -419,3 +419,31 @@ fn the_test_hook_asks_an_agent_whether_it_is_ready() {
     // What is applied without Helm (plain manifests, an ArgoCD sync) has no test pod.
     assert!(!render(None).iter().any(|o| o["kind"] == "Pod"));
 }
+
+/// `migration.importPositionsFrom`: the replaced agent's positions file is read where the chart
+/// mounts its directory from the node (read-only), and the config imports it at the first start.
+#[test]
+fn importing_the_replaced_agents_positions_mounts_its_directory_read_only() {
+    let objects = render(Some(
+        "migration:\n  importPositionsFrom: promtail:/run/promtail/positions.yaml\n",
+    ));
+    assert_deployable(&objects);
+    let config = check_config(&objects);
+    assert_eq!(
+        config["positions"]["import_from"],
+        "promtail:/var/lib/shipper-import/positions.yaml"
+    );
+    assert_eq!(config["positions"]["filename"], "/var/lib/shipper/positions.json");
+    let pod = pod(&objects);
+    let mount = pod.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/var/lib/shipper-import")
+        .expect("the import directory mounted");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
+    assert_eq!(volume.host_path.as_ref().unwrap().path, "/run/promtail");
+    // None by default.
+    assert!(check_config(&render(None))["positions"].get("import_from").is_none());
+}

@@ -147,6 +147,10 @@ pub fn values(out: &Out, report: &mut Report) -> Map<String, Value> {
             "the chart keeps positions in hostPaths.positions (/var/lib/shipper on the node)",
         );
     }
+    if let Some(from) = out.positions.get("import_from") {
+        set(&mut v, "migration.importPositionsFrom", from.clone());
+        to(report, "positions.import_from", "migration.importPositionsFrom");
+    }
     if !out.kubernetes_discovery {
         report.unsupported(None, "shipper config discovery: static", "the chart also tails every pod's log (discovery: kubernetes); set extraConfig.discovery: static to tail only the targets");
     }

@@ -326,9 +326,8 @@ pub fn promtail_config(values: &Value, report: &mut Report) -> String {
     if !server.is_empty() {
         config["server"] = Value::Object(server);
     }
-    if !c["positions"].is_null() {
-        config["positions"] = c["positions"].clone();
-    }
+    // The chart's own default: its positions file on the node under /run/promtail (a hostPath).
+    config["positions"] = or(&c["positions"], json!({"filename": "/run/promtail/positions.yaml"}));
     serde_yaml_ng::to_string(&config).unwrap_or_default()
 }
 

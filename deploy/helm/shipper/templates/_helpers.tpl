@@ -60,6 +60,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $kube := dict "pods_root" "/var/log/pods" "docker_root" "/var/lib/docker/containers" "api" true "pod_labels" $k.podLabels "pod_annotations" $k.podAnnotations "include_namespaces" $k.includeNamespaces "exclude_namespaces" $k.excludeNamespaces "watch_namespaces" $k.watchNamespaces "structured_metadata" $k.structuredMetadata }}
 {{- $server := dict "http_listen" (printf "0.0.0.0:%v" .Values.http.port) "log_level" .Values.logLevel "log_format" .Values.logFormat }}
 {{- $tail := dict "watch" (ternary "auto" "inotify" .Values.ebpf.enabled) }}
-{{- $config := dict "server" $server "positions" (dict "filename" "/var/lib/shipper/positions.json") "client" $client "discovery" "kubernetes" "kubernetes" $kube "tail" $tail "shutdown_timeout" "30s" }}
+{{- $positions := dict "filename" "/var/lib/shipper/positions.json" }}
+{{- with .Values.migration.importPositionsFrom }}
+{{- $agent := index (splitList ":" .) 0 }}
+{{- $_ := set $positions "import_from" (printf "%s:/var/lib/shipper-import/%s" $agent (base (trimPrefix (printf "%s:" $agent) .))) }}
+{{- end }}
+{{- $config := dict "server" $server "positions" $positions "client" $client "discovery" "kubernetes" "kubernetes" $kube "tail" $tail "shutdown_timeout" "30s" }}
 {{- toYaml (mergeOverwrite $config (deepCopy .Values.extraConfig)) }}
 {{- end }}
