@@ -170,20 +170,22 @@ fn a_real_prometheus_fires_push_blocked_during_a_401_and_resolves_it_after() {
         pods_of(&c, "refused").pop()
     });
     let blocked_at = Instant::now();
-    c.wait_ok("ShipperPushBlocked pending", Duration::from_secs(120), || {
-        let states = prometheus.alert_states("ShipperPushBlocked")?;
-        states
-            .contains(&"pending".to_owned())
-            .then_some(())
-            .ok_or(format!("{states:?}"))
-    });
-    c.wait_ok("ShipperPushBlocked firing", Duration::from_secs(480), || {
-        let states = prometheus.alert_states("ShipperPushBlocked")?;
-        states
-            .contains(&"firing".to_owned())
-            .then_some(())
-            .ok_or(format!("{states:?}"))
-    });
+    let reaches = |state: &str, timeout: u64| {
+        c.wait_ok(
+            &format!("ShipperPushBlocked {state}"),
+            Duration::from_secs(timeout),
+            || {
+                let states = prometheus.alert_states("ShipperPushBlocked")?;
+                states
+                    .iter()
+                    .any(|s| s == state)
+                    .then_some(())
+                    .ok_or(format!("{states:?}"))
+            },
+        )
+    };
+    reaches("pending", 120);
+    reaches("firing", 480);
     let fired_after = blocked_at.elapsed();
     assert!(
         fired_after >= Duration::from_secs(300),
