@@ -59,6 +59,12 @@ pub struct FileCounters {
     pub offset: Gauge<u64, AtomicU64>,
 }
 
+fn stage_registry() -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(crate::process::custom_metrics::StageMetrics));
+    r
+}
+
 /// Buckets of `shipper_read_lag_seconds`: fine below 20 ms, where waking on events lives.
 pub const READ_LAG_BUCKETS: [f64; 17] = [
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
@@ -66,6 +72,8 @@ pub const READ_LAG_BUCKETS: [f64; 17] = [
 
 pub struct Metrics {
     registry: Registry,
+    /// The `metrics` stages' own metrics, named as their config says (no `shipper_` prefix).
+    stage_registry: Registry,
     pub read_bytes: Family<PathLabel, Counter>,
     pub read_lines: Family<PathLabel, Counter>,
     pub file_offset: Family<PathLabel, Gauge<u64, AtomicU64>>,
@@ -185,6 +193,7 @@ impl Metrics {
             reading_paused: Family::default(),
             reading_paused_seconds: Family::default(),
             registry: Registry::with_prefix("shipper"),
+            stage_registry: stage_registry(),
             journal_entries: Counter::default(),
             journal_dropped: Family::default(),
             journal_restarts: Counter::default(),
@@ -465,6 +474,12 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let mut stages = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut stages, &self.stage_registry);
+        // One exposition: the stages' families go before the single `# EOF`.
+        if let (Some(at), Some(theirs)) = (out.rfind("# EOF"), stages.strip_suffix("# EOF\n")) {
+            out.insert_str(at, theirs);
+        }
         out
     }
 

@@ -31,3 +31,4 @@ mod safety_net;
 mod stages;
 mod support;
 mod tls;
+mod transform;

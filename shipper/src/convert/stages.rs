@@ -72,7 +72,18 @@ impl Stages {
             | "drop"
             | "keep"
             | "multiline"
-            | "limit" => {}
+            | "limit"
+            | "pack"
+            | "decolorize"
+            | "sampling" => {}
+            "metrics" => {
+                // Without a prefix Promtail names them promtail_custom_*: keep the names dashboards use.
+                for m in settings.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                    if let Some(m) = m.as_object_mut() {
+                        m.entry("prefix").or_insert_with(|| "promtail_custom_".into());
+                    }
+                }
+            }
             other => {
                 report.unsupported(
                     line,
@@ -83,7 +94,13 @@ impl Stages {
             }
         }
         let stage = Value::Object(Map::from_iter([(name.to_string(), settings)]));
-        match serde_json::from_value::<StageConfig>(stage.clone()) {
+        let parsed = serde_json::from_value::<StageConfig>(stage.clone()).map_err(|e| e.to_string());
+        // Settings the stage would refuse at start are reported here, not written.
+        let compiled = parsed.and_then(|p| {
+            let limits = crate::config::LabelLimits::default();
+            crate::process::pipeline::Pipeline::new(&[(String::new(), &p)], &limits, 1 << 20).map(|_| p)
+        });
+        match compiled {
             Ok(parsed) => {
                 match &parsed {
                     StageConfig::Labels(m) | StageConfig::StaticLabels(m) => self.labels.extend(m.keys().cloned()),

@@ -227,6 +227,9 @@ scrape_configs:
           stages: [{drop: {expression: ".*"}}]
       - metrics:
           lines: {type: Counter}
+      - metrics:
+          lines_total: {type: Counter, config: {match_all: true, action: inc}}
+      - geoip: {source: ip, db: /geo.mmdb}
       - output: {source: msg}
     static_configs:
       - labels: {__path__: /var/log/app/*.log, job: app}
@@ -234,7 +237,9 @@ scrape_configs:
     let c = convert(Source::Promtail, text, "p.yaml").unwrap();
     let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
     let names: Vec<&str> = cfg.targets[0].pipeline_stages.iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["json", "labels", "match", "output"]);
+    assert_eq!(names, ["json", "labels", "match", "metrics", "output"]);
+    // Promtail's metric names stay (its default prefix), so dashboards keep working.
+    assert!(c.yaml.contains("prefix: promtail_custom_"), "{}", c.yaml);
     let lines: Vec<Option<u32>> = c
         .report
         .notes
@@ -242,7 +247,13 @@ scrape_configs:
         .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
         .map(|n| n.line)
         .collect();
-    assert_eq!(lines, [Some(11)]);
+    // The counter without an action (Promtail refuses it too) and geoip.
+    assert_eq!(lines, [Some(11), Some(15)]);
+    assert!(
+        c.report.render().contains("a counter takes `inc` or `add`"),
+        "{}",
+        c.report.render()
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //! Every stage reads the line or a value an earlier stage extracted (`source`), and may change the
 //! line, its timestamp, its labels, its structured metadata or its tenant, or drop it.
 
+pub use super::custom_metrics::{MetricAction, MetricConfig};
+pub use super::transform::{DecolorizeConfig, PackConfig, SamplingConfig};
 use crate::units::Dur;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,17 @@ pub enum StageConfig {
     /// Stages for the lines a LogQL selector matches (`{app="api"} |= "error"`), or, with
     /// `action: drop`, those lines dropped (counted).
     Match(MatchConfig),
+    /// The named labels (or extracted values) and the line packed into one JSON line
+    /// (`{"app":"api","_entry":"..."}`); packed labels leave the stream. LogQL's `| unpack`
+    /// undoes it.
+    Pack(PackConfig),
+    /// ANSI escape sequences (colours) removed from the line.
+    Decolorize(Option<DecolorizeConfig>),
+    /// A share of the lines kept at random, the others dropped (counted).
+    Sampling(SamplingConfig),
+    /// Prometheus counters, gauges and histograms from the lines, on `/metrics`: metric name →
+    /// its settings.
+    Metrics(BTreeMap<String, MetricConfig>),
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -132,6 +145,10 @@ impl StageConfig {
             StageConfig::Cri(_) => "cri",
             StageConfig::Docker(_) => "docker",
             StageConfig::Match(_) => "match",
+            StageConfig::Pack(_) => "pack",
+            StageConfig::Decolorize(_) => "decolorize",
+            StageConfig::Sampling(_) => "sampling",
+            StageConfig::Metrics(_) => "metrics",
         }
     }
 }
@@ -156,6 +173,10 @@ const STAGES: &[&str] = &[
     "cri",
     "docker",
     "match",
+    "pack",
+    "decolorize",
+    "sampling",
+    "metrics",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -193,6 +214,10 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "cri" => StageConfig::Cri(map.next_value()?),
                     "docker" => StageConfig::Docker(map.next_value()?),
                     "match" => StageConfig::Match(map.next_value()?),
+                    "pack" => StageConfig::Pack(map.next_value()?),
+                    "decolorize" => StageConfig::Decolorize(map.next_value()?),
+                    "sampling" => StageConfig::Sampling(map.next_value()?),
+                    "metrics" => StageConfig::Metrics(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -228,6 +253,10 @@ impl Serialize for StageConfig {
             StageConfig::Limit(c) => m.serialize_entry(name, c)?,
             StageConfig::Cri(c) | StageConfig::Docker(c) => m.serialize_entry(name, c)?,
             StageConfig::Match(c) => m.serialize_entry(name, c)?,
+            StageConfig::Pack(c) => m.serialize_entry(name, c)?,
+            StageConfig::Decolorize(c) => m.serialize_entry(name, c)?,
+            StageConfig::Sampling(c) => m.serialize_entry(name, c)?,
+            StageConfig::Metrics(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }

@@ -2,6 +2,7 @@
 //! parser stages extracted from it, and the changes stages made to its labels, structured metadata
 //! and tenant (applied to the file's labels once, when the line leaves the pipeline).
 
+use crate::labels::StreamLabels;
 use crate::parse::StreamKind;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -99,6 +100,30 @@ impl Line {
     /// The line as text (always valid UTF-8; an invalid one reads as empty rather than panicking).
     pub fn text(&self) -> &str {
         std::str::from_utf8(&self.line).unwrap_or("")
+    }
+
+    /// A label's value for the line: the last value a stage set, else the file's own (`stream`
+    /// is the line's stream).
+    pub fn label<'a>(&'a self, base: Option<&'a StreamLabels>, name: &str) -> Option<&'a str> {
+        let set = self.label_ops().iter().rev().find_map(|op| match op {
+            LabelOp::Set(n, v) if &**n == name => Some(v.as_str()),
+            _ => None,
+        });
+        match set {
+            Some(v) => Some(v).filter(|v| !v.is_empty()),
+            None if name == "stream" => Some(self.stream.as_str()).filter(|v| !v.is_empty()),
+            None => base?.labels().get(name).map(String::as_str),
+        }
+    }
+
+    /// The line's labels at this stage: the file's, with the stages' changes so far, and `stream`.
+    pub fn labels(&self, base: Option<&StreamLabels>) -> Vec<(String, String)> {
+        let mut labels = base.map(|b| b.labels().clone()).unwrap_or_default();
+        if !self.stream.as_str().is_empty() {
+            labels.insert("stream".into(), self.stream.as_str().into());
+        }
+        super::labels::apply(&mut labels, self.label_ops());
+        labels.into_iter().collect()
     }
 
     /// What a stage with this `source` reads: the extracted value, or the line when `None`.

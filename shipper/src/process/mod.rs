@@ -3,6 +3,7 @@
 
 pub mod config;
 mod ctx;
+pub mod custom_metrics;
 pub mod extract;
 mod filter;
 pub mod labels;
@@ -12,5 +13,6 @@ pub mod pipeline;
 pub mod relabel;
 pub mod selector;
 pub mod timestamp;
+pub mod transform;
 
 pub use ctx::{Changes, Extracted, LabelOp, Line};

@@ -6,6 +6,7 @@
 //! again, with an [`Extra`] when a stage changed their labels, structured metadata or tenant.
 
 use super::config::{LabelLimits, MatchAction, MatchConfig, StageConfig, TenantConfig};
+use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
 use super::labels::{Fitted, LabelCache};
@@ -13,6 +14,7 @@ use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
 use super::selector::Selector;
 use super::timestamp::{TimestampStage, TsOutcome};
+use super::transform::{decolorize, Pack, Sampling};
 use super::{LabelOp, Line};
 use crate::labels::sanitize_label_name;
 use crate::labels::{metadata_after, StreamLabels};
@@ -41,6 +43,10 @@ enum Stage {
     Match(Selector, usize),
     /// Lines the selector matches are dropped, counted with this reason.
     MatchDrop(Selector, String),
+    Pack(Pack),
+    Decolorize,
+    Sampling(Sampling),
+    Metrics(MetricsStage),
 }
 
 enum Tenant {
@@ -200,6 +206,10 @@ impl Pipeline {
                     p.compile_match(c, &key)?;
                     continue;
                 }
+                StageConfig::Pack(c) => Stage::Pack(Pack::new(c, &key)?),
+                StageConfig::Decolorize(_) => Stage::Decolorize,
+                StageConfig::Sampling(c) => Stage::Sampling(Sampling::new(c, &key)?),
+                StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
             };
             p.stages.push((cfg.name(), stage));
         }
@@ -234,6 +244,8 @@ pub struct FileStages {
     held: VecDeque<(usize, Line)>,
     /// The file's labels as of the last run (a `tenant` stage may read them).
     base: Option<Arc<StreamLabels>>,
+    /// The state of `sampling` draws.
+    rng: u64,
 }
 
 impl FileStages {
@@ -258,6 +270,7 @@ impl FileStages {
             lines: Vec::new(),
             held: VecDeque::new(),
             base: None,
+            rng: super::transform::seed(),
         }
     }
 
@@ -395,18 +408,36 @@ impl FileStages {
             next += 1;
             let ok = match stage {
                 Stage::Match(selector, own) => {
-                    if !selector.matches(|n| label_of(&line, self.base.as_deref(), n), &line.line) {
+                    if !selector.matches(|n| line.label(self.base.as_deref(), n), &line.line) {
                         next += own;
                     }
                     true
                 }
                 Stage::MatchDrop(selector, reason) => {
-                    if selector.matches(|n| label_of(&line, self.base.as_deref(), n), &line.line) {
+                    if selector.matches(|n| line.label(self.base.as_deref(), n), &line.line) {
                         stats.drop(reason);
                         return;
                     }
                     true
                 }
+                Stage::Pack(p) => {
+                    p.apply(&mut line, self.base.as_deref(), now_ns);
+                    true
+                }
+                Stage::Decolorize => {
+                    if let Some(clean) = decolorize(line.text()) {
+                        line.line = Bytes::from(clean);
+                    }
+                    true
+                }
+                Stage::Sampling(s) => {
+                    if !s.keep(&mut self.rng) {
+                        stats.drop(&s.reason);
+                        return;
+                    }
+                    true
+                }
+                Stage::Metrics(m) => m.apply(&line, || line.labels(self.base.as_deref()), now),
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {
@@ -453,7 +484,7 @@ impl FileStages {
                 Stage::Tenant(t) => {
                     let found = match t {
                         Tenant::Source(s) => line.extracted.get(s).filter(|v| !v.is_empty()).map(Arc::from),
-                        Tenant::Label(l) => label_of(&line, self.base.as_deref(), l).map(Arc::from),
+                        Tenant::Label(l) => line.label(self.base.as_deref(), l).map(Arc::from),
                         Tenant::Value(v) => Some(v.clone()),
                     };
                     let found = found.filter(|t| valid_tenant(t));
@@ -542,19 +573,6 @@ impl FileStages {
     }
 }
 
-/// A label's value for a line: the last value a stage set, else the file's own.
-fn label_of<'a>(line: &'a Line, base: Option<&'a StreamLabels>, name: &str) -> Option<&'a str> {
-    let set = line.label_ops().iter().rev().find_map(|op| match op {
-        LabelOp::Set(n, v) if &**n == name => Some(v.as_str()),
-        _ => None,
-    });
-    match set {
-        Some(v) => Some(v).filter(|v| !v.is_empty()),
-        None if name == "stream" => Some(line.stream.as_str()).filter(|v| !v.is_empty()),
-        None => base?.labels().get(name).map(String::as_str),
-    }
-}
-
 /// Loki's rule for tenant ids: at most 150 of `a-z A-Z 0-9 ! - _ . * ' ( )`, not `.` or `..`.
 /// Anything else would be refused with the whole push, so such a value is not used.
 fn valid_tenant(t: &str) -> bool {
@@ -567,4 +585,4 @@ fn valid_tenant(t: &str) -> bool {
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
-mod tests;
+pub(crate) mod tests;

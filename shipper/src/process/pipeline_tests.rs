@@ -4,7 +4,7 @@ use super::*;
 use crate::parse::StreamKind;
 use std::time::Duration;
 
-fn pipeline(yaml: &str) -> Arc<Pipeline> {
+pub(crate) fn pipeline(yaml: &str) -> Arc<Pipeline> {
     let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).expect("stage yaml");
     let keyed: Vec<(String, &StageConfig)> = stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
     Arc::new(
@@ -14,7 +14,7 @@ fn pipeline(yaml: &str) -> Arc<Pipeline> {
     )
 }
 
-fn base() -> Arc<StreamLabels> {
+pub(crate) fn base() -> Arc<StreamLabels> {
     let labels = BTreeMap::from([
         ("job".to_string(), "t".to_string()),
         ("namespace".to_string(), "ns".to_string()),
@@ -33,10 +33,15 @@ fn entry(line: &str, offset: u64) -> Entry {
 }
 
 /// What came out of a run: line, labels (None: the file's), metadata pairs, tenant.
-type Out = (String, Option<String>, Vec<(String, String)>, Option<String>);
+pub(crate) type Out = (String, Option<String>, Vec<(String, String)>, Option<String>);
 
-fn run(yaml: &str, lines: &[&str]) -> (Vec<Out>, StageStats) {
-    let mut st = FileStages::new(pipeline(yaml));
+pub(crate) fn run(yaml: &str, lines: &[&str]) -> (Vec<Out>, StageStats) {
+    run_on(pipeline(yaml), lines)
+}
+
+/// `run` on a pipeline the caller keeps (what the stages registered lives as long as it).
+pub(crate) fn run_on(p: Arc<Pipeline>, lines: &[&str]) -> (Vec<Out>, StageStats) {
+    let mut st = FileStages::new(p);
     let mut entries: Vec<Entry> = lines
         .iter()
         .enumerate()
