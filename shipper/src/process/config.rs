@@ -199,8 +199,8 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "json" => StageConfig::Json(map.next_value()?),
                     "logfmt" => StageConfig::Logfmt(map.next_value()?),
                     "regex" => StageConfig::Regex(map.next_value()?),
-                    "labels" => StageConfig::Labels(map.next_value()?),
-                    "structured_metadata" => StageConfig::StructuredMetadata(map.next_value()?),
+                    "labels" => StageConfig::Labels(map.next_value::<NameMap>()?.0),
+                    "structured_metadata" => StageConfig::StructuredMetadata(map.next_value::<NameMap>()?.0),
                     "static_labels" => StageConfig::StaticLabels(map.next_value()?),
                     "labeldrop" => StageConfig::Labeldrop(map.next_value()?),
                     "labelallow" => StageConfig::Labelallow(map.next_value()?),
@@ -262,11 +262,32 @@ impl Serialize for StageConfig {
     }
 }
 
+/// Name → source, where an empty or missing source (`level:`, as Promtail's configs write it)
+/// means the same name.
+struct NameMap(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for NameMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = Option::<BTreeMap<String, Option<String>>>::deserialize(d)?;
+        Ok(NameMap(
+            m.unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+        ))
+    }
+}
+
+fn name_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    NameMap::deserialize(d).map(|m| m.0)
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonConfig {
     /// Extracted name → path in the JSON document: `level`, `span.trace_id`, `items[0].id`
     /// ("" = the same name at the top level).
+    #[serde(deserialize_with = "name_map")]
     pub expressions: BTreeMap<String, String>,
     /// Parse this extracted value instead of the line.
     pub source: Option<String>,
@@ -278,6 +299,7 @@ pub struct JsonConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogfmtConfig {
     /// Extracted name → logfmt key ("" = the same name).
+    #[serde(deserialize_with = "name_map")]
     pub mapping: BTreeMap<String, String>,
     /// Parse this extracted value instead of the line.
     pub source: Option<String>,

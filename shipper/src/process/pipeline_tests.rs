@@ -102,6 +102,12 @@ fn stages_change_lines_labels_metadata_and_tenant() {
             (s(r#"{"level":"warn"}"#), Some(s(r#"{job="t", level="warn", namespace="ns", stream="stdout"}"#)), vec![], None),
         ),
         (
+            // Promtail's way of saying "the same name": no value at all.
+            "- json: {expressions: {level: }}\n- labels:\n    level:\n- logfmt: {mapping: {x: }}",
+            r#"{"level":"warn"}"#,
+            (s(r#"{"level":"warn"}"#), Some(s(r#"{job="t", level="warn", namespace="ns", stream="stdout"}"#)), vec![], None),
+        ),
+        (
             "[{static_labels: {env: prod}}, {labeldrop: [job]}]",
             "x",
             (s("x"), Some(s(r#"{env="prod", namespace="ns", stream="stdout"}"#)), vec![], None),
