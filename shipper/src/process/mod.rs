@@ -11,6 +11,7 @@ pub mod multiline;
 pub mod pipeline;
 pub mod relabel;
 pub mod selector;
+pub mod template;
 pub mod timestamp;
 
 pub use ctx::{Changes, Extracted, LabelOp, Line};
