@@ -30,6 +30,11 @@ impl Extracted {
         }
     }
 
+    /// Removes `name` (nothing when it is not set).
+    pub fn remove(&mut self, name: &str) {
+        self.fields.retain(|(n, _)| &**n != name);
+    }
+
     pub fn clear(&mut self) {
         self.fields.clear();
     }

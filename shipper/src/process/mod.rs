@@ -12,6 +12,7 @@ pub mod multiline;
 pub mod pipeline;
 pub mod relabel;
 pub mod selector;
+pub mod template;
 pub mod timestamp;
 pub mod transform;
 
