@@ -22,9 +22,14 @@ impl Graph<'_> {
                 .map(|t| format!(" → {t}"))
                 .unwrap_or_default();
             let what = format!("{comp} rule{target}");
-            let action = m.get("action").and_then(Value::as_str).unwrap_or("replace").to_ascii_lowercase();
+            let action = m
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("replace")
+                .to_ascii_lowercase();
             let reads_late = sources(&m).iter().any(|s| s == "filename" || s.starts_with("__"));
-            let early = stages.stages.is_empty() && !reads_late && !matches!(action.as_str(), "labeldrop" | "labelkeep");
+            let early =
+                stages.stages.is_empty() && !reads_late && !matches!(action.as_str(), "labeldrop" | "labelkeep");
             if early {
                 self.early.push(Rule {
                     line: line(r.pos),
@@ -39,7 +44,11 @@ impl Graph<'_> {
             }
         }
         if b.body.attr("max_cache_size").is_some() {
-            report.not_needed(line(b.pos), format!("{comp} max_cache_size"), "shipper relabels each file once, not each entry");
+            report.not_needed(
+                line(b.pos),
+                format!("{comp} max_cache_size"),
+                "shipper relabels each file once, not each entry",
+            );
         }
     }
 }
@@ -54,7 +63,10 @@ fn sources(m: &Map<String, Value>) -> Vec<String> {
 
 /// Label names written as a regex of alternatives (`a|b|c`), if it is only that.
 fn names(regex: &str) -> Option<Vec<String>> {
-    let r = regex.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or(regex);
+    let r = regex
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(regex);
     let v: Vec<String> = r.split('|').map(str::to_string).collect();
     v.iter()
         .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))

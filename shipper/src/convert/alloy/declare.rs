@@ -146,7 +146,12 @@ fn scope_body(
         let Some(label) = &b.label else {
             return Err(err(b.pos, "a declare needs a name: declare \"name\" { ... }"));
         };
-        let origin = format!("{}@{}:{}", env.dir.map(|d| d.display().to_string()).unwrap_or_default(), b.pos, label);
+        let origin = format!(
+            "{}@{}:{}",
+            env.dir.map(|d| d.display().to_string()).unwrap_or_default(),
+            b.pos,
+            label
+        );
         if env.at.is_none() && !ctx.declared.iter().any(|d| d.0 == origin) {
             ctx.declared.push((origin.clone(), line(b.pos), label.clone()));
         }
@@ -161,16 +166,9 @@ fn scope_body(
     for b in blocks().filter(|b| b.name.starts_with("import.")) {
         super::import::load(b, env, &mut scope, ctx, 0);
     }
-    let failed = |b: &Block| {
-        b.name
-            .rsplit_once('.')
-            .is_some_and(|(l, _)| scope.failed.contains(l))
-    };
+    let failed = |b: &Block| b.name.rsplit_once('.').is_some_and(|(l, _)| scope.failed.contains(l));
     let special = |b: &Block| {
-        b.name == "declare"
-            || b.name.starts_with("import.")
-            || scope.decls.contains_key(&b.name)
-            || failed(b)
+        b.name == "declare" || b.name.starts_with("import.") || scope.decls.contains_key(&b.name) || failed(b)
     };
     let mut renames = BTreeMap::new();
     if let Some(p) = &env.prefix {
@@ -327,8 +325,9 @@ fn instance(
         at: if decl.foreign { Some(at) } else { env.at },
     };
     let done = scope_body(&decl.body.items, scope, &inner, ctx, depth + 1)?;
+    let within = env.prefix.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
     ctx.used.entry(decl.origin.clone()).or_default().push(format!(
-        "{what}{}",
+        "{what}{within}{}",
         line(at).map(|l| format!(" at line {l}")).unwrap_or_default()
     ));
     ctx.report.mapped(

@@ -47,7 +47,11 @@ impl Graph<'_> {
             let sm = attrs(&s.body, &sw, report);
             let role = sm.get("role").and_then(Value::as_str).unwrap_or("pod");
             if role != "pod" {
-                report.not_needed(at, sw, format!("selects objects of role `{role}`, which shipper does not discover"));
+                report.not_needed(
+                    at,
+                    sw,
+                    format!("selects objects of role `{role}`, which shipper does not discover"),
+                );
                 continue;
             }
             if let Some(field) = sm.get("field").and_then(Value::as_str) {
@@ -93,11 +97,12 @@ fn field_selector(req: &str, at: Option<u32>, what: &str, out: &mut Out, report:
             "only this node's pods are watched (spec.nodeName from NODE_NAME)",
         ),
         ("metadata.namespace", _) => {
-            let list = if neg { "exclude_namespaces" } else { "include_namespaces" };
-            let entry = out
-                .kubernetes
-                .entry(list)
-                .or_insert_with(|| Value::Array(Vec::new()));
+            let list = if neg {
+                "exclude_namespaces"
+            } else {
+                "include_namespaces"
+            };
+            let entry = out.kubernetes.entry(list).or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(a) = entry {
                 a.push(value.into());
             }
@@ -168,10 +173,7 @@ pub(super) fn label_rules(selector: &str) -> Result<Vec<(String, Value)>, String
                 .strip_prefix('(')
                 .and_then(|v| v.strip_suffix(')'))
                 .ok_or_else(|| format!("`{req}`: a set is written (a, b)"))?;
-            let vals: Vec<String> = inner
-                .split(',')
-                .map(|x| regex::escape(x.trim()))
-                .collect();
+            let vals: Vec<String> = inner.split(',').map(|x| regex::escape(x.trim())).collect();
             Ok(format!("({})", vals.join("|")))
         };
         let r = if let Some(k) = req.strip_prefix('!') {

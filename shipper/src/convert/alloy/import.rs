@@ -19,7 +19,8 @@ pub(super) fn load(b: &Block, env: &Env, scope: &mut Scope, ctx: &mut Ctx, depth
     let pos = env.at.unwrap_or(b.pos);
     let at = line(pos);
     let Some(label) = b.label.clone() else {
-        ctx.report.unsupported(at, b.name.clone(), "an import needs a label: not read");
+        ctx.report
+            .unsupported(at, b.name.clone(), "an import needs a label: not read");
         return;
     };
     let what = format!("{} \"{label}\"", b.name);
@@ -58,16 +59,14 @@ pub(super) fn load(b: &Block, env: &Env, scope: &mut Scope, ctx: &mut Ctx, depth
     let (body, dir) = match parsed {
         Ok(x) => x,
         Err(why) => {
-            ctx.report.unsupported(at, what, format!("{why}; what uses it is not converted"));
+            ctx.report
+                .unsupported(at, what, format!("{why}; what uses it is not converted"));
             scope.failed.insert(label);
             return;
         }
     };
     module(&body, &label, dir, pos, scope, ctx, depth);
-    let names: Vec<String> = body
-        .blocks("declare")
-        .filter_map(|d| d.label.clone())
-        .collect();
+    let names: Vec<String> = body.blocks("declare").filter_map(|d| d.label.clone()).collect();
     ctx.report.mapped(
         at,
         what,
@@ -114,15 +113,7 @@ fn read_files(filename: &str, dir: Option<&Path>) -> Result<(Vec<(String, String
 /// as `<label>.<their label>.<name>`. Inside them, the names of the module's declares and imports
 /// are given the same prefix, so they find each other wherever they are used.
 #[allow(clippy::too_many_arguments)]
-fn module(
-    body: &Body,
-    label: &str,
-    dir: Option<PathBuf>,
-    pos: Pos,
-    scope: &mut Scope,
-    ctx: &mut Ctx,
-    depth: usize,
-) {
+fn module(body: &Body, label: &str, dir: Option<PathBuf>, pos: Pos, scope: &mut Scope, ctx: &mut Ctx, depth: usize) {
     let mut own = Scope::default();
     let env = Env::module(dir.as_deref(), pos);
     for b in body.items.iter().filter_map(|i| match i {

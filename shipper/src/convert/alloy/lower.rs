@@ -263,7 +263,10 @@ impl<'a> Graph<'a> {
         let mut processes = 0;
         self.hops += 1;
         if self.hops > 64 {
-            return Err(err(pos, "forward_to leads back to a component already on the path (a cycle)"));
+            return Err(err(
+                pos,
+                "forward_to leads back to a component already on the path (a cycle)",
+            ));
         }
         for item in items {
             let comp = component(item).ok_or_else(|| err(pos, "forward_to holds something that is not a receiver"))?;
@@ -480,7 +483,11 @@ impl<'a> Graph<'a> {
             }
             out.targets.push(Value::Object(target));
             for r in &self.early {
-                report.mapped(r.line, r.what.clone(), format!("targets[{}].relabel_configs", out.targets.len() - 1));
+                report.mapped(
+                    r.line,
+                    r.what.clone(),
+                    format!("targets[{}].relabel_configs", out.targets.len() - 1),
+                );
             }
             report.mapped(
                 line(pos),

@@ -12,6 +12,8 @@ mod eval;
 mod import;
 mod lex;
 mod lower;
+#[cfg(test)]
+mod module_tests;
 mod parse;
 mod rewrite;
 mod secrets;

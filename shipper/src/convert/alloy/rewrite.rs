@@ -19,8 +19,7 @@ pub(super) fn segments(e: &Expr) -> Option<Vec<String>> {
 
 /// `base` followed by the fields `rest`.
 pub(super) fn with_fields(base: Expr, rest: &[String]) -> Expr {
-    rest.iter()
-        .fold(base, |e, f| Expr::Field(Box::new(e), f.clone()))
+    rest.iter().fold(base, |e, f| Expr::Field(Box::new(e), f.clone()))
 }
 
 /// The reference made of `parts`.

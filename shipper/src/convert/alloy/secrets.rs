@@ -88,7 +88,11 @@ pub(super) fn resolve(body: Body, report: &mut Report) -> Body {
                 } else {
                     "its keys are read where they are used (below): the Secret must be given to shipper"
                 };
-                report.not_needed(line(b.pos), format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default()), how);
+                report.not_needed(
+                    line(b.pos),
+                    format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default()),
+                    how,
+                );
             }
             !gone
         }
@@ -151,7 +155,8 @@ fn walk(body: &mut Body, block: &str, what: &str, st: &mut State) {
             }
             Item::Attr(a) => {
                 let at = line(a.pos);
-                if let (Some(u), Some((setting, mount))) = (use_of(&a.value, &st.sources), file_setting(block, &a.name)) {
+                if let (Some(u), Some((setting, mount))) = (use_of(&a.value, &st.sources), file_setting(block, &a.name))
+                {
                     let from = described(&u, &st.sources);
                     let (path, how) = match st.sources.get(&u.label) {
                         Some(Source::File { path }) => (path.clone(), String::new()),
@@ -173,7 +178,11 @@ fn walk(body: &mut Body, block: &str, what: &str, st: &mut State) {
                         None => continue,
                     };
                     st.used.insert(u.label.clone(), true);
-                    st.report.mapped(at, format!("{what} {}", a.name), format!("{setting}: {path}, {from}{how}"));
+                    st.report.mapped(
+                        at,
+                        format!("{what} {}", a.name),
+                        format!("{setting}: {path}, {from}{how}"),
+                    );
                     a.name = setting.to_string();
                     a.value = Expr::Str(path);
                     continue;
@@ -184,7 +193,10 @@ fn walk(body: &mut Body, block: &str, what: &str, st: &mut State) {
                     let var = st.var(&u);
                     uses.push((var.clone(), described(&u, &st.sources)));
                     st.used.insert(u.label, true);
-                    Some(Expr::Call(Box::new(Expr::Ident("sys.env".into())), vec![Expr::Str(var)]))
+                    Some(Expr::Call(
+                        Box::new(Expr::Ident("sys.env".into())),
+                        vec![Expr::Str(var)],
+                    ))
                 });
                 for (var, from) in uses {
                     st.report.mapped(
@@ -202,10 +214,20 @@ fn walk(body: &mut Body, block: &str, what: &str, st: &mut State) {
 impl State<'_> {
     /// The environment variable standing for a use: its key (or file label) in capitals.
     fn var(&mut self, u: &Use) -> String {
-        let base = if u.key.is_empty() { u.label.rsplit('.').next().unwrap_or("") } else { &u.key };
+        let base = if u.key.is_empty() {
+            u.label.rsplit('.').next().unwrap_or("")
+        } else {
+            &u.key
+        };
         let mut v: String = base
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) {
             v.insert(0, '_');
