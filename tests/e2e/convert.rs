@@ -428,3 +428,72 @@ fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
     assert_eq!(code, Some(2), "{report}");
     assert!(report.contains(&format!("{}:4:1", src.display())), "{report}");
 }
+
+/// `shipper check -c FILE` with `vars` set: whether it passed, and its stderr.
+fn check_with(file: &Path, vars: &[(&str, &str)]) -> (bool, String) {
+    let o = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(file)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// What Grafana's k8s-monitoring chart (v2) generates for pod logs: a `declare` instantiated once,
+/// its loki.process forwarding to the instance's argument. Everything is carried and the written
+/// config passes `shipper check`.
+#[test]
+fn k8s_monitorings_pod_logs_declare_converts_and_passes_check() {
+    let env = Env::new();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert("alloy", "k8s-monitoring-pod-logs-via-loki.alloy", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    for want in [
+        ":4: declare \"pod_logs_via_loki\": mapped to its components inlined at each use (pod_logs_via_loki \"feature\" at line 197)",
+        ":197: pod_logs_via_loki \"feature\": mapped to",
+        ":141: loki.source.file \"pod_logs_via_loki.feature/pod_logs\": mapped to the files of its targets",
+        ":208: otelcol.exporter.loki \"loki\": not needed: nothing sends to it",
+    ] {
+        assert!(report.contains(want), "{want}\n{report}");
+    }
+    let (ok, err) = check_with(&cfg, &[]);
+    assert!(ok, "{err}");
+}
+
+/// The chart's config with the destination's URL, tenant and credentials in a Kubernetes Secret
+/// (remote.kubernetes.secret, through convert.nonsensitive): the password and TLS PEMs become
+/// files where the Secret's keys are mounted, URL, tenant and user name `${VAR}`s. With those
+/// variables set, `shipper check` only misses the Secret's files, which the pod mounts.
+#[test]
+fn k8s_monitorings_secrets_become_files_and_variables() {
+    let env = Env::new();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert("alloy", "k8s-monitoring-external-secrets.alloy", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    for want in [
+        ":214: loki.write \"logs_service\" endpoint url: mapped to `${LOKI_HOST}`, read when shipper starts: set LOKI_HOST from key `loki-host` of Secret monitoring/my-monitoring-secret",
+        ":219: loki.write \"logs_service\" endpoint basic_auth password: mapped to password_file: /etc/shipper/secrets/basic-auth/password, key `access-token` of Secret monitoring/my-monitoring-secret",
+        ":237: remote.kubernetes.secret \"logs_service\": not needed",
+    ] {
+        assert!(report.contains(want), "{want}\n{report}");
+    }
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert!(written.contains("url: ${LOKI_HOST}/loki/api/v1/push"), "{written}");
+    let vars = [
+        ("LOKI_HOST", "https://logs.example.com"),
+        ("TENANTID", "1234"),
+        ("LOKI_USERNAME", "user"),
+    ];
+    let (ok, err) = check_with(&cfg, &vars);
+    assert!(!ok && err.contains("/etc/shipper/secrets/basic-auth/password"), "{err}");
+    // With the password file where the Secret is mounted, and without the TLS files of the example.
+    let password = env.path("password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let mut overlay = Overlay(Vec::new());
+    overlay.set("client.basic_auth.password_file", password.display().to_string().into());
+    overlay.set("client.tls", Value::Mapping(Default::default()));
+    overlay.apply(&cfg);
+    let (ok, err) = check_with(&cfg, &vars);
+    assert!(ok, "{err}");
+}

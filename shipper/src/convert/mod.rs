@@ -62,7 +62,8 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
         Source::Alloy => {
             let body = alloy::parse(text).map_err(|e| format!("{file}:{e}"))?;
             (
-                alloy::lower(&body, &mut report).map_err(|e| format!("{file}:{e}"))?,
+                alloy::lower_in(&body, std::path::Path::new(file).parent(), &mut report)
+                    .map_err(|e| format!("{file}:{e}"))?,
                 None,
             )
         }

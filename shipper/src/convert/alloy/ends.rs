@@ -53,6 +53,18 @@ impl Graph<'_> {
                     let fields = promtail::journal_fields(rules, report);
                     j.insert("fields".into(), Value::Object(fields));
                 }
+                "format_as_json" => match eval(&a.value) {
+                    Ok(Value::Bool(false)) => report.not_needed(
+                        line(a.pos),
+                        format!("{what} format_as_json = false"),
+                        "each line is the entry's MESSAGE, as shipper's journal input sends it",
+                    ),
+                    _ => report.unsupported(
+                        line(a.pos),
+                        format!("{what} format_as_json"),
+                        "shipper's journal input sends the entry's MESSAGE as the line; it has no JSON form of the whole entry: lines are the message alone",
+                    ),
+                },
                 other => report.unsupported(
                     line(a.pos),
                     format!("{what} {other}"),
@@ -65,7 +77,10 @@ impl Graph<'_> {
             report.unsupported(
                 line(src.pos),
                 format!("{what} stages"),
-                "journal entries do not go through stages in shipper",
+                format!(
+                    "{} stage(s) of loki.process left out for the journal: shipper's journal input sends entries from journalctl to the clients without pipeline stages (only journal.labels and journal.fields label them)",
+                    stages.stages.len()
+                ),
             );
         }
         report.mapped(line(src.pos), what, "journal");
@@ -80,8 +95,21 @@ impl Graph<'_> {
         let m = attrs(&b.body, &what, report);
         let external = m.get("external_labels").cloned();
         for e in b.body.blocks("endpoint") {
-            let em = attrs(&e.body, &format!("{what} endpoint"), report);
+            let mut em = attrs(&e.body, &format!("{what} endpoint"), report);
             let mut c = Map::new();
+            match em.remove("retry_on_http_429") {
+                Some(Value::Bool(false)) => report.unsupported(
+                    line(e.pos),
+                    format!("{what} endpoint retry_on_http_429"),
+                    "shipper always retries a push Loki refuses with 429 (with backoff, honouring Retry-After)",
+                ),
+                Some(_) => report.built_in(
+                    line(e.pos),
+                    format!("{what} endpoint retry_on_http_429"),
+                    "a push Loki refuses with 429 is retried with backoff, honouring Retry-After",
+                ),
+                None => {}
+            }
             for (k, v) in em {
                 let k = match k.as_str() {
                     "batch_wait" => "batchwait".to_string(),
@@ -105,10 +133,16 @@ impl Graph<'_> {
             }
             for inner in ["basic_auth", "tls_config"] {
                 for blk in e.body.blocks(inner) {
-                    c.insert(
-                        inner.into(),
-                        Value::Object(attrs(&blk.body, &format!("{what} {inner}"), report)),
-                    );
+                    let mut m = attrs(&blk.body, &format!("{what} {inner}"), report);
+                    if inner == "tls_config" && m.get("insecure_skip_verify") == Some(&Value::Bool(false)) {
+                        m.remove("insecure_skip_verify");
+                        report.built_in(
+                            line(blk.pos),
+                            format!("{what} tls_config insecure_skip_verify = false"),
+                            "Loki's certificate is always verified",
+                        );
+                    }
+                    c.insert(inner.into(), Value::Object(m));
                 }
             }
             if let Some(x) = &external {

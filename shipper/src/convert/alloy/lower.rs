@@ -39,9 +39,27 @@ const NAMESPACES: &[&str] = &[
     "ui",
 ];
 
+/// Components that only pass on what others send them: with nothing sending to them they do
+/// nothing.
+const RECEIVERS: &[&str] = &[
+    "otelcol.exporter.",
+    "otelcol.processor.",
+    "loki.process",
+    "loki.relabel",
+    "loki.write",
+    "loki.echo",
+    "prometheus.remote_write",
+    "prometheus.relabel",
+];
+
 pub(super) struct Graph<'a> {
     pub(super) blocks: BTreeMap<String, &'a Block>,
     pub(super) used: BTreeSet<String>,
+    /// The rules of `loki.relabel` components met before any stage on the current source's path:
+    /// they run with the target's relabel rules.
+    pub(super) early: Vec<Rule>,
+    /// Components followed from the current source (a cycle of forward_to must end).
+    hops: usize,
 }
 
 fn key(b: &Block) -> String {
@@ -86,10 +104,25 @@ pub(super) fn component(e: &Expr) -> Option<String> {
     Some(comp.to_string())
 }
 
+/// Lowers a parsed file (modules it imports by a relative path are read from the directory of
+/// the file, `None`: the current one).
 pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
+    lower_in(body, None, report)
+}
+
+/// [`lower`], with `import.file` paths relative to `dir`.
+pub fn lower_in(body: &Body, dir: Option<&std::path::Path>, report: &mut Report) -> Result<Out, Error> {
+    let body = super::declare::expand(body, dir, report)?;
+    let body = super::secrets::resolve(body, report);
+    graph(&body, report)
+}
+
+fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
     let mut g = Graph {
         blocks: BTreeMap::new(),
         used: BTreeSet::new(),
+        early: Vec::new(),
+        hops: 0,
     };
     for item in &body.items {
         match item {
@@ -125,6 +158,8 @@ pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
                 format!("{what} has no forward_to: its lines would go nowhere"),
             ));
         };
+        g.early.clear();
+        g.hops = 0;
         g.follow(&fwd.value, fwd.pos, &mut stages, &mut reached, report)?;
         for w in &reached {
             if !writers.contains(w) {
@@ -133,7 +168,16 @@ pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
         }
         match src.name.as_str() {
             "loki.source.file" | "loki.source.kubernetes" => g.files(src, &what, stages, &mut out, report)?,
-            "loki.source.journal" => g.journal(src, &what, stages, &mut out, report)?,
+            "loki.source.journal" => {
+                for r in std::mem::take(&mut g.early) {
+                    report.unsupported(
+                        r.line,
+                        r.what,
+                        "a loki.relabel after loki.source.journal: shipper labels journal entries by journal.fields only; give the rules as the source's relabel_rules",
+                    );
+                }
+                g.journal(src, &what, stages, &mut out, report)?
+            }
             _ => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
         }
     }
@@ -163,6 +207,17 @@ pub fn lower(body: &Body, report: &mut Report) -> Result<Out, Error> {
     }
     for (k, b) in &g.blocks {
         if !g.used.contains(k) {
+            let mut parts: Vec<String> = b.name.split('.').map(str::to_string).collect();
+            parts.extend(b.label.clone());
+            let receives = RECEIVERS.iter().any(|r| b.name.starts_with(r));
+            if receives && !super::rewrite::body_refers_to(body, &parts) {
+                report.not_needed(
+                    line(b.pos),
+                    format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default()),
+                    "nothing sends to it",
+                );
+                continue;
+            }
             let why = if b.name == "livedebugging" {
                 "shipper's own /metrics and logs tell what it does".to_string()
             } else {
@@ -206,6 +261,13 @@ impl<'a> Graph<'a> {
             return Err(err(pos, "forward_to is empty: the lines would go nowhere"));
         }
         let mut processes = 0;
+        self.hops += 1;
+        if self.hops > 64 {
+            return Err(err(
+                pos,
+                "forward_to leads back to a component already on the path (a cycle)",
+            ));
+        }
         for item in items {
             let comp = component(item).ok_or_else(|| err(pos, "forward_to holds something that is not a receiver"))?;
             let b = self.get(&comp, pos, "forward_to")?;
@@ -236,10 +298,20 @@ impl<'a> Graph<'a> {
                     };
                     self.follow(&next.value, next.pos, stages, writers, report)?;
                 }
+                "loki.relabel" => {
+                    self.chain_relabel(b, &comp, stages, report);
+                    let Some(next) = b.body.attribute("forward_to") else {
+                        return Err(err(
+                            b.pos,
+                            format!("{comp} has no forward_to: its lines would go nowhere"),
+                        ));
+                    };
+                    self.follow(&next.value, next.pos, stages, writers, report)?;
+                }
                 other => report.unsupported(
                     line(pos),
                     format!("forward_to {comp}"),
-                    format!("`{other}` is not carried: only loki.process and loki.write are"),
+                    format!("`{other}` is not carried: only loki.process, loki.relabel and loki.write are"),
                 ),
             }
         }
@@ -363,7 +435,8 @@ impl<'a> Graph<'a> {
                 "discovery.kubernetes" => {
                     self.discovery(b, out, report);
                     let via_api = src.name == "loki.source.kubernetes";
-                    let mut set = stages.labels.clone();
+                    let mut set = k8s::lower_rules(std::mem::take(&mut self.early), out, report);
+                    set.extend(stages.labels.iter().cloned());
                     if !via_api {
                         set.push("filename".into());
                     }
@@ -401,10 +474,21 @@ impl<'a> Graph<'a> {
                 .collect();
             target.insert("labels".into(), Value::Object(labels));
             target.insert("format".into(), if stages.parsed { "auto" } else { "raw" }.into());
+            if !self.early.is_empty() {
+                let rules: Vec<Value> = self.early.iter().map(|r| Value::Object(r.rule.clone())).collect();
+                target.insert("relabel_configs".into(), rules.into());
+            }
             if !stages.stages.is_empty() {
                 target.insert("pipeline_stages".into(), stages.stages.clone().into());
             }
             out.targets.push(Value::Object(target));
+            for r in &self.early {
+                report.mapped(
+                    r.line,
+                    r.what.clone(),
+                    format!("targets[{}].relabel_configs", out.targets.len() - 1),
+                );
+            }
             report.mapped(
                 line(pos),
                 format!("target {path}"),
@@ -463,6 +547,7 @@ impl<'a> Graph<'a> {
                 });
             }
         }
+        rules.append(&mut self.early);
         let mut set = k8s::lower_rules(rules, out, report);
         set.extend(stages.labels.iter().cloned());
         if !via_api {
@@ -472,56 +557,5 @@ impl<'a> Graph<'a> {
         // The API server's log endpoint serves the message alone, as our parsing does.
         k8s::drop_unset(&set, stages.parsed || via_api, out, report);
         Ok(())
-    }
-
-    fn discovery(&self, d: &Block, out: &mut Out, report: &mut Report) {
-        let what = format!("discovery.kubernetes \"{}\"", d.label.clone().unwrap_or_default());
-        let m = attrs(&d.body, &what, report);
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        if role != "pod" {
-            report.unsupported(line(d.pos), what, format!("role `{role}`: shipper discovers pods only"));
-            return;
-        }
-        if out.kubernetes_discovery {
-            return;
-        }
-        out.kubernetes_discovery = true;
-        report.built_in(
-            line(d.pos),
-            what.clone(),
-            "discovery: kubernetes (one watch of this node's pods)",
-        );
-        if let Some(k) = m.get("kubeconfig_file") {
-            out.kubernetes.insert("kubeconfig".into(), k.clone());
-            report.mapped(line(d.pos), format!("{what} kubeconfig_file"), "kubernetes.kubeconfig");
-        }
-        for n in d.body.blocks("namespaces") {
-            let nm = attrs(&n.body, &format!("{what} namespaces"), report);
-            if let Some(names) = nm.get("names") {
-                out.kubernetes.insert("include_namespaces".into(), names.clone());
-                report.mapped(
-                    line(n.pos),
-                    format!("{what} namespaces"),
-                    "kubernetes.include_namespaces",
-                );
-            }
-        }
-        for s in d.body.blocks("selectors") {
-            let sm = attrs(&s.body, &format!("{what} selectors"), report);
-            let field = sm.get("field").and_then(Value::as_str).unwrap_or("");
-            if field.starts_with("spec.nodeName=") && sm.get("label").is_none() {
-                report.built_in(
-                    line(s.pos),
-                    format!("{what} selectors"),
-                    "only this node's pods are watched (spec.nodeName from NODE_NAME)",
-                );
-            } else {
-                report.unsupported(
-                    line(s.pos),
-                    format!("{what} selectors"),
-                    "shipper selects this node's pods only; filter others with relabel_configs (keep/drop)",
-                );
-            }
-        }
     }
 }

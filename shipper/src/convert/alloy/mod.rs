@@ -4,15 +4,23 @@
 //! `coalesce(a, b)`, operators). No maintained Rust crate parses it (HCL crates refuse its dotted
 //! block names), hence this one. Errors give line and column.
 
+mod chain;
+mod declare;
+mod discovery;
 mod ends;
 mod eval;
+mod import;
 mod lex;
 mod lower;
+#[cfg(test)]
+mod module_tests;
 mod parse;
+mod rewrite;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
-pub use lower::lower;
+pub use lower::{lower, lower_in};
 pub use parse::parse;
 
 /// 1-based line and column.
