@@ -103,3 +103,61 @@ fn lines_are_decolorized_counted_and_packed() {
     assert!(text.trim_end().ends_with("# EOF"));
     agent.stop();
 }
+
+/// `template` and `replace` as Promtail's docs use them: a value normalised and made a label, an
+/// address masked inside the line, and the line rebuilt from extracted values.
+#[test]
+fn templates_rewrite_values_and_replace_masks_parts_of_lines() {
+    let env = Env::new();
+    let stages = r#"
+    pipeline_stages:
+      - regex: {expression: 'level=(?P<level>\w+) user=(?P<user>\S+)'}
+      - template: {source: level, template: '{{ .Value | ToLower }}'}
+      - labels: {level: ""}
+      - replace: {expression: 'ip=(?P<ip>[\d.]+)', replace: '{{ Replace .Value "." "-" -1 }}'}
+      - template:
+          source: out
+          template: '{{ if eq .level "error" }}ALERT {{ end }}{{ .user | upper }} from {{ .ip }}: {{ .Entry }}'
+      - output: {source: out}
+"#;
+    let cfg = env.config("app/*.log", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + stages).unwrap();
+    let agent = Agent::start(&cfg);
+    let mut w = LogWriter::create(env.path("app/0.log"), Format::Cri).unwrap();
+    let n = 60;
+    let mut want: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for i in 0..n {
+        let level = ["INFO", "Error"][i % 2];
+        let user = format!("u{i}");
+        let ip = format!("10.0.{}.{}", i / 10, i % 10);
+        w.write_line("stdout", &format!("level={level} user={user} ip={ip} ✓"))
+            .unwrap();
+        let dashed = ip.replace('.', "-");
+        let alert = if i % 2 == 1 { "ALERT " } else { "" };
+        let line = format!(
+            "{alert}{} from {dashed}: level={level} user={user} ip={dashed} ✓",
+            user.to_uppercase()
+        );
+        want.entry(["info", "error"][i % 2]).or_default().push(line);
+    }
+    w.flush().unwrap();
+    wait_entries(&env, &agent, n, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let streams = env.loki.streams();
+    let path = env.path("app/0.log");
+    for (level, lines) in want {
+        let labels = format!(
+            "{{filename=\"{}\", job=\"test\", level=\"{level}\", stream=\"stdout\"}}",
+            path.display()
+        );
+        let got: Vec<&str> = streams
+            .get(&labels)
+            .unwrap_or_else(|| panic!("no {labels} in {:?}", streams.keys()))
+            .iter()
+            .map(|e| e.line.as_str())
+            .collect();
+        assert_eq!(got, lines, "{level}");
+    }
+    assert_eq!(streams.len(), 2);
+    agent.stop();
+}

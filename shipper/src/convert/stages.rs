@@ -75,7 +75,9 @@ impl Stages {
             | "limit"
             | "pack"
             | "decolorize"
-            | "sampling" => {}
+            | "sampling"
+            | "template"
+            | "replace" => {}
             "metrics" => {
                 // Without a prefix Promtail names them promtail_custom_*: keep the names dashboards use.
                 for m in settings.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {

@@ -106,9 +106,9 @@ loki.process "p" {{
   stage.match {{
     selector = "{{app=\"x\"}}"
   }}
-  stage.template {{
-    source = "x"
-    template = "{{{{ .Value }}}}"
+  stage.geoip {{
+    source = "ip"
+    db = "/geo.mmdb"
   }}
   stage.json {{
     expressions = {{ level = "" }}
@@ -133,7 +133,7 @@ prometheus.scrape "m" {{
         unsupported,
         [
             (Some(7), "loki.process stage.match"),
-            (Some(10), "loki.process stage.template"),
+            (Some(10), "loki.process stage.geoip"),
             (Some(19), "prometheus.scrape \"m\""),
         ]
     );
@@ -143,6 +143,75 @@ prometheus.scrape "m" {{
         rendered.contains("config.alloy:7: loki.process stage.match: NOT SUPPORTED"),
         "{rendered}"
     );
+}
+
+#[test]
+fn alloy_stages_template_replace_pack_decolorize_sampling_and_metrics_carry() {
+    let text = format!(
+        r#"
+loki.source.file "a" {{
+  targets    = [{{__path__ = "/var/log/*.log"}}]
+  forward_to = [loki.process.p.receiver]
+}}
+loki.process "p" {{
+  stage.decolorize {{}}
+  stage.regex {{
+    expression = "status=(?P<status>\\d+) ip=(?P<ip>\\S+)"
+  }}
+  stage.template {{
+    source   = "status"
+    template = "{{{{ .Value | ToLower }}}}"
+  }}
+  stage.replace {{
+    expression = "ip=(\\S+)"
+    replace    = "***"
+  }}
+  stage.metrics {{
+    metric.counter {{
+      name        = "requests_total"
+      description = "requests"
+      source      = "status"
+      action      = "inc"
+    }}
+    metric.histogram {{
+      name    = "status_code"
+      source  = "status"
+      buckets = [200, 400, 500]
+      prefix  = "my_"
+    }}
+  }}
+  stage.sampling {{
+    rate = 0.5
+  }}
+  stage.pack {{
+    labels = ["status"]
+  }}
+  forward_to = [loki.write.default.receiver]
+}}
+{WRITE}"#
+    );
+    let c = alloy(&text).unwrap();
+    assert!(c.report.complete(), "{}", c.report.render());
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    let names: Vec<&str> = cfg.targets[0].pipeline_stages.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "decolorize",
+            "regex",
+            "template",
+            "replace",
+            "metrics",
+            "sampling",
+            "pack"
+        ]
+    );
+    let crate::config::StageConfig::Metrics(m) = &cfg.targets[0].pipeline_stages[4] else { panic!() };
+    // Alloy's own names stay, so its dashboards keep working.
+    assert_eq!(m["requests_total"].prefix.as_deref(), Some("loki_process_custom_"));
+    assert_eq!(m["requests_total"].config.action.as_deref(), Some("inc"));
+    assert_eq!(m["status_code"].prefix.as_deref(), Some("my_"));
+    assert_eq!(m["status_code"].config.buckets, [200.0, 400.0, 500.0]);
 }
 
 #[test]

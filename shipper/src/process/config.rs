@@ -16,6 +16,8 @@
 //! line, its timestamp, its labels, its structured metadata or its tenant, or drop it.
 
 pub use super::custom_metrics::{MetricAction, MetricConfig};
+pub use super::replace::ReplaceConfig;
+pub use super::template::TemplateConfig;
 pub use super::transform::{DecolorizeConfig, PackConfig, SamplingConfig};
 use crate::units::Dur;
 use schemars::JsonSchema;
@@ -76,6 +78,11 @@ pub enum StageConfig {
     /// Prometheus counters, gauges and histograms from the lines, on `/metrics`: metric name →
     /// its settings.
     Metrics(BTreeMap<String, MetricConfig>),
+    /// An extracted value set from a Go template (`{{ .level | ToUpper }}`).
+    Template(TemplateConfig),
+    /// What the groups of a regular expression capture in the line (or an extracted value),
+    /// replaced by a template's output.
+    Replace(ReplaceConfig),
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -149,6 +156,8 @@ impl StageConfig {
             StageConfig::Decolorize(_) => "decolorize",
             StageConfig::Sampling(_) => "sampling",
             StageConfig::Metrics(_) => "metrics",
+            StageConfig::Template(_) => "template",
+            StageConfig::Replace(_) => "replace",
         }
     }
 }
@@ -177,6 +186,8 @@ const STAGES: &[&str] = &[
     "decolorize",
     "sampling",
     "metrics",
+    "template",
+    "replace",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -218,6 +229,8 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "decolorize" => StageConfig::Decolorize(map.next_value()?),
                     "sampling" => StageConfig::Sampling(map.next_value()?),
                     "metrics" => StageConfig::Metrics(map.next_value()?),
+                    "template" => StageConfig::Template(map.next_value()?),
+                    "replace" => StageConfig::Replace(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -257,6 +270,8 @@ impl Serialize for StageConfig {
             StageConfig::Decolorize(c) => m.serialize_entry(name, c)?,
             StageConfig::Sampling(c) => m.serialize_entry(name, c)?,
             StageConfig::Metrics(c) => m.serialize_entry(name, c)?,
+            StageConfig::Template(c) => m.serialize_entry(name, c)?,
+            StageConfig::Replace(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }

@@ -11,6 +11,7 @@ pub mod limit;
 pub mod multiline;
 pub mod pipeline;
 pub mod relabel;
+pub mod replace;
 pub mod selector;
 pub mod template;
 pub mod timestamp;

@@ -12,7 +12,9 @@ use super::filter::Filter;
 use super::labels::{Fitted, LabelCache};
 use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
+use super::replace::ReplaceStage;
 use super::selector::Selector;
+use super::template::TemplateStage;
 use super::timestamp::{TimestampStage, TsOutcome};
 use super::transform::{decolorize, Pack, Sampling};
 use super::{LabelOp, Line};
@@ -47,6 +49,8 @@ enum Stage {
     Decolorize,
     Sampling(Sampling),
     Metrics(MetricsStage),
+    Template(TemplateStage),
+    Replace(ReplaceStage),
 }
 
 enum Tenant {
@@ -210,6 +214,8 @@ impl Pipeline {
                 StageConfig::Decolorize(_) => Stage::Decolorize,
                 StageConfig::Sampling(c) => Stage::Sampling(Sampling::new(c, &key)?),
                 StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
+                StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
+                StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
             };
             p.stages.push((cfg.name(), stage));
         }
@@ -438,6 +444,8 @@ impl FileStages {
                     true
                 }
                 Stage::Metrics(m) => m.apply(&line, || line.labels(self.base.as_deref()), now),
+                Stage::Template(t) => t.apply(&mut line),
+                Stage::Replace(r) => r.apply(&mut line),
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {

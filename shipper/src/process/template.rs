@@ -27,6 +27,7 @@
 
 mod format;
 mod funcs;
+mod literal;
 mod parse;
 
 use super::{Extracted, Line};
@@ -168,13 +169,28 @@ impl TemplateStage {
         ok
     }
 
+    /// A template that sets nothing itself (the `replace` stage renders its replacement with it).
+    pub fn compile(template: &str) -> Result<TemplateStage, String> {
+        let (nodes, vars) = parse::parse(template)?;
+        Ok(TemplateStage {
+            source: Arc::from(""),
+            nodes,
+            vars,
+        })
+    }
+
     /// The template's output for `line`, or why it failed (for tests and debugging).
     pub fn render<'a>(&'a self, line: &'a Line, out: &mut String) -> Result<(), String> {
         let ex = &line.extracted;
+        self.render_value(line, ex.get(&self.source).or_else(|| ex.get("Value")), out)
+    }
+
+    /// The output for `line` with `.Value` given.
+    pub fn render_value<'a>(&'a self, line: &'a Line, value: Option<&'a str>, out: &mut String) -> Result<(), String> {
         let data = Data {
-            ex,
+            ex: &line.extracted,
             entry: line.text(),
-            value: ex.get(&self.source).or_else(|| ex.get("Value")),
+            value,
         };
         let mut exec = Exec {
             data,

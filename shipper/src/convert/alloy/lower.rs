@@ -364,6 +364,7 @@ impl<'a> Graph<'a> {
             "stage.multiline" => ("multiline", Value::Object(m)),
             "stage.limit" => ("limit", Value::Object(m)),
             "stage.match" => ("match", Value::Object(m)),
+            "stage.metrics" => ("metrics", super::metrics::shape(s, what, report)),
             other => (other.trim_start_matches("stage."), Value::Object(m)),
         }
     }

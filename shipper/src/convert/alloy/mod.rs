@@ -12,6 +12,7 @@ mod eval;
 mod import;
 mod lex;
 mod lower;
+mod metrics;
 #[cfg(test)]
 mod module_tests;
 mod parse;
