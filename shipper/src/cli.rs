@@ -72,6 +72,9 @@ fn convert(o: &ConvertOpts) -> ExitCode {
         eprintln!("--strict: nothing written, as something above is not supported");
         return ExitCode::from(3);
     }
+    if done.yaml.is_empty() {
+        return ExitCode::from(3);
+    }
     match &o.output {
         Some(path) => {
             if let Err(e) = std::fs::write(path, &done.yaml) {

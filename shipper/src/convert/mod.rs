@@ -14,6 +14,7 @@ mod out;
 mod peers;
 mod promtail;
 mod report;
+mod scope;
 mod stages;
 #[cfg(test)]
 mod tests;
@@ -82,6 +83,18 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
             (out, Some((chart, input)))
         }
     };
+    if out.targets.is_empty() && !out.kubernetes_discovery && out.journal.is_none() {
+        // Receivers only (syslog, Kafka, the push API...): nothing here is a node agent's.
+        report.unsupported(
+            None,
+            "the whole config",
+            "nothing left to tail: shipper reads the node's log files and journal; nothing written",
+        );
+        return Ok(Converted {
+            yaml: String::new(),
+            report,
+        });
+    }
     let config = out.render();
     out::check(&config, &mut report)?;
     let name = |s: Source| {

@@ -369,11 +369,13 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                     );
                 }
             }
-            other => report.unsupported(
-                at,
-                format!("job {name} {other}"),
-                "shipper reads files and the journal only",
-            ),
+            other => {
+                let why = match crate::convert::scope::promtail(other) {
+                    Some(kind) => crate::convert::scope::why(kind, "Promtail"),
+                    None => "shipper reads files and the journal only".to_string(),
+                };
+                report.unsupported(at, format!("job {name} {other}"), why)
+            }
         }
     }
     if kinds > 1 {

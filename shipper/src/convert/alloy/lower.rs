@@ -178,7 +178,10 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
                 }
                 g.journal(src, &what, stages, &mut out, report)?
             }
-            _ => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
+            other => match crate::convert::scope::alloy(other) {
+                Some(kind) => report.unsupported(line(src.pos), what, crate::convert::scope::why(kind, "Alloy")),
+                None => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
+            },
         }
     }
     k8s::note_mixed(&out, report);
@@ -218,16 +221,18 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
                 );
                 continue;
             }
-            let why = if b.name == "livedebugging" {
-                "shipper's own /metrics and logs tell what it does".to_string()
+            let what = format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default());
+            if b.name == "livedebugging" {
+                report.not_needed(line(b.pos), what, "shipper's own /metrics and logs tell what it does");
+            } else if let Some(kind) = crate::convert::scope::alloy(&b.name) {
+                report.unsupported(line(b.pos), what, crate::convert::scope::why(kind, "Alloy"));
             } else {
-                "not on the path of any loki.source.* to a loki.write: not converted".to_string()
-            };
-            report.unsupported(
-                line(b.pos),
-                format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default()),
-                why,
-            );
+                report.unsupported(
+                    line(b.pos),
+                    what,
+                    "not on the path of any loki.source.* to a loki.write: not converted",
+                );
+            }
         }
     }
     Ok(out)
@@ -308,11 +313,17 @@ impl<'a> Graph<'a> {
                     };
                     self.follow(&next.value, next.pos, stages, writers, report)?;
                 }
-                other => report.unsupported(
-                    line(pos),
-                    format!("forward_to {comp}"),
-                    format!("`{other}` is not carried: only loki.process, loki.relabel and loki.write are"),
-                ),
+                other => {
+                    report.unsupported(
+                        line(pos),
+                        format!("forward_to {comp}"),
+                        format!("`{other}` is not carried (only loki.process, loki.relabel and loki.write are): lines go on without it"),
+                    );
+                    // What it forwards to still gets the lines (its endpoint stays the source's).
+                    if let Some(next) = b.body.attribute("forward_to") {
+                        self.follow(&next.value, next.pos, stages, writers, report)?;
+                    }
+                }
             }
         }
         Ok(())
