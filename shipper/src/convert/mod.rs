@@ -19,6 +19,7 @@ mod stages;
 #[cfg(test)]
 mod tests;
 mod tpl;
+mod tpl_syntax;
 
 pub use report::{Note, Outcome, Report};
 
