@@ -454,7 +454,7 @@ fn importing_the_replaced_agents_positions_mounts_its_directory_read_only() {
 fn extra_env_and_env_from_reach_the_agents_container() {
     let values = r#"
 loki:
-  tenantId: ${LOKI_TENANT}
+  tenantId: ${LOKI_TENANT:-team-a}
 extraEnv:
   - name: LOKI_HOST
     value: loki-gateway.monitoring.svc.cluster.local
@@ -483,7 +483,7 @@ envFrom:
     assert_eq!(from[1].config_map_ref.as_ref().unwrap().name, "loki-settings");
     assert_eq!(from[1].prefix.as_deref(), Some("LOKI_"));
     let config = find(&objects, "ConfigMap")["data"]["shipper.yaml"].as_str().unwrap();
-    assert!(config.contains("tenant_id: ${LOKI_TENANT}"), "{config}");
+    assert!(config.contains("tenant_id: ${LOKI_TENANT:-team-a}"), "{config}");
     // None by default.
     assert!(pod(&render(None)).containers[0].env_from.is_none());
     let err = crate::render::try_render(Some("envFrom:\n  - secretRef: {}\n"), false).unwrap_err();
