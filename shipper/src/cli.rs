@@ -48,6 +48,10 @@ struct ConvertOpts {
     /// Write nothing (exit 3) when anything is left out.
     #[arg(long)]
     strict: bool,
+    /// A checkout of the `ref: values` source of a multi-source ArgoCD Application: its
+    /// `$values/PATH` values files are read from DIR/PATH.
+    #[arg(long, value_name = "DIR")]
+    values_dir: Option<PathBuf>,
 }
 
 fn convert(o: &ConvertOpts) -> ExitCode {
@@ -59,7 +63,10 @@ fn convert(o: &ConvertOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let done = match crate::convert::convert(o.from, o.to, &text, &name) {
+    let opts = crate::convert::Options {
+        values_dir: o.values_dir.clone(),
+    };
+    let done = match crate::convert::convert_with(o.from, o.to, &text, &name, &opts) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");

@@ -447,3 +447,45 @@ fn importing_the_replaced_agents_positions_mounts_its_directory_read_only() {
     // None by default.
     assert!(check_config(&render(None))["positions"].get("import_from").is_none());
 }
+
+/// `extraEnv` and `envFrom` (what `shipper convert` carries from Alloy's and Promtail's charts)
+/// reach the agent's container beside NODE_NAME; the config reads them as `${VAR}` at start.
+#[test]
+fn extra_env_and_env_from_reach_the_agents_container() {
+    let values = r#"
+loki:
+  tenantId: ${LOKI_TENANT:-team-a}
+extraEnv:
+  - name: LOKI_HOST
+    value: loki-gateway.monitoring.svc.cluster.local
+  - name: LOKI_TENANT
+    valueFrom:
+      secretKeyRef: {name: loki-tenant, key: tenant}
+envFrom:
+  - secretRef: {name: loki-credentials}
+  - configMapRef: {name: loki-settings}
+    prefix: LOKI_
+"#;
+    let objects = render(Some(values));
+    assert_deployable(&objects);
+    let container = pod(&objects).containers.remove(0);
+    let env = container.env.unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["NODE_NAME", "LOKI_HOST", "LOKI_TENANT"]);
+    assert_eq!(
+        env[1].value.as_deref(),
+        Some("loki-gateway.monitoring.svc.cluster.local")
+    );
+    let secret = env[2].value_from.clone().unwrap().secret_key_ref.unwrap();
+    assert_eq!((secret.name.as_str(), secret.key.as_str()), ("loki-tenant", "tenant"));
+    let from = container.env_from.unwrap();
+    assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "loki-credentials");
+    assert_eq!(from[1].config_map_ref.as_ref().unwrap().name, "loki-settings");
+    assert_eq!(from[1].prefix.as_deref(), Some("LOKI_"));
+    let config = find(&objects, "ConfigMap")["data"]["shipper.yaml"].as_str().unwrap();
+    assert!(config.contains("tenant_id: ${LOKI_TENANT:-team-a}"), "{config}");
+    // None by default.
+    assert!(pod(&render(None)).containers[0].env_from.is_none());
+    let err = crate::render::try_render(Some("envFrom:\n  - secretRef: {}\n"), false).unwrap_err();
+    assert!(err.contains("envFrom"), "{err}");
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/convert");
+pub(crate) const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/convert");
 
 /// `shipper convert --from FROM corpus/FILE -o OUT`: exit code and report.
 fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
@@ -23,8 +23,14 @@ fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
 
 /// `shipper convert --from FROM --to TO corpus/FILE -o OUT`: exit code and report.
 fn convert_to(from: &str, to: &str, file: &str, out: &Path) -> (i32, String) {
+    convert_with(from, to, file, out, &[])
+}
+
+/// `convert_to` with more arguments.
+pub(crate) fn convert_with(from: &str, to: &str, file: &str, out: &Path, more: &[&str]) -> (i32, String) {
     let o = Command::new(BIN)
         .args(["convert", "--from", from, "--to", to])
+        .args(more)
         .arg(Path::new(CORPUS).join(file))
         .arg("-o")
         .arg(out)
@@ -37,11 +43,11 @@ fn convert_to(from: &str, to: &str, file: &str, out: &Path) -> (i32, String) {
 }
 
 /// The keys a test sets in a converted config: `(path, value)`, path dotted (`client.url`).
-struct Overlay(Vec<(String, Value)>);
+pub(crate) struct Overlay(Vec<(String, Value)>);
 
 impl Overlay {
     /// What every test here needs: the receiver, a free HTTP port, positions in the scratch dir.
-    fn new(env: &Env) -> Overlay {
+    pub(crate) fn new(env: &Env) -> Overlay {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -62,7 +68,7 @@ impl Overlay {
     }
 
     /// Applies the overlay to the converted config at `file`, in place.
-    fn apply(&self, file: &Path) {
+    pub(crate) fn apply(&self, file: &Path) {
         let mut doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for (path, v) in &self.0 {
             let mut at = &mut doc;
@@ -83,7 +89,7 @@ impl Overlay {
 
 /// The stand-in API server with `pods`, a kubeconfig for it, and the overlay keys of a
 /// Kubernetes setup (pods root, kubeconfig, node name).
-fn kubernetes(env: &Env, overlay: &mut Overlay, pods: &[Pod]) -> (KubeApi, PathBuf) {
+pub(crate) fn kubernetes(env: &Env, overlay: &mut Overlay, pods: &[Pod]) -> (KubeApi, PathBuf) {
     let api = KubeApi::start();
     let kubeconfig = env.path("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
@@ -100,7 +106,7 @@ fn kubernetes(env: &Env, overlay: &mut Overlay, pods: &[Pod]) -> (KubeApi, PathB
 
 /// Starts the agent on the converted config, writes 300 CRI lines into each of two pods' logs
 /// (`a` and `b` under the pods root) once it watches the pods, and checks every line arrived once.
-fn ship_two_pods(env: &Env, cfg: &Path, api: &KubeApi, a: &Path, b: &Path) -> Agent {
+pub(crate) fn ship_two_pods(env: &Env, cfg: &Path, api: &KubeApi, a: &Path, b: &Path) -> Agent {
     let agent = Agent::start(cfg);
     assert!(api.wait_for_watches("pods", 1, Duration::from_secs(10)));
     for (f, path) in [a, b].into_iter().enumerate() {
@@ -113,7 +119,7 @@ fn ship_two_pods(env: &Env, cfg: &Path, api: &KubeApi, a: &Path, b: &Path) -> Ag
 }
 
 /// The receiver's stream label sets, sorted.
-fn label_sets(env: &Env) -> Vec<String> {
+pub(crate) fn label_sets(env: &Env) -> Vec<String> {
     env.loki.streams().keys().cloned().collect()
 }
 

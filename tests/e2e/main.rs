@@ -6,6 +6,7 @@ mod blocked;
 mod client;
 mod config_errors;
 mod convert;
+mod convert_charts;
 mod crash;
 mod cutover;
 mod delivery;

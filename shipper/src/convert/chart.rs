@@ -39,6 +39,18 @@ pub fn values(out: &Out, report: &mut Report) -> Map<String, Value> {
         let mut rest = Map::new();
         for (k, val) in client {
             match k.as_str() {
+                "url"
+                    if !val
+                        .as_str()
+                        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) =>
+                {
+                    rest.insert(k.clone(), val.clone());
+                    report.mapped(
+                        None,
+                        "shipper config client.url",
+                        "chart value extraConfig.client.url (loki.url takes only a literal http(s) URL; the agent expands the variable when it starts)",
+                    );
+                }
                 "url" => {
                     set(&mut v, "loki.url", val.clone());
                     to(report, "client.url", "loki.url");

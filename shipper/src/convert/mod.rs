@@ -9,6 +9,7 @@
 pub mod alloy;
 mod app;
 mod chart;
+mod env;
 mod k8s;
 mod out;
 mod peers;
@@ -18,6 +19,8 @@ mod scope;
 mod stages;
 #[cfg(test)]
 mod tests;
+mod tpl;
+mod tpl_syntax;
 
 pub use report::{Note, Outcome, Report};
 
@@ -55,10 +58,25 @@ pub struct Converted {
     pub report: Report,
 }
 
+/// What else a conversion reads.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Where the `$values/...` files of a multi-source ArgoCD Application are: a checkout of its
+    /// `ref: values` source.
+    pub values_dir: Option<std::path::PathBuf>,
+}
+
 /// Converts `text` (read from `file`, named in the report and errors) into `to`. Err: the source
 /// does not parse, is not of that kind, or cannot give `to` (file:line:column where known).
 pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Converted, String> {
+    convert_with(from, to, text, file, &Options::default())
+}
+
+/// [`convert`] with [`Options`].
+pub fn convert_with(from: Source, to: Target, text: &str, file: &str, opts: &Options) -> Result<Converted, String> {
     let mut report = Report::new(file);
+    // The variables of placeholders left for Helm templates: reported where they were made.
+    let mut holes = Vec::new();
     let (out, input) = match from {
         Source::Alloy => {
             let body = alloy::parse(text).map_err(|e| format!("{file}:{e}"))?;
@@ -78,8 +96,9 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
             } else {
                 peers::Chart::Promtail
             };
-            let input = app::read(chart, text, &mut report).map_err(|e| format!("{file}: {e}"))?;
-            let out = app::lower(chart, &input, file, &mut report)?;
+            let input =
+                app::read(chart, text, opts.values_dir.as_deref(), &mut report).map_err(|e| format!("{file}: {e}"))?;
+            let out = app::lower(chart, &input, file, &mut holes, &mut report)?;
             (out, Some((chart, input)))
         }
     };
@@ -95,8 +114,17 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
             report,
         });
     }
+    let mut out = out;
+    let resolved = match &input {
+        Some((chart, input)) => {
+            let env = env::read(*chart, &input.values);
+            env::resolve(&mut out, &env, to, &holes, &mut report)
+        }
+        None => env::Resolved::default(),
+    };
+    let explained: Vec<String> = resolved.explained.iter().chain(&holes).cloned().collect();
     let config = out.render();
-    out::check(&config, &mut report)?;
+    out::check(&config, &explained, &mut report)?;
     let name = |s: Source| {
         use clap::ValueEnum;
         s.to_possible_value()
@@ -110,7 +138,7 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
         ),
         Target::HelmValues => {
             let values = match &input {
-                Some((chart, input)) => app::values(*chart, input, &out, &mut report),
+                Some((chart, input)) => app::values(*chart, input, &out, &resolved.implicit, &mut report),
                 None => chart::values(&out, &mut report),
             };
             format!(
@@ -128,10 +156,11 @@ pub fn convert(from: Source, to: Target, text: &str, file: &str) -> Result<Conve
                     "{file} is chart values, not an ArgoCD Application: use --to helm-values"
                 ));
             };
-            let values = app::values(*chart, input, &out, &mut report);
+            let values = app::values(*chart, input, &out, &resolved.implicit, &mut report);
+            let written = app::application(application, input, values, &mut report);
             format!(
                 "# shipper's chart installed by ArgoCD, converted from {file} by `shipper convert`.\n{}",
-                serde_yaml_ng::to_string(&app::application(application, values)).unwrap_or_default()
+                serde_yaml_ng::to_string(&written).unwrap_or_default()
             )
         }
     };

@@ -66,6 +66,36 @@ impl Out {
     }
 }
 
+impl Out {
+    /// Calls `f` on every string of the config (keys of label maps are not values: left alone).
+    pub fn strings_mut(&mut self, f: &mut dyn FnMut(&mut String)) {
+        fn walk(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
+            match v {
+                Value::String(s) => f(s),
+                Value::Array(a) => a.iter_mut().for_each(|v| walk(v, f)),
+                Value::Object(m) => m.values_mut().for_each(|v| walk(v, f)),
+                _ => {}
+            }
+        }
+        let maps = [
+            &mut self.server,
+            &mut self.positions,
+            &mut self.kubernetes,
+            &mut self.tail,
+        ];
+        for m in maps
+            .into_iter()
+            .chain(self.clients.iter_mut())
+            .chain(self.journal.as_mut())
+        {
+            m.values_mut().for_each(|v| walk(v, f));
+        }
+        for list in [&mut self.targets, &mut self.relabel_configs, &mut self.pipeline_stages] {
+            list.iter_mut().for_each(|v| walk(v, f));
+        }
+    }
+}
+
 /// A literal string of the source as it must be written in our config, where `${` starts an
 /// environment variable and `$$` is one `$`: both are doubled to stay literal.
 pub fn literal(s: &str) -> String {
@@ -131,7 +161,8 @@ fn stand_in(yaml: &str, name: &str) -> String {
 /// Checks the written config with the loader of `shipper check`. Environment variables the
 /// config reads are taken from this process where set, else a stand-in (the agent needs them set
 /// where it runs); secret files the report asks for may not exist yet.
-pub fn check(yaml: &str, report: &mut Report) -> Result<(), String> {
+/// Variables in `explained` have a report line already.
+pub fn check(yaml: &str, explained: &[String], report: &mut Report) -> Result<(), String> {
     // Variables without a default that are unset here get a stand-in, one at a time.
     let mut unset: Vec<String> = Vec::new();
     let text = loop {
@@ -154,7 +185,7 @@ pub fn check(yaml: &str, report: &mut Report) -> Result<(), String> {
             }
         }
     };
-    for k in unset {
+    for k in unset.into_iter().filter(|k| !explained.contains(k)) {
         report.not_needed(
             None,
             format!("environment variable {k}"),

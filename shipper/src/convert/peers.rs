@@ -3,6 +3,7 @@
 
 use super::chart::set;
 use super::report::Report;
+use super::tpl::{self, Ctx};
 use serde_json::{json, Map, Value};
 
 /// What becomes of a value of a peer's chart.
@@ -30,7 +31,8 @@ const ALLOY: &[(&str, Rule)] = &[
         Unsupported("extra mounts: the chart has none; tail only under /var/log"),
     ),
     ("alloy.resources", To("resources")),
-    ("alloy.extraEnv", To("extraEnv")),
+    ("alloy.extraEnv", Config),
+    ("alloy.envFrom", Config),
     (
         "alloy.securityContext",
         NotNeeded("the chart runs least privilege by default (securityContext.*)"),
@@ -86,7 +88,8 @@ const PROMTAIL: &[(&str, Rule)] = &[
     ("daemonset.enabled", Config),
     ("deployment.enabled", Config),
     ("resources", To("resources")),
-    ("extraEnv", To("extraEnv")),
+    ("extraEnv", Config),
+    ("extraEnvFrom", Config),
     ("priorityClassName", To("priorityClassName")),
     ("tolerations", To("tolerations")),
     ("nodeSelector", To("nodeSelector")),
@@ -98,7 +101,7 @@ const PROMTAIL: &[(&str, Rule)] = &[
     ("defaultVolumeMounts", MOUNTED),
     ("extraVolumes", Unsupported("extra volumes: the chart has none")),
     ("extraVolumeMounts", Unsupported("extra mounts: the chart has none")),
-    ("extraArgs", Unsupported("Promtail's flags have no counterpart")),
+    ("extraArgs", Config),
     (
         "podSecurityContext",
         NotNeeded("the chart runs least privilege by default (securityContext.*)"),
@@ -133,6 +136,12 @@ pub fn carry(chart: Chart, values: &Value, ours: &mut Map<String, Value>, report
     };
     let mut leaves = Vec::new();
     walk(values, String::new(), table, &mut leaves);
+    let mut read = Vec::new();
+    template_refs(values, &mut read);
+    let templated = |path: &str| {
+        read.iter()
+            .any(|r: &String| r == path || r.starts_with(&format!("{path}.")) || path.starts_with(&format!("{r}.")))
+    };
     for (path, value) in leaves {
         let what = format!("value {path}");
         match table
@@ -151,8 +160,31 @@ pub fn carry(chart: Chart, values: &Value, ours: &mut Map<String, Value>, report
             Some((_, BuiltIn(how))) => report.built_in(None, what, *how),
             Some((_, NotNeeded(why))) => report.not_needed(None, what, *why),
             Some((_, Unsupported(why))) => report.unsupported(None, what, *why),
+            None if templated(&path) => report.not_needed(
+                None,
+                what,
+                "read by the templates of the config, whose rendering is converted",
+            ),
             None => report.unsupported(None, what, "no counterpart in shipper's chart"),
         }
+    }
+}
+
+/// The `.Values.a.b` paths templates in the strings of `v` read (`a.b`).
+fn template_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s.contains("{{") => {
+            for (at, _) in s.match_indices(".Values.") {
+                let rest = &s[at + ".Values.".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len());
+                out.push(rest[..end].trim_end_matches('.').to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| template_refs(v, out)),
+        Value::Object(m) => m.values().for_each(|v| template_refs(v, out)),
+        _ => {}
     }
 }
 
@@ -256,24 +288,89 @@ fn yaml_list(text: &str) -> Vec<Value> {
     serde_yaml_ng::from_str(text).unwrap_or_default()
 }
 
-/// The Promtail config the chart renders from `values` (its `config.*`), as Promtail YAML.
-pub fn promtail_config(values: &Value, report: &mut Report) -> String {
+/// The chart's `config.snippets.scrapeConfigs` template, which its `config.file` renders.
+const PROMTAIL_SCRAPE_CONFIGS: &str = r#"# See also https://github.com/grafana/loki/blob/master/production/ksonnet/promtail/scrape_config.libsonnet for reference
+- job_name: kubernetes-pods
+  pipeline_stages:
+    {{- toYaml .Values.config.snippets.pipelineStages | nindent 4 }}
+  kubernetes_sd_configs:
+    - role: pod
+  relabel_configs:
+    - source_labels:
+        - __meta_kubernetes_pod_controller_name
+      regex: ([0-9a-z-.]+?)(-[0-9a-f]{8,10})?
+      action: replace
+      target_label: __tmp_controller_name
+    - source_labels:
+        - __meta_kubernetes_pod_label_app_kubernetes_io_name
+        - __meta_kubernetes_pod_label_app
+        - __tmp_controller_name
+        - __meta_kubernetes_pod_name
+      regex: ^;*([^;]+)(;.*)?$
+      action: replace
+      target_label: app
+    - source_labels:
+        - __meta_kubernetes_pod_label_app_kubernetes_io_instance
+        - __meta_kubernetes_pod_label_instance
+      regex: ^;*([^;]+)(;.*)?$
+      action: replace
+      target_label: instance
+    - source_labels:
+        - __meta_kubernetes_pod_label_app_kubernetes_io_component
+        - __meta_kubernetes_pod_label_component
+      regex: ^;*([^;]+)(;.*)?$
+      action: replace
+      target_label: component
+    {{- if .Values.config.snippets.addScrapeJobLabel }}
+    - replacement: kubernetes-pods
+      target_label: scrape_job
+    {{- end }}
+    {{- toYaml .Values.config.snippets.common | nindent 4 }}
+    {{- with .Values.config.snippets.extraRelabelConfigs }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+"#;
+
+/// The chart's default values its `config.file` reads, under the user's `values`.
+fn promtail_chart_values(values: &Value) -> Value {
+    let mut v = json!({
+        "httpPathPrefix": "",
+        "config": {
+            "enabled": true,
+            "logLevel": "info",
+            "logFormat": "logfmt",
+            "serverPort": 3101,
+            "clients": [{"url": "http://loki-gateway/loki/api/v1/push"}],
+            "positions": {"filename": "/run/promtail/positions.yaml"},
+            "enableTracing": false,
+            "snippets": {
+                "pipelineStages": [{"cri": {}}],
+                "common": yaml_list(PROMTAIL_COMMON),
+                "addScrapeJobLabel": false,
+                "extraLimitsConfig": "",
+                "extraServerConfigs": "",
+                "extraScrapeConfigs": "",
+                "extraRelabelConfigs": [],
+                "scrapeConfigs": PROMTAIL_SCRAPE_CONFIGS,
+            },
+        },
+    });
+    super::app::merge(&mut v, values.clone());
+    v
+}
+
+/// The Promtail config the chart renders from `values` (its `config.*`), as Promtail YAML:
+/// `config.file` rendered as the chart does when the values give one, else built from the values
+/// (the chart's default file), templates in them rendered.
+pub fn promtail_config(
+    values: &Value,
+    ctx: &Ctx,
+    holes: &mut Vec<String>,
+    report: &mut Report,
+) -> Result<String, String> {
     let c = &values["config"];
     let or = |v: &Value, d: Value| if v.is_null() { d } else { v.clone() };
     let snippets = &c["snippets"];
-    for (key, why) in [
-        ("file", "a custom config template"),
-        ("scrapeConfigs", "a custom scrape config template"),
-    ] {
-        let given = if key == "file" { &c["file"] } else { &snippets[key] };
-        if !given.is_null() {
-            report.unsupported(
-                None,
-                format!("value config.{}{key}", if key == "file" { "" } else { "snippets." }),
-                format!("{why} is not rendered here: convert the config.yaml the chart renders (the Secret's promtail.yaml) with `--from promtail`"),
-            );
-        }
-    }
     if c["enabled"] == json!(false) {
         report.unsupported(
             None,
@@ -281,6 +378,40 @@ pub fn promtail_config(values: &Value, report: &mut Report) -> String {
             "the config comes from elsewhere: convert it with `--from promtail`",
         );
     }
+    let full = promtail_chart_values(values);
+    let ctx = Ctx { values: &full, ..*ctx };
+    let mut render = |text: &str, at: &str, report: &mut Report| tpl::render(text, &ctx, at, holes, report);
+    if let Some(file) = c["file"].as_str() {
+        let text = render(file, "config.file", report)?;
+        report.mapped(
+            None,
+            "value config.file",
+            "the config it renders (tpl, as the chart does), converted below",
+        );
+        return Ok(text);
+    }
+    // Values the chart passes through `tpl (toYaml …)`.
+    let mut templated = |v: Value, at: &str, report: &mut Report| -> Result<Value, String> {
+        let text = tpl::to_yaml(&v);
+        if !text.contains("{{") {
+            return Ok(v);
+        }
+        let done = render(&text, at, report)?;
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&done)
+            .ok()
+            .and_then(|y| serde_json::to_value(y).ok())
+            .ok_or_else(|| format!("value {at} is not YAML once its templates are rendered"))
+    };
+    let clients = templated(
+        or(&c["clients"], json!([{"url": "http://loki-gateway/loki/api/v1/push"}])),
+        "config.clients",
+        report,
+    )?;
+    let positions = templated(
+        or(&c["positions"], json!({"filename": "/run/promtail/positions.yaml"})),
+        "config.positions",
+        report,
+    )?;
     let mut rules = yaml_list(PROMTAIL_POD_RULES);
     if snippets["addScrapeJobLabel"] == json!(true) {
         rules.push(json!({"replacement": "kubernetes-pods", "target_label": "scrape_job"}));
@@ -298,13 +429,26 @@ pub fn promtail_config(values: &Value, report: &mut Report) -> String {
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": rules,
     })];
-    if let Some(extra) = snippets["extraScrapeConfigs"].as_str().filter(|s| !s.trim().is_empty()) {
-        match serde_yaml_ng::from_str::<Vec<Value>>(extra) {
-            Ok(more) => jobs.extend(more),
+    for key in ["scrapeConfigs", "extraScrapeConfigs"] {
+        let Some(text) = snippets[key].as_str().filter(|s| !s.trim().is_empty()) else {
+            continue;
+        };
+        let at = format!("config.snippets.{key}");
+        let text = render(text, &at, report)?;
+        match serde_yaml_ng::from_str::<Option<Vec<Value>>>(&text) {
+            Ok(more) if key == "scrapeConfigs" => {
+                jobs = more.unwrap_or_default();
+                report.mapped(
+                    None,
+                    format!("value {at}"),
+                    "the scrape configs it renders (tpl, as the chart does)",
+                );
+            }
+            Ok(more) => jobs.extend(more.unwrap_or_default()),
             Err(e) => report.unsupported(
                 None,
-                "value config.snippets.extraScrapeConfigs",
-                format!("not YAML once read ({e}); templates are not rendered here"),
+                format!("value {at}"),
+                format!("not a list of scrape configs once rendered ({e})"),
             ),
         }
     }
@@ -320,15 +464,15 @@ pub fn promtail_config(values: &Value, report: &mut Report) -> String {
         }
     }
     let mut config = json!({
-        "clients": or(&c["clients"], json!([{"url": "http://loki-gateway/loki/api/v1/push"}])),
+        "clients": clients,
         "scrape_configs": jobs,
     });
     if !server.is_empty() {
         config["server"] = Value::Object(server);
     }
     // The chart's own default: its positions file on the node under /run/promtail (a hostPath).
-    config["positions"] = or(&c["positions"], json!({"filename": "/run/promtail/positions.yaml"}));
-    serde_yaml_ng::to_string(&config).unwrap_or_default()
+    config["positions"] = positions;
+    Ok(serde_yaml_ng::to_string(&config).unwrap_or_default())
 }
 
 /// Whether the Promtail chart's values deploy a DaemonSet.

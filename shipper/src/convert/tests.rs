@@ -468,3 +468,59 @@ loki.process "p" {{
     assert_eq!(matches[1].drop_counter_reason.as_deref(), Some("noisy_debug"));
     assert!(c.report.complete(), "{}", c.report.render());
 }
+
+/// Chart values with their env: a plain extraEnv value is written in; a Secret's stays `${X}` and
+/// goes to our chart's extraEnv with --to helm-values; values without templates or env convert as
+/// they did.
+#[test]
+fn chart_env_values_are_written_in_and_secrets_carried() {
+    let values = r#"
+alloy:
+  extraEnv:
+    - name: LOKI_URL
+      value: http://loki:3100/loki/api/v1/push
+    - name: TENANT
+      valueFrom:
+        secretKeyRef: {name: t, key: k}
+  configMap:
+    content: |
+      local.file_match "f" {
+        path_targets = [{"__path__" = "/var/log/app/*.log"}]
+      }
+      loki.source.file "f" {
+        targets    = local.file_match.f.targets
+        forward_to = [loki.write.d.receiver]
+      }
+      loki.write "d" {
+        endpoint {
+          url       = env("LOKI_URL")
+          tenant_id = env("TENANT")
+        }
+      }
+"#;
+    let c = super::convert(Source::AlloyHelmValues, Target::Config, values, "v.yaml").unwrap();
+    assert!(c.yaml.contains("url: http://loki:3100/loki/api/v1/push"), "{}", c.yaml);
+    assert!(c.yaml.contains("tenant_id: ${TENANT}"), "{}", c.yaml);
+    let r = c.report.render();
+    assert!(
+        r.contains("env LOKI_URL from alloy.extraEnv[0]: mapped to its value"),
+        "{r}"
+    );
+    assert!(
+        r.contains("env TENANT from alloy.extraEnv[1] (Secret \"t\" key \"k\")"),
+        "{r}"
+    );
+    assert!(!r.contains("environment variable TENANT"), "explained once: {r}");
+    assert!(c.report.complete(), "{r}");
+    let h = super::convert(Source::AlloyHelmValues, Target::HelmValues, values, "v.yaml").unwrap();
+    assert!(h.yaml.contains("secretKeyRef"), "{}", h.yaml);
+    assert!(h.yaml.contains("tenantId: ${TENANT}"), "{}", h.yaml);
+    // A `$` in a value stays literal in our config.
+    let dollar = values.replace("http://loki:3100/loki/api/v1/push", "http://loki:3100/a$${b}");
+    let d = super::convert(Source::AlloyHelmValues, Target::Config, &dollar, "v.yaml").unwrap();
+    assert!(
+        d.yaml.contains("url: http://loki:3100/a$$$${b}") || d.yaml.contains("$${b}"),
+        "{}",
+        d.yaml
+    );
+}
