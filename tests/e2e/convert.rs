@@ -402,7 +402,7 @@ fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
     let src = env.path("config.alloy");
     std::fs::write(
         &src,
-        "loki.source.file \"a\" {\n  targets    = [{__path__ = \"/var/log/*.log\"}]\n  forward_to = [loki.process.p.receiver]\n}\nloki.process \"p\" {\n  stage.pack {\n    labels = [\"pod\"]\n  }\n  forward_to = [loki.write.w.receiver]\n}\nloki.write \"w\" {\n  endpoint {\n    url = \"http://loki:3100/loki/api/v1/push\"\n  }\n}\n",
+        "loki.source.file \"a\" {\n  targets    = [{__path__ = \"/var/log/*.log\"}]\n  forward_to = [loki.process.p.receiver]\n}\nloki.process \"p\" {\n  stage.geoip {\n    source = \"ip\"\n  }\n  forward_to = [loki.write.w.receiver]\n}\nloki.write \"w\" {\n  endpoint {\n    url = \"http://loki:3100/loki/api/v1/push\"\n  }\n}\n",
     )
     .unwrap();
     let run = |args: &[&str], out: &Path| {
@@ -420,7 +420,7 @@ fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
     let (code, report) = run(&["--from", "alloy"], &written);
     assert_eq!(code, Some(3), "{report}");
     assert!(
-        report.contains(":6: loki.process stage.pack: NOT SUPPORTED"),
+        report.contains(":6: loki.process stage.geoip: NOT SUPPORTED"),
         "{report}"
     );
     let check = Command::new(BIN).args(["check", "-c"]).arg(&written).output().unwrap();
