@@ -80,7 +80,7 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
     let sources = doc["spec"]["sources"].as_array();
     let (source, at) = match sources {
         Some(list) => {
-            let i = list.iter().position(|s| s["chart"] == want).ok_or_else(|| {
+            let i = list.iter().position(|s| installs(s, want)).ok_or_else(|| {
                 let charts: Vec<&str> = list.iter().filter_map(|s| s["chart"].as_str()).collect();
                 format!("the Application's spec.sources install no chart {want} (charts: {charts:?})")
             })?;
@@ -89,19 +89,22 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
         }
         None => (&doc["spec"]["source"], "spec.source".to_string()),
     };
-    match source["chart"].as_str() {
-        Some(c) if c == want => report.mapped(
-            None,
-            format!(
-                "Application {} chart {c} {}",
-                doc["metadata"]["name"], source["targetRevision"]
-            ),
-            format!(
-                "shipper's chart at {REPO_URL} path {CHART_PATH} (point repoURL/targetRevision at where you keep it)"
-            ),
-        ),
-        other => return Err(format!("the Application installs chart {other:?}, not {want}")),
+    if !installs(source, want) {
+        let what = match (source["chart"].as_str(), source["path"].as_str()) {
+            (Some(c), _) => format!("chart {c}"),
+            (None, Some(p)) => format!("the chart at path {p} of {}", source["repoURL"]),
+            (None, None) => "no chart".to_string(),
+        };
+        return Err(format!("the Application installs {what}, not {want}"));
     }
+    report.mapped(
+        None,
+        format!(
+            "Application {} chart {want} {}",
+            doc["metadata"]["name"], source["targetRevision"]
+        ),
+        format!("shipper's chart at {REPO_URL} path {CHART_PATH} (point repoURL/targetRevision at where you keep it)"),
+    );
     input.namespace = doc["spec"]["destination"]["namespace"].as_str().map(str::to_string);
     input.release = source["helm"]["releaseName"]
         .as_str()
@@ -298,4 +301,15 @@ pub fn application(app: &Value, input: &Input, values: Map<String, Value>, repor
         "metadata": meta,
         "spec": spec,
     })
+}
+
+/// Whether an Application source installs the chart `want`: by name from a Helm repository, or
+/// from a git path ending in it (`operations/helm/charts/alloy`).
+fn installs(source: &Value, want: &str) -> bool {
+    match source["chart"].as_str() {
+        Some(c) => c == want,
+        None => source["path"]
+            .as_str()
+            .is_some_and(|p| p.trim_end_matches('/').rsplit('/').next() == Some(want)),
+    }
 }

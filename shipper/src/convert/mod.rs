@@ -9,6 +9,7 @@
 pub mod alloy;
 mod app;
 mod chart;
+mod client;
 mod env;
 mod k8s;
 mod out;
@@ -16,6 +17,8 @@ mod peers;
 mod promtail;
 mod report;
 mod scope;
+#[cfg(test)]
+mod scope_tests;
 mod stages;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! A Promtail `config.yaml` lowered into ours: `server`, `positions`, `clients`, `scrape_configs`
 //! (Kubernetes pods, static files, the journal) with their relabel rules and stages.
 
+pub use super::client::client;
 use super::k8s::{self, Rule};
-use super::out::{keep_env_refs, secret_file, Out};
+use super::out::{keep_env_refs, Out};
 use super::report::Report;
 use super::stages::Stages;
 use serde_json::{Map, Value};
@@ -27,7 +28,7 @@ fn obj(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-fn s(v: &Value) -> Option<String> {
+pub(super) fn s(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -183,101 +184,6 @@ fn positions(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report:
     }
 }
 
-/// One Loki endpoint (`clients[i]`): ours keeps every setting that has a meaning here.
-pub fn client(v: &Value, i: usize, line: Option<u32>, out: &mut Out, report: &mut Report) {
-    let mut c = Map::new();
-    let what = |k: &str| format!("clients[{i}].{k}");
-    let key = if i == 0 {
-        "client".to_string()
-    } else {
-        format!("clients[{}]", i - 1)
-    };
-    for (k, val) in v.as_object().into_iter().flatten() {
-        match k.as_str() {
-            "url" | "tenant_id" | "bearer_token_file" | "timeout" => {
-                c.insert(k.clone(), val.clone());
-                report.mapped(line, what(k), format!("{key}.{k}"));
-            }
-            "batchwait" | "batchsize" => {
-                let ours = if k == "batchwait" { "batch_wait" } else { "batch_size" };
-                c.insert(ours.into(), val.clone());
-                report.mapped(line, what(k), format!("{key}.{ours}"));
-            }
-            "external_labels" => {
-                c.insert(k.clone(), val.clone());
-                report.mapped(line, what(k), format!("{key}.external_labels"));
-            }
-            "bearer_token" => {
-                let file = secret_file(&format!("client{i}-bearer-token"));
-                c.insert("bearer_token_file".into(), file.clone().into());
-                report.mapped(
-                    line,
-                    what(k),
-                    format!("{key}.bearer_token_file: {file} — create it with the token; the token is not written out"),
-                );
-            }
-            "basic_auth" => {
-                let mut auth = Map::new();
-                auth.insert("username".into(), val.get("username").cloned().unwrap_or_default());
-                let file = match val.get("password_file").and_then(s) {
-                    Some(f) => f,
-                    None => secret_file(&format!("client{i}-password")),
-                };
-                if val.get("password").is_some() {
-                    report.mapped(
-                        line,
-                        what("basic_auth.password"),
-                        format!("{key}.basic_auth.password_file: {file} — create it with the password; the password is not written out"),
-                    );
-                } else {
-                    report.mapped(line, what("basic_auth"), format!("{key}.basic_auth"));
-                }
-                auth.insert("password_file".into(), file.into());
-                c.insert("basic_auth".into(), Value::Object(auth));
-            }
-            "tls_config" => {
-                let mut tls = Map::new();
-                for (tk, tv) in val.as_object().into_iter().flatten() {
-                    match tk.as_str() {
-                        "ca_file" | "cert_file" | "key_file" | "server_name" => {
-                            tls.insert(tk.clone(), tv.clone());
-                            report.mapped(line, what(&format!("tls_config.{tk}")), format!("{key}.tls.{tk}"));
-                        }
-                        other => report.unsupported(
-                            line,
-                            what(&format!("tls_config.{other}")),
-                            "shipper always verifies Loki's certificate; give its CA with tls.ca_file",
-                        ),
-                    }
-                }
-                c.insert("tls".into(), Value::Object(tls));
-            }
-            "backoff_config" => {
-                let mut b = Map::new();
-                for (bk, bv) in val.as_object().into_iter().flatten() {
-                    match bk.as_str() {
-                        "min_period" | "max_period" => {
-                            b.insert(bk.clone(), bv.clone());
-                            report.mapped(line, what(&format!("backoff_config.{bk}")), format!("{key}.backoff.{bk}"));
-                        }
-                        "max_retries" => report.not_needed(
-                            line,
-                            what("backoff_config.max_retries"),
-                            "shipper retries a batch until Loki takes it, reading paused meanwhile (the files are the buffer); set backoff.max_retries to drop after N",
-                        ),
-                        other => report.unsupported(line, what(&format!("backoff_config.{other}")), "no such backoff setting"),
-                    }
-                }
-                if !b.is_empty() {
-                    c.insert("backoff".into(), Value::Object(b));
-                }
-            }
-            other => report.unsupported(line, what(other), "no such client setting in shipper"),
-        }
-    }
-    out.clients.push(c);
-}
-
 fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out, report: &mut Report) {
     let name = job.get("job_name").and_then(s).unwrap_or_else(|| format!("#{i}"));
     let from = line.unwrap_or(1);
@@ -357,6 +263,10 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
             "file_sd_configs" => {
                 kinds += 1;
                 file_sd_target(&name, v, at, &mut rules, &stages, out, report);
+            }
+            "docker_sd_configs" => {
+                kinds += 1;
+                docker_target(&name, at, &mut rules, &stages, out, report);
             }
             "journal" => {
                 kinds += 1;
@@ -464,6 +374,49 @@ fn static_target(
     t.insert("labels".into(), Value::Object(ours));
     let at = push_target(t, rules, stages, out, report);
     report.mapped(line, format!("job {job} static_configs[{n}] __path__ {path}"), at);
+}
+
+/// The json-file logs dockerd writes for every container (`docker_sd_configs`, Alloy's
+/// `loki.source.docker`): read from the node's disk, not through the Docker API.
+pub const DOCKER_LOGS: &str = "/var/lib/docker/containers/*/*-json.log";
+
+/// A job's `docker_sd_configs`: a target on dockerd's json-file logs. Rules on the Docker API's
+/// `__meta_docker_*` labels cannot apply to files and are reported.
+fn docker_target(
+    job: &str,
+    line: Option<u32>,
+    rules: &mut Vec<Rule>,
+    stages: &Stages,
+    out: &mut Out,
+    report: &mut Report,
+) {
+    let (api, files): (Vec<Rule>, Vec<Rule>) = std::mem::take(rules).into_iter().partition(|r| {
+        serde_json::to_string(&r.rule)
+            .unwrap_or_default()
+            .contains("__meta_docker")
+    });
+    *rules = files;
+    for r in api {
+        report.unsupported(
+            r.line,
+            r.what,
+            "it reads the Docker API's __meta_docker_* labels; shipper reads container logs from the disk, labelled by filename",
+        );
+    }
+    let mut t = Map::new();
+    t.insert("paths".into(), vec![DOCKER_LOGS].into());
+    // Docker's format is detected and parsed (`stream` a label), as its `docker` stage would.
+    let stages = Stages {
+        stages: stages.stages.clone(),
+        labels: stages.labels.clone(),
+        parsed: true,
+    };
+    let at = push_target(t, rules, &stages, out, report);
+    report.mapped(
+        line,
+        format!("job {job} docker_sd_configs"),
+        format!("{at}: dockerd's json-file logs ({DOCKER_LOGS}), read from the disk"),
+    );
 }
 
 /// A job's `file_sd_configs`: a target whose target group files name the files and labels.

@@ -7,10 +7,7 @@
 /// receivers` (logs sent to the agent rather than written on the node).
 pub fn alloy(component: &str) -> Option<&'static str> {
     let kinds: [(&[&str], &str); 5] = [
-        (
-            &["prometheus.", "discovery.", "mimir.", "otelcol.receiver.prometheus"],
-            METRICS,
-        ),
+        (&["prometheus.", "mimir.", "otelcol.receiver.prometheus"], METRICS),
         (&["otelcol.", "faro.", "beyla.", "tracing"], TRACES),
         (&["pyroscope."], PROFILING),
         (&["loki.source.kubernetes_events"], EVENTS),

@@ -178,6 +178,7 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
                 }
                 g.journal(src, &what, stages, &mut out, report)?
             }
+            "loki.source.docker" => g.docker(src, &what, stages, &mut out, report)?,
             other => match crate::convert::scope::alloy(other) {
                 Some(kind) => report.unsupported(line(src.pos), what, crate::convert::scope::why(kind, "Alloy")),
                 None => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
@@ -224,6 +225,9 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
             let what = format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default());
             if b.name == "livedebugging" {
                 report.not_needed(line(b.pos), what, "shipper's own /metrics and logs tell what it does");
+            } else if b.name.starts_with("discovery.") {
+                // Discovery by itself ships nothing; what reads it is reported on its own.
+                report.not_needed(line(b.pos), what, "no converted log source reads it");
             } else if let Some(kind) = crate::convert::scope::alloy(&b.name) {
                 report.unsupported(line(b.pos), what, crate::convert::scope::why(kind, "Alloy"));
             } else {

@@ -7,6 +7,7 @@
 mod chain;
 mod declare;
 mod discovery;
+mod docker;
 mod ends;
 mod eval;
 mod import;
