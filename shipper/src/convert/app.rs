@@ -70,7 +70,7 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
         if !doc.is_object() && !doc.is_null() {
             return Err("not chart values: the document is not a map".into());
         }
-        input.values = doc;
+        input.values = subchart(chart, doc, report);
         return Ok(input);
     }
     let want = match chart {
@@ -311,5 +311,21 @@ fn installs(source: &Value, want: &str) -> bool {
         None => source["path"]
             .as_str()
             .is_some_and(|p| p.trim_end_matches('/').rsplit('/').next() == Some(want)),
+    }
+}
+
+/// The values of an umbrella chart (loki-stack, a chart of one's own) hold Promtail's under
+/// `promtail:`: those are the chart's values.
+fn subchart(chart: Chart, values: Value, report: &mut Report) -> Value {
+    match chart {
+        Chart::Promtail if values["config"].is_null() && values["promtail"].is_object() => {
+            report.mapped(
+                None,
+                "value promtail (the subchart values of an umbrella chart)",
+                "Promtail's chart values, read from there",
+            );
+            values["promtail"].clone()
+        }
+        _ => values,
     }
 }

@@ -402,11 +402,9 @@ pub fn promtail_config(
             .and_then(|y| serde_json::to_value(y).ok())
             .ok_or_else(|| format!("value {at} is not YAML once its templates are rendered"))
     };
-    let clients = templated(
-        or(&c["clients"], json!([{"url": "http://loki-gateway/loki/api/v1/push"}])),
-        "config.clients",
-        report,
-    )?;
+    let default_clients =
+        legacy_clients(values, report).unwrap_or_else(|| json!([{"url": "http://loki-gateway/loki/api/v1/push"}]));
+    let clients = templated(or(&c["clients"], default_clients), "config.clients", report)?;
     let positions = templated(
         or(&c["positions"], json!({"filename": "/run/promtail/positions.yaml"})),
         "config.positions",
@@ -423,9 +421,21 @@ pub fn promtail_config(
             .unwrap_or_default(),
     );
     rules.extend(snippets["extraRelabelConfigs"].as_array().cloned().unwrap_or_default());
+    // The chart before 3.0 took the stages at the top level.
+    let stages = match (&snippets["pipelineStages"], &values["pipelineStages"]) {
+        (Value::Null, old @ Value::Array(_)) => {
+            report.mapped(
+                None,
+                "value pipelineStages (the chart before 3.0)",
+                "the pods' pipeline_stages",
+            );
+            old.clone()
+        }
+        (ours, _) => or(ours, json!([{"cri": {}}])),
+    };
     let mut jobs = vec![json!({
         "job_name": "kubernetes-pods",
-        "pipeline_stages": or(&snippets["pipelineStages"], json!([{"cri": {}}])),
+        "pipeline_stages": stages,
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": rules,
     })];
@@ -486,4 +496,35 @@ pub fn promtail_controller(values: &Value, report: &mut Report) {
     } else {
         report.built_in(None, "value daemonset.enabled", "shipper's chart is a DaemonSet");
     }
+}
+
+/// The Loki endpoint of values written for the Promtail chart before 4.0 (`config.lokiAddress`)
+/// or the older loki/promtail chart (`loki.serviceName`, `servicePort`, `serviceScheme`, `user`,
+/// `password`), when `config.clients` does not give one.
+fn legacy_clients(values: &Value, report: &mut Report) -> Option<Value> {
+    if !values["config"]["clients"].is_null() {
+        return None;
+    }
+    if let Some(url) = values["config"]["lokiAddress"].as_str() {
+        report.mapped(None, "value config.lokiAddress (the chart before 4.0)", "client.url");
+        return Some(json!([{ "url": url }]));
+    }
+    let loki = &values["loki"];
+    let host = loki["serviceName"].as_str().filter(|h| !h.is_empty())?;
+    let scheme = loki["serviceScheme"].as_str().unwrap_or("http");
+    let port = match &loki["servicePort"] {
+        Value::Number(n) => n.to_string(),
+        Value::String(p) => p.clone(),
+        _ => "3100".into(),
+    };
+    let mut client = json!({ "url": format!("{scheme}://{host}:{port}/loki/api/v1/push") });
+    report.mapped(
+        None,
+        "value loki.serviceName, servicePort, serviceScheme (the loki/promtail chart before 1.0)",
+        "client.url",
+    );
+    if let (Some(user), Some(password)) = (loki["user"].as_str(), loki["password"].as_str()) {
+        client["basic_auth"] = json!({ "username": user, "password": password });
+    }
+    Some(json!([client]))
 }
