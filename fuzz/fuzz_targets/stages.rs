@@ -1,6 +1,8 @@
 //! Pipeline stages on any input: JSON, logfmt and regex parsing, timestamps in several formats,
-//! multiline joining, labels, `match` selectors and output never panic, and every line comes out
-//! valid UTF-8 within the line size limit (or is held, or dropped and counted).
+//! multiline joining, labels, `match` selectors, Go templates, replace, pack, decolorize, metrics
+//! and output never panic, and every line comes out valid UTF-8 within the line size limit (or is
+//! held, or dropped and counted). The first line is also parsed as a LogQL selector and as a Go
+//! template (refused or run, never a panic).
 #![no_main]
 
 use shipper::process::pipeline::{FileStages, Pipeline, StageStats};
@@ -23,7 +25,14 @@ const STAGES: &str = r#"
     stages:
       - static_labels: {alert: "yes"}
       - match: {selector: '{level="debug"}', action: drop}
+- decolorize: {}
+- template: {source: msg, template: '{{ if .level }}{{ .level | ToUpper }}: {{ end }}{{ .msg | default .Entry | trunc 200 }}'}
+- replace: {expression: '(?P<num>\d{3,})', replace: '{{ .Value | Sha2Hash "salt" | trunc 8 }}'}
+- metrics:
+    fuzz_lines_total: {type: Counter, config: {match_all: true, count_entry_bytes: true, action: add}}
+    fuzz_n: {type: Histogram, source: n, config: {buckets: [1, 10]}}
 - output: {source: msg}
+- pack: {labels: [level, word], ingest_timestamp: false}
 "#;
 
 fn pipeline() -> Arc<Pipeline> {
@@ -45,6 +54,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
     if let Ok(sel) = shipper::process::selector::Selector::parse(&String::from_utf8_lossy(first)) {
         let _ = sel.matches(|_| Some("api"), data);
+    }
+    if let Ok(t) = shipper::process::template::TemplateStage::compile(&String::from_utf8_lossy(first)) {
+        let line = shipper::process::Line::new(0, bytes::Bytes::copy_from_slice(data), shipper::parse::StreamKind::Stdout, 0);
+        let mut out = String::new();
+        let _ = t.render(&line, &mut out);
     }
     let base = Arc::new(shipper::labels::StreamLabels::new(&Default::default()));
     let mut st = FileStages::new(pipeline());
