@@ -17,7 +17,7 @@ use std::time::Duration;
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/convert");
 
 /// `shipper convert --from FROM corpus/FILE -o OUT`: exit code and report.
-fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
+pub(crate) fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
     convert_to(from, "config", file, out)
 }
 
@@ -37,11 +37,11 @@ fn convert_to(from: &str, to: &str, file: &str, out: &Path) -> (i32, String) {
 }
 
 /// The keys a test sets in a converted config: `(path, value)`, path dotted (`client.url`).
-struct Overlay(Vec<(String, Value)>);
+pub(crate) struct Overlay(Vec<(String, Value)>);
 
 impl Overlay {
     /// What every test here needs: the receiver, a free HTTP port, positions in the scratch dir.
-    fn new(env: &Env) -> Overlay {
+    pub(crate) fn new(env: &Env) -> Overlay {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -57,12 +57,12 @@ impl Overlay {
         o
     }
 
-    fn set(&mut self, path: &str, v: Value) {
+    pub(crate) fn set(&mut self, path: &str, v: Value) {
         self.0.push((path.to_string(), v));
     }
 
     /// Applies the overlay to the converted config at `file`, in place.
-    fn apply(&self, file: &Path) {
+    pub(crate) fn apply(&self, file: &Path) {
         let mut doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for (path, v) in &self.0 {
             let mut at = &mut doc;
@@ -430,7 +430,7 @@ fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
 }
 
 /// `shipper check -c FILE` with `vars` set: whether it passed, and its stderr.
-fn check_with(file: &Path, vars: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn check_with(file: &Path, vars: &[(&str, &str)]) -> (bool, String) {
     let o = Command::new(BIN)
         .args(["check", "-c"])
         .arg(file)

@@ -1,10 +1,14 @@
 //! Lines routed to some endpoints: one file fanned out through two `branches` with different
 //! stages to two named clients, and a target whose `clients` names one. Each endpoint gets exactly
-//! its lines; a file's position waits for every endpoint its lines go to.
+//! its lines; a file's position waits for every endpoint its lines go to. And an Alloy fan-out
+//! converted into such a config.
 
+use crate::convert::{check_with, convert, Overlay};
 use crate::support::{saved_offset, Agent, Env};
+use serde_yaml_ng::Value;
 use shipper_testkit::{Format, LogWriter, Receiver};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Each stream's lines, in order.
@@ -139,5 +143,103 @@ targets:
         }
         assert_eq!(saved_offset(&env, path), len, "{}", path.display());
     }
+    agent.stop();
+}
+
+/// An Alloy source fanned out to two `loki.process` chains, each ending at its own `loki.write`,
+/// and a source sent to one of them: the writes become named clients, the fan-out a `branches`
+/// stage (the stage both chains share before it), the other source's target `clients`. The
+/// config passes `shipper check`, and each receiver gets exactly its lines.
+#[test]
+fn an_alloy_fan_out_converts_to_branches_and_ships_each_endpoint_its_lines() {
+    let env = Env::new();
+    let archive = Receiver::start();
+    let cfg = env.path("shipper.yaml");
+    let (code, report) = convert("alloy", "alloy-fan-out.alloy", &cfg);
+    assert_eq!(code, 0, "everything maps: {report}");
+    for want in [
+        ":9: loki.source.file \"app\" forward_to (2 chains): mapped to a last `branches` stage",
+        "(1 shared stage(s) before it)",
+        ":24: loki.source.file \"app\" → loki.write \"archive\": mapped to branches[0] of its stages: 1 stage(s) of its own, to clients archive",
+        ":36: loki.source.file \"app\" → loki.write \"default\": mapped to branches[1]",
+        ":43: loki.source.file \"audit\" forward_to loki.write \"archive\": mapped to `clients: [archive]`",
+    ] {
+        assert!(report.contains(want), "{want}\n{report}");
+    }
+    let (ok, err) = check_with(&cfg, &[]);
+    assert!(ok, "{err}");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let mut overlay = Overlay::new(&env);
+    for place in ["client", "clients.0"] {
+        let mut at = &doc;
+        for k in place.split('.') {
+            at = match k.parse::<usize>() {
+                Ok(i) => &at[i],
+                Err(_) => &at[k],
+            };
+        }
+        let url = match at["name"].as_str() {
+            Some("default") => env.loki.url(),
+            Some("archive") => archive.url(),
+            other => panic!("{place} is named {other:?}"),
+        };
+        overlay.set(&format!("{place}.url"), url.into());
+    }
+    for (i, dir) in ["app", "audit"].into_iter().enumerate() {
+        let glob = env.path(dir).join("*.log").display().to_string();
+        overlay.set(&format!("targets.{i}.paths"), Value::Sequence(vec![glob.into()]));
+    }
+    overlay.apply(&cfg);
+    let agent = Agent::start(&cfg);
+    let (app, audit) = (env.path("app/0.log"), env.path("audit/0.log"));
+    let mut w = LogWriter::create(&app, Format::Raw).unwrap();
+    let levels = ["debug", "info", "error"];
+    let written: Vec<(&str, String)> = (0..90)
+        .map(|i| {
+            (
+                levels[i % 3],
+                format!(r#"{{"level":"{}","msg":"step {i}"}}"#, levels[i % 3]),
+            )
+        })
+        .collect();
+    for (_, l) in &written {
+        w.write_line("stdout", l).unwrap();
+    }
+    w.flush().unwrap();
+    let mut a = LogWriter::create(&audit, Format::Raw).unwrap();
+    a.write_line("stdout", "user=u1 action=login").unwrap();
+    a.flush().unwrap();
+    assert!(
+        env.loki.wait_for_entries(90, Duration::from_secs(30)),
+        "{}",
+        agent.log_tail()
+    );
+    assert!(
+        archive.wait_for_entries(61, Duration::from_secs(30)),
+        "{}",
+        agent.log_tail()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let stream = |job: &str, path: &Path, level: Option<&str>| {
+        let level = level.map(|l| format!(", level=\"{l}\"")).unwrap_or_default();
+        format!("{{filename=\"{}\", job=\"{job}\"{level}}}", path.display())
+    };
+    let mut main = BTreeMap::new();
+    for (level, l) in &written {
+        main.entry(stream("app", &app, Some(level)))
+            .or_insert_with(Vec::new)
+            .push(l.clone());
+    }
+    assert_eq!(lines(&env.loki), main);
+    let kept: Vec<String> = written
+        .iter()
+        .filter(|(l, _)| *l != "debug")
+        .map(|(_, l)| l.clone())
+        .collect();
+    let archived = BTreeMap::from([
+        (stream("app", &app, None), kept),
+        (stream("audit", &audit, None), vec!["user=u1 action=login".to_string()]),
+    ]);
+    assert_eq!(lines(&archive), archived);
     agent.stop();
 }

@@ -7,7 +7,7 @@ use crate::config::StageConfig;
 use serde_json::{Map, Value};
 
 /// What lowering a list of stages gave: ours, and the label names they set.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Stages {
     pub stages: Vec<Value>,
     pub labels: Vec<String>,
