@@ -468,8 +468,8 @@ impl Config {
     /// Every target's rules and stages compiled (in the order of `targets`); Err names the key of
     /// the first that does not compile (`targets[1].pipeline_stages[0].regex: …`).
     pub fn compile_targets(&self) -> Result<Vec<CompiledTarget>, String> {
-        use crate::process::{pipeline::Pipeline, relabel::Relabeler, routes::Endpoints};
-        let endpoints = Endpoints::from_config(self)?;
+        use crate::process::{pipeline::Pipeline, relabel::Relabeler};
+        let endpoints = self.endpoints()?;
         let global = Relabeler::new(&self.relabel_configs, "relabel_configs")?;
         let max_line = self.tail.max_line_size.0 as usize;
         let mut out = Vec::with_capacity(self.targets.len());
@@ -498,6 +498,18 @@ impl Config {
             });
         }
         Ok(out)
+    }
+
+    /// The endpoints (`client`, then `clients`) by name, in the batcher's order; Err names the
+    /// key of a duplicate or empty name, or of one endpoint too many.
+    pub fn endpoints(&self) -> Result<crate::process::routes::Endpoints, String> {
+        let places = std::iter::once(("client".to_string(), self.client.name.clone())).chain(
+            self.clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("clients[{i}]"), c.name.clone())),
+        );
+        crate::process::routes::Endpoints::new(places)
     }
 
     /// With `discovery: kubernetes`, the target of every container log kubelet writes on this node,

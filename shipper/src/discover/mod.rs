@@ -130,7 +130,7 @@ impl Targets {
         targets.label_limits = cfg.label_limits.clone();
         let max_line = cfg.tail.max_line_size.0 as usize;
         let compiled = cfg.compile_targets()?;
-        let endpoints = crate::process::routes::Endpoints::from_config(cfg)?;
+        let endpoints = cfg.endpoints()?;
         for (i, ((t, c), built)) in targets.targets.iter_mut().zip(&cfg.targets).zip(compiled).enumerate() {
             t.relabel = built.relabel;
             t.relabel_meta = t.relabel.iter().any(|r| r.uses_meta("__meta_kubernetes_pod_"));

@@ -2,8 +2,6 @@
 //! with bit i for endpoint i (`client`, then `clients[0]`, ...: the order of the batcher's lanes).
 //! A line without a mask goes to every endpoint.
 
-use crate::config::Config;
-
 /// Most endpoints (`client` and `clients` together): one bit of a `u64` mask each.
 pub const MAX_ENDPOINTS: usize = 64;
 
@@ -22,30 +20,24 @@ pub struct Routes<'a> {
 }
 
 impl Endpoints {
-    /// The endpoints of `cfg`, checked: names unique and not empty, at most [`MAX_ENDPOINTS`].
-    pub fn from_config(cfg: &Config) -> Result<Endpoints, String> {
-        if 1 + cfg.clients.len() > MAX_ENDPOINTS {
-            return Err(format!(
-                "clients: {} endpoints with `client`; at most {MAX_ENDPOINTS} are supported: merge some",
-                1 + cfg.clients.len()
-            ));
-        }
-        let places = std::iter::once(("client".to_string(), &cfg.client)).chain(
-            cfg.clients
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("clients[{i}]"), c)),
-        );
+    /// The endpoints of `places` (each client's config key and `name`, in order), checked:
+    /// names unique and not empty, at most [`MAX_ENDPOINTS`].
+    pub fn new(places: impl IntoIterator<Item = (String, Option<String>)>) -> Result<Endpoints, String> {
         let mut names: Vec<Option<String>> = Vec::new();
-        for (key, c) in places {
-            match c.name.as_deref() {
+        for (key, name) in places {
+            if names.len() == MAX_ENDPOINTS {
+                return Err(format!(
+                    "{key}: more than {MAX_ENDPOINTS} endpoints (`client` and `clients` together); merge some"
+                ));
+            }
+            match name.as_deref() {
                 Some("") => return Err(format!("{key}.name: empty; give a name or leave `name` out")),
                 Some(n) if names.iter().any(|m| m.as_deref() == Some(n)) => {
                     return Err(format!(
                         "{key}.name: `{n}` names another client too; give each client its own name"
                     ))
                 }
-                _ => names.push(c.name.clone()),
+                _ => names.push(name),
             }
         }
         Ok(Endpoints { names })
@@ -115,26 +107,21 @@ pub fn goes_to(clients: Option<u64>, i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClientConfig;
 
-    fn named(name: Option<&str>) -> ClientConfig {
-        ClientConfig {
-            name: name.map(str::to_string),
-            ..Default::default()
-        }
-    }
-
-    fn cfg(client: Option<&str>, clients: &[Option<&str>]) -> Config {
-        Config {
-            client: named(client),
-            clients: clients.iter().map(|n| named(*n)).collect(),
-            ..Default::default()
-        }
+    fn endpoints(names: &[Option<&str>]) -> Result<Endpoints, String> {
+        Endpoints::new(names.iter().enumerate().map(|(i, n)| {
+            let key = if i == 0 {
+                "client".to_string()
+            } else {
+                format!("clients[{}]", i - 1)
+            };
+            (key, n.map(str::to_string))
+        }))
     }
 
     #[test]
     fn names_resolve_to_bits_in_endpoint_order() {
-        let e = Endpoints::from_config(&cfg(Some("main"), &[None, Some("archive")])).unwrap();
+        let e = endpoints(&[Some("main"), None, Some("archive")]).unwrap();
         assert_eq!(e.mask(&[], "k").unwrap(), None);
         assert_eq!(e.mask(&["archive".into()], "k").unwrap(), Some(0b100));
         assert_eq!(e.mask(&["archive".into(), "main".into()], "k").unwrap(), Some(0b101));
@@ -149,16 +136,17 @@ mod tests {
 
     #[test]
     fn duplicate_empty_and_too_many_names_are_refused_with_their_key() {
-        let err = Endpoints::from_config(&cfg(Some("a"), &[Some("b"), Some("a")])).unwrap_err();
+        let err = endpoints(&[Some("a"), Some("b"), Some("a")]).unwrap_err();
         assert_eq!(
             err,
             "clients[1].name: `a` names another client too; give each client its own name"
         );
-        let err = Endpoints::from_config(&cfg(Some(""), &[])).unwrap_err();
+        let err = endpoints(&[Some("")]).unwrap_err();
         assert!(err.starts_with("client.name: empty"), "{err}");
-        let err = Endpoints::from_config(&cfg(None, &[None; 64])).unwrap_err();
-        assert!(err.starts_with("clients: 65 endpoints"), "{err}");
-        let e = Endpoints::from_config(&cfg(None, &[None])).unwrap();
+        assert!(endpoints(&[None; 64]).is_ok());
+        let err = endpoints(&[None; 65]).unwrap_err();
+        assert!(err.starts_with("clients[63]: more than 64 endpoints"), "{err}");
+        let e = endpoints(&[None, None]).unwrap();
         let err = e.mask(&["a".into()], "targets[2].clients").unwrap_err();
         assert!(
             err.ends_with("no client has a `name`: set `name` on `client` or `clients[]`"),

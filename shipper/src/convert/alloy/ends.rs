@@ -74,7 +74,7 @@ impl Graph<'_> {
         }
         j.entry("fields").or_insert_with(|| Value::Object(Map::new()));
         let mut stages = stages;
-        if super::routes::take_clients(&mut stages.stages).is_some() {
+        if Self::take_clients(&mut stages.stages).is_some() {
             report.unsupported(
                 line(src.pos),
                 format!("{what} forward_to"),

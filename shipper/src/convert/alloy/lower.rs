@@ -7,7 +7,6 @@ use super::super::out::Out;
 use super::super::report::Report;
 use super::super::stages::Stages;
 use super::eval::eval;
-use super::routes::Route;
 use super::{Block, Body, Error, Expr, Item, Pos};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +51,14 @@ const RECEIVERS: &[&str] = &[
     "prometheus.remote_write",
     "prometheus.relabel",
 ];
+
+/// One way from a source through its chains: the stages on it and the `loki.write`s it ends at.
+pub(super) struct Route {
+    pub stages: Stages,
+    pub writers: Vec<String>,
+    /// Where it reaches its `loki.write`s.
+    pub line: Option<u32>,
+}
 
 pub(super) struct Graph<'a> {
     pub(super) blocks: BTreeMap<String, &'a Block>,
@@ -186,7 +193,7 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
             _ => report.unsupported(line(src.pos), what, "shipper reads files and the journal only"),
         }
     }
-    super::routes::branches_last(&mut out.pipeline_stages);
+    Graph::branches_last(&mut out.pipeline_stages);
     k8s::note_mixed(&out, report);
     for w in &writers {
         g.write(w, &mut out, report);
@@ -456,7 +463,7 @@ impl<'a> Graph<'a> {
                 }
             }
         }
-        let clients = super::routes::take_clients(&mut stages.stages);
+        let clients = Self::take_clients(&mut stages.stages);
         let list = eval(expr).map_err(|why| err(pos, format!("the targets: {why}")))?;
         for t in list.as_array().into_iter().flatten() {
             let Some(path) = t.get("__path__").and_then(Value::as_str) else {

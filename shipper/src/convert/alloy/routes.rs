@@ -5,17 +5,9 @@
 
 use super::super::report::Report;
 use super::super::stages::Stages;
-use super::lower::{line, Graph};
+use super::lower::{line, Graph, Route};
 use super::Block;
 use serde_json::{json, Map, Value};
-
-/// One way from a source through its chains: the stages on it and the `loki.write`s it ends at.
-pub(in crate::convert) struct Route {
-    pub stages: Stages,
-    pub writers: Vec<String>,
-    /// Where it reaches its `loki.write`s.
-    pub line: Option<u32>,
-}
 
 impl Graph<'_> {
     /// The names of the clients a `loki.write` becomes: its label for its first endpoint, then
@@ -136,34 +128,34 @@ impl Graph<'_> {
         out.stages.push(json!({ "branches": branches }));
         out
     }
-}
 
-/// A trailing `branches` stage with one branch and no stages of its own, taken off as the
-/// `clients` of a target.
-pub(super) fn take_clients(stages: &mut Vec<Value>) -> Option<Value> {
-    let only = stages
-        .last()?
-        .get("branches")?
-        .as_array()
-        .filter(|b| b.len() == 1)?
-        .first()?;
-    let plain = only
-        .get("stages")
-        .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty));
-    let clients = only.get("clients").filter(|_| plain)?.clone();
-    stages.pop();
-    Some(clients)
-}
+    /// A trailing `branches` stage with one branch and no stages of its own, taken off as the
+    /// `clients` of a target.
+    pub(super) fn take_clients(stages: &mut Vec<Value>) -> Option<Value> {
+        let only = stages
+            .last()?
+            .get("branches")?
+            .as_array()
+            .filter(|b| b.len() == 1)?
+            .first()?;
+        let plain = only
+            .get("stages")
+            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty));
+        let clients = only.get("clients").filter(|_| plain)?.clone();
+        stages.pop();
+        Some(clients)
+    }
 
-/// Moves a `branches` stage to the end of the global stages (stages added after the source's,
-/// such as the last `labeldrop` of a Kubernetes setup, run before it, for all branches).
-pub(super) fn branches_last(stages: &mut Vec<Value>) {
-    let branches = |s: &Value| {
-        s.as_object()
-            .is_some_and(|m: &Map<String, Value>| m.contains_key("branches"))
-    };
-    if let Some(i) = stages.iter().position(branches) {
-        let b = stages.remove(i);
-        stages.push(b);
+    /// Moves a `branches` stage to the end of the global stages (stages added after the source's,
+    /// such as the last `labeldrop` of a Kubernetes setup, run before it, for all branches).
+    pub(super) fn branches_last(stages: &mut Vec<Value>) {
+        let branches = |s: &Value| {
+            s.as_object()
+                .is_some_and(|m: &Map<String, Value>| m.contains_key("branches"))
+        };
+        if let Some(i) = stages.iter().position(branches) {
+            let b = stages.remove(i);
+            stages.push(b);
+        }
     }
 }
