@@ -107,6 +107,7 @@ fn produce(tx: RingSender, pool: &[Vec<Entry>], labels: &[Arc<StreamLabels>], ch
             labels: labels[file].clone(),
             entries: pool[i as usize % POOL].clone(),
             commit_offset: (i / FILES as u64 + 1) * chunk_bytes,
+            clients: None,
         };
         if tx.send(vec![chunk]).is_err() {
             return;

@@ -38,7 +38,7 @@ fn pipeline(yaml: &str) -> Arc<Pipeline> {
     let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).expect("stages");
     let keyed: Vec<(String, &StageConfig)> = stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
     Arc::new(
-        Pipeline::new(&keyed, &Default::default(), 256 << 10)
+        Pipeline::new(&keyed, &Default::default(), 256 << 10, &Default::default())
             .expect("compiles")
             .expect("stages"),
     )

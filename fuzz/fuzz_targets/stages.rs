@@ -41,7 +41,7 @@ fn pipeline() -> Arc<Pipeline> {
         let stages: Vec<shipper::process::config::StageConfig> = serde_yaml_ng::from_str(STAGES).expect("stages");
         let keyed: Vec<(String, &shipper::process::config::StageConfig)> =
             stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
-        let p = Pipeline::new(&keyed, &Default::default(), 512)
+        let p = Pipeline::new(&keyed, &Default::default(), 512, &Default::default())
             .expect("compiles")
             .expect("stages");
         Arc::new(p)

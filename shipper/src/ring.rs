@@ -34,6 +34,9 @@ pub struct Chunk {
     pub entries: Vec<Entry>,
     /// The file offset below which every byte is represented by this chunk's or earlier chunks' entries.
     pub commit_offset: u64,
+    /// The endpoints its entries go to (bit i: endpoint i; None: every one), unless an entry
+    /// names its own.
+    pub clients: Option<u64>,
 }
 
 /// How the reader wakes the batcher. `ring` and `wait` each set their own flag before they read the
@@ -249,6 +252,7 @@ mod tests {
             labels: Arc::new(StreamLabels::new(&Default::default())),
             entries: Vec::new(),
             commit_offset: 0,
+            clients: None,
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub(crate) const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/convert");
 
 /// `shipper convert --from FROM corpus/FILE -o OUT`: exit code and report.
-fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
+pub(crate) fn convert(from: &str, file: &str, out: &Path) -> (i32, String) {
     convert_to(from, "config", file, out)
 }
 
@@ -63,7 +63,7 @@ impl Overlay {
         o
     }
 
-    fn set(&mut self, path: &str, v: Value) {
+    pub(crate) fn set(&mut self, path: &str, v: Value) {
         self.0.push((path.to_string(), v));
     }
 
@@ -436,7 +436,7 @@ fn exit_codes_say_what_was_left_out_and_strict_writes_nothing() {
 }
 
 /// `shipper check -c FILE` with `vars` set: whether it passed, and its stderr.
-fn check_with(file: &Path, vars: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn check_with(file: &Path, vars: &[(&str, &str)]) -> (bool, String) {
     let o = Command::new(BIN)
         .args(["check", "-c"])
         .arg(file)

@@ -29,6 +29,7 @@ mod protect;
 mod reload;
 mod restart;
 mod rotation;
+mod routing;
 mod safety_net;
 mod stages;
 mod support;

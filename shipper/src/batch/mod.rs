@@ -13,6 +13,7 @@ pub use crate::labels::StreamLabels;
 use crate::checkpoint::Tracker;
 use crate::metrics::Metrics;
 use crate::parse::Entry;
+use crate::process::routes::goes_to;
 use crate::ring::{Chunk, FileId, RingReceiver};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -183,9 +184,11 @@ struct Lanes {
 /// Returns when the ring is closed (all readers gone), after flushing what it holds. Blocks on a
 /// full push queue (backpressure).
 ///
-/// Every entry goes to every endpoint. A file's lines may sit in several open batches at once (one
-/// per endpoint and tenant); the checkpoint learns which, chunk by chunk and in file order, so an
-/// offset is committed only when every batch holding a line before it was acknowledged.
+/// An entry goes to the endpoints its chunk or its own `Extra::clients` name (bit i: the i-th of
+/// `endpoints`), or to every endpoint when neither does. A file's lines may sit in several open
+/// batches at once (one per endpoint and tenant); the checkpoint learns which, chunk by chunk and
+/// in file order, so an offset is committed only when every batch holding a line before it was
+/// acknowledged.
 ///
 /// A config reload that changes the clients sends new endpoints on `swap`: the open batches go to
 /// the old endpoints, whose pushers finish their queues and end, and new lines go to the new ones.
@@ -248,8 +251,8 @@ pub fn run_batcher(
     }
 }
 
-/// Puts a chunk's entries into the open batches of every endpoint, and tells the checkpoint which
-/// batches hold the file's lines up to the chunk's commit offset.
+/// Puts a chunk's entries into the open batches of the endpoints each goes to, and tells the
+/// checkpoint which batches hold the file's lines up to the chunk's commit offset.
 fn add_chunk(chunk: Chunk, lanes: &mut [Lanes], seq: &mut u64, touched: &mut Vec<u64>, tracker: &Tracker) {
     touched.clear();
     let Chunk {
@@ -257,14 +260,16 @@ fn add_chunk(chunk: Chunk, lanes: &mut [Lanes], seq: &mut u64, touched: &mut Vec
         labels,
         mut entries,
         commit_offset: offset,
+        clients,
     } = chunk;
     let n = lanes.len();
     for (i, lane) in lanes.iter_mut().enumerate() {
+        let goes = |e: &Entry| goes_to(e.extra.as_ref().and_then(|x| x.clients).or(clients), i);
         // The last endpoint takes the entries, the others a copy (the lines are shared).
-        let entries = if i + 1 == n {
-            std::mem::take(&mut entries)
+        let entries: Vec<Entry> = if i + 1 == n {
+            std::mem::take(&mut entries).into_iter().filter(goes).collect()
         } else {
-            entries.clone()
+            entries.iter().filter(|e| goes(e)).cloned().collect()
         };
         for e in entries {
             let tenant = e.extra.as_ref().and_then(|x| x.tenant.clone());
@@ -348,6 +353,7 @@ mod tests {
             labels: Arc::new(StreamLabels::new(&l).with_metadata(&[("pod_uid".into(), "u1".into())])),
             entries,
             commit_offset: off,
+            clients: None,
         }
     }
 
@@ -362,6 +368,7 @@ mod tests {
             labels: Some(Arc::from(r#"{level="warn"}"#)),
             metadata: Some(metadata_fields(&[("trace".into(), "t1".into())])),
             tenant: None,
+            clients: None,
         }));
         b.push(1, &c.labels, own);
         assert!(b.push(2, &c.labels, entry("d", StreamKind::Stdout, None)));
@@ -378,10 +385,17 @@ mod tests {
         assert_eq!((n(&l), n(&r)), (2, 2));
     }
 
-    /// Two endpoints, two tenants: every line reaches both endpoints, each tenant in its own batch,
-    /// and the file's position moves only once every batch holding its lines is acknowledged.
-    #[test]
-    fn fans_out_per_endpoint_and_tenant_and_commits_after_all_acks() {
+    /// A tracker with file 1 open, and a batcher on `n` endpoints: its ring, its thread, and what
+    /// each endpoint is sent.
+    #[allow(clippy::type_complexity)]
+    fn batcher(
+        n: usize,
+    ) -> (
+        Arc<Tracker>,
+        crate::ring::RingSender,
+        std::thread::JoinHandle<()>,
+        Vec<tokio::sync::mpsc::Receiver<ReadyBatch>>,
+    ) {
         let tracker = Arc::new(Tracker::default());
         let ident = FileIdentity {
             path: "/f1".into(),
@@ -393,7 +407,7 @@ mod tests {
         tracker.open(1, ident, 0);
         let (ring_tx, ring_rx) = crate::ring::ring(8);
         let mut rxs = Vec::new();
-        let endpoints = (0..2)
+        let endpoints = (0..n)
             .map(|_| {
                 let (tx, rx) = tokio::sync::mpsc::channel(16);
                 rxs.push(rx);
@@ -406,6 +420,23 @@ mod tests {
             .collect();
         let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
         let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, crossbeam_channel::never(), t, m));
+        (tracker, ring_tx, batcher, rxs)
+    }
+
+    fn lines(b: &ReadyBatch) -> Vec<&str> {
+        b.batch
+            .streams
+            .iter()
+            .flat_map(|s| s.entries.iter())
+            .map(|e| std::str::from_utf8(&e.line).unwrap())
+            .collect()
+    }
+
+    /// Two endpoints, two tenants: every line reaches both endpoints, each tenant in its own batch,
+    /// and the file's position moves only once every batch holding its lines is acknowledged.
+    #[test]
+    fn fans_out_per_endpoint_and_tenant_and_commits_after_all_acks() {
+        let (tracker, ring_tx, batcher, mut rxs) = batcher(2);
         let send = |c: Chunk| assert!(ring_tx.send(vec![c]).is_ok(), "batcher runs");
         send(chunk(
             1,
@@ -425,19 +456,8 @@ mod tests {
             .map(|rx| std::iter::from_fn(|| rx.try_recv().ok()).collect())
             .collect();
         for batches in &got {
-            let mut by_tenant: Vec<(Option<&str>, Vec<&str>)> = batches
-                .iter()
-                .map(|b| {
-                    let lines = b
-                        .batch
-                        .streams
-                        .iter()
-                        .flat_map(|s| s.entries.iter())
-                        .map(|e| std::str::from_utf8(&e.line).unwrap())
-                        .collect();
-                    (b.batch.tenant.as_deref(), lines)
-                })
-                .collect();
+            let mut by_tenant: Vec<(Option<&str>, Vec<&str>)> =
+                batches.iter().map(|b| (b.batch.tenant.as_deref(), lines(b))).collect();
             by_tenant.sort();
             assert_eq!(
                 by_tenant,
@@ -465,5 +485,47 @@ mod tests {
         );
         tracker.ack(held.batch.seq, &held.batch.files);
         assert_eq!(tracker.committed(1), Some((300, false)));
+    }
+
+    /// Lines for endpoint 1 only (by their own mask or their chunk's) stay out of endpoint 0's
+    /// batches; the position waits for the endpoints that hold lines before it, and no others.
+    #[test]
+    fn masks_keep_lines_from_other_endpoints_and_commit_after_theirs() {
+        let (tracker, ring_tx, batcher, mut rxs) = batcher(2);
+        let send = |c: Chunk| assert!(ring_tx.send(vec![c]).is_ok(), "batcher runs");
+        let mut only1 = entry("only1", StreamKind::Stdout, None);
+        only1.extra = Some(Box::new(Extra {
+            clients: Some(0b10),
+            ..Default::default()
+        }));
+        let mut to0 = entry("own0", StreamKind::Stdout, None);
+        to0.extra = Some(Box::new(Extra {
+            clients: Some(0b01),
+            ..Default::default()
+        }));
+        send(chunk(1, vec![only1], 100));
+        let mut target1 = chunk(1, vec![entry("target1", StreamKind::Stdout, None), to0], 200);
+        target1.clients = Some(0b10);
+        send(target1);
+        drop(ring_tx);
+        batcher.join().unwrap();
+        let got: Vec<Vec<ReadyBatch>> = rxs
+            .iter_mut()
+            .map(|rx| std::iter::from_fn(|| rx.try_recv().ok()).collect())
+            .collect();
+        let sent: Vec<Vec<&str>> = got.iter().map(|bs| bs.iter().flat_map(lines).collect()).collect();
+        assert_eq!(sent, vec![vec!["own0"], vec!["only1", "target1"]]);
+        for b in &got[1] {
+            tracker.ack(b.batch.seq, &b.batch.files);
+        }
+        assert_eq!(
+            tracker.committed(1),
+            Some((100, true)),
+            "only1 (before 100) is stored; own0 (before 200) waits for endpoint 0"
+        );
+        for b in &got[0] {
+            tracker.ack(b.batch.seq, &b.batch.files);
+        }
+        assert_eq!(tracker.committed(1), Some((200, false)));
     }
 }

@@ -46,8 +46,9 @@ pub struct Config {
     /// With `discovery: kubernetes`: where kubelet's logs are, and the pod metadata (from the API
     /// server) that labels them.
     pub kubernetes: KubernetesConfig,
-    /// More Loki endpoints besides `client`: every line goes to each, with its own batching and
-    /// retries; a file's position moves only when every endpoint stored its lines.
+    /// More Loki endpoints besides `client` (at most 63 more): every line goes to each, with its
+    /// own batching and retries, unless a target's or a `branches` stage's `clients` sends it to
+    /// some only; a file's position moves only when every endpoint it goes to stored its lines.
     pub clients: Vec<ClientConfig>,
     /// Relabel rules (Prometheus') on every file's target labels, before its target's own.
     pub relabel_configs: Vec<RelabelConfig>,
@@ -107,6 +108,11 @@ impl Default for ServerConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
+    /// A name for this endpoint, which a target's `clients` and a `branches` stage's `clients` use
+    /// to send lines only to some endpoints. Unique among `client` and `clients`. An endpoint
+    /// without a name cannot be named there: it gets the lines of the targets and branches that
+    /// name no clients.
+    pub name: Option<String>,
     /// Loki push URL.
     pub url: String,
     /// `X-Scope-OrgID` header; empty sends none.
@@ -137,6 +143,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            name: None,
             url: "http://localhost:3100/loki/api/v1/push".into(),
             tenant_id: String::new(),
             basic_auth: None,
@@ -341,6 +348,9 @@ pub struct TargetConfig {
     /// Files naming more files to tail (Prometheus' and Promtail's file-based discovery): each
     /// group with a `__path__` label is tailed with this target's settings and the group's labels.
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// The endpoints (client `name`s) this target's lines go to; empty: every endpoint. A
+    /// `branches` stage may send each branch's lines elsewhere.
+    pub clients: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -450,6 +460,8 @@ impl KubernetesConfig {
 pub struct CompiledTarget {
     pub relabel: Vec<crate::process::relabel::Relabeler>,
     pub pipeline: Option<std::sync::Arc<crate::process::pipeline::Pipeline>>,
+    /// The endpoints its lines go to, bit i for endpoint i (`client`, then `clients`); None: all.
+    pub clients: Option<u64>,
 }
 
 impl Config {
@@ -457,6 +469,7 @@ impl Config {
     /// the first that does not compile (`targets[1].pipeline_stages[0].regex: …`).
     pub fn compile_targets(&self) -> Result<Vec<CompiledTarget>, String> {
         use crate::process::{pipeline::Pipeline, relabel::Relabeler};
+        let endpoints = self.endpoints()?;
         let global = Relabeler::new(&self.relabel_configs, "relabel_configs")?;
         let max_line = self.tail.max_line_size.0 as usize;
         let mut out = Vec::with_capacity(self.targets.len());
@@ -475,10 +488,28 @@ impl Config {
                         .map(|(j, s)| (format!("targets[{i}].pipeline_stages[{j}]"), s)),
                 )
                 .collect();
-            let pipeline = Pipeline::new(&stages, &self.label_limits, max_line)?.map(std::sync::Arc::new);
-            out.push(CompiledTarget { relabel, pipeline });
+            let clients = endpoints.mask(&c.clients, &format!("targets[{i}].clients"))?;
+            let routes = endpoints.routes(clients);
+            let pipeline = Pipeline::new(&stages, &self.label_limits, max_line, &routes)?.map(std::sync::Arc::new);
+            out.push(CompiledTarget {
+                relabel,
+                pipeline,
+                clients,
+            });
         }
         Ok(out)
+    }
+
+    /// The endpoints (`client`, then `clients`) by name, in the batcher's order; Err names the
+    /// key of a duplicate or empty name, or of one endpoint too many.
+    pub fn endpoints(&self) -> Result<crate::process::routes::Endpoints, String> {
+        let places = std::iter::once(("client".to_string(), self.client.name.clone())).chain(
+            self.clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("clients[{i}]"), c.name.clone())),
+        );
+        crate::process::routes::Endpoints::new(places)
     }
 
     /// With `discovery: kubernetes`, the target of every container log kubelet writes on this node,

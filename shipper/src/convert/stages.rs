@@ -7,7 +7,7 @@ use crate::config::StageConfig;
 use serde_json::{Map, Value};
 
 /// What lowering a list of stages gave: ours, and the label names they set.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Stages {
     pub stages: Vec<Value>,
     pub labels: Vec<String>,
@@ -100,7 +100,8 @@ impl Stages {
         // Settings the stage would refuse at start are reported here, not written.
         let compiled = parsed.and_then(|p| {
             let limits = crate::config::LabelLimits::default();
-            crate::process::pipeline::Pipeline::new(&[(String::new(), &p)], &limits, 1 << 20).map(|_| p)
+            crate::process::pipeline::Pipeline::new(&[(String::new(), &p)], &limits, 1 << 20, &Default::default())
+                .map(|_| p)
         });
         match compiled {
             Ok(parsed) => {

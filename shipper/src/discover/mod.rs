@@ -85,6 +85,8 @@ struct Compiled {
     /// Whether a rule may read `__meta_kubernetes_pod_*` labels of the cache (else not built).
     relabel_meta: bool,
     pipeline: Option<Arc<Pipeline>>,
+    /// The endpoints its lines go to (bit i: endpoint i; None: every one).
+    clients: Option<u64>,
     /// Everything that decides how its files are read and labelled (the target, the global rules
     /// and stages, the label limits, the client's external labels): a config reload keeps the files
     /// of a target whose key is unchanged exactly as they are.
@@ -107,6 +109,7 @@ impl Targets {
                     relabel: Vec::new(),
                     relabel_meta: false,
                     pipeline: None,
+                    clients: None,
                     key: String::new(),
                 })
                 .collect(),
@@ -127,10 +130,15 @@ impl Targets {
         targets.label_limits = cfg.label_limits.clone();
         let max_line = cfg.tail.max_line_size.0 as usize;
         let compiled = cfg.compile_targets()?;
+        let endpoints = cfg.endpoints()?;
         for (i, ((t, c), built)) in targets.targets.iter_mut().zip(&cfg.targets).zip(compiled).enumerate() {
             t.relabel = built.relabel;
             t.relabel_meta = t.relabel.iter().any(|r| r.uses_meta("__meta_kubernetes_pod_"));
             t.pipeline = built.pipeline;
+            t.clients = built.clients;
+            // Masks index the endpoints in order: a routed target's files take new masks when
+            // the client names or their order change.
+            let routed = t.clients.is_some() || t.pipeline.as_ref().is_some_and(|p| p.routes());
             let key = (
                 c,
                 &cfg.relabel_configs,
@@ -138,6 +146,7 @@ impl Targets {
                 &cfg.label_limits,
                 &cfg.client.external_labels,
                 max_line,
+                routed.then(|| endpoints.names()),
             );
             t.key = serde_json::to_string(&key).map_err(|e| format!("targets[{i}]: {e}"))?;
         }
@@ -152,6 +161,11 @@ impl Targets {
     /// Takes over the pod metadata cache of the targets it replaces (config reload).
     pub fn adopt_pods(&mut self, old: &Targets) {
         self.pods = old.pods.clone();
+    }
+
+    /// The endpoints a target's lines go to (bit i: endpoint i; None: every one).
+    pub fn clients(&self, target: usize) -> Option<u64> {
+        self.targets.get(target)?.clients
     }
 
     /// The compiled stages of a target's lines, if it has any.

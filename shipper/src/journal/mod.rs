@@ -392,6 +392,7 @@ impl Pump {
             labels: self.labels.clone(),
             entries,
             commit_offset: self.count,
+            clients: None,
         }];
         loop {
             match self.parts.ring.send_timeout(bundle, TICK) {

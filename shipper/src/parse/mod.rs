@@ -173,6 +173,8 @@ pub struct Extra {
     pub metadata: Option<Bytes>,
     /// `X-Scope-OrgID` of this line, instead of the client's `tenant_id`.
     pub tenant: Option<std::sync::Arc<str>>,
+    /// The endpoints this line goes to (bit i: endpoint i), instead of its file's.
+    pub clients: Option<u64>,
 }
 
 /// Counters the parser bumps; the caller exports them as metrics.

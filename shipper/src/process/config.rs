@@ -83,6 +83,19 @@ pub enum StageConfig {
     /// What the groups of a regular expression capture in the line (or an extracted value),
     /// replaced by a template's output.
     Replace(ReplaceConfig),
+    /// Every line goes through each branch (a copy each): its own stages, then only to its
+    /// endpoints. The last stage of a target's stages (the global ones, then its own).
+    Branches(Vec<BranchConfig>),
+}
+
+/// One branch of a `branches` stage.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BranchConfig {
+    /// The endpoints (client `name`s) the branch's lines go to; empty: the target's.
+    pub clients: Vec<String>,
+    /// The stages of the branch's copy of each line (none: the line as it came).
+    pub stages: Vec<StageConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -158,6 +171,7 @@ impl StageConfig {
             StageConfig::Metrics(_) => "metrics",
             StageConfig::Template(_) => "template",
             StageConfig::Replace(_) => "replace",
+            StageConfig::Branches(_) => "branches",
         }
     }
 }
@@ -188,6 +202,7 @@ const STAGES: &[&str] = &[
     "metrics",
     "template",
     "replace",
+    "branches",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -231,6 +246,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "metrics" => StageConfig::Metrics(map.next_value()?),
                     "template" => StageConfig::Template(map.next_value()?),
                     "replace" => StageConfig::Replace(map.next_value()?),
+                    "branches" => StageConfig::Branches(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -272,6 +288,7 @@ impl Serialize for StageConfig {
             StageConfig::Metrics(c) => m.serialize_entry(name, c)?,
             StageConfig::Template(c) => m.serialize_entry(name, c)?,
             StageConfig::Replace(c) => m.serialize_entry(name, c)?,
+            StageConfig::Branches(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }

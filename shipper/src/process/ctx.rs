@@ -71,13 +71,15 @@ pub struct Line {
     pub changes: Option<Box<Changes>>,
 }
 
-/// A line's own labels, structured metadata and tenant, as stages set them.
+/// A line's own labels, structured metadata, tenant and endpoints, as stages set them.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
     pub labels: Vec<LabelOp>,
     /// Structured metadata added by stages (after the file's own).
     pub metadata: Vec<(Arc<str>, String)>,
     pub tenant: Option<Arc<str>>,
+    /// The endpoints the line goes to (bit i: endpoint i), set by a `branches` stage.
+    pub clients: Option<u64>,
 }
 
 impl Line {

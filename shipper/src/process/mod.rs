@@ -9,11 +9,14 @@ mod filter;
 pub mod labels;
 pub mod limit;
 pub mod multiline;
+mod nested;
 pub mod pipeline;
 pub mod relabel;
 pub mod replace;
+pub mod routes;
 pub mod selector;
 pub mod template;
+mod tenant;
 pub mod timestamp;
 pub mod transform;
 

@@ -5,7 +5,7 @@
 //! [`FileStages::run`] on the entries of every read; lines that leave the last stage become entries
 //! again, with an [`Extra`] when a stage changed their labels, structured metadata or tenant.
 
-use super::config::{LabelLimits, MatchAction, MatchConfig, StageConfig, TenantConfig};
+use super::config::{LabelLimits, StageConfig};
 use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
@@ -13,8 +13,10 @@ use super::labels::{Fitted, LabelCache};
 use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
 use super::replace::ReplaceStage;
+use super::routes::Routes;
 use super::selector::Selector;
 use super::template::TemplateStage;
+use super::tenant::Tenant;
 use super::timestamp::{TimestampStage, TsOutcome};
 use super::transform::{decolorize, Pack, Sampling};
 use super::{LabelOp, Line};
@@ -26,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-enum Stage {
+pub(super) enum Stage {
     Json(JsonStage, bool),
     Logfmt(LogfmtStage),
     Regex(RegexStage),
@@ -51,19 +53,17 @@ enum Stage {
     Metrics(MetricsStage),
     Template(TemplateStage),
     Replace(ReplaceStage),
-}
-
-enum Tenant {
-    Source(String),
-    Label(String),
-    Value(Arc<str>),
+    /// Each line goes on, a copy each, at these stage indices (the branches' first stages).
+    Branches(Vec<usize>),
+    /// The end of a branch: its lines leave the stages for these endpoints (None: every one).
+    Route(Option<u64>),
 }
 
 /// The compiled stages of one target.
 pub struct Pipeline {
-    stages: Vec<(&'static str, Stage)>,
-    multiline: Option<Arc<MultilineSpec>>,
-    limits: Vec<super::config::LimitConfig>,
+    pub(super) stages: Vec<(&'static str, Stage)>,
+    pub(super) multiline: Option<Arc<MultilineSpec>>,
+    pub(super) limits: Vec<super::config::LimitConfig>,
     label_limits: LabelLimits,
     max_line_size: usize,
 }
@@ -106,11 +106,13 @@ fn names(map: &BTreeMap<String, String>) -> Vec<(Arc<str>, String)> {
 }
 
 impl Pipeline {
-    /// Compiles `stages` (each with its config path, for errors). None when there are none.
+    /// Compiles `stages` (each with its config path, for errors), with client names resolved
+    /// through `routes`. None when there are none.
     pub fn new(
         stages: &[(String, &StageConfig)],
         label_limits: &LabelLimits,
         max_line_size: usize,
+        routes: &Routes<'_>,
     ) -> Result<Option<Pipeline>, String> {
         if stages.is_empty() {
             return Ok(None);
@@ -122,48 +124,24 @@ impl Pipeline {
             label_limits: label_limits.clone(),
             max_line_size,
         };
-        p.compile(stages)?;
+        p.compile(stages, Some(routes))?;
         Ok(Some(p))
     }
 
-    /// A `match` stage: its selector, then (`action: keep`) its own stages, which the lines it does
-    /// not match skip.
-    fn compile_match(&mut self, c: &MatchConfig, key: &str) -> Result<(), String> {
-        let selector = Selector::parse(&c.selector).map_err(|e| format!("{key}.selector: {e}"))?;
-        if c.action == MatchAction::Drop {
-            if !c.stages.is_empty() {
-                return Err(format!(
-                    "{key}.stages: a match with `action: drop` drops the lines; it has no stages"
-                ));
-            }
-            let reason = c.drop_counter_reason.clone().unwrap_or_else(|| "match_stage".into());
-            self.stages.push(("match", Stage::MatchDrop(selector, reason)));
-            return Ok(());
-        }
-        if c.stages.is_empty() {
-            return Err(format!(
-                "{key}.stages: name the stages for the lines the selector matches"
-            ));
-        }
-        let at = self.stages.len();
-        self.stages.push(("match", Stage::Match(selector, 0)));
-        let nested: Vec<(String, &StageConfig)> = c
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(j, s)| (format!("{key}.stages[{j}]"), s))
-            .collect();
-        self.compile(&nested)?;
-        let own = self.stages.len() - at - 1;
-        if let Some((_, Stage::Match(_, skip))) = self.stages.get_mut(at) {
-            *skip = own;
-        }
-        Ok(())
+    /// Whether a `branches` stage sends lines to some endpoints only.
+    pub fn routes(&self) -> bool {
+        self.stages.iter().any(|(_, s)| matches!(s, Stage::Route(Some(_))))
     }
 
-    fn compile(&mut self, stages: &[(String, &StageConfig)]) -> Result<(), String> {
+    /// Compiles `stages` in place. `routes` is given at the top level only, where `branches`
+    /// may be the last stage.
+    pub(super) fn compile(
+        &mut self,
+        stages: &[(String, &StageConfig)],
+        routes: Option<&Routes<'_>>,
+    ) -> Result<(), String> {
         let p = self;
-        for (key, cfg) in stages {
+        for (j, (key, cfg)) in stages.iter().enumerate() {
             let key = format!("{key}.{}", cfg.name());
             let stage = match cfg {
                 StageConfig::Json(c) => {
@@ -187,7 +165,7 @@ impl Pipeline {
                     return Err(format!("{key}.source: name the extracted value that replaces the line"))
                 }
                 StageConfig::Output(c) => Stage::Output(c.source.clone()),
-                StageConfig::Tenant(c) => Stage::Tenant(tenant(c, &key)?),
+                StageConfig::Tenant(c) => Stage::Tenant(Tenant::new(c, &key)?),
                 StageConfig::Drop(c) => Stage::Drop(Filter::new(c, false, &key)?),
                 StageConfig::Keep(c) => Stage::Keep(Filter::new(c, true, &key)?),
                 StageConfig::Multiline(c) => {
@@ -216,24 +194,18 @@ impl Pipeline {
                 StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
                 StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
+                StageConfig::Branches(c) => {
+                    match routes {
+                        Some(r) if j + 1 == stages.len() => p.compile_branches(c, &key, r)?,
+                        Some(_) => return Err(format!("{key}: `branches` must be the last stage; move the stages after it into its branches")),
+                        None => return Err(format!("{key}: `branches` cannot be nested in `match` or `branches`; make it the last stage of the target")),
+                    }
+                    continue;
+                }
             };
             p.stages.push((cfg.name(), stage));
         }
         Ok(())
-    }
-}
-
-fn tenant(c: &TenantConfig, key: &str) -> Result<Tenant, String> {
-    match (&c.source, &c.label, &c.value) {
-        (Some(s), None, None) => Ok(Tenant::Source(s.clone())),
-        (None, Some(l), None) => Ok(Tenant::Label(l.clone())),
-        (None, None, Some(v)) if valid_tenant(v) => Ok(Tenant::Value(Arc::from(v.as_str()))),
-        (None, None, Some(v)) => Err(format!(
-            "{key}.value: {v:?} is not a Loki tenant id (at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ))"
-        )),
-        _ => Err(format!(
-            "{key}: give exactly one of source, label or value (a non-empty tenant)"
-        )),
     }
 }
 
@@ -489,18 +461,18 @@ impl FileStages {
                     }
                     None => false,
                 },
-                Stage::Tenant(t) => {
-                    let found = match t {
-                        Tenant::Source(s) => line.extracted.get(s).filter(|v| !v.is_empty()).map(Arc::from),
-                        Tenant::Label(l) => line.label(self.base.as_deref(), l).map(Arc::from),
-                        Tenant::Value(v) => Some(v.clone()),
-                    };
-                    let found = found.filter(|t| valid_tenant(t));
-                    let ok = found.is_some();
-                    if found.is_some() {
-                        line.changes().tenant = found;
+                Stage::Tenant(t) => t.apply(&mut line, self.base.as_deref()),
+                Stage::Branches(starts) => {
+                    for &start in starts {
+                        self.run_from(start, line.clone(), now, now_ns, done, stats);
                     }
-                    ok
+                    return;
+                }
+                Stage::Route(clients) => {
+                    if clients.is_some() {
+                        line.changes().clients = *clients;
+                    }
+                    break;
                 }
                 Stage::Drop(f) => {
                     if f.matches(&line, now_ns) {
@@ -568,6 +540,7 @@ impl FileStages {
                     labels,
                     metadata,
                     tenant: c.tenant,
+                    clients: c.clients,
                 })
             });
             out.push(Entry {
@@ -579,16 +552,6 @@ impl FileStages {
             });
         }
     }
-}
-
-/// Loki's rule for tenant ids: at most 150 of `a-z A-Z 0-9 ! - _ . * ' ( )`, not `.` or `..`.
-/// Anything else would be refused with the whole push, so such a value is not used.
-fn valid_tenant(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 150
-        && t != "."
-        && t != ".."
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!-_.*'()".contains(&b))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ pub(crate) fn pipeline(yaml: &str) -> Arc<Pipeline> {
     let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).expect("stage yaml");
     let keyed: Vec<(String, &StageConfig)> = stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
     Arc::new(
-        Pipeline::new(&keyed, &LabelLimits::default(), 1000)
+        Pipeline::new(&keyed, &LabelLimits::default(), 1000, &Default::default())
             .expect("compiles")
             .expect("has stages"),
     )
@@ -22,7 +22,7 @@ pub(crate) fn base() -> Arc<StreamLabels> {
     Arc::new(StreamLabels::new(&labels).with_metadata(&[("pod_uid".into(), "u1".into())]))
 }
 
-fn entry(line: &str, offset: u64) -> Entry {
+pub(crate) fn entry(line: &str, offset: u64) -> Entry {
     Entry {
         ts_ns: 1_000,
         line: Bytes::copy_from_slice(line.as_bytes()),
@@ -53,7 +53,7 @@ pub(crate) fn run_on(p: Arc<Pipeline>, lines: &[&str]) -> (Vec<Out>, StageStats)
     (entries.into_iter().map(out).collect(), stats)
 }
 
-fn out(e: Entry) -> Out {
+pub(crate) fn out(e: Entry) -> Out {
     let line = String::from_utf8(e.line.to_vec()).expect("utf-8");
     let x = e.extra.map(|b| *b).unwrap_or_default();
     let meta = x.metadata.map(|m| decode_metadata(&m)).unwrap_or_default();
@@ -261,7 +261,7 @@ fn config_errors_name_the_stage() {
         let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).expect("yaml");
         let keyed: Vec<(String, &StageConfig)> =
             stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
-        let err = Pipeline::new(&keyed, &LabelLimits::default(), 100)
+        let err = Pipeline::new(&keyed, &LabelLimits::default(), 100, &Default::default())
             .err()
             .unwrap_or_default();
         assert!(err.starts_with(want), "{yaml}: {err}");
@@ -359,7 +359,9 @@ fn a_match_that_cannot_work_is_refused_with_its_key() {
         let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).unwrap();
         let keyed: Vec<(String, &StageConfig)> =
             stages.iter().enumerate().map(|(i, s)| (format!("s[{i}]"), s)).collect();
-        let err = Pipeline::new(&keyed, &LabelLimits::default(), 1000).err().unwrap();
+        let err = Pipeline::new(&keyed, &LabelLimits::default(), 1000, &Default::default())
+            .err()
+            .unwrap();
         assert!(err.contains(says), "{yaml}: {err}");
     }
 }

@@ -252,6 +252,7 @@ impl Reader {
             labels: f.labels.clone(),
             entries,
             commit_offset: f.commit_offset,
+            clients: self.targets.clients(f.target),
         };
         self.send(chunk)
     }

@@ -73,6 +73,14 @@ impl Graph<'_> {
             }
         }
         j.entry("fields").or_insert_with(|| Value::Object(Map::new()));
+        let mut stages = stages;
+        if Self::take_clients(&mut stages.stages).is_some() {
+            report.unsupported(
+                line(src.pos),
+                format!("{what} forward_to"),
+                "journal entries go to every client: shipper routes the lines of files only",
+            );
+        }
         if !stages.stages.is_empty() {
             report.unsupported(
                 line(src.pos),
@@ -94,7 +102,8 @@ impl Graph<'_> {
         let what = format!("loki.write \"{}\"", b.label.clone().unwrap_or_default());
         let m = attrs(&b.body, &what, report);
         let external = m.get("external_labels").cloned();
-        for e in b.body.blocks("endpoint") {
+        let names = self.client_names(comp);
+        for (e, name) in b.body.blocks("endpoint").zip(names) {
             let mut em = attrs(&e.body, &format!("{what} endpoint"), report);
             let mut c = Map::new();
             match em.remove("retry_on_http_429") {
@@ -149,6 +158,9 @@ impl Graph<'_> {
                 c.insert("external_labels".into(), x.clone());
             }
             promtail::client(&Value::Object(c), out.clients.len(), line(e.pos), out, report);
+            if let Some(c) = out.clients.last_mut() {
+                c.insert("name".into(), name.into());
+            }
         }
     }
 }

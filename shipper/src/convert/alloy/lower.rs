@@ -52,6 +52,14 @@ const RECEIVERS: &[&str] = &[
     "prometheus.relabel",
 ];
 
+/// One way from a source through its chains: the stages on it and the `loki.write`s it ends at.
+pub(super) struct Route {
+    pub stages: Stages,
+    pub writers: Vec<String>,
+    /// Where it reaches its `loki.write`s.
+    pub line: Option<u32>,
+}
+
 pub(super) struct Graph<'a> {
     pub(super) blocks: BTreeMap<String, &'a Block>,
     pub(super) used: BTreeSet<String>,
@@ -140,6 +148,7 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
     }
     let mut out = Out::default();
     let mut writers: Vec<String> = Vec::new();
+    let mut flows = Vec::new();
     let sources: Vec<&Block> = g
         .blocks
         .values()
@@ -149,8 +158,6 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
     for src in sources {
         g.used.insert(key(src));
         let what = format!("{} \"{}\"", src.name, src.label.clone().unwrap_or_default());
-        let mut stages = Stages::default();
-        let mut reached = Vec::new();
         let fwd = src.body.attribute("forward_to");
         let Some(fwd) = fwd else {
             return Err(err(
@@ -160,12 +167,17 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
         };
         g.early.clear();
         g.hops = 0;
-        g.follow(&fwd.value, fwd.pos, &mut stages, &mut reached, report)?;
-        for w in &reached {
+        let mut routes = Vec::new();
+        g.follow(&fwd.value, fwd.pos, Stages::default(), &mut routes, report)?;
+        for w in routes.iter().flat_map(|r| &r.writers) {
             if !writers.contains(w) {
                 writers.push(w.clone());
             }
         }
+        flows.push((src, what, routes));
+    }
+    for (src, what, routes) in flows {
+        let stages = g.route(routes, &writers, src, &what, report);
         match src.name.as_str() {
             "loki.source.file" | "loki.source.kubernetes" => g.files(src, &what, stages, &mut out, report)?,
             "loki.source.journal" => {
@@ -185,6 +197,7 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
             },
         }
     }
+    Graph::branches_last(&mut out.pipeline_stages);
     k8s::note_mixed(&out, report);
     for w in &writers {
         g.write(w, &mut out, report);
@@ -250,14 +263,14 @@ impl<'a> Graph<'a> {
             .ok_or_else(|| err(pos, format!("{what} names `{comp}`, which is not defined in this file")))
     }
 
-    /// Follows a `forward_to` list: stages of `loki.process` components in order, the
-    /// `loki.write` components reached.
+    /// Follows a `forward_to` list: on each way through it, the stages of the `loki.process`
+    /// components in order, up to the `loki.write` components it ends at (a route each).
     fn follow(
         &mut self,
         fwd: &Expr,
         pos: Pos,
-        stages: &mut Stages,
-        writers: &mut Vec<String>,
+        stages: Stages,
+        routes: &mut Vec<Route>,
         report: &mut Report,
     ) -> Result<(), Error> {
         let Expr::Array(items) = fwd else {
@@ -269,7 +282,6 @@ impl<'a> Graph<'a> {
         if items.is_empty() {
             return Err(err(pos, "forward_to is empty: the lines would go nowhere"));
         }
-        let mut processes = 0;
         self.hops += 1;
         if self.hops > 64 {
             return Err(err(
@@ -281,54 +293,47 @@ impl<'a> Graph<'a> {
             let comp = component(item).ok_or_else(|| err(pos, "forward_to holds something that is not a receiver"))?;
             let b = self.get(&comp, pos, "forward_to")?;
             self.used.insert(comp.clone());
+            let mut stages = stages.clone();
             match b.name.as_str() {
-                "loki.write" => writers.push(comp),
+                "loki.write" => {
+                    routes.push(Route {
+                        stages,
+                        writers: vec![comp],
+                        line: line(pos),
+                    });
+                    continue;
+                }
                 "loki.process" => {
-                    processes += 1;
-                    if processes > 1 {
-                        report.unsupported(line(pos), format!("forward_to {comp}"), "a second branch of stages: shipper runs one list of stages per line; its stages are left out");
-                        continue;
-                    }
                     for i in &b.body.items {
                         match i {
-                            Item::Block(s) if s.name.starts_with("stage.") => self.stage(s, stages, report),
+                            Item::Block(s) if s.name.starts_with("stage.") => self.stage(s, &mut stages, report),
                             Item::Block(s) => {
                                 report.unsupported(line(s.pos), format!("loki.process {}", s.name), "not a stage")
                             }
                             Item::Attr(_) => {}
                         }
                     }
-                    let next = b.body.attribute("forward_to");
-                    let Some(next) = next else {
-                        return Err(err(
-                            b.pos,
-                            format!("{comp} has no forward_to: its lines would go nowhere"),
-                        ));
-                    };
-                    self.follow(&next.value, next.pos, stages, writers, report)?;
                 }
-                "loki.relabel" => {
-                    self.chain_relabel(b, &comp, stages, report);
-                    let Some(next) = b.body.attribute("forward_to") else {
-                        return Err(err(
-                            b.pos,
-                            format!("{comp} has no forward_to: its lines would go nowhere"),
-                        ));
-                    };
-                    self.follow(&next.value, next.pos, stages, writers, report)?;
-                }
+                "loki.relabel" => self.chain_relabel(b, &comp, &mut stages, report),
                 other => {
                     report.unsupported(
                         line(pos),
                         format!("forward_to {comp}"),
                         format!("`{other}` is not carried (only loki.process, loki.relabel and loki.write are): lines go on without it"),
                     );
-                    // What it forwards to still gets the lines (its endpoint stays the source's).
-                    if let Some(next) = b.body.attribute("forward_to") {
-                        self.follow(&next.value, next.pos, stages, writers, report)?;
+                    // What it forwards to still gets the lines.
+                    if b.body.attribute("forward_to").is_none() {
+                        continue;
                     }
                 }
             }
+            let Some(next) = b.body.attribute("forward_to") else {
+                return Err(err(
+                    b.pos,
+                    format!("{comp} has no forward_to: its lines would go nowhere"),
+                ));
+            };
+            self.follow(&next.value, next.pos, stages, routes, report)?;
         }
         Ok(())
     }
@@ -470,6 +475,7 @@ impl<'a> Graph<'a> {
                 }
             }
         }
+        let clients = Self::take_clients(&mut stages.stages);
         let list = eval(expr).map_err(|why| err(pos, format!("the targets: {why}")))?;
         for t in list.as_array().into_iter().flatten() {
             let Some(path) = t.get("__path__").and_then(Value::as_str) else {
@@ -496,6 +502,9 @@ impl<'a> Graph<'a> {
             }
             if !stages.stages.is_empty() {
                 target.insert("pipeline_stages".into(), stages.stages.clone().into());
+            }
+            if let Some(c) = &clients {
+                target.insert("clients".into(), c.clone());
             }
             out.targets.push(Value::Object(target));
             for r in &self.early {

@@ -18,6 +18,7 @@ mod metrics;
 mod module_tests;
 mod parse;
 mod rewrite;
+mod routes;
 mod secrets;
 #[cfg(test)]
 mod tests;
