@@ -3,7 +3,7 @@
 //! values for our chart, `--to argocd` rewrites the Application to install our chart.
 
 use super::out::Out;
-use super::peers::{self, Chart};
+use super::peers::{self, merge, Chart};
 use super::report::Report;
 use super::{alloy, chart, env, promtail, tpl};
 use serde_json::{json, Map, Value};
@@ -24,24 +24,6 @@ pub struct Input {
     /// The Application's destination namespace and Helm release name.
     pub namespace: Option<String>,
     pub release: Option<String>,
-}
-
-/// `over` merged into `base` as Helm merges values files: maps key by key, anything else replaced.
-pub fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(at) => merge(at, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (_, Value::Null) => {}
-        (b, o) => *b = o,
-    }
 }
 
 fn yaml(text: &str, what: &str) -> Result<Value, String> {

@@ -1,8 +1,7 @@
 //! A Promtail `clients[i]` entry (also what Alloy's `loki.write` endpoints are lowered to) into
 //! one of our Loki endpoints.
 
-use super::out::{secret_file, Out};
-use super::promtail::s;
+use super::out::{s, secret_file, Out};
 use super::report::Report;
 use serde_json::{Map, Value};
 

@@ -9,7 +9,7 @@
 pub mod alloy;
 mod app;
 mod chart;
-mod client;
+pub(crate) mod client;
 mod env;
 mod k8s;
 mod out;

@@ -201,3 +201,13 @@ pub fn check(yaml: &str, explained: &[String], report: &mut Report) -> Result<()
         Err(e) => Err(format!("the converted config does not pass `shipper check`: {e}")),
     }
 }
+
+/// A scalar value as text (strings, numbers, bools); None for anything else.
+pub(super) fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

@@ -355,7 +355,7 @@ fn promtail_chart_values(values: &Value) -> Value {
             },
         },
     });
-    super::app::merge(&mut v, values.clone());
+    merge(&mut v, values.clone());
     v
 }
 
@@ -527,4 +527,22 @@ fn legacy_clients(values: &Value, report: &mut Report) -> Option<Value> {
         client["basic_auth"] = json!({ "username": user, "password": password });
     }
     Some(json!([client]))
+}
+
+/// `over` merged into `base` as Helm merges values files: maps key by key, anything else replaced.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(at) => merge(at, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (_, Value::Null) => {}
+        (b, o) => *b = o,
+    }
 }

@@ -1,8 +1,9 @@
 //! A Promtail `config.yaml` lowered into ours: `server`, `positions`, `clients`, `scrape_configs`
 //! (Kubernetes pods, static files, the journal) with their relabel rules and stages.
 
-pub use super::client::client;
+use super::client::client;
 use super::k8s::{self, Rule};
+use super::out::s;
 use super::out::{keep_env_refs, Out};
 use super::report::Report;
 use super::stages::Stages;
@@ -26,15 +27,6 @@ impl Lines<'_> {
 
 fn obj(v: &Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
-}
-
-pub(super) fn s(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 pub fn lower(text: &str, report: &mut Report) -> Result<Out, String> {

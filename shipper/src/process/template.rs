@@ -29,6 +29,7 @@ mod format;
 mod funcs;
 mod literal;
 mod parse;
+mod value;
 
 use super::{Extracted, Line};
 use funcs::{Func, Val};

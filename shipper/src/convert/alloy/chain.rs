@@ -7,7 +7,8 @@
 use super::super::k8s::Rule;
 use super::super::report::Report;
 use super::super::stages::Stages;
-use super::lower::{attrs, line, Graph};
+use super::attrs::{attrs, line};
+use super::lower::Graph;
 use super::Block;
 use serde_json::{json, Map, Value};
 

@@ -4,7 +4,8 @@
 
 use super::super::out::Out;
 use super::super::report::Report;
-use super::lower::{attrs, line, Graph};
+use super::attrs::{attrs, line};
+use super::lower::Graph;
 use super::Block;
 use serde_json::{json, Map, Value};
 

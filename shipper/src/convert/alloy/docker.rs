@@ -1,7 +1,8 @@
 //! `loki.source.docker`: the containers' json-file logs, read from the node's disk rather than
 //! through the Docker API (the same files dockerd writes).
 
-use super::lower::{component, line, Graph};
+use super::attrs::{component, line};
+use super::lower::Graph;
 use super::{Block, Error};
 use crate::convert::out::Out;
 use crate::convert::promtail::DOCKER_LOGS;

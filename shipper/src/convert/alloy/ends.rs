@@ -6,8 +6,9 @@ use super::super::out::Out;
 use super::super::promtail;
 use super::super::report::Report;
 use super::super::stages::Stages;
+use super::attrs::{attrs, component, err, line};
 use super::eval::eval;
-use super::lower::{attrs, component, err, line, Graph};
+use super::lower::Graph;
 use super::{Block, Error, Item};
 use serde_json::{Map, Value};
 
@@ -157,7 +158,7 @@ impl Graph<'_> {
             if let Some(x) = &external {
                 c.insert("external_labels".into(), x.clone());
             }
-            promtail::client(&Value::Object(c), out.clients.len(), line(e.pos), out, report);
+            crate::convert::client::client(&Value::Object(c), out.clients.len(), line(e.pos), out, report);
             if let Some(c) = out.clients.last_mut() {
                 c.insert("name".into(), name.into());
             }

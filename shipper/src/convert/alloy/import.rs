@@ -4,8 +4,8 @@
 //! which a converted config cannot: reported. A module that cannot be read is reported, and what
 //! uses it too; the rest converts.
 
-use super::declare::{Ctx, Decl, Env, Scope};
-use super::lower::line;
+use super::attrs::line;
+use super::module::{Ctx, Decl, Env, Scope};
 use super::rewrite::{map_body, map_refs, reference};
 use super::{Block, Body, Expr, Item, Pos};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ use super::super::k8s::{self, Rule};
 use super::super::out::Out;
 use super::super::report::Report;
 use super::super::stages::Stages;
+use super::attrs::{attrs, component, err, line};
 use super::eval::eval;
 use super::{Block, Body, Error, Expr, Item, Pos};
 use serde_json::{Map, Value};
@@ -75,41 +76,6 @@ fn key(b: &Block) -> String {
         Some(l) => format!("{}.{l}", b.name),
         None => b.name.clone(),
     }
-}
-
-pub(super) fn err(pos: Pos, message: impl Into<String>) -> Error {
-    Error {
-        pos,
-        message: message.into(),
-    }
-}
-
-pub(super) fn line(pos: Pos) -> Option<u32> {
-    Some(pos.line)
-}
-
-/// The attributes of a body evaluated into a map (blocks inside are not included); an attribute
-/// that cannot be evaluated is reported and left out.
-pub(super) fn attrs(body: &Body, what: &str, report: &mut Report) -> Map<String, Value> {
-    let mut m = Map::new();
-    for item in &body.items {
-        if let Item::Attr(a) = item {
-            match eval(&a.value) {
-                Ok(v) => {
-                    m.insert(a.name.clone(), v);
-                }
-                Err(why) => report.unsupported(line(a.pos), format!("{what} {}", a.name), why),
-            }
-        }
-    }
-    m
-}
-
-/// `discovery.relabel.pods.output` → the component `discovery.relabel.pods`.
-pub(super) fn component(e: &Expr) -> Option<String> {
-    let path = e.path()?;
-    let (comp, _export) = path.rsplit_once('.')?;
-    Some(comp.to_string())
 }
 
 /// Lowers a parsed file (modules it imports by a relative path are read from the directory of

@@ -1,7 +1,7 @@
 //! Alloy's `stage.metrics` (blocks `metric.counter`, `metric.gauge`, `metric.histogram`, each
 //! with its `name`) into the Promtail-shaped `metrics` stage: name → type and settings.
 
-use super::lower::{attrs, line};
+use super::attrs::{attrs, line};
 use super::{Block, Item};
 use crate::convert::report::Report;
 use serde_json::{Map, Value};

@@ -4,6 +4,7 @@
 //! `coalesce(a, b)`, operators). No maintained Rust crate parses it (HCL crates refuse its dotted
 //! block names), hence this one. Errors give line and column.
 
+mod attrs;
 mod chain;
 mod declare;
 mod discovery;
@@ -14,6 +15,7 @@ mod import;
 mod lex;
 mod lower;
 mod metrics;
+mod module;
 #[cfg(test)]
 mod module_tests;
 mod parse;

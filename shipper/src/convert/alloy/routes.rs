@@ -5,7 +5,8 @@
 
 use super::super::report::Report;
 use super::super::stages::Stages;
-use super::lower::{line, Graph, Route};
+use super::attrs::line;
+use super::lower::{Graph, Route};
 use super::Block;
 use serde_json::{json, Map, Value};
 

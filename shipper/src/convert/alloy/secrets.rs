@@ -9,7 +9,7 @@
 
 use super::super::out::SECRETS_DIR;
 use super::super::report::Report;
-use super::lower::line;
+use super::attrs::line;
 use super::rewrite::{map_body, map_exprs, segments};
 use super::{Body, Expr, Item};
 use std::collections::BTreeMap;

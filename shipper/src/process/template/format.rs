@@ -1,7 +1,7 @@
 //! Values as Go's `fmt` writes them: `%v`, `printf`'s verbs, `strconv.Quote`, and JSON as
 //! `encoding/json` writes it.
 
-use super::funcs::{Val, MAX_RESULT};
+use super::value::{Val, MAX_RESULT};
 use super::Data;
 use std::fmt::Write;
 
