@@ -159,3 +159,60 @@ fn journal_first_start_reads_only_max_age() {
     assert_eq!(received(&env), want, "only the entries newer than max_age");
     agent.stop();
 }
+
+/// A `journalctl` that writes its arguments (one a line) to `<env>/argv.txt`, then runs the real one.
+fn recording_journalctl(env: &Env) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = env.path("journalctl.sh");
+    let argv = env.path("argv.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexec journalctl \"$@\"\n",
+            argv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn journal_matches_select_the_entries_journalctl_reads() {
+    if !tools("journal_matches_select_the_entries_journalctl_reads") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let all = recs(t0, 0..90);
+    write_journal(&env, "remote.journal", &all);
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: 1h\n  journalctl_path: {}\n  matches: \"_SYSTEMD_UNIT=a.service _SYSTEMD_UNIT=c.service PRIORITY=3\"\n",
+        env.path("journal").display(),
+        recording_journalctl(&env).display()
+    );
+    let agent = Agent::start(&env.config("files/*.log", &journal));
+    // Units a or c, and priority 3: i % 3 in {0, 2} and i % 4 == 0.
+    let want: Vec<_> = all
+        .iter()
+        .filter(|r| (r.unit == "a.service" || r.unit == "c.service") && r.priority == 3)
+        .map(expected)
+        .collect();
+    assert_eq!(want.len(), 15);
+    wait_entries(&env, &agent, want.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        received(&env),
+        want,
+        "only the matching entries; agent log: {}",
+        agent.log_tail()
+    );
+    let argv = std::fs::read_to_string(env.path("argv.txt")).unwrap();
+    let args: Vec<&str> = argv.lines().collect();
+    assert_eq!(
+        args[args.len() - 4..],
+        ["--", "_SYSTEMD_UNIT=a.service", "_SYSTEMD_UNIT=c.service", "PRIORITY=3"],
+        "the matches end journalctl's arguments: {argv}"
+    );
+    agent.stop();
+}

@@ -8,6 +8,7 @@
 //!   max_age: 7h                   # first start (no saved cursor): only entries newer than this
 //!   labels: {job: systemd-journal}
 //!   fields: {unit: _SYSTEMD_UNIT, priority: PRIORITY, hostname: _HOSTNAME}
+//!   matches: "_SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service"
 //!   journalctl_path: journalctl
 //! ```
 
@@ -29,8 +30,38 @@ pub struct JournalConfig {
     pub labels: BTreeMap<String, String>,
     /// Label name → journal field: each entry gets the labels whose field it has.
     pub fields: BTreeMap<String, String>,
+    /// Only entries matching these are read: journalctl's matches, `FIELD=value` each (terms of the
+    /// same field are ORed, of different fields ANDed, and a `+` term separates groups that are
+    /// ORed). A list, or one string of space-separated terms as Promtail writes it
+    /// (`"_SYSTEMD_UNIT=kubelet.service _TRANSPORT=kernel"`); in the list form a value may hold
+    /// spaces. Empty: every entry.
+    #[serde(deserialize_with = "matches_list")]
+    pub matches: Vec<String>,
     /// The `journalctl` program (a name looked up in `PATH`, or a path).
     pub journalctl_path: PathBuf,
+}
+
+/// `matches` as a list, or as one string of space-separated terms.
+fn matches_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        List(Vec<String>),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Raw::One(s)) => s.split_whitespace().map(String::from).collect(),
+        Some(Raw::List(v)) => v,
+    })
+}
+
+/// Whether `name` is a journal field name (`_SYSTEMD_UNIT`: A-Z, 0-9, `_`).
+fn field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl Default for JournalConfig {
@@ -45,6 +76,7 @@ impl Default for JournalConfig {
             max_age: Dur::secs(7 * 3600),
             labels: BTreeMap::from([("job".to_string(), "systemd-journal".to_string())]),
             fields: fields.iter().map(|(l, f)| (l.to_string(), f.to_string())).collect(),
+            matches: Vec::new(),
             journalctl_path: "journalctl".into(),
         }
     }
@@ -70,11 +102,7 @@ impl JournalConfig {
             if !super::load::valid_label_name(name) || name.starts_with("__") {
                 return err(format!("fields.{name}"), bad_name.into());
             }
-            let field_ok = !field.is_empty()
-                && field
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            if !field_ok {
+            if !field_name(field) {
                 return err(
                     format!("fields.{name}"),
                     format!(
@@ -83,6 +111,7 @@ impl JournalConfig {
                 );
             }
         }
+        Self::check_matches(&self.matches).map_err(|(i, message)| (format!("journal.matches[{i}]"), message))?;
         if self.journalctl_path.as_os_str().is_empty() {
             return err(
                 "journalctl_path".into(),
@@ -90,6 +119,44 @@ impl JournalConfig {
             );
         }
         Ok(())
+    }
+
+    /// Each term of `matches` is `FIELD=value` or a `+` between two groups. Err((index, message)).
+    pub fn check_matches(matches: &[String]) -> Result<(), (usize, String)> {
+        let last = matches.len().saturating_sub(1);
+        for (i, term) in matches.iter().enumerate() {
+            if term == "+" {
+                if i == 0 || i == last || matches.get(i + 1).is_some_and(|t| t == "+") {
+                    return Err((
+                        i,
+                        "`+` separates two groups of matches (A=1 + B=2): it cannot start, end or repeat".into(),
+                    ));
+                }
+                continue;
+            }
+            match term.split_once('=') {
+                Some((field, _)) if field_name(field) => {}
+                _ => {
+                    return Err((
+                        i,
+                        format!(
+                            "`{term}` is not a journal match: write FIELD=value with a field like _SYSTEMD_UNIT (A-Z, 0-9, _), e.g. _SYSTEMD_UNIT=kubelet.service, or `+` between groups"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// journalctl's arguments for `matches` (after every option, so a value cannot be taken for one).
+    pub fn match_args(&self) -> Vec<String> {
+        if self.matches.is_empty() {
+            return Vec::new();
+        }
+        std::iter::once("--".to_string())
+            .chain(self.matches.iter().cloned())
+            .collect()
     }
 }
 
@@ -113,5 +180,38 @@ mod tests {
         let c: JournalConfig = serde_yaml_ng::from_str("labels: {__x: y}\n").unwrap();
         assert_eq!(c.check().unwrap_err().0, "journal.labels.__x");
         assert!(serde_yaml_ng::from_str::<JournalConfig>("paht: /x\n").is_err());
+    }
+
+    #[test]
+    fn matches_as_promtail_writes_them_or_as_a_list() {
+        let c: JournalConfig =
+            serde_yaml_ng::from_str("matches: \"_SYSTEMD_UNIT=kubelet.service  _TRANSPORT=kernel\"\n").unwrap();
+        assert_eq!(c.matches, ["_SYSTEMD_UNIT=kubelet.service", "_TRANSPORT=kernel"]);
+        assert!(c.check().is_ok());
+        assert_eq!(
+            c.match_args(),
+            ["--", "_SYSTEMD_UNIT=kubelet.service", "_TRANSPORT=kernel"]
+        );
+        let c: JournalConfig =
+            serde_yaml_ng::from_str("matches: [_SYSTEMD_UNIT=a.service, +, SYSLOG_IDENTIFIER=my app]\n").unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.match_args()[3], "SYSLOG_IDENTIFIER=my app", "a list item is one term");
+        let c: JournalConfig = serde_yaml_ng::from_str("matches:\n").unwrap();
+        assert!(c.match_args().is_empty(), "no matches: no arguments");
+
+        for (bad, index) in [
+            ("kubelet.service", 0),
+            ("[A=1, _systemd_unit=x]", 1),
+            ("[=x]", 0),
+            ("\"+ A=1\"", 0),
+            ("\"A=1 +\"", 1),
+            ("\"A=1 + + B=2\"", 1),
+        ] {
+            let c: JournalConfig = serde_yaml_ng::from_str(&format!("matches: {bad}\n")).unwrap();
+            let (key, message) = c.check().unwrap_err();
+            assert_eq!(key, format!("journal.matches[{index}]"), "{bad}: {message}");
+        }
+        let c: JournalConfig = serde_yaml_ng::from_str("matches: [MESSAGE=]\n").unwrap();
+        assert!(c.check().is_ok(), "an empty value matches entries whose field is empty");
     }
 }

@@ -535,6 +535,13 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
     let mut j = Map::new();
     for (k, val) in v.as_object().into_iter().flatten() {
         match k.as_str() {
+            "matches" => match journal_matches(val) {
+                Ok(m) => {
+                    j.insert(k.clone(), m);
+                    report.mapped(line, format!("job {job} journal.matches"), "journal.matches");
+                }
+                Err(why) => report.unsupported(line, format!("job {job} journal.matches"), why),
+            },
             "max_age" | "path" | "labels" => {
                 j.insert(k.clone(), val.clone());
                 report.mapped(line, format!("job {job} journal.{k}"), format!("journal.{k}"));
@@ -555,6 +562,19 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
     // Our default fields (unit, priority, hostname) are replaced by what the source labels.
     j.insert("fields".into(), Value::Object(fields));
     out.journal = Some(j);
+}
+
+/// Promtail's and Alloy's `matches` (space-separated `FIELD=value` terms) as `journal.matches`
+/// (the same string); Err: why they do not carry over.
+pub fn journal_matches(v: &Value) -> Result<Value, String> {
+    let Some(text) = v.as_str() else {
+        return Err("matches must be a string of FIELD=value terms".into());
+    };
+    let terms: Vec<String> = text.split_whitespace().map(String::from).collect();
+    match crate::config::JournalConfig::check_matches(&terms) {
+        Ok(()) => Ok(Value::String(terms.join(" "))),
+        Err((_, why)) => Err(why),
+    }
 }
 
 /// Relabel rules on a journal's entries as `journal.fields` (label → field): a rule that copies one

@@ -150,6 +150,7 @@ fn spawn(cfg: &JournalConfig, pump: &Pump, since: u64) -> Result<Child, String> 
         Some(c) => cmd.arg(format!("--after-cursor={c}")),
         None => cmd.arg(format!("--since=@{since}")),
     };
+    cmd.args(cfg.match_args());
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     tracing::debug!(command = ?cmd, "journal: starting journalctl");
     cmd.spawn().map_err(|e| {

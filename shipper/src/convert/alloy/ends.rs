@@ -25,6 +25,13 @@ impl Graph<'_> {
             let Item::Attr(a) = i else { continue };
             match a.name.as_str() {
                 "forward_to" => {}
+                "matches" => match eval(&a.value).and_then(|v| promtail::journal_matches(&v)) {
+                    Ok(v) => {
+                        j.insert(a.name.clone(), v);
+                        report.mapped(line(a.pos), format!("{what} matches"), "journal.matches");
+                    }
+                    Err(why) => report.unsupported(line(a.pos), format!("{what} matches"), why),
+                },
                 "max_age" | "path" | "labels" => match eval(&a.value) {
                     Ok(v) => {
                         j.insert(a.name.clone(), v);
