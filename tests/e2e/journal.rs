@@ -2,7 +2,7 @@
 //! the agent through the real `journalctl`, arrive at the receiver byte for byte with their labels
 //! and timestamps, and a restart resumes after the saved cursor (nothing twice, nothing lost).
 
-use crate::support::{wait_entries, Agent, Env};
+use crate::support::{wait_entries, wait_metric, Agent, Env};
 use shipper_testkit::journal::{now_us, tools, JournalEntry as Rec};
 use std::time::Duration;
 
@@ -215,4 +215,77 @@ fn journal_matches_select_the_entries_journalctl_reads() {
         "the matches end journalctl's arguments: {argv}"
     );
     agent.stop();
+}
+
+/// Stages on journal entries: numbers ending in 0 or 5 dropped, a `size` label from a template,
+/// and `tab` upper-cased in the lines of b.service only. Each entry keeps its own unit's labels.
+const STAGES: &str = r#"
+  pipeline_stages:
+    - regex: {expression: '^entry (?P<n>\d+)'}
+    - drop: {source: n, expression: '[05]$', drop_counter_reason: round}
+    - template: {source: size, template: '{{ if eq (len .n) 1 }}small{{ else }}big{{ end }}'}
+    - labels: {size: }
+    - match:
+        selector: '{unit="b.service"}'
+        stages:
+          - replace: {expression: '(tab)', replace: '{{ .Value | ToUpper }}'}
+"#;
+
+fn staged(r: &Rec, i: u64) -> Option<(String, String, i64)> {
+    if i % 5 == 0 {
+        return None;
+    }
+    let size = if i < 10 { "small" } else { "big" };
+    let mut line = String::from_utf8_lossy(&r.message).into_owned();
+    if r.unit == "b.service" {
+        line = line.replacen("tab", "TAB", 1);
+    }
+    let labels = format!(
+        "{{hostname=\"node-a\", job=\"systemd-journal\", priority=\"{}\", size=\"{size}\", unit=\"{}\"}}",
+        r.priority, r.unit
+    );
+    Some((labels, line, r.ts_us as i64 * 1000))
+}
+
+#[test]
+fn journal_stages_shape_entries_and_the_cursor_waits_for_loki() {
+    if !tools("journal_stages_shape_entries_and_the_cursor_waits_for_loki") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    // 61 entries: the last one (60) is dropped by the stages.
+    let all = recs(t0, 0..61);
+    write_journal(&env, "remote.journal", &all);
+    let want: Vec<_> = all.iter().zip(0..).filter_map(|(r, i)| staged(r, i)).collect();
+    assert_eq!(want.len(), 48);
+    let journal = format!(
+        "shutdown_timeout: 1s\njournal:\n  path: {}\n  max_age: 1h\n{STAGES}",
+        env.path("journal").display()
+    );
+    let config = env.config("files/*.log", &journal);
+
+    // Loki down: the entries are read and go through the stages, but no cursor is saved.
+    env.loki.set_down(true);
+    let agent = Agent::start(&config);
+    wait_metric(&agent, "shipper_journal_entries_total", want.len() as f64, 30);
+    assert_eq!(
+        agent.metric("shipper_pipeline_dropped_lines_total{reason=\"round\"}"),
+        13.0
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.stop();
+    assert_eq!(saved_cursor(&env), None, "nothing acknowledged: no cursor saved");
+    assert_eq!(env.loki.entry_count(), 0);
+
+    // Loki up: everything from the start, once, shaped by the stages; the saved cursor is the last
+    // entry's (the dropped one's: every entry before it was acknowledged).
+    env.loki.set_down(false);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, want.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(received(&env), want, "agent log: {}", agent.log_tail());
+    agent.stop();
+    let cursor = saved_cursor(&env).expect("journal_cursor in the positions file");
+    assert!(cursor.contains(";i=3d;"), "the 61st entry's cursor: {cursor}");
 }

@@ -9,10 +9,15 @@
 //!   labels: {job: systemd-journal}
 //!   fields: {unit: _SYSTEMD_UNIT, priority: PRIORITY, hostname: _HOSTNAME}
 //!   matches: "_SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service"
+//!   format: message               # or json: the whole entry as a JSON object
+//!   pipeline_stages:
+//!     - regex: {expression: 'level=(?P<level>\w+)'}
+//!     - labels: {level: }
 //!   journalctl_path: journalctl
 //! ```
 
 use super::Dur;
+use crate::process::config::StageConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,8 +42,28 @@ pub struct JournalConfig {
     /// spaces. Empty: every entry.
     #[serde(deserialize_with = "matches_list")]
     pub matches: Vec<String>,
+    /// The line of an entry: `message` (its `MESSAGE`; entries without one are not shipped) or
+    /// `json` (all its fields as one JSON object, `MESSAGE` included, like Promtail's
+    /// `json: true` and Alloy's `format_as_json`).
+    pub format: JournalFormat,
+    /// Stages (Promtail's) every journal entry goes through, with the labels of its
+    /// `journal.fields`. The global `pipeline_stages` are for files and do not apply. `multiline`
+    /// and a `limit` without `drop: true` hold lines back, which the journal's cursor cannot
+    /// follow: they are refused here.
+    pub pipeline_stages: Vec<StageConfig>,
     /// The `journalctl` program (a name looked up in `PATH`, or a path).
     pub journalctl_path: PathBuf,
+}
+
+/// What the line of a journal entry is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalFormat {
+    /// The entry's `MESSAGE`.
+    #[default]
+    Message,
+    /// Every field of the entry (not the `__` ones such as `__CURSOR`) as one JSON object.
+    Json,
 }
 
 /// `matches` as a list, or as one string of space-separated terms.
@@ -77,6 +102,8 @@ impl Default for JournalConfig {
             labels: BTreeMap::from([("job".to_string(), "systemd-journal".to_string())]),
             fields: fields.iter().map(|(l, f)| (l.to_string(), f.to_string())).collect(),
             matches: Vec::new(),
+            format: JournalFormat::Message,
+            pipeline_stages: Vec::new(),
             journalctl_path: "journalctl".into(),
         }
     }
@@ -149,6 +176,44 @@ impl JournalConfig {
         Ok(())
     }
 
+    /// The compiled `pipeline_stages` (None: there are none). Err starts with the key of the stage
+    /// (`journal.pipeline_stages[1].multiline: …`).
+    pub fn compile_stages(
+        &self,
+        label_limits: &crate::process::config::LabelLimits,
+        max_line_size: usize,
+    ) -> Result<Option<crate::process::pipeline::Pipeline>, String> {
+        let stages: Vec<(String, &StageConfig)> = self
+            .pipeline_stages
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (format!("journal.pipeline_stages[{j}]"), s))
+            .collect();
+        for (key, s) in &stages {
+            Self::holding_stage(key, s)?;
+        }
+        crate::process::pipeline::Pipeline::new(&stages, label_limits, max_line_size)
+    }
+
+    /// Err for a stage that holds lines back (in a `match` too): the journal's cursor only moves in
+    /// the order entries are read, so nothing may wait inside the stages.
+    pub fn holding_stage(key: &str, s: &StageConfig) -> Result<(), String> {
+        match s {
+            StageConfig::Multiline(_) => Err(format!(
+                "{key}.multiline: journal entries are whole already (a multi-line MESSAGE is one entry); remove the stage"
+            )),
+            StageConfig::Limit(l) if !l.drop => Err(format!(
+                "{key}.limit: on the journal a limit must drop what is over the rate: add `drop: true`"
+            )),
+            StageConfig::Match(m) => m
+                .stages
+                .iter()
+                .enumerate()
+                .try_for_each(|(j, inner)| Self::holding_stage(&format!("{key}.match.stages[{j}]"), inner)),
+            _ => Ok(()),
+        }
+    }
+
     /// journalctl's arguments for `matches` (after every option, so a value cannot be taken for one).
     pub fn match_args(&self) -> Vec<String> {
         if self.matches.is_empty() {
@@ -213,5 +278,38 @@ mod tests {
         }
         let c: JournalConfig = serde_yaml_ng::from_str("matches: [MESSAGE=]\n").unwrap();
         assert!(c.check().is_ok(), "an empty value matches entries whose field is empty");
+    }
+
+    #[test]
+    fn stages_that_hold_entries_are_refused_with_their_key() {
+        let limits = crate::process::config::LabelLimits::default();
+        let compile = |yaml: &str| {
+            let c: JournalConfig = serde_yaml_ng::from_str(yaml).unwrap();
+            c.compile_stages(&limits, 1000).map(|p| p.is_some())
+        };
+        assert_eq!(compile("format: json\n"), Ok(false));
+        let ok = "pipeline_stages:\n- regex: {expression: 'level=(?P<level>\\w+)'}\n- labels: {level: }\n- limit: {rate: 10, drop: true}\n";
+        assert_eq!(compile(ok), Ok(true));
+        for (yaml, key) in [
+            (
+                "pipeline_stages:\n- regex: {expression: x}\n- multiline: {firstline: '^x'}\n",
+                "journal.pipeline_stages[1].multiline: ",
+            ),
+            (
+                "pipeline_stages:\n- limit: {rate: 10}\n",
+                "journal.pipeline_stages[0].limit: ",
+            ),
+            (
+                "pipeline_stages:\n- match: {selector: '{unit=\"a\"}', stages: [{limit: {rate: 1}}]}\n",
+                "journal.pipeline_stages[0].match.stages[0].limit: ",
+            ),
+            (
+                "pipeline_stages:\n- regex: {expression: '('}\n",
+                "journal.pipeline_stages[0].regex",
+            ),
+        ] {
+            let e = compile(yaml).unwrap_err();
+            assert!(e.starts_with(key), "{yaml}: {e}");
+        }
     }
 }

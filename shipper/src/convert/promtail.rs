@@ -361,12 +361,9 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
             "journal" => {
                 kinds += 1;
                 journal(&name, v, at, std::mem::take(&mut rules), out, report);
-                if !stages.stages.is_empty() {
-                    report.unsupported(
-                        at,
-                        format!("job {name} pipeline_stages"),
-                        "journal entries do not go through stages in shipper; the stages above are left out for them",
-                    );
+                let what = format!("job {name} pipeline_stages");
+                if let (Some(j), Some(st)) = (out.journal.as_mut(), journal_stages(&stages.stages, at, &what, report)) {
+                    j.insert("pipeline_stages".into(), st);
                 }
             }
             other => {
@@ -546,11 +543,12 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
                 j.insert(k.clone(), val.clone());
                 report.mapped(line, format!("job {job} journal.{k}"), format!("journal.{k}"));
             }
-            "json" => report.unsupported(
-                line,
-                format!("job {job} journal.json"),
-                "entries are shipped as their MESSAGE, not as JSON",
-            ),
+            "json" => {
+                if val.as_bool() == Some(true) {
+                    j.insert("format".into(), "json".into());
+                }
+                report.mapped(line, format!("job {job} journal.json"), "journal.format");
+            }
             other => report.unsupported(
                 line,
                 format!("job {job} journal.{other}"),
@@ -562,6 +560,29 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
     // Our default fields (unit, priority, hostname) are replaced by what the source labels.
     j.insert("fields".into(), Value::Object(fields));
     out.journal = Some(j);
+}
+
+/// A journal source's stages as `journal.pipeline_stages` (None: none are left). Stages that would
+/// hold entries back, which the journal refuses, are reported and left out.
+pub fn journal_stages(stages: &[Value], line: Option<u32>, what: &str, report: &mut Report) -> Option<Value> {
+    let mut kept = Vec::new();
+    for v in stages {
+        let held = serde_json::from_value::<crate::config::StageConfig>(v.clone())
+            .ok()
+            .and_then(|s| crate::config::JournalConfig::holding_stage("stage", &s).err());
+        match held {
+            Some(why) => {
+                let (key, why) = why.split_once(": ").unwrap_or(("stage", &why));
+                report.unsupported(
+                    line,
+                    format!("{what} {key}"),
+                    format!("left out for the journal: {why}"),
+                );
+            }
+            None => kept.push(v.clone()),
+        }
+    }
+    (!kept.is_empty()).then_some(Value::Array(kept))
 }
 
 /// Promtail's and Alloy's `matches` (space-separated `FIELD=value` terms) as `journal.matches`

@@ -64,13 +64,14 @@ impl Graph<'_> {
                     Ok(Value::Bool(false)) => report.not_needed(
                         line(a.pos),
                         format!("{what} format_as_json = false"),
-                        "each line is the entry's MESSAGE, as shipper's journal input sends it",
+                        "each line is the entry's MESSAGE (journal.format: message, the default)",
                     ),
-                    _ => report.unsupported(
-                        line(a.pos),
-                        format!("{what} format_as_json"),
-                        "shipper's journal input sends the entry's MESSAGE as the line; it has no JSON form of the whole entry: lines are the message alone",
-                    ),
+                    Ok(Value::Bool(true)) => {
+                        j.insert("format".into(), "json".into());
+                        report.mapped(line(a.pos), format!("{what} format_as_json"), "journal.format: json");
+                    }
+                    Ok(_) => report.unsupported(line(a.pos), format!("{what} format_as_json"), "must be true or false"),
+                    Err(why) => report.unsupported(line(a.pos), format!("{what} format_as_json"), why),
                 },
                 other => report.unsupported(
                     line(a.pos),
@@ -80,15 +81,8 @@ impl Graph<'_> {
             }
         }
         j.entry("fields").or_insert_with(|| Value::Object(Map::new()));
-        if !stages.stages.is_empty() {
-            report.unsupported(
-                line(src.pos),
-                format!("{what} stages"),
-                format!(
-                    "{} stage(s) of loki.process left out for the journal: shipper's journal input sends entries from journalctl to the clients without pipeline stages (only journal.labels and journal.fields label them)",
-                    stages.stages.len()
-                ),
-            );
+        if let Some(st) = promtail::journal_stages(&stages.stages, line(src.pos), &format!("{what} stages"), report) {
+            j.insert("pipeline_stages".into(), st);
         }
         report.mapped(line(src.pos), what, "journal");
         out.journal = Some(j);
