@@ -63,7 +63,7 @@ impl Overlay {
         o
     }
 
-    fn set(&mut self, path: &str, v: Value) {
+    pub(crate) fn set(&mut self, path: &str, v: Value) {
         self.0.push((path.to_string(), v));
     }
 

@@ -289,3 +289,40 @@ fn journal_stages_shape_entries_and_the_cursor_waits_for_loki() {
     let cursor = saved_cursor(&env).expect("journal_cursor in the positions file");
     assert!(cursor.contains(";i=3d;"), "the 61st entry's cursor: {cursor}");
 }
+
+#[test]
+fn journal_format_json_ships_every_field() {
+    if !tools("journal_format_json_ships_every_field") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let all = recs(t0, 0..12);
+    write_journal(&env, "remote.journal", &all);
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: 1h\n  format: json\n  pipeline_stages:\n    - json: {{expressions: {{ident: SYSLOG_IDENTIFIER}}}}\n    - labels: {{ident: }}\n",
+        env.path("journal").display()
+    );
+    let agent = Agent::start(&env.config("files/*.log", &journal));
+    wait_entries(&env, &agent, all.len(), 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = received(&env);
+    assert_eq!(got.len(), all.len(), "agent log: {}", agent.log_tail());
+    for (r, (labels, line, ts)) in all.iter().zip(&got) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each line is a JSON object");
+        assert_eq!(v["MESSAGE"], String::from_utf8_lossy(&r.message).as_ref());
+        assert_eq!(v["_SYSTEMD_UNIT"], r.unit.as_str());
+        assert_eq!(v["PRIORITY"], r.priority.to_string());
+        assert_eq!(v["_HOSTNAME"], "node-a");
+        assert!(
+            v.as_object().unwrap().keys().all(|k| !k.starts_with("__")),
+            "not the cursor or timestamps: {line}"
+        );
+        assert_eq!(*ts, r.ts_us as i64 * 1000);
+        assert!(
+            labels.contains("ident=\"test\"") && labels.contains(&format!("unit=\"{}\"", r.unit)),
+            "{labels}"
+        );
+    }
+    agent.stop();
+}

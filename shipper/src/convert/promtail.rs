@@ -544,10 +544,15 @@ fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut 
                 report.mapped(line, format!("job {job} journal.{k}"), format!("journal.{k}"));
             }
             "json" => {
-                if val.as_bool() == Some(true) {
-                    j.insert("format".into(), "json".into());
+                let format = if val.as_bool() == Some(true) { "json" } else { "message" };
+                if format == "json" {
+                    j.insert("format".into(), format.into());
                 }
-                report.mapped(line, format!("job {job} journal.json"), "journal.format");
+                report.mapped(
+                    line,
+                    format!("job {job} journal.json"),
+                    format!("journal.format: {format}"),
+                );
             }
             other => report.unsupported(
                 line,
