@@ -232,7 +232,7 @@ const STAGES: &str = r#"
 "#;
 
 fn staged(r: &Rec, i: u64) -> Option<(String, String, i64)> {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         return None;
     }
     let size = if i < 10 { "small" } else { "big" };

@@ -42,9 +42,7 @@ pub struct JournalConfig {
     /// spaces. Empty: every entry.
     #[serde(deserialize_with = "matches_list")]
     pub matches: Vec<String>,
-    /// The line of an entry: `message` (its `MESSAGE`; entries without one are not shipped) or
-    /// `json` (all its fields as one JSON object, `MESSAGE` included, like Promtail's
-    /// `json: true` and Alloy's `format_as_json`).
+    /// What an entry's line is (`json` is Promtail's `json: true` and Alloy's `format_as_json`).
     pub format: JournalFormat,
     /// Stages (Promtail's) every journal entry goes through, with the labels of its
     /// `journal.fields`. The global `pipeline_stages` are for files and do not apply. `multiline`
@@ -59,10 +57,11 @@ pub struct JournalConfig {
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalFormat {
-    /// The entry's `MESSAGE`.
+    /// The entry's `MESSAGE` (entries without one are not shipped).
     #[default]
     Message,
-    /// Every field of the entry (not the `__` ones such as `__CURSOR`) as one JSON object.
+    /// Every field of the entry, `MESSAGE` included, as one JSON object (not journalctl's own `__`
+    /// fields such as `__CURSOR`).
     Json,
 }
 
