@@ -10,6 +10,7 @@ pub mod alloy;
 mod app;
 mod chart;
 mod env;
+mod journal;
 mod k8s;
 mod out;
 mod peers;

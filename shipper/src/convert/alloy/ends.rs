@@ -1,6 +1,7 @@
 //! The ends of an Alloy graph: `loki.source.journal` (with its `loki.relabel` rules) and the
 //! `loki.write` components reached, whose endpoints become our clients.
 
+use super::super::journal;
 use super::super::k8s::Rule;
 use super::super::out::Out;
 use super::super::promtail;
@@ -25,7 +26,7 @@ impl Graph<'_> {
             let Item::Attr(a) = i else { continue };
             match a.name.as_str() {
                 "forward_to" => {}
-                "matches" => match eval(&a.value).and_then(|v| promtail::journal_matches(&v)) {
+                "matches" => match eval(&a.value).and_then(|v| journal::matches(&v)) {
                     Ok(v) => {
                         j.insert(a.name.clone(), v);
                         report.mapped(line(a.pos), format!("{what} matches"), "journal.matches");
@@ -57,7 +58,7 @@ impl Graph<'_> {
                             }
                         })
                         .collect();
-                    let fields = promtail::journal_fields(rules, report);
+                    let fields = journal::fields(rules, report);
                     j.insert("fields".into(), Value::Object(fields));
                 }
                 "format_as_json" => match eval(&a.value) {
@@ -81,7 +82,7 @@ impl Graph<'_> {
             }
         }
         j.entry("fields").or_insert_with(|| Value::Object(Map::new()));
-        if let Some(st) = promtail::journal_stages(&stages.stages, line(src.pos), &format!("{what} stages"), report) {
+        if let Some(st) = journal::stages(&stages.stages, line(src.pos), &format!("{what} stages"), report) {
             j.insert("pipeline_stages".into(), st);
         }
         report.mapped(line(src.pos), what, "journal");
