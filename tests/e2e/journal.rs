@@ -2,7 +2,7 @@
 //! the agent through the real `journalctl`, arrive at the receiver byte for byte with their labels
 //! and timestamps, and a restart resumes after the saved cursor (nothing twice, nothing lost).
 
-use crate::support::{wait_entries, Agent, Env};
+use crate::support::{wait_entries, wait_metric, Agent, Env};
 use shipper_testkit::journal::{now_us, tools, JournalEntry as Rec};
 use std::time::Duration;
 
@@ -157,5 +157,172 @@ fn journal_first_start_reads_only_max_age() {
     std::thread::sleep(Duration::from_millis(1000));
     let want: Vec<_> = recent.iter().map(expected).collect();
     assert_eq!(received(&env), want, "only the entries newer than max_age");
+    agent.stop();
+}
+
+/// A `journalctl` that writes its arguments (one a line) to `<env>/argv.txt`, then runs the real one.
+fn recording_journalctl(env: &Env) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = env.path("journalctl.sh");
+    let argv = env.path("argv.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexec journalctl \"$@\"\n",
+            argv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn journal_matches_select_the_entries_journalctl_reads() {
+    if !tools("journal_matches_select_the_entries_journalctl_reads") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let all = recs(t0, 0..90);
+    write_journal(&env, "remote.journal", &all);
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: 1h\n  journalctl_path: {}\n  matches: \"_SYSTEMD_UNIT=a.service _SYSTEMD_UNIT=c.service PRIORITY=3\"\n",
+        env.path("journal").display(),
+        recording_journalctl(&env).display()
+    );
+    let agent = Agent::start(&env.config("files/*.log", &journal));
+    // Units a or c, and priority 3: i % 3 in {0, 2} and i % 4 == 0.
+    let want: Vec<_> = all
+        .iter()
+        .filter(|r| (r.unit == "a.service" || r.unit == "c.service") && r.priority == 3)
+        .map(expected)
+        .collect();
+    assert_eq!(want.len(), 15);
+    wait_entries(&env, &agent, want.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        received(&env),
+        want,
+        "only the matching entries; agent log: {}",
+        agent.log_tail()
+    );
+    let argv = std::fs::read_to_string(env.path("argv.txt")).unwrap();
+    let args: Vec<&str> = argv.lines().collect();
+    assert_eq!(
+        args[args.len() - 4..],
+        ["--", "_SYSTEMD_UNIT=a.service", "_SYSTEMD_UNIT=c.service", "PRIORITY=3"],
+        "the matches end journalctl's arguments: {argv}"
+    );
+    agent.stop();
+}
+
+/// Stages on journal entries: numbers ending in 0 or 5 dropped, a `size` label from a template,
+/// and `tab` upper-cased in the lines of b.service only. Each entry keeps its own unit's labels.
+const STAGES: &str = r#"
+  pipeline_stages:
+    - regex: {expression: '^entry (?P<n>\d+)'}
+    - drop: {source: n, expression: '[05]$', drop_counter_reason: round}
+    - template: {source: size, template: '{{ if eq (len .n) 1 }}small{{ else }}big{{ end }}'}
+    - labels: {size: }
+    - match:
+        selector: '{unit="b.service"}'
+        stages:
+          - replace: {expression: '(tab)', replace: '{{ .Value | ToUpper }}'}
+"#;
+
+fn staged(r: &Rec, i: u64) -> Option<(String, String, i64)> {
+    if i.is_multiple_of(5) {
+        return None;
+    }
+    let size = if i < 10 { "small" } else { "big" };
+    let mut line = String::from_utf8_lossy(&r.message).into_owned();
+    if r.unit == "b.service" {
+        line = line.replacen("tab", "TAB", 1);
+    }
+    let labels = format!(
+        "{{hostname=\"node-a\", job=\"systemd-journal\", priority=\"{}\", size=\"{size}\", unit=\"{}\"}}",
+        r.priority, r.unit
+    );
+    Some((labels, line, r.ts_us as i64 * 1000))
+}
+
+#[test]
+fn journal_stages_shape_entries_and_the_cursor_waits_for_loki() {
+    if !tools("journal_stages_shape_entries_and_the_cursor_waits_for_loki") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    // 61 entries: the last one (60) is dropped by the stages.
+    let all = recs(t0, 0..61);
+    write_journal(&env, "remote.journal", &all);
+    let want: Vec<_> = all.iter().zip(0..).filter_map(|(r, i)| staged(r, i)).collect();
+    assert_eq!(want.len(), 48);
+    let journal = format!(
+        "shutdown_timeout: 1s\njournal:\n  path: {}\n  max_age: 1h\n{STAGES}",
+        env.path("journal").display()
+    );
+    let config = env.config("files/*.log", &journal);
+
+    // Loki down: the entries are read and go through the stages, but no cursor is saved.
+    env.loki.set_down(true);
+    let agent = Agent::start(&config);
+    wait_metric(&agent, "shipper_journal_entries_total", want.len() as f64, 30);
+    assert_eq!(
+        agent.metric("shipper_pipeline_dropped_lines_total{reason=\"round\"}"),
+        13.0
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.stop();
+    assert_eq!(saved_cursor(&env), None, "nothing acknowledged: no cursor saved");
+    assert_eq!(env.loki.entry_count(), 0);
+
+    // Loki up: everything from the start, once, shaped by the stages; the saved cursor is the last
+    // entry's (the dropped one's: every entry before it was acknowledged).
+    env.loki.set_down(false);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, want.len(), 30);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(received(&env), want, "agent log: {}", agent.log_tail());
+    agent.stop();
+    let cursor = saved_cursor(&env).expect("journal_cursor in the positions file");
+    assert!(cursor.contains(";i=3d;"), "the 61st entry's cursor: {cursor}");
+}
+
+#[test]
+fn journal_format_json_ships_every_field() {
+    if !tools("journal_format_json_ships_every_field") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let all = recs(t0, 0..12);
+    write_journal(&env, "remote.journal", &all);
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: 1h\n  format: json\n  pipeline_stages:\n    - json: {{expressions: {{ident: SYSLOG_IDENTIFIER}}}}\n    - labels: {{ident: }}\n",
+        env.path("journal").display()
+    );
+    let agent = Agent::start(&env.config("files/*.log", &journal));
+    wait_entries(&env, &agent, all.len(), 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = received(&env);
+    assert_eq!(got.len(), all.len(), "agent log: {}", agent.log_tail());
+    for (r, (labels, line, ts)) in all.iter().zip(&got) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each line is a JSON object");
+        assert_eq!(v["MESSAGE"], String::from_utf8_lossy(&r.message).as_ref());
+        assert_eq!(v["_SYSTEMD_UNIT"], r.unit.as_str());
+        assert_eq!(v["PRIORITY"], r.priority.to_string());
+        assert_eq!(v["_HOSTNAME"], "node-a");
+        assert!(
+            v.as_object().unwrap().keys().all(|k| !k.starts_with("__")),
+            "not the cursor or timestamps: {line}"
+        );
+        assert_eq!(*ts, r.ts_us as i64 * 1000);
+        assert!(
+            labels.contains("ident=\"test\"") && labels.contains(&format!("unit=\"{}\"", r.unit)),
+            "{labels}"
+        );
+    }
     agent.stop();
 }

@@ -7,6 +7,7 @@ mod client;
 mod config_errors;
 mod convert;
 mod convert_charts;
+mod convert_journal;
 mod corpus;
 mod crash;
 mod cutover;

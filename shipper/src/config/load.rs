@@ -218,6 +218,11 @@ impl Config {
                 key,
                 message,
             })?;
+            if let Err(e) = j.compile_stages(&self.label_limits, self.tail.max_line_size.0 as usize) {
+                // Compile errors start with the key of the bad stage.
+                let (key, message) = e.split_once(": ").unwrap_or(("journal.pipeline_stages", &e));
+                return err(key, message.to_string());
+            }
         }
         if let Err(e) = crate::logging::filter(&self.server.log_level) {
             return err("server.log_level", e);

@@ -15,7 +15,7 @@ pub use crate::logging::LogFormat;
 pub use crate::units::{ByteSize, Dur};
 pub use env::expand as expand_env;
 pub use file_sd::{FileSdConfig, FileSdState};
-pub use journal::JournalConfig;
+pub use journal::{JournalConfig, JournalFormat};
 pub use load::{load_file, load_str, parse_expanded, ConfigError};
 pub use positions::{ImportFrom, PositionsConfig};
 

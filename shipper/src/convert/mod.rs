@@ -11,6 +11,7 @@ mod app;
 mod chart;
 pub(crate) mod client;
 mod env;
+mod journal;
 mod k8s;
 mod out;
 mod peers;

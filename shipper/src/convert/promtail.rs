@@ -262,13 +262,13 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
             }
             "journal" => {
                 kinds += 1;
-                journal(&name, v, at, std::mem::take(&mut rules), out, report);
-                if !stages.stages.is_empty() {
-                    report.unsupported(
-                        at,
-                        format!("job {name} pipeline_stages"),
-                        "journal entries do not go through stages in shipper; the stages above are left out for them",
-                    );
+                super::journal::promtail(&name, v, at, std::mem::take(&mut rules), out, report);
+                let what = format!("job {name} pipeline_stages");
+                if let (Some(j), Some(st)) = (
+                    out.journal.as_mut(),
+                    super::journal::stages(&stages.stages, at, &what, report),
+                ) {
+                    j.insert("pipeline_stages".into(), st);
                 }
             }
             other => {
@@ -474,62 +474,4 @@ fn push_target(
     }
     out.targets.push(Value::Object(t));
     format!("targets[{}]", out.targets.len() - 1)
-}
-
-fn journal(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: &mut Out, report: &mut Report) {
-    let mut j = Map::new();
-    for (k, val) in v.as_object().into_iter().flatten() {
-        match k.as_str() {
-            "max_age" | "path" | "labels" => {
-                j.insert(k.clone(), val.clone());
-                report.mapped(line, format!("job {job} journal.{k}"), format!("journal.{k}"));
-            }
-            "json" => report.unsupported(
-                line,
-                format!("job {job} journal.json"),
-                "entries are shipped as their MESSAGE, not as JSON",
-            ),
-            other => report.unsupported(
-                line,
-                format!("job {job} journal.{other}"),
-                "no such journal setting in shipper",
-            ),
-        }
-    }
-    let fields = journal_fields(rules, report);
-    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
-    j.insert("fields".into(), Value::Object(fields));
-    out.journal = Some(j);
-}
-
-/// Relabel rules on a journal's entries as `journal.fields` (label → field): a rule that copies one
-/// `__journal_<field>` as is maps; any other is reported.
-pub fn journal_fields(rules: Vec<Rule>, report: &mut Report) -> Map<String, Value> {
-    let mut fields = Map::new();
-    for r in rules {
-        let src = r
-            .rule
-            .get("source_labels")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let target = r.rule.get("target_label").and_then(s);
-        let field = src
-            .first()
-            .and_then(s)
-            .and_then(|f| f.strip_prefix("__journal_").map(|f| f.to_ascii_uppercase()));
-        let plain = r.rule.get("regex").is_none() && r.rule.get("replacement").is_none() && src.len() == 1;
-        match (field, target, plain) {
-            (Some(f), Some(t), true) => {
-                report.mapped(r.line, r.what, format!("journal.fields.{t}: {f}"));
-                fields.insert(t, f.into());
-            }
-            _ => report.unsupported(
-                r.line,
-                r.what,
-                "journal entries are labelled by journal.fields (label → field) only",
-            ),
-        }
-    }
-    fields
 }

@@ -1,11 +1,15 @@
-//! Journal entries → shippable lines: `MESSAGE` as the line (valid UTF-8, within `max_line_size`, as
-//! for files), `__REALTIME_TIMESTAMP` as its time, and its label set from the configured fields.
+//! Journal entries → shippable lines: `MESSAGE` (or, with `format: json`, every field as a JSON
+//! object) as the line (valid UTF-8, within `max_line_size`, as for files), `__REALTIME_TIMESTAMP` as
+//! its time, and its label set from the configured fields.
 //!
 //! Entries of many units share a chunk, so each entry carries its own rendered label set
 //! ([`Extra::labels`]). A node's journal has few distinct sets (units × priorities × host), so each
-//! distinct set is rendered (and fitted to `label_limits`) once and shared through an `Arc`.
+//! distinct set is built (fitted to `label_limits` and rendered) once and shared through an `Arc`;
+//! the stages start from it.
 
 use super::export::ExportEntry;
+use crate::config::JournalFormat;
+use crate::labels::StreamLabels;
 use crate::parse::{Entry, Extra, ParseStats, StreamKind};
 use crate::process::config::LabelLimits;
 use crate::process::labels::Fitted;
@@ -31,7 +35,8 @@ pub struct Converter {
     fields: Vec<(String, String)>,
     limits: LabelLimits,
     max_line_size: usize,
-    cache: HashMap<Vec<Option<Vec<u8>>>, Arc<str>>,
+    format: JournalFormat,
+    cache: HashMap<Vec<Option<Vec<u8>>>, Arc<StreamLabels>>,
     /// Label sets changed to fit `label_limits` since the caller last took them.
     pub fitted: Fitted,
 }
@@ -42,19 +47,25 @@ impl Converter {
         fields: &BTreeMap<String, String>,
         limits: LabelLimits,
         max_line_size: usize,
+        format: JournalFormat,
     ) -> Self {
         Converter {
             base,
             fields: fields.iter().map(|(l, f)| (l.clone(), f.clone())).collect(),
             limits,
             max_line_size,
+            format,
             cache: HashMap::new(),
             fitted: Fitted::default(),
         }
     }
 
-    /// The journal fields the converter reads (what the parser has to keep).
-    pub fn wanted_fields(&self) -> Vec<String> {
+    /// The journal fields the converter reads (what the parser has to keep); None: all of them
+    /// (`format: json`).
+    pub fn wanted_fields(&self) -> Option<Vec<String>> {
+        if self.format == JournalFormat::Json {
+            return None;
+        }
         let mut v: Vec<String> = ["__CURSOR", "__REALTIME_TIMESTAMP", "MESSAGE"]
             .into_iter()
             .map(String::from)
@@ -62,7 +73,7 @@ impl Converter {
             .collect();
         v.sort();
         v.dedup();
-        v
+        Some(v)
     }
 
     /// The labels every journal stream has (the chunk's labels).
@@ -70,36 +81,45 @@ impl Converter {
         &self.base
     }
 
-    /// The entry to ship, or Err(reason) when it cannot be shipped. `count` numbers the entry (its
-    /// "offset"); `now_ns` stamps an entry without a usable `__REALTIME_TIMESTAMP`.
+    /// The entry to ship with its label set, or Err(reason) when it cannot be shipped. `count`
+    /// numbers the entry (its "offset"); `now_ns` stamps an entry without a usable
+    /// `__REALTIME_TIMESTAMP`.
     pub fn convert(
         &mut self,
         e: &ExportEntry,
         count: u64,
         now_ns: i64,
         stats: &mut ParseStats,
-    ) -> Result<Entry, &'static str> {
-        let msg = e.get("MESSAGE").ok_or(NO_MESSAGE)?;
-        let line = crate::parse::finish_line(Bytes::copy_from_slice(&msg.value), msg.cut, self.max_line_size, stats);
+    ) -> Result<(Entry, Arc<StreamLabels>), &'static str> {
+        let (text, cut) = match self.format {
+            JournalFormat::Message => {
+                let msg = e.get("MESSAGE").ok_or(NO_MESSAGE)?;
+                (Bytes::copy_from_slice(&msg.value), msg.cut)
+            }
+            JournalFormat::Json => (json_line(e, stats), false),
+        };
+        let line = crate::parse::finish_line(text, cut, self.max_line_size, stats);
         let ts_ns = e
             .get("__REALTIME_TIMESTAMP")
             .and_then(|f| std::str::from_utf8(&f.value).ok()?.parse::<i64>().ok())
             .and_then(|us| us.checked_mul(1000))
             .unwrap_or(now_ns);
-        Ok(Entry {
+        let labels = self.labels_of(e);
+        let entry = Entry {
             ts_ns,
             line,
             stream: StreamKind::Unknown,
             offset: count,
             extra: Some(Box::new(Extra {
-                labels: Some(self.labels_of(e)),
+                labels: Some(labels.for_kind(StreamKind::Unknown).clone()),
                 ..Extra::default()
             })),
-        })
+        };
+        Ok((entry, labels))
     }
 
-    /// The rendered label set of an entry, from the cache when it was seen before.
-    fn labels_of(&mut self, e: &ExportEntry) -> Arc<str> {
+    /// The label set of an entry, from the cache when it was seen before.
+    fn labels_of(&mut self, e: &ExportEntry) -> Arc<StreamLabels> {
         let key: Vec<Option<Vec<u8>>> = self
             .fields
             .iter()
@@ -122,12 +142,12 @@ impl Converter {
             // Loki refuses an empty label set.
             labels.insert("job".into(), "systemd-journal".into());
         }
-        let rendered: Arc<str> = Arc::from(crate::labels::render(&labels));
+        let set = Arc::new(StreamLabels::new(&labels));
         if self.cache.len() >= MAX_CACHED_SETS {
             self.cache.clear();
         }
-        self.cache.insert(key, rendered.clone());
-        rendered
+        self.cache.insert(key, set.clone());
+        set
     }
 
     /// Distinct label sets rendered and remembered.
@@ -135,6 +155,20 @@ impl Converter {
     pub fn cached_sets(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// Every field of the entry but the journal's own `__` ones (cursor, timestamps) as a JSON object
+/// of strings, keys sorted; a field given twice keeps its last value, as Promtail's map does.
+fn json_line(e: &ExportEntry, stats: &mut ParseStats) -> Bytes {
+    let mut fields = BTreeMap::new();
+    let mut lossy = false;
+    for f in e.fields.iter().filter(|f| !f.name.starts_with("__")) {
+        let value = String::from_utf8_lossy(&f.value);
+        lossy |= matches!(value, std::borrow::Cow::Owned(_));
+        fields.insert(f.name.as_str(), value);
+    }
+    stats.invalid_utf8 += u64::from(lossy);
+    Bytes::from(serde_json::to_vec(&fields).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -161,7 +195,7 @@ mod tests {
             ("unit".to_string(), "_SYSTEMD_UNIT".to_string()),
             ("priority".to_string(), "PRIORITY".to_string()),
         ]);
-        Converter::new(base, &fields, LabelLimits::default(), 16)
+        Converter::new(base, &fields, LabelLimits::default(), 16, JournalFormat::Message)
     }
 
     #[test]
@@ -174,7 +208,8 @@ mod tests {
             ("_SYSTEMD_UNIT", b"a.service"),
             ("PRIORITY", b"6"),
         ]);
-        let out = c.convert(&e, 7, 5, &mut stats).unwrap();
+        let (out, set) = c.convert(&e, 7, 5, &mut stats).unwrap();
+        assert_eq!(set.labels()["unit"], "a.service", "the stages start from these");
         assert_eq!(out.ts_ns, 1_700_000_000_000_001_000);
         assert_eq!(&out.line[..], "bad \u{fffd} utf8".as_bytes());
         assert_eq!(stats.invalid_utf8, 1);
@@ -184,13 +219,13 @@ mod tests {
 
         // Absent fields give no label; no timestamp: now; too long: cut and counted.
         let e = entry(&[("MESSAGE", b"0123456789abcdefXYZ")]);
-        let out = c.convert(&e, 8, 5, &mut stats).unwrap();
+        let out = c.convert(&e, 8, 5, &mut stats).unwrap().0;
         assert_eq!((out.ts_ns, &out.line[..]), (5, &b"0123456789abcdef"[..]));
         assert_eq!(stats.truncated, 1);
         assert_eq!(&*out.extra.unwrap().labels.unwrap(), r#"{job="systemd-journal"}"#);
         assert_eq!(
-            c.convert(&entry(&[("PRIORITY", b"1")]), 9, 5, &mut stats),
-            Err(NO_MESSAGE)
+            c.convert(&entry(&[("PRIORITY", b"1")]), 9, 5, &mut stats).err(),
+            Some(NO_MESSAGE)
         );
     }
 
@@ -202,12 +237,20 @@ mod tests {
         for i in 0..100 {
             let unit = format!("u{}.service", i % 3);
             let e = entry(&[("MESSAGE", b"x"), ("_SYSTEMD_UNIT", unit.as_bytes())]);
-            seen.push(c.convert(&e, i, 0, &mut stats).unwrap().extra.unwrap().labels.unwrap());
+            seen.push(
+                c.convert(&e, i, 0, &mut stats)
+                    .unwrap()
+                    .0
+                    .extra
+                    .unwrap()
+                    .labels
+                    .unwrap(),
+            );
         }
         assert_eq!(c.cached_sets(), 3);
         assert!(Arc::ptr_eq(&seen[0], &seen[3]), "the same Arc, not a new string");
         assert_eq!(
-            c.wanted_fields(),
+            c.wanted_fields().unwrap(),
             [
                 "MESSAGE",
                 "PRIORITY",
@@ -215,6 +258,39 @@ mod tests {
                 "__CURSOR",
                 "__REALTIME_TIMESTAMP"
             ]
+        );
+    }
+
+    #[test]
+    fn json_format_is_every_field_of_the_entry() {
+        let base = BTreeMap::from([("job".to_string(), "systemd-journal".to_string())]);
+        let fields = BTreeMap::from([("unit".to_string(), "_SYSTEMD_UNIT".to_string())]);
+        let mut c = Converter::new(base, &fields, LabelLimits::default(), 1000, JournalFormat::Json);
+        assert_eq!(c.wanted_fields(), None, "the parser keeps every field");
+        let mut stats = ParseStats::default();
+        let e = entry(&[
+            ("__CURSOR", b"s=1"),
+            ("__REALTIME_TIMESTAMP", b"1700000000000001"),
+            ("_SYSTEMD_UNIT", b"a.service"),
+            ("MESSAGE", b"say \"hi\"\n\xff"),
+            ("PRIORITY", b"6"),
+        ]);
+        let (out, _) = c.convert(&e, 1, 5, &mut stats).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.line).unwrap(),
+            r#"{"MESSAGE":"say \"hi\"\n\u{fffd}","PRIORITY":"6","_SYSTEMD_UNIT":"a.service"}"#
+                .replace("\\u{fffd}", "\u{fffd}")
+        );
+        assert_eq!(stats.invalid_utf8, 1);
+        assert_eq!(
+            &*out.extra.unwrap().labels.unwrap(),
+            r#"{job="systemd-journal", unit="a.service"}"#
+        );
+        let (out, _) = c.convert(&entry(&[("PRIORITY", b"1")]), 2, 5, &mut stats).unwrap();
+        assert_eq!(
+            &out.line[..],
+            br#"{"PRIORITY":"1"}"#,
+            "no MESSAGE is no reason to drop it"
         );
     }
 }

@@ -15,6 +15,7 @@
 mod cursor;
 pub mod export;
 mod lines;
+mod stages;
 
 pub use cursor::JournalCursors;
 pub use lines::DROP_REASONS;
@@ -28,6 +29,7 @@ use crate::ring::{Chunk, FileId, RingSender};
 use crossbeam_channel::SendTimeoutError;
 use export::{ExportParser, Parsed};
 use lines::Converter;
+use stages::JournalStages;
 use std::io::{BufRead, Read};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,15 +93,20 @@ pub fn start(cfg: &Config, parts: JournalParts) -> Result<Option<JournalHandle>,
         &jcfg.fields,
         cfg.label_limits.clone(),
         cfg.tail.max_line_size.0 as usize,
+        jcfg.format,
     );
+    let stages = jcfg
+        .compile_stages(&cfg.label_limits, cfg.tail.max_line_size.0 as usize)?
+        .map(JournalStages::new);
     let cursors = Arc::new(JournalCursors::new(parts.saved_cursor.clone()));
     parts.tracker.open_cursor_source(JOURNAL_ID, identity());
     let now = unix_now();
     let since = now.saturating_sub(jcfg.max_age.0.as_secs());
     let pump = Pump {
-        parser: ExportParser::new(cfg.tail.max_line_size.0 as usize + 4, Some(converter.wanted_fields())),
+        parser: ExportParser::new(cfg.tail.max_line_size.0 as usize + 4, converter.wanted_fields()),
         labels: Arc::new(StreamLabels::new(converter.base())),
         converter,
+        stages,
         last_cursor: parts.saved_cursor.clone(),
         count: 0,
         cursors: cursors.clone(),
@@ -134,13 +141,10 @@ fn spawn(cfg: &JournalConfig, pump: &Pump, since: u64) -> Result<Child, String> 
         "--no-pager",
     ]);
     // Fewer fields through the pipe; the cursor and timestamps are always written.
-    let fields: Vec<String> = pump
-        .converter
-        .wanted_fields()
-        .into_iter()
-        .filter(|f| !f.starts_with("__"))
-        .collect();
-    cmd.arg(format!("--output-fields={}", fields.join(",")));
+    if let Some(wanted) = pump.converter.wanted_fields() {
+        let fields: Vec<String> = wanted.into_iter().filter(|f| !f.starts_with("__")).collect();
+        cmd.arg(format!("--output-fields={}", fields.join(",")));
+    }
     if let Some(dir) = &cfg.path {
         let mut arg = std::ffi::OsString::from("--directory=");
         arg.push(dir);
@@ -150,6 +154,7 @@ fn spawn(cfg: &JournalConfig, pump: &Pump, since: u64) -> Result<Child, String> 
         Some(c) => cmd.arg(format!("--after-cursor={c}")),
         None => cmd.arg(format!("--since=@{since}")),
     };
+    cmd.args(cfg.match_args());
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     tracing::debug!(command = ?cmd, "journal: starting journalctl");
     cmd.spawn().map_err(|e| {
@@ -286,6 +291,8 @@ fn log_stderr(err: ChildStderr) {
 struct Pump {
     parser: ExportParser,
     converter: Converter,
+    /// `journal.pipeline_stages`, compiled (None: there are none).
+    stages: Option<JournalStages>,
     labels: Arc<StreamLabels>,
     /// Cursor of the last entry read: where a restarted journalctl starts.
     last_cursor: Option<String>,
@@ -339,7 +346,7 @@ impl Pump {
                 chunk_cursor = Some(String::from_utf8_lossy(&c.value).into_owned());
             }
             match self.converter.convert(&e, self.count, now_ns, &mut stats) {
-                Ok(line) => entries.push(line),
+                Ok(entry) => entries.push(entry),
                 Err(reason) => self.drop_entry(reason, "entry without MESSAGE"),
             }
             if entries.len() >= CHUNK_ENTRIES {
@@ -379,9 +386,14 @@ impl Pump {
         }
     }
 
-    /// Sends a chunk ending at entry `self.count`; blocks while the ring is full (backpressure).
-    /// False: the agent is stopping (the chunk is dropped unacknowledged: read again at next start).
-    fn send(&mut self, entries: Vec<Entry>, cursor: Option<String>) -> bool {
+    /// Sends a chunk ending at entry `self.count` (after the stages, if any); blocks while the ring
+    /// is full (backpressure). False: the agent is stopping (the chunk is dropped unacknowledged:
+    /// read again at next start).
+    fn send(&mut self, entries: Vec<(Entry, Arc<StreamLabels>)>, cursor: Option<String>) -> bool {
+        let entries: Vec<Entry> = match self.stages.as_mut() {
+            Some(st) => st.run(entries, &self.parts.metrics),
+            None => entries.into_iter().map(|(e, _)| e).collect(),
+        };
         if let Some(c) = cursor {
             self.cursors.push(self.count, c.clone());
             self.last_cursor = Some(c);

@@ -1,9 +1,9 @@
 //! The ends of an Alloy graph: `loki.source.journal` (with its `loki.relabel` rules) and the
 //! `loki.write` components reached, whose endpoints become our clients.
 
+use super::super::journal;
 use super::super::k8s::Rule;
 use super::super::out::Out;
-use super::super::promtail;
 use super::super::report::Report;
 use super::super::stages::Stages;
 use super::attrs::{attrs, component, err, line};
@@ -26,6 +26,13 @@ impl Graph<'_> {
             let Item::Attr(a) = i else { continue };
             match a.name.as_str() {
                 "forward_to" => {}
+                "matches" => match eval(&a.value).and_then(|v| journal::matches(&v)) {
+                    Ok(v) => {
+                        j.insert(a.name.clone(), v);
+                        report.mapped(line(a.pos), format!("{what} matches"), "journal.matches");
+                    }
+                    Err(why) => report.unsupported(line(a.pos), format!("{what} matches"), why),
+                },
                 "max_age" | "path" | "labels" => match eval(&a.value) {
                     Ok(v) => {
                         j.insert(a.name.clone(), v);
@@ -51,20 +58,21 @@ impl Graph<'_> {
                             }
                         })
                         .collect();
-                    let fields = promtail::journal_fields(rules, report);
+                    let fields = journal::fields(rules, report);
                     j.insert("fields".into(), Value::Object(fields));
                 }
                 "format_as_json" => match eval(&a.value) {
                     Ok(Value::Bool(false)) => report.not_needed(
                         line(a.pos),
                         format!("{what} format_as_json = false"),
-                        "each line is the entry's MESSAGE, as shipper's journal input sends it",
+                        "each line is the entry's MESSAGE (journal.format: message, the default)",
                     ),
-                    _ => report.unsupported(
-                        line(a.pos),
-                        format!("{what} format_as_json"),
-                        "shipper's journal input sends the entry's MESSAGE as the line; it has no JSON form of the whole entry: lines are the message alone",
-                    ),
+                    Ok(Value::Bool(true)) => {
+                        j.insert("format".into(), "json".into());
+                        report.mapped(line(a.pos), format!("{what} format_as_json"), "journal.format: json");
+                    }
+                    Ok(_) => report.unsupported(line(a.pos), format!("{what} format_as_json"), "must be true or false"),
+                    Err(why) => report.unsupported(line(a.pos), format!("{what} format_as_json"), why),
                 },
                 other => report.unsupported(
                     line(a.pos),
@@ -82,15 +90,8 @@ impl Graph<'_> {
                 "journal entries go to every client: shipper routes the lines of files only",
             );
         }
-        if !stages.stages.is_empty() {
-            report.unsupported(
-                line(src.pos),
-                format!("{what} stages"),
-                format!(
-                    "{} stage(s) of loki.process left out for the journal: shipper's journal input sends entries from journalctl to the clients without pipeline stages (only journal.labels and journal.fields label them)",
-                    stages.stages.len()
-                ),
-            );
+        if let Some(st) = journal::stages(&stages.stages, line(src.pos), &format!("{what} stages"), report) {
+            j.insert("pipeline_stages".into(), st);
         }
         report.mapped(line(src.pos), what, "journal");
         out.journal = Some(j);

@@ -435,13 +435,15 @@ loki.source.kubernetes "pods" {{
     }
 }
 
-/// The journal runs no stages: they are reported with why; format_as_json = false is the default.
+/// The journal's stages, matches and JSON format carry over; a stage that would hold entries
+/// (multiline) is reported and left out.
 #[test]
-fn journal_stages_and_json_format_are_reported() {
+fn journal_stages_matches_and_json_format_convert() {
     let text = format!(
         r#"
 loki.source.journal "j" {{
   format_as_json = true
+  matches        = "_SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service"
   labels         = {{ job = "journal" }}
   forward_to     = [loki.process.p.receiver]
 }}
@@ -449,17 +451,36 @@ loki.process "p" {{
   stage.static_labels {{
     values = {{ source = "journal" }}
   }}
+  stage.multiline {{
+    firstline = "^x"
+  }}
   forward_to = [loki.write.default.receiver]
 }}
 {WRITE}"#
     );
     let (yaml, report, complete) = alloy(&text);
-    assert!(!complete);
-    assert_eq!(yaml["journal"]["labels"]["job"], "journal");
+    assert!(!complete, "{report}");
+    let j = &yaml["journal"];
+    assert_eq!(j["labels"]["job"], "journal");
+    assert_eq!(j["format"], "json");
+    assert_eq!(
+        j["matches"],
+        "_SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service"
+    );
+    assert_eq!(j["pipeline_stages"][0]["static_labels"]["source"], "journal");
+    assert!(j["pipeline_stages"].get(1).is_none(), "the multiline stage is left out");
     for want in [
-        "config.alloy:2: loki.source.journal \"j\" stages: NOT SUPPORTED: 1 stage(s) of loki.process left out for the journal: shipper's journal input sends entries from journalctl to the clients without pipeline stages",
-        "config.alloy:3: loki.source.journal \"j\" format_as_json: NOT SUPPORTED: shipper's journal input sends the entry's MESSAGE as the line",
+        "config.alloy:2: loki.source.journal \"j\" stages stage.multiline: NOT SUPPORTED: left out for the journal: journal entries are whole already",
+        "config.alloy:3: loki.source.journal \"j\" format_as_json: mapped to journal.format: json",
+        "config.alloy:4: loki.source.journal \"j\" matches: mapped to journal.matches",
     ] {
         assert!(report.contains(want), "{want}\n{report}");
     }
+    let bad = text.replace("_SYSTEMD_UNIT=kubelet.service _SYSTEMD", "kubelet.service _SYSTEMD");
+    let (yaml, report, _) = alloy(&bad);
+    assert!(yaml["journal"].get("matches").is_none(), "{report}");
+    assert!(
+        report.contains("matches: NOT SUPPORTED: `kubelet.service` is not a journal match"),
+        "{report}"
+    );
 }
