@@ -111,7 +111,7 @@ pub fn convert_with(from: Source, to: Target, text: &str, file: &str, opts: &Opt
         report.unsupported(
             None,
             "the whole config",
-            "nothing left to tail: shipper reads the node's log files and journal; nothing written",
+            "outside a node log agent's job (nothing left to tail: shipper reads the node's log files and journal); nothing written",
         );
         return Ok(Converted {
             yaml: String::new(),

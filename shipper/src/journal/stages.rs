@@ -86,7 +86,9 @@ mod tests {
 "#;
         let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).unwrap();
         let keyed: Vec<(String, &StageConfig)> = stages.iter().map(|s| (String::new(), s)).collect();
-        let pipeline = Pipeline::new(&keyed, &LabelLimits::default(), 1000).unwrap().unwrap();
+        let pipeline = Pipeline::new(&keyed, &LabelLimits::default(), 1000, &Default::default())
+            .unwrap()
+            .unwrap();
         let mut st = JournalStages::new(pipeline);
         let (a, b) = (set("a.service"), set("b.service"));
         let input = vec![
