@@ -56,7 +56,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = sel.matches(|_| Some("api"), data);
     }
     if let Ok(t) = shipper::process::template::TemplateStage::compile(&String::from_utf8_lossy(first)) {
-        let line = shipper::process::Line::new(0, bytes::Bytes::copy_from_slice(data), shipper::parse::StreamKind::Stdout, 0);
+        let line = shipper::process::Line::new(
+            0,
+            bytes::Bytes::copy_from_slice(data),
+            shipper::parse::StreamKind::Stdout,
+            0,
+        );
         let mut out = String::new();
         let _ = t.render(&line, &mut out);
     }

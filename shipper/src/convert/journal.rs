@@ -42,9 +42,7 @@ pub fn promtail(job: &str, v: &Value, line: Option<u32>, rules: Vec<Rule>, out: 
             ),
         }
     }
-    let fields = fields(rules, report);
-    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
-    j.insert("fields".into(), Value::Object(fields));
+    relabel(rules, &mut j, report);
     out.journal = Some(j);
 }
 
@@ -84,10 +82,16 @@ pub fn matches(v: &Value) -> Result<Value, String> {
     }
 }
 
-/// Relabel rules on a journal's entries as `journal.fields` (label → field): a rule that copies one
-/// `__journal_<field>` as is maps; any other is reported.
-pub fn fields(rules: Vec<Rule>, report: &mut Report) -> Map<String, Value> {
+/// Alloy's names of the journal's priorities, 0 to 7 (its `__journal_priority_keyword`).
+const PRIORITY_KEYWORDS: [&str; 8] = ["emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"];
+
+/// Relabel rules on a journal's entries into `j` (a `journal:` section): a rule that copies one
+/// `__journal_<field>` maps to `journal.fields`; `__journal_priority_keyword` to the PRIORITY field
+/// and stages naming it as Alloy does; a `keep` on the unit with a list of names to
+/// `journal.matches`. Any other is reported.
+pub fn relabel(rules: Vec<Rule>, j: &mut Map<String, Value>, report: &mut Report) {
     let mut fields = Map::new();
+    let mut stages = Vec::new();
     for r in rules {
         let src = r
             .rule
@@ -99,12 +103,50 @@ pub fn fields(rules: Vec<Rule>, report: &mut Report) -> Map<String, Value> {
         let field = src
             .first()
             .and_then(s)
-            .and_then(|f| f.strip_prefix("__journal_").map(|f| f.to_ascii_uppercase()));
-        let plain = r.rule.get("regex").is_none() && r.rule.get("replacement").is_none() && src.len() == 1;
-        match (field, target, plain) {
-            (Some(f), Some(t), true) => {
+            .and_then(|f| f.strip_prefix("__journal_").map(str::to_string));
+        let action = r.rule.get("action").and_then(s).unwrap_or_else(|| "replace".into());
+        let regex = r.rule.get("regex").and_then(s);
+        let copies = action == "replace"
+            && src.len() == 1
+            && regex.as_deref().is_none_or(|re| re == "(.*)")
+            && r.rule
+                .get("replacement")
+                .and_then(s)
+                .as_deref()
+                .is_none_or(|re| re == "$1" || re == "${1}");
+        match (field.as_deref(), target, action.as_str()) {
+            (Some("priority_keyword"), Some(t), _) if copies => {
+                fields.insert(t.clone(), "PRIORITY".into());
+                for (n, kw) in PRIORITY_KEYWORDS.iter().enumerate() {
+                    let selector = format!("{{{t}=\"{n}\"}}");
+                    stages.push(serde_json::json!({"match": {"selector": selector, "stages": [{"static_labels": {t.clone(): kw}}]}}));
+                }
+                report.mapped(
+                    r.line,
+                    r.what,
+                    format!("journal.fields.{t}: PRIORITY, and `match` stages naming the priorities as Alloy does (emerg … debug)"),
+                );
+            }
+            (Some(f), Some(t), _) if copies => {
+                let f = f.to_ascii_uppercase();
                 report.mapped(r.line, r.what, format!("journal.fields.{t}: {f}"));
                 fields.insert(t, f.into());
+            }
+            (Some(f), None, "keep") if src.len() == 1 && units(regex.as_deref()).is_some() => {
+                let f = f.to_ascii_uppercase();
+                let terms: Vec<String> = units(regex.as_deref())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|u| format!("{f}={u}"))
+                    .collect();
+                let existing = j.get("matches").and_then(Value::as_str).unwrap_or_default().to_string();
+                if existing.contains(&format!("{f}=")) || existing.contains('+') {
+                    report.unsupported(r.line, r.what, "a keep on a field the source's matches already name");
+                    continue;
+                }
+                let all = [existing, terms.join(" ")].join(" ").trim().to_string();
+                report.mapped(r.line, r.what, format!("journal.matches: {}", terms.join(" ")));
+                j.insert("matches".into(), all.into());
             }
             _ => report.unsupported(
                 r.line,
@@ -113,5 +155,95 @@ pub fn fields(rules: Vec<Rule>, report: &mut Report) -> Map<String, Value> {
             ),
         }
     }
-    fields
+    // Our default fields (unit, priority, hostname) are replaced by what the source labels.
+    j.insert("fields".into(), Value::Object(fields));
+    if !stages.is_empty() {
+        push_stages(j, Value::Array(stages));
+    }
+}
+
+/// The names a regex of literal alternatives matches (`kubelet.service|containerd.service`).
+fn units(regex: Option<&str>) -> Option<Vec<String>> {
+    let re = regex?.trim_start_matches('(').trim_end_matches(')');
+    let names: Vec<String> = re.split('|').map(|u| u.replace("\\.", ".")).collect();
+    let plain = |u: &String| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || "._@-:".contains(c));
+    names.iter().all(plain).then_some(names)
+}
+
+/// Appends `stages` (a list) to the section's `pipeline_stages`.
+pub fn push_stages(j: &mut Map<String, Value>, stages: Value) {
+    let mut all = j
+        .get("pipeline_stages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    all.extend(stages.as_array().cloned().unwrap_or_default());
+    j.insert("pipeline_stages".into(), Value::Array(all));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{convert, Source, Target};
+
+    /// The journal part of the config Grafana's k8s-monitoring chart generates for node logs.
+    #[test]
+    fn relabel_rules_of_the_journal_become_fields_matches_and_priority_names() {
+        let alloy = r#"
+loki.relabel "journal" {
+  rule {
+    action = "keep"
+    source_labels = ["__journal__systemd_unit"]
+    regex = "kubelet.service|containerd.service"
+  }
+  rule {
+    action = "replace"
+    source_labels = ["__journal__systemd_unit"]
+    replacement = "$1"
+    target_label = "unit"
+  }
+  rule {
+    action = "replace"
+    source_labels = ["__journal_priority_keyword"]
+    replacement = "$1"
+    target_label = "level"
+  }
+  forward_to = []
+}
+loki.source.journal "worker" {
+  relabel_rules = loki.relabel.journal.rules
+  matches = "_TRANSPORT=journal"
+  forward_to = [loki.process.p.receiver]
+}
+loki.process "p" {
+  stage.static_labels {
+    values = { source = "journal" }
+  }
+  forward_to = [loki.write.w.receiver]
+}
+loki.write "w" { endpoint { url = "http://loki:3100/loki/api/v1/push" } }
+"#;
+        let c = convert(Source::Alloy, Target::Config, alloy, "c.alloy").unwrap();
+        assert!(c.report.complete(), "{}", c.report.render());
+        let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+        let j = cfg.journal.expect("journal");
+        assert_eq!(j.fields.get("unit").map(String::as_str), Some("_SYSTEMD_UNIT"));
+        assert_eq!(j.fields.get("level").map(String::as_str), Some("PRIORITY"));
+        let yaml = serde_yaml_ng::to_string(&j.matches).unwrap();
+        for term in [
+            "_SYSTEMD_UNIT=kubelet.service",
+            "_SYSTEMD_UNIT=containerd.service",
+            "_TRANSPORT=journal",
+        ] {
+            assert!(yaml.contains(term), "{yaml}");
+        }
+        // Eight priority names, then the source's own stage.
+        let names: Vec<&str> = j.pipeline_stages.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), 9, "{names:?}");
+        assert_eq!(names[8], "static_labels");
+        assert!(
+            c.yaml.contains("'{level=\"3\"}'") || c.yaml.contains("{level=\\\"3\\\"}"),
+            "{}",
+            c.yaml
+        );
+    }
 }

@@ -268,7 +268,7 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                     out.journal.as_mut(),
                     super::journal::stages(&stages.stages, at, &what, report),
                 ) {
-                    j.insert("pipeline_stages".into(), st);
+                    super::journal::push_stages(j, st);
                 }
             }
             other => {

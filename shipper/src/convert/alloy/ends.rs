@@ -28,7 +28,10 @@ impl Graph<'_> {
                 "forward_to" => {}
                 "matches" => match eval(&a.value).and_then(|v| journal::matches(&v)) {
                     Ok(v) => {
-                        j.insert(a.name.clone(), v);
+                        // After the units a keep rule of relabel_rules names, if it came first.
+                        let before = j.get("matches").and_then(Value::as_str).unwrap_or_default();
+                        let all = format!("{before} {}", v.as_str().unwrap_or_default());
+                        j.insert(a.name.clone(), all.trim().into());
                         report.mapped(line(a.pos), format!("{what} matches"), "journal.matches");
                     }
                     Err(why) => report.unsupported(line(a.pos), format!("{what} matches"), why),
@@ -58,8 +61,7 @@ impl Graph<'_> {
                             }
                         })
                         .collect();
-                    let fields = journal::fields(rules, report);
-                    j.insert("fields".into(), Value::Object(fields));
+                    journal::relabel(rules, &mut j, report);
                 }
                 "format_as_json" => match eval(&a.value) {
                     Ok(Value::Bool(false)) => report.not_needed(
@@ -91,7 +93,7 @@ impl Graph<'_> {
             );
         }
         if let Some(st) = journal::stages(&stages.stages, line(src.pos), &format!("{what} stages"), report) {
-            j.insert("pipeline_stages".into(), st);
+            journal::push_stages(&mut j, st);
         }
         report.mapped(line(src.pos), what, "journal");
         out.journal = Some(j);
