@@ -390,6 +390,20 @@ mod tests {
 
         let e = load_str("discovery: kubelet\n", "test.yaml").unwrap_err();
         assert_eq!(e.key, "discovery");
+
+        // The pods' own rules and stages: on the discovered target only, errors under `kubernetes`.
+        let yaml = "discovery: kubernetes\nkubernetes:\n  api: false\n  node_name: n1\n  pipeline_stages: [{json: {expressions: {level: }}}]\n  relabel_configs: [{target_label: team, replacement: a}]\ntargets: [{paths: [/var/log/syslog]}]\n";
+        let mut c = load_str(yaml, "test.yaml").unwrap();
+        c.add_discovered_targets();
+        c.validate("test.yaml").unwrap();
+        assert!(c.targets[0].pipeline_stages.is_empty() && c.targets[0].relabel_configs.is_empty());
+        assert_eq!(c.targets[1].pipeline_stages.len(), 1);
+        assert_eq!(c.targets[1].relabel_configs.len(), 1);
+        let bad = yaml.replace("{json: {expressions: {level: }}}", "{regex: {expression: '('}}");
+        let mut c = load_str(&bad, "test.yaml").unwrap();
+        c.add_discovered_targets();
+        let e = c.validate("test.yaml").unwrap_err();
+        assert_eq!(e.key, "kubernetes.pipeline_stages[0].regex", "{e}");
     }
 
     #[test]

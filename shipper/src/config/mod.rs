@@ -351,6 +351,10 @@ pub struct TargetConfig {
     /// The endpoints (client `name`s) this target's lines go to; empty: every endpoint. A
     /// `branches` stage may send each branch's lines elsewhere.
     pub clients: Vec<String>,
+    /// Where a target the config did not list comes from (`kubernetes`), for the keys of errors.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -405,6 +409,11 @@ pub struct KubernetesConfig {
     /// cardinality cost). Loki must accept structured metadata (schema v13,
     /// `allow_structured_metadata`).
     pub structured_metadata: Vec<PodField>,
+    /// Relabel rules for the pods' files only (after the global `relabel_configs`): what a
+    /// Kubernetes job of Promtail or Alloy does, when the config also tails other files.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Stages for the pods' lines only (after the global `pipeline_stages`).
+    pub pipeline_stages: Vec<StageConfig>,
 }
 
 /// A fact about a container that can travel as structured metadata.
@@ -441,6 +450,8 @@ impl Default for KubernetesConfig {
             watch_namespaces: true,
             deleted_pod_grace: Dur::secs(300),
             structured_metadata: Vec::new(),
+            relabel_configs: Vec::new(),
+            pipeline_stages: Vec::new(),
         }
     }
 }
@@ -474,7 +485,8 @@ impl Config {
         let max_line = self.tail.max_line_size.0 as usize;
         let mut out = Vec::with_capacity(self.targets.len());
         for (i, c) in self.targets.iter().enumerate() {
-            let own = Relabeler::new(&c.relabel_configs, &format!("targets[{i}].relabel_configs"))?;
+            let key = c.origin.map_or_else(|| format!("targets[{i}]"), str::to_string);
+            let own = Relabeler::new(&c.relabel_configs, &format!("{key}.relabel_configs"))?;
             let relabel = [global.clone(), own].into_iter().filter(|r| !r.is_empty()).collect();
             let stages: Vec<(String, &StageConfig)> = self
                 .pipeline_stages
@@ -485,10 +497,10 @@ impl Config {
                     c.pipeline_stages
                         .iter()
                         .enumerate()
-                        .map(|(j, s)| (format!("targets[{i}].pipeline_stages[{j}]"), s)),
+                        .map(|(j, s)| (format!("{key}.pipeline_stages[{j}]"), s)),
                 )
                 .collect();
-            let clients = endpoints.mask(&c.clients, &format!("targets[{i}].clients"))?;
+            let clients = endpoints.mask(&c.clients, &format!("{key}.clients"))?;
             let routes = endpoints.routes(clients);
             let pipeline = Pipeline::new(&stages, &self.label_limits, max_line, &routes)?.map(std::sync::Arc::new);
             out.push(CompiledTarget {
@@ -525,12 +537,16 @@ impl Config {
             labels.insert("node_name".to_string(), node);
         }
         let root = self.kubernetes.pods_root.display().to_string();
+        let k = &self.kubernetes;
         self.targets.push(TargetConfig {
             paths: vec![format!("{}/*/*/*.log", root.trim_end_matches('/'))],
             exclude: Vec::new(),
             labels: labels.clone(),
             path_labels: PathLabels::Kubelet,
             format: Format::Auto,
+            relabel_configs: k.relabel_configs.clone(),
+            pipeline_stages: k.pipeline_stages.clone(),
+            origin: Some("kubernetes"),
             ..Default::default()
         });
         let docker = &self.kubernetes.docker_root;
@@ -542,6 +558,9 @@ impl Config {
                 labels,
                 path_labels: PathLabels::Docker,
                 format: Format::Docker,
+                relabel_configs: self.kubernetes.relabel_configs.clone(),
+                pipeline_stages: self.kubernetes.pipeline_stages.clone(),
+                origin: Some("kubernetes"),
                 ..Default::default()
             });
         }

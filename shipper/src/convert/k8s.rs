@@ -180,13 +180,22 @@ pub fn drop_unset(set: &[String], parsed: bool, out: &mut Out, report: &mut Repo
 
 /// The Kubernetes pipeline's rules and stages are global in our config: with file targets beside
 /// it they apply to those files too, which the source did not do.
-pub fn note_mixed(out: &Out, report: &mut Report) {
+pub fn note_mixed(out: &mut Out, report: &mut Report) {
     let global = !out.relabel_configs.is_empty() || !out.pipeline_stages.is_empty();
     if out.kubernetes_discovery && !out.targets.is_empty() && global {
-        report.unsupported(
+        // The Kubernetes job's rules and stages are the pods' only, not the other files'.
+        let rules = std::mem::take(&mut out.relabel_configs);
+        let stages = std::mem::take(&mut out.pipeline_stages);
+        if !rules.is_empty() {
+            out.kubernetes.insert("relabel_configs".into(), Value::Array(rules));
+        }
+        if !stages.is_empty() {
+            out.kubernetes.insert("pipeline_stages".into(), Value::Array(stages));
+        }
+        report.mapped(
             None,
             "Kubernetes and file targets together",
-            "the Kubernetes pipeline's relabel_configs and pipeline_stages apply to the targets' files too in shipper: check their labels, or move the targets to a second agent",
+            "kubernetes.relabel_configs and kubernetes.pipeline_stages: the Kubernetes pipeline's rules and stages apply to the pods' files only",
         );
     }
 }

@@ -78,7 +78,7 @@ pub fn lower(text: &str, report: &mut Report) -> Result<Out, String> {
             other => report.unsupported(line, other, "not a Promtail section shipper knows"),
         }
     }
-    k8s::note_mixed(&out, report);
+    k8s::note_mixed(&mut out, report);
     Ok(out)
 }
 

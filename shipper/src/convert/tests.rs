@@ -326,24 +326,38 @@ scrape_configs:
 }
 
 #[test]
-fn kubernetes_and_file_targets_together_are_reported() {
+fn kubernetes_rules_and_stages_stay_the_pods_when_files_are_tailed_too() {
     let text = r#"
 clients: [{url: "http://loki:3100/loki/api/v1/push"}]
 scrape_configs:
   - job_name: pods
     kubernetes_sd_configs: [{role: pod}]
     pipeline_stages: [{cri: {}}, {json: {expressions: {level: ""}}}]
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_label_team]
+        target_label: team
   - job_name: syslog
     static_configs: [{labels: {__path__: /var/log/syslog, job: syslog}}]
 "#;
     let c = convert(Source::Promtail, text, "p.yaml").unwrap();
+    assert!(c.report.complete(), "{}", c.report.render());
+    let mut cfg = crate::config::load_str(&c.yaml, "t").unwrap();
     assert!(
-        c.report
-            .render()
-            .contains("Kubernetes and file targets together: NOT SUPPORTED"),
+        cfg.pipeline_stages.is_empty() && cfg.relabel_configs.is_empty(),
         "{}",
-        c.report.render()
+        c.yaml
     );
+    cfg.add_discovered_targets();
+    let syslog = &cfg.targets[0];
+    assert_eq!(syslog.paths, ["/var/log/syslog"]);
+    assert!(syslog.pipeline_stages.is_empty() && syslog.relabel_configs.is_empty());
+    let pods = cfg
+        .targets
+        .iter()
+        .find(|t| t.origin == Some("kubernetes"))
+        .expect("the pods' target");
+    assert_eq!(pods.pipeline_stages[0].name(), "json");
+    assert_eq!(pods.relabel_configs.len(), 1);
 }
 
 #[test]

@@ -164,7 +164,7 @@ fn graph(body: &Body, report: &mut Report) -> Result<Out, Error> {
         }
     }
     Graph::branches_last(&mut out.pipeline_stages);
-    k8s::note_mixed(&out, report);
+    k8s::note_mixed(&mut out, report);
     for w in &writers {
         g.write(w, &mut out, report);
     }
