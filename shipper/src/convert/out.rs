@@ -211,3 +211,16 @@ pub(super) fn s(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// The environment variable name for `text`: letters and digits in capitals, anything else `_`.
+pub fn env_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

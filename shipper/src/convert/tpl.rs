@@ -135,20 +135,7 @@ impl Renderer<'_, '_> {
         let var = match &why {
             Why::Release("Namespace") => "RELEASE_NAMESPACE".to_string(),
             Why::Release(_) => "RELEASE_NAME".to_string(),
-            Why::Missing(p) => {
-                let name: String = p
-                    .trim_start_matches('.')
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_uppercase()
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                name
-            }
+            Why::Missing(p) => super::out::env_name(p.trim_start_matches('.')),
             Why::Other(_) => match self.seen.iter().find(|(s, _)| s == e) {
                 Some((_, v)) if !v.is_empty() => v.clone(),
                 _ => {

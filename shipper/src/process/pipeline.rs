@@ -248,7 +248,7 @@ impl FileStages {
             lines: Vec::new(),
             held: VecDeque::new(),
             base: None,
-            rng: super::transform::seed(),
+            rng: super::transform::draw_state(),
         }
     }
 

@@ -130,8 +130,8 @@ impl Sampling {
     }
 }
 
-/// A seed for a file's sampling draws (never 0, which xorshift would keep at 0).
-pub fn seed() -> u64 {
+/// The starting state of a file's sampling draws: random, and never 0 (xorshift would stay at 0).
+pub fn draw_state() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new().build_hasher().finish() | 1
 }

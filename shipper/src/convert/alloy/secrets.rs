@@ -219,16 +219,7 @@ impl State<'_> {
         } else {
             &u.key
         };
-        let mut v: String = base
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let mut v = crate::convert::out::env_name(base);
         if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) {
             v.insert(0, '_');
         }
