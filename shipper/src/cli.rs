@@ -25,8 +25,9 @@ enum Cmd {
     /// Validate the configuration and print it with every default filled in.
     Check(Opts),
     /// Convert an Alloy or Promtail configuration into shipper's. A report on stderr says, line by
-    /// line, what was mapped, what is built in and what was left out. Exit 0: all carried over;
-    /// 3: something left out (written anyway unless --strict); 2: the source does not parse.
+    /// line, what was mapped, what is built in, what you must give and what was left out. Exit 0:
+    /// all carried over; 3: something left out or to give (written anyway unless --strict); 2:
+    /// the source does not parse.
     Convert(ConvertOpts),
     /// Print the configuration reference (every key, its type, default and meaning) in Markdown.
     Reference,
@@ -45,13 +46,18 @@ struct ConvertOpts {
     /// Where to write shipper's config (default: stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Write nothing (exit 3) when anything is left out.
+    /// Write nothing (exit 3) when anything is left out or needs input.
     #[arg(long)]
     strict: bool,
     /// A checkout of the `ref: values` source of a multi-source ArgoCD Application: its
     /// `$values/PATH` values files are read from DIR/PATH.
     #[arg(long, value_name = "DIR")]
     values_dir: Option<PathBuf>,
+    /// The Helm release name the peer's chart was installed with (`helm install NAME`), for
+    /// `{{ .Release.Name }}` in its values; default: the Application's release name, else a
+    /// `${RELEASE_NAME}` placeholder.
+    #[arg(long, value_name = "NAME")]
+    release_name: Option<String>,
 }
 
 fn convert(o: &ConvertOpts) -> ExitCode {
@@ -65,6 +71,7 @@ fn convert(o: &ConvertOpts) -> ExitCode {
     };
     let opts = crate::convert::Options {
         values_dir: o.values_dir.clone(),
+        release_name: o.release_name.clone(),
     };
     let done = match crate::convert::convert_with(o.from, o.to, &text, &name, &opts) {
         Ok(d) => d,
@@ -76,7 +83,7 @@ fn convert(o: &ConvertOpts) -> ExitCode {
     eprint!("{}", done.report.render());
     let complete = done.report.complete();
     if !complete && o.strict {
-        eprintln!("--strict: nothing written, as something above is not supported");
+        eprintln!("--strict: nothing written, as something above is not supported or needs input");
         return ExitCode::from(3);
     }
     if done.yaml.is_empty() {

@@ -23,6 +23,8 @@ struct Outcome {
     exit: i32,
     /// The reasons of the NOT SUPPORTED lines.
     left_out: Vec<String>,
+    /// The NEEDS INPUT lines: variables and files the user gives.
+    needs: usize,
     /// The config written, if any.
     written: Option<PathBuf>,
 }
@@ -36,15 +38,38 @@ fn kind(file: &str) -> &'static str {
     }
 }
 
+/// The `--values-dir` a user with a checkout of the Application's values repository passes: its
+/// header's `Values file for --values-dir: PATH = CORPUS FILE` lines, laid out under `dir`.
+fn values_dir(dir: &Path, file: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(Path::new(DIR).join(file)).unwrap();
+    let root = dir.join(format!("{file}.values"));
+    let mut any = false;
+    for l in text.lines().take(12) {
+        let Some((path, stored)) = l
+            .split_once("Values file for --values-dir: ")
+            .and_then(|(_, rest)| rest.split_once(" = "))
+        else {
+            continue;
+        };
+        let to = root.join(path.trim());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(DIR).join(stored.trim()), &to).unwrap_or_else(|e| panic!("{file}: {stored}: {e}"));
+        any = true;
+    }
+    any.then_some(root)
+}
+
 fn convert(dir: &Path, file: &str) -> Outcome {
     let out = dir.join(format!("{file}.shipper.yaml"));
-    let o = Command::new(BIN)
-        .args(["convert", "--from", kind(file)])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["convert", "--from", kind(file)])
         .arg(Path::new(DIR).join(file))
         .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("run shipper convert");
+        .arg(&out);
+    if let Some(values) = values_dir(dir, file) {
+        cmd.arg("--values-dir").arg(values);
+    }
+    let o = cmd.output().expect("run shipper convert");
     let report = String::from_utf8_lossy(&o.stderr);
     let left_out = report
         .lines()
@@ -54,6 +79,7 @@ fn convert(dir: &Path, file: &str) -> Outcome {
         file: file.to_string(),
         exit: o.status.code().unwrap_or(-1),
         left_out,
+        needs: report.lines().filter(|l| l.contains(": NEEDS INPUT: ")).count(),
         written: out.exists().then_some(out),
     }
 }
@@ -140,7 +166,7 @@ fn out_of_scope(why: &str) -> bool {
 
 fn table(results: &[Outcome]) -> String {
     let mut t = String::from(
-        "| config | from | exit | left out | of which outside a node agent's job |\n|---|---|---|---|---|\n",
+        "| config | from | exit | left out | of which outside a node agent's job | needing input |\n|---|---|---|---|---|---|\n",
     );
     for r in results {
         let scope = r.left_out.iter().filter(|w| out_of_scope(w)).count();
@@ -148,17 +174,18 @@ fn table(results: &[Outcome]) -> String {
         // The address, without the note on which part of the page it is.
         let link = source.split_whitespace().next().unwrap_or_default();
         t.push_str(&format!(
-            "| [{}]({link}) | {} | {} | {} | {scope} |\n",
+            "| [{}]({link}) | {} | {} | {} | {scope} | {} |\n",
             r.file.trim_end_matches(".yaml").trim_end_matches(".alloy"),
             kind(&r.file),
             r.exit,
             r.left_out.len(),
+            r.needs,
         ));
     }
     let n = results.len();
     let count = |code: i32| results.iter().filter(|r| r.exit == code).count();
     t.push_str(&format!(
-        "\n{n} configs: {} converted whole (exit 0), {} with something left out (exit 3), {} refused (exit 2, as their own agent refuses them).\n",
+        "\n{n} configs: {} converted whole (exit 0), {} with something left out or to give (exit 3), {} refused (exit 2, as their own agent refuses them).\n",
         count(0),
         count(3),
         count(2)
@@ -185,8 +212,8 @@ fn configs_people_publish_convert_and_what_is_written_passes_check() {
             (2, true) | (0 | 3, false) => {}
             (code, refused) => failures.push(format!("{file}: exit {code} (its header says refused: {refused})")),
         }
-        if r.exit == 0 && !r.left_out.is_empty() {
-            failures.push(format!("{file}: exit 0 with {} lines left out", r.left_out.len()));
+        if r.exit == 0 && (!r.left_out.is_empty() || r.needs > 0) {
+            failures.push(format!("{file}: exit 0 with lines left out or needing input"));
         }
         if let Some(w) = &r.written {
             if let Err(e) = check(w, scratch.path()) {

@@ -24,6 +24,8 @@ pub struct Input {
     /// The Application's destination namespace and Helm release name.
     pub namespace: Option<String>,
     pub release: Option<String>,
+    /// Values files of the Application that were not read (no `--values-dir`, or not there).
+    pub unread_values: bool,
 }
 
 fn yaml(text: &str, what: &str) -> Result<Value, String> {
@@ -47,6 +49,7 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
         source_index: None,
         namespace: None,
         release: None,
+        unread_values: false,
     };
     if doc["kind"] != "Application" {
         if !doc.is_object() && !doc.is_null() {
@@ -115,7 +118,8 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
         };
         let repo = format!("the `ref: {name}` source ({} {})", r["repoURL"], r["targetRevision"]);
         let Some(dir) = values_dir else {
-            report.unsupported(
+            input.unread_values = true;
+            report.needs(
                 None,
                 what,
                 format!("in {repo}: pass a checkout of it with --values-dir DIR to read DIR/{path}"),
@@ -128,14 +132,17 @@ pub fn read(chart: Chart, text: &str, values_dir: Option<&Path>, report: &mut Re
                 merge(&mut input.values, yaml(&t, &file.display().to_string())?);
                 report.mapped(None, what, format!("the values read from {}", file.display()));
             }
-            Err(e) => report.unsupported(
-                None,
-                what,
-                format!(
-                    "cannot read {} ({e}): pass a checkout of {repo} with --values-dir",
-                    file.display()
-                ),
-            ),
+            Err(e) => {
+                input.unread_values = true;
+                report.needs(
+                    None,
+                    what,
+                    format!(
+                        "cannot read {} ({e}): pass a checkout of {repo} with --values-dir",
+                        file.display()
+                    ),
+                )
+            }
         }
     }
     if let Some(text) = source["helm"]["values"].as_str() {
@@ -170,7 +177,14 @@ pub fn lower(
             let content = match peers::alloy_content(&input.values) {
                 Ok(c) => c,
                 Err(why) => {
-                    report.unsupported(None, "value alloy.configMap", why);
+                    match input.unread_values {
+                        true => report.needs(
+                            None,
+                            "value alloy.configMap",
+                            format!("{why}, as far as the values read go: give the values files above"),
+                        ),
+                        false => report.unsupported(None, "value alloy.configMap", why),
+                    }
                     // What our chart does with no config of its own: every pod's log, labelled.
                     return Ok(Out {
                         kubernetes_discovery: true,

@@ -22,7 +22,7 @@ mod scope;
 mod scope_tests;
 mod stages;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tpl;
 mod tpl_syntax;
 
@@ -68,6 +68,8 @@ pub struct Options {
     /// Where the `$values/...` files of a multi-source ArgoCD Application are: a checkout of its
     /// `ref: values` source.
     pub values_dir: Option<std::path::PathBuf>,
+    /// The release name the peer's chart was installed with (before the Application's own).
+    pub release_name: Option<String>,
 }
 
 /// Converts `text` (read from `file`, named in the report and errors) into `to`. Err: the source
@@ -100,8 +102,11 @@ pub fn convert_with(from: Source, to: Target, text: &str, file: &str, opts: &Opt
             } else {
                 peers::Chart::Promtail
             };
-            let input =
+            let mut input =
                 app::read(chart, text, opts.values_dir.as_deref(), &mut report).map_err(|e| format!("{file}: {e}"))?;
+            if opts.release_name.is_some() {
+                input.release.clone_from(&opts.release_name);
+            }
             let out = app::lower(chart, &input, file, &mut holes, &mut report)?;
             (out, Some((chart, input)))
         }

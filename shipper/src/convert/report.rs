@@ -10,6 +10,9 @@ pub enum Outcome {
     BuiltIn(String),
     /// Nothing to write: it has no meaning for shipper (why).
     NotNeeded(String),
+    /// Written with a `${VAR}` or a file the user gives, as the source has no value for it here
+    /// (what it stands for, and what to give).
+    Needs(String),
     /// Left out, or kept with a different effect (why, and what to do).
     Unsupported(String),
 }
@@ -57,13 +60,20 @@ impl Report {
         self.add(line, what, Outcome::NotNeeded(why.into()));
     }
 
+    pub fn needs(&mut self, line: Option<u32>, what: impl Into<String>, what_to_give: impl Into<String>) {
+        self.add(line, what, Outcome::Needs(what_to_give.into()));
+    }
+
     pub fn unsupported(&mut self, line: Option<u32>, what: impl Into<String>, why: impl Into<String>) {
         self.add(line, what, Outcome::Unsupported(why.into()));
     }
 
-    /// Whether everything was carried over (nothing unsupported).
+    /// Whether everything was carried over (nothing unsupported, nothing the user must give).
     pub fn complete(&self) -> bool {
-        !self.notes.iter().any(|n| matches!(n.outcome, Outcome::Unsupported(_)))
+        !self
+            .notes
+            .iter()
+            .any(|n| matches!(n.outcome, Outcome::Unsupported(_) | Outcome::Needs(_)))
     }
 
     /// One line per note, `file:line: construct: outcome`, in source order, then a summary line.
@@ -71,7 +81,7 @@ impl Report {
         let mut notes: Vec<&Note> = self.notes.iter().collect();
         notes.sort_by_key(|n| n.line.unwrap_or(u32::MAX));
         let mut s = String::new();
-        let (mut mapped, mut built_in, mut not_needed, mut unsupported) = (0, 0, 0, 0);
+        let (mut mapped, mut built_in, mut not_needed, mut needs, mut unsupported) = (0, 0, 0, 0, 0);
         for n in notes {
             let at = match n.line {
                 Some(l) => format!("{}:{l}", self.file),
@@ -90,6 +100,10 @@ impl Report {
                     not_needed += 1;
                     format!("not needed: {why}")
                 }
+                Outcome::Needs(what) => {
+                    needs += 1;
+                    format!("NEEDS INPUT: {what}")
+                }
                 Outcome::Unsupported(why) => {
                     unsupported += 1;
                     format!("NOT SUPPORTED: {why}")
@@ -99,7 +113,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{mapped} mapped, {built_in} built in, {not_needed} not needed, {unsupported} not supported"
+            "{mapped} mapped, {built_in} built in, {not_needed} not needed, {needs} needing input, {unsupported} not supported"
         );
         s
     }

@@ -8,7 +8,8 @@ fn alloy(text: &str) -> Result<super::Converted, String> {
     convert(Source::Alloy, text, "config.alloy")
 }
 
-const WRITE: &str = r#"
+/// An endpoint for the test configs (used by the Alloy module tests too).
+pub(crate) const WRITE: &str = r#"
 loki.write "default" {
   endpoint {
     url = "http://loki:3100/loki/api/v1/push"

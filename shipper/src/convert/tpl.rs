@@ -121,9 +121,13 @@ impl Renderer<'_, '_> {
         }
         self.seen.push((e.to_string(), String::new()));
         if let Ok(v) = value {
+            let from = match e.contains(".Release.") {
+                true => "the release",
+                false => "the values file",
+            };
             let how = match v.contains('\n') || v.chars().count() > 60 {
-                true => "rendered from the values file, as the chart renders it".to_string(),
-                false => format!("{v:?}, from the values file, as the chart renders it"),
+                true => format!("rendered from {from}, as the chart renders it"),
+                false => format!("{v:?}, from {from}, as the chart renders it"),
             };
             self.report
                 .mapped(None, format!("value {}: template `{}`", self.at, short(e)), how);
@@ -153,17 +157,17 @@ impl Renderer<'_, '_> {
                     what,
                     "${RELEASE_NAMESPACE}, the namespace the agent runs in (install shipper where the chart was)",
                 ),
-                Why::Release(_) => self.report.unsupported(
+                Why::Release(_) => self.report.needs(
                     None,
                     what,
-                    "kept as ${RELEASE_NAME}: set RELEASE_NAME to the name the chart was installed with",
+                    "kept as ${RELEASE_NAME}: set RELEASE_NAME to the name the chart was installed with (or convert with --release-name)",
                 ),
-                Why::Missing(p) => self.report.unsupported(
+                Why::Missing(p) => self.report.needs(
                     None,
                     what,
                     format!("{p} is not in the values file: kept as ${{{var}}}; set {var} to its value"),
                 ),
-                Why::Other(w) => self.report.unsupported(
+                Why::Other(w) => self.report.needs(
                     None,
                     what,
                     format!("{w}: kept as ${{{var}}}; set {var} to what the chart renders there"),
@@ -268,7 +272,20 @@ impl Renderer<'_, '_> {
                         _ => Err(Why::Other(format!("`{t}`"))),
                     };
                 }
-                _ => return Err(Why::Other(format!("`{t}`"))),
+                // The other objects Helm gives a template; a field it does not have is nil.
+                Some("Chart" | "Capabilities" | "Template" | "Files") => return Err(Why::Other(format!("`{t}`"))),
+                _ => {
+                    let field = t.trim_start_matches('$').to_string();
+                    if !self.seen.iter().any(|(s, _)| *s == field) {
+                        self.seen.push((field.clone(), String::new()));
+                        self.report.not_needed(
+                            None,
+                            format!("value {}: template field `{field}`", self.at),
+                            "Helm's templates have no such field: nil, as Helm renders it (the agent gets what Helm renders; `{{ \"{{\" }}` hands braces on)",
+                        );
+                    }
+                    return Err(Why::Missing(field));
+                }
             }
         } else {
             dot
@@ -284,8 +301,9 @@ impl Renderer<'_, '_> {
 
     fn func(&mut self, f: &str, vals: Vec<Result<Value, String>>, args: &[String], dot: &Value) -> Result<Value, Why> {
         let n = vals.len();
-        // Every function but `default`, `empty` and the tests takes a missing value as an error.
-        let lenient = ["default", "empty", "not", "and", "or"].contains(&f);
+        // Every function but `default`, `empty`, the tests and the comparisons (nil equals only
+        // nil) takes a missing value as an error.
+        let lenient = ["default", "empty", "not", "and", "or", "eq", "ne"].contains(&f);
         let vals: Vec<Value> = if lenient {
             vals.into_iter().map(|v| v.unwrap_or(Value::Null)).collect()
         } else {

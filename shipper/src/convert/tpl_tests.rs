@@ -53,12 +53,12 @@ fn what_cannot_be_rendered_becomes_a_placeholder_named_in_the_report() {
     );
     assert_eq!(out, "u: ${VALUES_X_Y}\nw: ${HELM_TEMPLATE_1}\nz: ${HELM_TEMPLATE_1}");
     assert_eq!(holes, ["VALUES_X_Y", "HELM_TEMPLATE_1"]);
-    let unsupported = report
+    let needs = report
         .notes
         .iter()
-        .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
+        .filter(|n| matches!(n.outcome, Outcome::Needs(_)))
         .count();
-    assert_eq!(unsupported, 2, "{}", report.render());
+    assert_eq!(needs, 2, "{}", report.render());
     // Alloy: in a string a hole the lowering turns into ${VAR}, elsewhere env("VAR").
     let (out, _, _) = run("a = \"{{ .Values.q }}\"\nb = {{ .Values.q }}", true, None);
     assert_eq!(out, "a = \"\u{E000}VALUES_Q\u{E001}\"\nb = env(\"VALUES_Q\")");
@@ -78,6 +78,24 @@ fn the_release_namespace_is_the_applications_or_the_pods() {
     assert_eq!(out, "n: ${RELEASE_NAME}");
     assert_eq!(holes, ["RELEASE_NAME"]);
     assert!(!report.complete());
+}
+
+#[test]
+fn a_field_helm_does_not_have_renders_as_helm_renders_it() {
+    // What `helm template` gives for these through the Alloy chart's `tpl`: a missing field is
+    // nil, false in a test, unequal to a string and empty when printed.
+    let t = r#"t = `{{ if eq .Value "I" }}info{{ else if ne .Value "W" }}other{{ end }}`"#;
+    let (out, holes, report) = run(t, true, None);
+    assert_eq!(out, "t = `other`");
+    assert!(holes.is_empty(), "{holes:?}");
+    assert!(report.complete(), "{}", report.render());
+    assert!(
+        report
+            .render()
+            .contains("`.Value`: not needed: Helm's templates have no such field"),
+        "{}",
+        report.render()
+    );
 }
 
 #[test]
@@ -101,4 +119,31 @@ fn broken_templates_are_errors_never_panics() {
         let mut report = Report::new("v.yaml");
         let _ = render(text, &ctx, "k", &mut Vec::new(), &mut report);
     }
+}
+
+#[test]
+fn the_release_name_given_to_convert_is_rendered() {
+    use crate::convert::{convert_with, Options, Source, Target};
+    let values = "config:\n  clients:\n    - url: http://{{ .Release.Name }}-loki:3100/loki/api/v1/push\n";
+    let without = convert_with(
+        Source::PromtailHelmValues,
+        Target::Config,
+        values,
+        "v.yaml",
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(
+        without.yaml.contains("url: http://${RELEASE_NAME}-loki:3100"),
+        "{}",
+        without.yaml
+    );
+    assert!(without.report.render().contains("NEEDS INPUT: kept as ${RELEASE_NAME}"));
+    let opts = Options {
+        release_name: Some("logs".into()),
+        ..Options::default()
+    };
+    let with = convert_with(Source::PromtailHelmValues, Target::Config, values, "v.yaml", &opts).unwrap();
+    assert!(with.yaml.contains("url: http://logs-loki:3100"), "{}", with.yaml);
+    assert!(with.report.complete(), "{}", with.report.render());
 }

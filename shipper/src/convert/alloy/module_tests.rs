@@ -1,6 +1,7 @@
 //! Custom components, modules, Secrets and files, loki.relabel in chains, selectors and the
 //! journal, converted from Alloy text.
 
+use super::super::tests::WRITE;
 use super::super::{convert, Source, Target};
 use serde_yaml_ng::Value;
 
@@ -13,14 +14,6 @@ fn alloy_at(text: &str, file: &str) -> (Value, String, bool) {
 fn alloy(text: &str) -> (Value, String, bool) {
     alloy_at(text, "config.alloy")
 }
-
-const WRITE: &str = r#"
-loki.write "default" {
-  endpoint {
-    url = "http://loki:3100/loki/api/v1/push"
-  }
-}
-"#;
 
 /// A declare with a required argument, a defaulted one and an export, used by another declare
 /// nested in it, instantiated twice.
