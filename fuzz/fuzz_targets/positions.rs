@@ -1,11 +1,17 @@
 //! The positions file: any bytes are either positions or an error (never a panic), and positions
-//! that load are saved and loaded back unchanged.
+//! that load are saved and loaded back unchanged. Inputs starting with 0x01 get the log format's
+//! first line in front, so both formats (the log of records, and the JSON of earlier versions) are
+//! explored.
 #![no_main]
 
-use shipper::checkpoint::Positions;
+use shipper::checkpoint::{Positions, POSITIONS_MAGIC};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Ok(loaded) = Positions::parse(data) else {
+    let bytes = match data.split_first() {
+        Some((1, rest)) => [POSITIONS_MAGIC, rest].concat(),
+        _ => data.to_vec(),
+    };
+    let Ok(loaded) = Positions::parse(&bytes) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("shipper-fuzz-positions-{}", std::process::id()));

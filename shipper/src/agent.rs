@@ -137,9 +137,12 @@ async fn run_async(
         .map_err(|e| format!("cannot start the batcher thread: {e}"))?;
 
     // Positions follow the files (see checkpoint::sync): written once the reader has found them.
+    let positions_log = Arc::new(std::sync::Mutex::new(crate::checkpoint::PositionsLog::new(
+        positions_path.clone(),
+    )));
     let sync_task = tokio::spawn(
         crate::checkpoint::PositionsWriter {
-            path: positions_path.clone(),
+            log: positions_log.clone(),
             period: cfg.positions.sync_period.0,
             tracker: tracker.clone(),
             metrics: metrics.clone(),
@@ -181,7 +184,7 @@ async fn run_async(
     }
     sync_task.abort();
     if tracker.is_recovered() {
-        crate::checkpoint::save(&positions_path, &tracker, &metrics, journal_cursors.as_deref()).await;
+        crate::checkpoint::save(&positions_log, &tracker, &metrics, journal_cursors.clone()).await;
     } else {
         tracing::warn!(file = %positions_path.display(),
             "stopped before the files rotated away while we were down were recovered; positions not written (the previous ones stay, so the next start recovers them)");

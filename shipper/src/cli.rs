@@ -1,4 +1,5 @@
-//! The command line: `shipper run`, `shipper check`, `shipper convert`, `shipper reference`. Flags cover the essentials for a quick start
+//! The command line: `shipper run`, `shipper check`, `shipper convert`, `shipper reference`,
+//! `shipper positions`. Flags cover the essentials for a quick start
 //! without a config file and override the file where both are given.
 
 use crate::config::{self, Config, StartAt, TargetConfig};
@@ -31,6 +32,13 @@ enum Cmd {
     Convert(ConvertOpts),
     /// Print the configuration reference (every key, its type, default and meaning) in Markdown.
     Reference,
+    /// Print a positions file (`positions.filename`) as JSON: each file's path, identity and
+    /// acknowledged offset, the time the state stands for and the journal's cursor. Exit 2 when it
+    /// cannot be read or is not a positions file.
+    Positions {
+        /// The positions file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -266,6 +274,16 @@ pub fn main() -> ExitCode {
             print!("{}", config::reference::generate().0);
             ExitCode::SUCCESS
         }
+        Cmd::Positions { file } => match crate::checkpoint::Positions::show(&file) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        },
         Cmd::Check(opts) => match checked(&opts) {
             Ok(cfg) => {
                 match serde_yaml_ng::to_string(&cfg) {

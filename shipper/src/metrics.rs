@@ -25,6 +25,13 @@ pub struct StatusLabel {
     pub status: String,
 }
 
+/// The `kind` values of `shipper_positions_written_bytes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `snapshot` (the whole file rewritten) or `changes` (a record of changes appended).
+    pub kind: &'static str,
+}
+
 /// The `issue` values of `shipper_parse_issues_total`.
 pub const PARSE_ISSUES: [&str; 4] = ["parse_error", "truncated", "invalid_utf8", "oversized_record"];
 
@@ -104,6 +111,7 @@ pub struct Metrics {
     pub read_lag_seconds: Histogram,
     pub checkpoint_lag_bytes: Gauge,
     pub positions_writes: Family<StatusLabel, Counter>,
+    pub positions_written_bytes: Family<KindLabel, Counter>,
     pub watcher_mode: Family<ModeLabel, Gauge>,
     pub ebpf_write_hook: Family<ModeLabel, Gauge>,
     pub reader_mode: Family<ModeLabel, Gauge>,
@@ -174,6 +182,7 @@ impl Metrics {
             read_lag_seconds: Histogram::new(READ_LAG_BUCKETS),
             checkpoint_lag_bytes: Gauge::default(),
             positions_writes: Family::default(),
+            positions_written_bytes: Family::default(),
             watcher_mode: Family::default(),
             ebpf_write_hook: Family::default(),
             reader_mode: Family::default(),
@@ -398,6 +407,12 @@ impl Metrics {
             "Positions file writes by outcome",
             m.positions_writes.clone(),
         );
+        r.register_with_unit(
+            "positions_written",
+            "Bytes written to the positions file: whole snapshots, and records of changes appended between them",
+            Unit::Bytes,
+            m.positions_written_bytes.clone(),
+        );
         r.register(
             "watcher_mode",
             "File change detection in use (1 = active)",
@@ -503,6 +518,10 @@ impl Metrics {
         ReasonLabel {
             reason: reason.to_string(),
         }
+    }
+
+    pub fn kind(kind: &'static str) -> KindLabel {
+        KindLabel { kind }
     }
 
     pub fn status(status: &str) -> StatusLabel {

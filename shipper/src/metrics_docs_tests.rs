@@ -29,6 +29,7 @@ fn with_every_series() -> Metrics {
     let _ = m.reading_paused_seconds.get_or_create(&Metrics::reason("r"));
     let _ = m.batches.get_or_create(&Metrics::status("2xx"));
     let _ = m.positions_writes.get_or_create(&Metrics::status("ok"));
+    let _ = m.positions_written_bytes.get_or_create(&Metrics::kind("changes"));
     for family in [&m.watcher_mode, &m.ebpf_write_hook, &m.reader_mode] {
         let _ = family.get_or_create(&ModeLabel { mode: "m".into() });
     }

@@ -165,8 +165,9 @@ fn corrupt_positions_at_start_fall_back_to_the_backup() {
     let backup = env.path("positions.json.bak");
     assert!(backup.exists(), "every save keeps the previous version");
     crate::support::write_tagged(&mut w, 0, 2_000..3_000);
+    // Damaged within its snapshot (the first record): nothing of it can be used.
     let text = std::fs::read(&positions).unwrap();
-    std::fs::write(&positions, &text[..text.len() / 2]).unwrap();
+    std::fs::write(&positions, &text[..shipper::checkpoint::POSITIONS_MAGIC.len() + 20]).unwrap();
 
     let agent = Agent::start(&config);
     let account = crate::support::wait_all(&env, &agent, &[(0, 3_000)], 60);
@@ -351,4 +352,58 @@ fn a_file_kubelet_created_rotated_and_compressed_while_down_is_read_from_its_gz(
     // One `.gz` read: the one no positions named (the saved file was read to its end before it was
     // compressed, so it is not inflated again).
     restart_reads_one_gz_and_all_lines_once(&env, &config, 1_700);
+}
+
+/// A crash while a record of changes was being appended leaves a torn record at the end of the
+/// positions file: the records before it are used (a warning says so), nothing is lost and no line
+/// is shipped twice. A positions file in the JSON of earlier versions is read too: an upgrade
+/// resumes where the old version stopped.
+#[test]
+fn a_torn_last_record_and_the_json_of_earlier_versions_resume_where_they_stopped() {
+    let env = Env::new();
+    let config = env.config("app/*.log", "");
+    let positions = env.path("positions.json");
+    let mut w = LogWriter::create(env.path("app/app.log"), Format::Cri).unwrap();
+    crate::support::write_tagged(&mut w, 0, 0..1_000);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 1_000, 60);
+    agent.stop();
+    let saved = crate::support::saved_positions(&env);
+    assert_eq!(
+        saved["files"][0]["offset"].as_u64(),
+        Some(std::fs::metadata(w.path()).unwrap().len()),
+        "{saved}"
+    );
+
+    // Torn: a record's frame and the first bytes of its body, as a crash mid-write leaves them.
+    let mut torn = std::fs::read(&positions).unwrap();
+    torn.extend_from_slice(&[120, 0, 0, 0, 1, 2, 3, 4, b'{', b'"', b's']);
+    std::fs::write(&positions, &torn).unwrap();
+    crate::support::write_tagged(&mut w, 0, 1_000..2_000);
+    let agent = Agent::start(&config);
+    crate::support::wait_all(&env, &agent, &[(0, 2_000)], 60);
+    std::thread::sleep(Duration::from_millis(500));
+    let account = Account::from_streams(&env.loki.streams(), [(0, 2_000)]);
+    assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
+    assert!(agent.log().contains("torn or damaged record"), "{}", agent.log_tail());
+    agent.stop();
+
+    // The JSON an earlier version wrote (as `shipper positions` prints it, plus its version).
+    let mut old = crate::support::saved_positions(&env);
+    old["version"] = 1.into();
+    std::fs::write(&positions, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    std::fs::remove_file(env.path("positions.json.bak")).unwrap();
+    crate::support::write_tagged(&mut w, 0, 2_000..3_000);
+    let agent = Agent::start(&config);
+    crate::support::wait_all(&env, &agent, &[(0, 3_000)], 60);
+    std::thread::sleep(Duration::from_millis(500));
+    let account = Account::from_streams(&env.loki.streams(), [(0, 3_000)]);
+    assert_eq!((account.lost(), account.duplicated()), (0, 0), "{account}");
+    agent.stop();
+    let now = crate::support::saved_positions(&env);
+    assert_eq!(
+        now["files"][0]["offset"].as_u64(),
+        Some(std::fs::metadata(w.path()).unwrap().len()),
+        "rewritten in this version's format: {now}"
+    );
 }

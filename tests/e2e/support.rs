@@ -386,13 +386,25 @@ fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+/// The agent's positions file as `shipper positions` prints it (Null when there is none yet or it
+/// cannot be read).
+pub fn saved_positions(env: &Env) -> serde_json::Value {
+    positions_at(&env.dir.path().join("positions.json"))
+}
+
+/// A positions file as `shipper positions` prints it (Null when it cannot be read).
+pub fn positions_at(file: &Path) -> serde_json::Value {
+    let o = Command::new(BIN)
+        .arg("positions")
+        .arg(file)
+        .output()
+        .expect("run shipper positions");
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
 /// The files of the agent's positions file (empty when there is none yet).
 pub fn saved_files(env: &Env) -> Vec<serde_json::Value> {
-    let Ok(text) = std::fs::read_to_string(env.dir.path().join("positions.json")) else {
-        return Vec::new();
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v["files"].as_array().cloned().unwrap_or_default()
+    saved_positions(env)["files"].as_array().cloned().unwrap_or_default()
 }
 
 /// The highest saved offset of the file(s) tailed at `path`, 0 when none is saved.

@@ -1,48 +1,25 @@
-//! The positions file: acknowledged offsets per file, written atomically (temp file, fsync, rename,
-//! fsync of the directory) so a crash at any moment leaves either the old or the new version.
+//! The positions file: acknowledged offsets per file. A whole version (a snapshot) is written
+//! atomically (temp file, fsync, rename, fsync of the directory) so a crash at any moment leaves
+//! either the old or the new version; between snapshots the changes are appended to it (see
+//! [`super::format`] and [`super::log`]).
 //!
 //! Files are identified by (dev, inode) plus a fingerprint of their first bytes, not by path alone: after
 //! a rotation the path names another file, and an inode number can be reused by a new file.
 
-use serde::{Deserialize, Serialize};
+use super::format::MAGIC;
+pub use super::format::{FileIdentity, SavedFile};
+use serde::Deserialize;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Who a file is: where it was last seen, its (dev, inode), and a hash of its first `fp_len` bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileIdentity {
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
-    pub fp_len: u32,
-    pub fp: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedFile {
-    #[serde(flatten)]
-    pub ident: FileIdentity,
-    pub offset: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct OnDisk {
-    version: u32,
+/// The positions of earlier versions: one JSON document.
+#[derive(Deserialize)]
+struct JsonV1 {
     saved_at_unix_ms: u64,
     files: Vec<SavedFile>,
-    /// Where the journal was read up to (acknowledged); absent in files written without a journal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     journal_cursor: Option<String>,
-}
-
-/// What `save` writes: `OnDisk`, borrowed.
-#[derive(Serialize)]
-struct ToDisk<'a> {
-    version: u32,
-    saved_at_unix_ms: u64,
-    files: &'a [SavedFile],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    journal_cursor: Option<&'a str>,
 }
 
 /// Positions as loaded at start.
@@ -116,37 +93,41 @@ impl Positions {
         journal_cursor: Option<&str>,
         saved_at: SystemTime,
     ) -> std::io::Result<()> {
-        let saved_at_unix_ms = saved_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        // Serialized straight into the file from the caller's slice: no copy of the files and no
-        // whole-body buffer (thousands of files make these a few MiB each write).
-        let body = ToDisk {
-            version: 1,
-            saved_at_unix_ms,
-            files,
-            journal_cursor,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            serde_json::to_writer_pretty(&mut f, &body).map_err(std::io::Error::other)?;
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        }
-        // The version being replaced becomes the backup (a second name for the same inode, so a
-        // crash at any point leaves a complete positions file under `path`).
-        let bak = backup_of(path);
-        let bak_tmp = bak.with_extension("bak.tmp");
-        let _ = std::fs::remove_file(&bak_tmp);
-        if std::fs::hard_link(path, &bak_tmp).is_ok() {
-            std::fs::rename(&bak_tmp, &bak)?;
-        }
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        let slots = files.iter().enumerate().map(|(slot, f)| (slot as u32, f));
+        let body = super::format::snapshot(slots, unix_ms(saved_at), journal_cursor);
+        replace(path, &body).map(drop)
     }
+}
+
+/// Puts `body` at `path` atomically; the version it replaces becomes the backup. Returns the file,
+/// open for writing at its end.
+pub(super) fn replace(path: &Path, body: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    // The version being replaced becomes the backup (a second name for the same inode, so a crash
+    // at any point leaves a complete positions file under `path`).
+    let bak = backup_of(path);
+    let bak_tmp = bak.with_extension("bak.tmp");
+    let _ = std::fs::remove_file(&bak_tmp);
+    if std::fs::hard_link(path, &bak_tmp).is_ok() {
+        std::fs::rename(&bak_tmp, &bak)?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(f)
+}
+
+/// Milliseconds since the epoch (0 before it).
+pub(super) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Why a positions file could not be used.
@@ -154,7 +135,7 @@ impl Positions {
 enum Unusable {
     Missing,
     Unreadable(std::io::Error),
-    Corrupt(serde_json::Error),
+    Corrupt(String),
 }
 
 fn read(path: &Path) -> Result<Positions, Unusable> {
@@ -168,16 +149,57 @@ fn read(path: &Path) -> Result<Positions, Unusable> {
 }
 
 impl Positions {
-    /// The positions in a positions file's bytes.
-    pub fn parse(text: &[u8]) -> Result<Positions, serde_json::Error> {
-        let d: OnDisk = serde_json::from_slice(text)?;
+    /// The positions in a positions file's bytes (this version's log of records, or the JSON
+    /// document of earlier versions).
+    pub fn parse(text: &[u8]) -> Result<Positions, String> {
+        let (mut files, saved_at_unix_ms, journal_cursor) = if text.starts_with(MAGIC) {
+            let state = super::format::decode(text)?;
+            if state.unused_tail > 0 {
+                tracing::warn!(records = state.records, unused_bytes = state.unused_tail,
+                    "the positions file ends in a torn or damaged record (a crash while writing): the state before it is used");
+            }
+            (
+                state.files.into_values().collect(),
+                state.saved_at_unix_ms,
+                state.journal_cursor,
+            )
+        } else {
+            let d: JsonV1 = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+            (d.files, d.saved_at_unix_ms, d.journal_cursor)
+        };
+        sort(&mut files);
         Ok(Positions {
-            files: d.files,
-            saved_at: UNIX_EPOCH.checked_add(Duration::from_millis(d.saved_at_unix_ms)),
-            journal_cursor: d.journal_cursor,
+            files,
+            saved_at: UNIX_EPOCH.checked_add(Duration::from_millis(saved_at_unix_ms)),
+            journal_cursor,
             written: None,
         })
     }
+}
+
+impl Positions {
+    /// A positions file as JSON for a human (`shipper positions`); Err: why it cannot be read.
+    pub fn show(path: &Path) -> Result<String, String> {
+        let p = Positions::parse(&std::fs::read(path).map_err(|e| e.to_string())?)?;
+        let json = serde_json::json!({
+            "saved_at_unix_ms": p.saved_at.map_or(0, unix_ms),
+            "files": p.files,
+            "journal_cursor": p.journal_cursor,
+        });
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())
+    }
+}
+
+/// In the order of their paths' bytes (then inode): the same order for sibling files, and a tenth
+/// of the cost of comparing components (profiled: with 1,000 files, sorting by components took
+/// 14 % of a busy node's CPU).
+pub(super) fn sort(files: &mut [SavedFile]) {
+    files.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+}
+
+/// The key of [`sort`].
+pub(super) fn order(f: &SavedFile) -> (&[u8], u64) {
+    (f.ident.path.as_os_str().as_bytes(), f.ident.ino)
 }
 
 /// `positions.json` → `positions.json.bak`.
@@ -229,6 +251,30 @@ mod tests {
         assert_eq!(loaded.journal_cursor, None, "the backup was written without a journal");
         assert!(p.with_extension("corrupt").exists(), "corrupt file kept for inspection");
         assert!(!p.exists());
+
+        // The JSON an earlier version wrote loads as it was (an upgrade keeps its positions).
+        std::fs::write(
+            &p,
+            br#"{
+  "version": 1,
+  "saved_at_unix_ms": 1765000000000,
+  "files": [
+    {"path": "/var/log/a.log", "dev": 2049, "ino": 42, "fp_len": 1024, "fp": 3735928559, "offset": 777}
+  ],
+  "journal_cursor": "s=1;i=9"
+}"#,
+        )
+        .unwrap();
+        let loaded = Positions::load(&p);
+        assert_eq!(
+            loaded.files,
+            [SavedFile {
+                offset: 777,
+                ..files[0].clone()
+            }]
+        );
+        assert_eq!(loaded.journal_cursor.as_deref(), Some("s=1;i=9"));
+        assert_eq!(loaded.saved_at, Some(UNIX_EPOCH + Duration::from_millis(1765000000000)));
 
         // Backup corrupt too: no positions, but the time the file was written is known.
         std::fs::write(&p, b"\0\0\0").unwrap();

@@ -9,12 +9,13 @@
 //! away while the agent was down: written before that, it would forget files the previous
 //! positions still knew, and a crash then would lose their unread lines.
 
+use super::log::{PositionsLog, Written};
 use super::positions::{Positions, SavedFile};
 use super::Tracker;
 use crate::metrics::Metrics;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -98,7 +99,8 @@ pub trait CursorSource: Send + Sync {
 
 /// Where and how the positions are written.
 pub struct PositionsWriter {
-    pub path: PathBuf,
+    /// Shared with the last write at shutdown.
+    pub log: Arc<Mutex<PositionsLog>>,
     pub period: Duration,
     pub tracker: Arc<Tracker>,
     pub metrics: Arc<Metrics>,
@@ -156,7 +158,7 @@ impl PositionsWriter {
     async fn write(&self) -> Option<(u64, u64)> {
         // Counted before the snapshot: the snapshot holds at least these changes.
         let counts = self.tracker.changes.counts();
-        save(&self.path, &self.tracker, &self.metrics, self.journal.as_deref())
+        save(&self.log, &self.tracker, &self.metrics, self.journal.clone())
             .await
             .then_some(counts)
     }
@@ -167,18 +169,28 @@ impl PositionsWriter {
 /// then restarts knowing since when files were renamed or written unseen (and looks for them), and
 /// where the imported ones resume; this run itself still starts as a first start.
 pub fn mark_first_start(path: &Path, metrics: &Metrics, files: &[SavedFile]) {
-    counted(path, metrics, Positions::save(path, files, None, SystemTime::now()));
+    let saved = Positions::save(path, files, None, SystemTime::now());
+    counted(path, metrics, saved.map(|()| Written::Snapshot(0)));
 }
 
-/// Writes what the tracker knows now (and the journal's acknowledged cursor, if it is read); false
-/// when it could not be written (logged and counted).
-pub async fn save(path: &Path, tracker: &Tracker, metrics: &Metrics, journal: Option<&dyn CursorSource>) -> bool {
-    let saved_at = tracker.saved_at();
-    let files = tracker.snapshot();
-    let cursor = journal.and_then(|j| j.committed_cursor(tracker));
-    let p = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || Positions::save(&p, &files, cursor.as_deref(), saved_at)).await {
-        Ok(result) => counted(path, metrics, result),
+/// Writes what changed in the tracker (and the journal's acknowledged cursor, if it is read);
+/// false when it could not be written (logged and counted).
+pub async fn save(
+    log: &Arc<Mutex<PositionsLog>>,
+    tracker: &Arc<Tracker>,
+    metrics: &Metrics,
+    journal: Option<Arc<dyn CursorSource>>,
+) -> bool {
+    let (log, tracker) = (log.clone(), tracker.clone());
+    let write = move || {
+        let saved_at = tracker.saved_at();
+        let cursor = journal.and_then(|j| j.committed_cursor(&tracker));
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        let written = log.write(&tracker, cursor, saved_at);
+        (log.path().to_path_buf(), written)
+    };
+    match tokio::task::spawn_blocking(write).await {
+        Ok((path, result)) => counted(&path, metrics, result),
         Err(e) => {
             tracing::warn!(error = %e, "positions write task failed");
             false
@@ -187,9 +199,9 @@ pub async fn save(path: &Path, tracker: &Tracker, metrics: &Metrics, journal: Op
 }
 
 /// Counts a positions write by outcome and logs a failure; true when it was written.
-fn counted(path: &Path, metrics: &Metrics, result: std::io::Result<()>) -> bool {
+fn counted(path: &Path, metrics: &Metrics, result: std::io::Result<Written>) -> bool {
     let status = match &result {
-        Ok(()) => "ok",
+        Ok(_) => "ok",
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e,
                 "cannot write the positions file; shipping goes on and it is tried again at the next change, after positions.sync_period at the latest (check positions.filename's directory)");
@@ -197,6 +209,16 @@ fn counted(path: &Path, metrics: &Metrics, result: std::io::Result<()>) -> bool 
         }
     };
     metrics.positions_writes.get_or_create(&Metrics::status(status)).inc();
+    if let Ok(w) = result {
+        let (kind, bytes) = match w {
+            Written::Snapshot(n) => ("snapshot", n),
+            Written::Changes(n) => ("changes", n),
+        };
+        metrics
+            .positions_written_bytes
+            .get_or_create(&Metrics::kind(kind))
+            .inc_by(bytes as u64);
+    }
     result.is_ok()
 }
 
@@ -267,7 +289,7 @@ mod tests {
             let metrics = Arc::new(Metrics::new());
             let writes = || metrics.positions_writes.get_or_create(&Metrics::status("ok")).get();
             let writer = PositionsWriter {
-                path: path.clone(),
+                log: Arc::new(Mutex::new(PositionsLog::new(path.clone()))),
                 period: Duration::from_secs(3600),
                 tracker: tracker.clone(),
                 metrics: metrics.clone(),

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PositionsConfig {
-    /// Where acknowledged file offsets are kept across restarts.
+    /// Where acknowledged file offsets are kept across restarts: a log of checksummed records,
+    /// appended as offsets move and rewritten whole now and then (`shipper positions FILE` prints
+    /// it as JSON). The JSON file of earlier versions is read too.
     pub filename: PathBuf,
     /// Acknowledged progress is written at most this often. Which files are tailed (opened, rotated,
     /// closed) is written at once, whatever this says, and nothing is written when nothing changed.
