@@ -13,6 +13,7 @@ mod crash;
 mod cutover;
 mod delivery;
 mod disk;
+mod docker_host;
 mod ebpf;
 mod faults;
 mod file_sd;

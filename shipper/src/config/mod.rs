@@ -337,7 +337,10 @@ pub struct TargetConfig {
     pub labels: BTreeMap<String, String>,
     /// Labels read off each file's path: `kubelet` gives `namespace`, `pod`, `container` and `job`
     /// from `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`; `docker` finds the pod of
-    /// `/var/lib/docker/containers/<id>/<id>-json.log` by its container id. `labels` win over these.
+    /// `/var/lib/docker/containers/<id>/<id>-json.log` by its container id, and gives the
+    /// relabel rules of a file no pod claims (a bare Docker host) its container's
+    /// `__meta_docker_container_*` labels, read from dockerd's files beside the log. `labels` win
+    /// over these.
     pub path_labels: PathLabels,
     pub format: Format,
     /// Relabel rules on this target's files' labels (after the global `relabel_configs`); a file

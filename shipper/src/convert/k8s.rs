@@ -162,15 +162,18 @@ pub fn drop_unset(set: &[String], parsed: bool, out: &mut Out, report: &mut Repo
             "CRI and docker lines are parsed: the message alone at kubelet's timestamp (without a cri/docker stage the source shipped each line with kubelet's `<time> <stream> <flags>` prefix)",
         );
     }
-    let unset: Vec<&str> = BUILT_IN
-        .iter()
-        .copied()
-        .filter(|b| !set.iter().any(|s| s == b))
-        .collect();
+    drop_added(&BUILT_IN, set, &mut out.pipeline_stages, report);
+}
+
+/// A last `labeldrop` stage in `stages` for the labels of `added` (what shipper sets by default)
+/// nobody set in the source (`set`: what its rules and stages set), so the streams are labelled
+/// as the source labelled them.
+pub fn drop_added(added: &[&str], set: &[String], stages: &mut Vec<Value>, report: &mut Report) {
+    let unset: Vec<&str> = added.iter().copied().filter(|b| !set.iter().any(|s| s == b)).collect();
     if unset.is_empty() {
         return;
     }
-    out.pipeline_stages.push(serde_json::json!({ "labeldrop": unset }));
+    stages.push(serde_json::json!({ "labeldrop": unset }));
     report.mapped(
         None,
         format!("labels the source does not set ({})", unset.join(", ")),

@@ -10,6 +10,7 @@ pub mod alloy;
 mod app;
 mod chart;
 pub(crate) mod client;
+mod docker;
 mod env;
 mod journal;
 mod k8s;

@@ -258,6 +258,12 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
             }
             "docker_sd_configs" => {
                 kinds += 1;
+                for (n, sd) in v.as_array().into_iter().flatten().enumerate() {
+                    if sd.get("filters").is_some() {
+                        let what = format!("job {name} docker_sd_configs[{n}].filters");
+                        super::docker::filters(lines.find("filters", from), what, report);
+                    }
+                }
                 docker_target(&name, at, &mut rules, &stages, out, report);
             }
             "journal" => {
@@ -368,12 +374,8 @@ fn static_target(
     report.mapped(line, format!("job {job} static_configs[{n}] __path__ {path}"), at);
 }
 
-/// The json-file logs dockerd writes for every container (`docker_sd_configs`, Alloy's
-/// `loki.source.docker`): read from the node's disk, not through the Docker API.
-pub const DOCKER_LOGS: &str = "/var/lib/docker/containers/*/*-json.log";
-
-/// A job's `docker_sd_configs`: a target on dockerd's json-file logs. Rules on the Docker API's
-/// `__meta_docker_*` labels cannot apply to files and are reported.
+/// A job's `docker_sd_configs`: a target on dockerd's json-file logs, the job's rules its
+/// relabel rules (see [`super::docker`]).
 fn docker_target(
     job: &str,
     line: Option<u32>,
@@ -382,32 +384,19 @@ fn docker_target(
     out: &mut Out,
     report: &mut Report,
 ) {
-    let (api, files): (Vec<Rule>, Vec<Rule>) = std::mem::take(rules).into_iter().partition(|r| {
-        serde_json::to_string(&r.rule)
-            .unwrap_or_default()
-            .contains("__meta_docker")
-    });
-    *rules = files;
-    for r in api {
-        report.unsupported(
-            r.line,
-            r.what,
-            "it reads the Docker API's __meta_docker_* labels; shipper reads container logs from the disk, labelled by filename",
-        );
-    }
-    let mut t = Map::new();
-    t.insert("paths".into(), vec![DOCKER_LOGS].into());
-    // Docker's format is detected and parsed (`stream` a label), as its `docker` stage would.
-    let stages = Stages {
-        stages: stages.stages.clone(),
-        labels: stages.labels.clone(),
+    let mut stages = Stages {
         parsed: true,
+        ..stages.clone()
     };
-    let at = push_target(t, rules, &stages, out, report);
+    *rules = super::docker::lower(std::mem::take(rules), &mut stages, report);
+    let at = push_target(super::docker::target(), rules, &stages, out, report);
     report.mapped(
         line,
         format!("job {job} docker_sd_configs"),
-        format!("{at}: dockerd's json-file logs ({DOCKER_LOGS}), read from the disk"),
+        format!(
+            "{at}: dockerd's json-file logs ({}), read from the disk (path_labels: docker)",
+            super::docker::DOCKER_LOGS
+        ),
     );
 }
 

@@ -3,6 +3,8 @@
 //! worth watching for new files.
 
 pub mod docker;
+#[cfg(test)]
+mod docker_tests;
 pub mod kube;
 pub mod kubelet;
 mod listing;
@@ -71,6 +73,8 @@ pub struct Targets {
     label_limits: crate::process::config::LabelLimits,
     /// Directory listings kept between scans (unchanged directories are not read again).
     listings: listing::Listings,
+    /// The docker labels of containers no pod claims, read from dockerd's files.
+    containers: Arc<docker::Containers>,
 }
 
 struct Compiled {
@@ -84,6 +88,8 @@ struct Compiled {
     relabel: Vec<Relabeler>,
     /// Whether a rule may read `__meta_kubernetes_pod_*` labels of the cache (else not built).
     relabel_meta: bool,
+    /// Whether a rule may read `__meta_docker_*` labels (else dockerd's files are not read).
+    docker_meta: bool,
     pipeline: Option<Arc<Pipeline>>,
     /// The endpoints its lines go to (bit i: endpoint i; None: every one).
     clients: Option<u64>,
@@ -108,6 +114,7 @@ impl Targets {
                     format: t.format,
                     relabel: Vec::new(),
                     relabel_meta: false,
+                    docker_meta: false,
                     pipeline: None,
                     clients: None,
                     key: String::new(),
@@ -116,6 +123,7 @@ impl Targets {
             pods: None,
             label_limits: Default::default(),
             listings: Default::default(),
+            containers: Default::default(),
         }
     }
 
@@ -134,6 +142,8 @@ impl Targets {
         for (i, ((t, c), built)) in targets.targets.iter_mut().zip(&cfg.targets).zip(compiled).enumerate() {
             t.relabel = built.relabel;
             t.relabel_meta = t.relabel.iter().any(|r| r.uses_meta("__meta_kubernetes_pod_"));
+            t.docker_meta =
+                t.path_labels == PathLabels::Docker && t.relabel.iter().any(|r| r.uses_meta("__meta_docker_"));
             t.pipeline = built.pipeline;
             t.clients = built.clients;
             // Masks index the endpoints in order: a routed target's files take new masks when
@@ -158,9 +168,11 @@ impl Targets {
         self.targets.get(target).map(|t| t.key.as_str())
     }
 
-    /// Takes over the pod metadata cache of the targets it replaces (config reload).
-    pub fn adopt_pods(&mut self, old: &Targets) {
+    /// Takes over the pod metadata cache and the containers read of the targets it replaces
+    /// (config reload).
+    pub fn adopt(&mut self, old: &Targets) {
         self.pods = old.pods.clone();
+        self.containers = old.containers.clone();
     }
 
     /// The endpoints a target's lines go to (bit i: endpoint i; None: every one).
@@ -219,8 +231,10 @@ impl Targets {
 
     /// What a file of `target` is labelled with: the labels its path says (`path_labels`) and the
     /// cache adds (`app`, mapped pod labels), then the target's own, which win; then the relabel
-    /// rules, which see those and `__path__` and `__meta_kubernetes_*`. Also its structured metadata
-    /// (`kubernetes.structured_metadata`) and its pod's uid. None: a relabel rule dropped the file.
+    /// rules, which see those and `__path__` and `__meta_kubernetes_*` — or, for a docker file no
+    /// pod claims, the `__meta_docker_*` labels of its container (see [`docker::meta_labels`]).
+    /// Also its structured metadata (`kubernetes.structured_metadata`) and its pod's uid. None: a
+    /// relabel rule dropped the file.
     pub fn describe(&self, target: usize, path: &Path) -> Option<FileInfo> {
         let t = &self.targets[target];
         let mut info = self.with_owner(target, path, |owner| {
@@ -252,6 +266,9 @@ impl Targets {
                 pod: Some(p.uid.to_string()),
             }
         });
+        if t.docker_meta && info.pod.is_none() {
+            self.containers.add_labels(path, &mut info.labels);
+        }
         info.labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         if !t.relabel.is_empty() {
             if let Some(node) = info.labels.get("node_name").cloned() {
@@ -285,8 +302,10 @@ impl Targets {
     /// at the next scan); only regular files are returned.
     pub fn scan(&mut self) -> Scan {
         self.listings.begin_full();
+        self.containers.begin_full();
         let scan = self.scan_patterns(|p| Some(p.to_string()));
         self.listings.end_full();
+        self.containers.end_full();
         scan
     }
 

@@ -430,7 +430,8 @@ pub struct LimitConfig {
 
 /// A Prometheus relabel rule, applied to a file's target labels once when it is opened (and again
 /// when its pod's metadata changes). The labels it sees include `__path__` and the
-/// `__meta_kubernetes_*` labels; labels starting with `__` are removed after the last rule.
+/// `__meta_kubernetes_*` labels (or, with `path_labels: docker` on a bare Docker host, the
+/// `__meta_docker_container_*` ones); labels starting with `__` are removed after the last rule.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelabelConfig {

@@ -39,7 +39,7 @@ impl Reader {
     /// new targets.
     pub(super) fn reconfigure(&mut self, r: Reconfig) {
         let mut targets = r.targets;
-        targets.adopt_pods(&self.targets);
+        targets.adopt(&self.targets);
         let old = std::mem::replace(&mut self.targets, targets);
         self.external_labels = r.external_labels;
         let (io, watch, ring) = (self.cfg.io, self.cfg.watch, self.cfg.ring_capacity);

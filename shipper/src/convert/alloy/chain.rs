@@ -7,7 +7,7 @@
 use super::super::k8s::Rule;
 use super::super::report::Report;
 use super::super::stages::Stages;
-use super::attrs::{attrs, line};
+use super::attrs::line;
 use super::lower::Graph;
 use super::Block;
 use serde_json::{json, Map, Value};
@@ -15,14 +15,8 @@ use serde_json::{json, Map, Value};
 impl Graph<'_> {
     /// The rules of the `loki.relabel` `b` (named `comp`) met in a chain after `stages`.
     pub(super) fn chain_relabel(&mut self, b: &Block, comp: &str, stages: &mut Stages, report: &mut Report) {
-        for r in b.body.blocks("rule") {
-            let m = attrs(&r.body, &format!("{comp} rule"), report);
-            let target = m
-                .get("target_label")
-                .and_then(Value::as_str)
-                .map(|t| format!(" → {t}"))
-                .unwrap_or_default();
-            let what = format!("{comp} rule{target}");
+        for rule in self.rules_of(b, report) {
+            let Rule { line, what, rule: m } = rule;
             let action = m
                 .get("action")
                 .and_then(Value::as_str)
@@ -32,16 +26,12 @@ impl Graph<'_> {
             let early =
                 stages.stages.is_empty() && !reads_late && !matches!(action.as_str(), "labeldrop" | "labelkeep");
             if early {
-                self.early.push(Rule {
-                    line: line(r.pos),
-                    what,
-                    rule: m,
-                });
+                self.early.push(Rule { line, what, rule: m });
                 continue;
             }
             match as_stage(&m, &action) {
-                Ok((name, settings)) => stages.push(name, settings, line(r.pos), &what, report),
-                Err(why) => report.unsupported(line(r.pos), what, why),
+                Ok((name, settings)) => stages.push(name, settings, line, &what, report),
+                Err(why) => report.unsupported(line, what, why),
             }
         }
         if b.body.attr("max_cache_size").is_some() {

@@ -523,20 +523,7 @@ impl<'a> Graph<'a> {
         self.discovery(d, out, report);
         let mut rules = Vec::new();
         for (relabel, _) in chain.iter().rev() {
-            let label = relabel.label.clone().unwrap_or_default();
-            for r in relabel.body.blocks("rule") {
-                let m = attrs(&r.body, &format!("discovery.relabel \"{label}\" rule"), report);
-                let target = m
-                    .get("target_label")
-                    .and_then(Value::as_str)
-                    .map(|t| format!(" → {t}"))
-                    .unwrap_or_default();
-                rules.push(Rule {
-                    line: line(r.pos),
-                    what: format!("discovery.relabel \"{label}\" rule{target}"),
-                    rule: m,
-                });
-            }
+            rules.extend(self.rules_of(relabel, report));
         }
         rules.append(&mut self.early);
         let mut set = k8s::lower_rules(rules, out, report);
@@ -548,5 +535,26 @@ impl<'a> Graph<'a> {
         // The API server's log endpoint serves the message alone, as our parsing does.
         k8s::drop_unset(&set, stages.parsed || via_api, out, report);
         Ok(())
+    }
+
+    /// The `rule` blocks of a relabel component, in Prometheus' keys.
+    pub(super) fn rules_of(&self, b: &Block, report: &mut Report) -> Vec<Rule> {
+        let name = format!("{} \"{}\"", b.name, b.label.clone().unwrap_or_default());
+        b.body
+            .blocks("rule")
+            .map(|r| {
+                let m = attrs(&r.body, &format!("{name} rule"), report);
+                let target = m
+                    .get("target_label")
+                    .and_then(Value::as_str)
+                    .map(|t| format!(" → {t}"))
+                    .unwrap_or_default();
+                Rule {
+                    line: line(r.pos),
+                    what: format!("{name} rule{target}"),
+                    rule: m,
+                }
+            })
+            .collect()
     }
 }

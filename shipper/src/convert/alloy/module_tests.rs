@@ -350,10 +350,10 @@ loki.relabel "late" {{
     assert_eq!(stages[3]["match"]["selector"], "{level=~\"debug\"}");
     assert_eq!(stages[3]["match"]["action"], "drop");
     for want in [
-        "config.alloy:7: loki.relabel.early rule: mapped to targets[0].relabel_configs",
-        "config.alloy:21: loki.relabel.late rule: mapped to pipeline_stages `labeldrop`",
-        "config.alloy:29: loki.relabel.late rule: mapped to pipeline_stages `match`",
-        "config.alloy:34: loki.relabel.late rule → both: NOT SUPPORTED: action `replace` on the entries after stages",
+        "config.alloy:7: loki.relabel \"early\" rule: mapped to targets[0].relabel_configs",
+        "config.alloy:21: loki.relabel \"late\" rule: mapped to pipeline_stages `labeldrop`",
+        "config.alloy:29: loki.relabel \"late\" rule: mapped to pipeline_stages `match`",
+        "config.alloy:34: loki.relabel \"late\" rule → both: NOT SUPPORTED: action `replace` on the entries after stages",
     ] {
         assert!(report.contains(want), "{want}\n{report}");
     }
