@@ -426,6 +426,15 @@ pub struct LimitConfig {
     /// `true`: lines over the limit are dropped (counted). `false` (default): reading of the file
     /// slows down to the rate; nothing is dropped (the file is the buffer).
     pub drop: bool,
+    /// A bucket per value of this label (as the stages before made the labels), shared by every
+    /// file of the target, instead of one per stream: lines without the label are not limited.
+    /// Needs `drop: true`, as in Promtail and Alloy (several files sharing a bucket cannot all wait
+    /// for it fairly).
+    pub by_label_name: Option<String>,
+    /// With `by_label_name`: the buckets kept, the least recently used forgotten beyond it (its
+    /// value starts again with a full bucket). Default 10000. Promtail and Alloy raise values
+    /// under 10000 to 10000; shipper keeps the number given.
+    pub max_distinct_labels: Option<usize>,
 }
 
 /// A Prometheus relabel rule, applied to a file's target labels once when it is opened (and again

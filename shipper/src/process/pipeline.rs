@@ -10,7 +10,7 @@ use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
 use super::labels::{Fitted, LabelCache};
-use super::limit::Limiter;
+use super::limit::{LabelLimiter, Limiter};
 use super::multiline::{Multiline, MultilineSpec};
 use super::replace::ReplaceStage;
 use super::routes::Routes;
@@ -43,6 +43,8 @@ pub(super) enum Stage {
     Multiline,
     /// Index into the file's limiters.
     Limit(usize),
+    /// A bucket per value of a label, shared by the target's files.
+    LimitByLabel(LabelLimiter),
     /// Lines the selector does not match skip the next this many stages (the match's own).
     Match(Selector, usize),
     /// Lines the selector matches are dropped, counted with this reason.
@@ -177,11 +179,13 @@ impl Pipeline {
                     p.multiline = Some(Arc::new(MultilineSpec::new(c, &key)?));
                     Stage::Multiline
                 }
-                StageConfig::Limit(c) => {
-                    Limiter::new(c, &key)?;
-                    p.limits.push(c.clone());
-                    Stage::Limit(p.limits.len() - 1)
-                }
+                StageConfig::Limit(c) => match LabelLimiter::new(c, &key)? {
+                    Some(by_label) => Stage::LimitByLabel(by_label),
+                    None => {
+                        p.limits.push(c.clone());
+                        Stage::Limit(p.limits.len() - 1)
+                    }
+                },
                 // The file's format was parsed before the stages: nothing is left to do.
                 StageConfig::Cri(_) | StageConfig::Docker(_) => continue,
                 StageConfig::Match(c) => {
@@ -511,6 +515,16 @@ impl FileStages {
                         // Behind held lines, or over the rate: wait (in file order) for a token.
                         self.held.push_back((i, line));
                         return;
+                    }
+                    true
+                }
+                Stage::LimitByLabel(l) => {
+                    // Lines without the label are not limited.
+                    if let Some(value) = line.label(self.base.as_deref(), l.label()) {
+                        if !l.take(value, now) {
+                            stats.drop("rate_limited");
+                            return;
+                        }
                     }
                     true
                 }
