@@ -17,6 +17,7 @@
 
 pub use super::custom_metrics::{MetricAction, MetricConfig};
 pub use super::replace::ReplaceConfig;
+pub use super::secretfilter::SecretFilterConfig;
 pub use super::template::TemplateConfig;
 pub use super::transform::{DecolorizeConfig, PackConfig, SamplingConfig};
 use crate::units::Dur;
@@ -83,6 +84,9 @@ pub enum StageConfig {
     /// What the groups of a regular expression capture in the line (or an extracted value),
     /// replaced by a template's output.
     Replace(ReplaceConfig),
+    /// Secrets in the line (cloud keys, tokens, private keys; Alloy's `loki.secretfilter`)
+    /// replaced by `<REDACTED-SECRET:rule-id>`, counted by rule.
+    Secretfilter(SecretFilterConfig),
     /// Every line goes through each branch (a copy each): its own stages, then only to its
     /// endpoints. The last stage of a target's stages (the global ones, then its own).
     Branches(Vec<BranchConfig>),
@@ -171,6 +175,7 @@ impl StageConfig {
             StageConfig::Metrics(_) => "metrics",
             StageConfig::Template(_) => "template",
             StageConfig::Replace(_) => "replace",
+            StageConfig::Secretfilter(_) => "secretfilter",
             StageConfig::Branches(_) => "branches",
         }
     }
@@ -202,6 +207,7 @@ const STAGES: &[&str] = &[
     "metrics",
     "template",
     "replace",
+    "secretfilter",
     "branches",
 ];
 
@@ -246,6 +252,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "metrics" => StageConfig::Metrics(map.next_value()?),
                     "template" => StageConfig::Template(map.next_value()?),
                     "replace" => StageConfig::Replace(map.next_value()?),
+                    "secretfilter" => StageConfig::Secretfilter(map.next_value()?),
                     "branches" => StageConfig::Branches(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
@@ -288,6 +295,7 @@ impl Serialize for StageConfig {
             StageConfig::Metrics(c) => m.serialize_entry(name, c)?,
             StageConfig::Template(c) => m.serialize_entry(name, c)?,
             StageConfig::Replace(c) => m.serialize_entry(name, c)?,
+            StageConfig::Secretfilter(c) => m.serialize_entry(name, c)?,
             StageConfig::Branches(c) => m.serialize_entry(name, c)?,
         }
         m.end()

@@ -14,6 +14,7 @@ use super::limit::{LabelLimiter, Limiter};
 use super::multiline::{Multiline, MultilineSpec};
 use super::replace::ReplaceStage;
 use super::routes::Routes;
+use super::secretfilter::SecretFilter;
 use super::selector::Selector;
 use super::template::TemplateStage;
 use super::tenant::Tenant;
@@ -55,6 +56,7 @@ pub(super) enum Stage {
     Metrics(MetricsStage),
     Template(TemplateStage),
     Replace(ReplaceStage),
+    SecretFilter(SecretFilter),
     /// Each line goes on, a copy each, at these stage indices (the branches' first stages).
     Branches(Vec<usize>),
     /// The end of a branch: its lines leave the stages for these endpoints (None: every one).
@@ -80,6 +82,8 @@ pub struct StageStats {
     pub labels: Fitted,
     /// Multiline entries cut at `max_line_size`.
     pub truncated: u64,
+    /// Secrets a `secretfilter` stage redacted, by rule.
+    pub redacted: BTreeMap<&'static str, u64>,
 }
 
 impl StageStats {
@@ -198,6 +202,7 @@ impl Pipeline {
                 StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
                 StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
+                StageConfig::Secretfilter(c) => Stage::SecretFilter(SecretFilter::new(c, &key)?),
                 StageConfig::Branches(c) => {
                     match routes {
                         Some(r) if j + 1 == stages.len() => p.compile_branches(c, &key, r)?,
@@ -422,6 +427,10 @@ impl FileStages {
                 Stage::Metrics(m) => m.apply(&line, || line.labels(self.base.as_deref()), now),
                 Stage::Template(t) => t.apply(&mut line),
                 Stage::Replace(r) => r.apply(&mut line),
+                Stage::SecretFilter(f) => {
+                    f.apply(&mut line, |rule| *stats.redacted.entry(rule).or_default() += 1);
+                    true
+                }
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {
