@@ -60,6 +60,8 @@ fn bench(c: &mut Criterion) {
         ("logfmt", "[{logfmt: {mapping: {level: ''}}}]"),
         ("regex", "[{regex: {expression: '\"level\":\"(?P<level>\\w+)\"'}}]"),
         ("json+labels", "[{json: {expressions: {level: ''}}}, {labels: {level: ''}}]"),
+        ("secretfilter", "[{secretfilter: {}}]"),
+        ("secretfilter-types", "[{secretfilter: {types: [aws, github, slack]}}]"),
         (
             "scenario",
             "[{multiline: {firstline: '^\\{', max_wait_time: 100ms}}, {json: {expressions: {level: '', msg: '', trace: ctx.trace_id}}}, \

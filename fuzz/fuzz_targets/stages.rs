@@ -1,8 +1,8 @@
 //! Pipeline stages on any input: JSON, logfmt and regex parsing, timestamps in several formats,
-//! multiline joining, labels, `match` selectors, Go templates, replace, pack, decolorize, metrics
-//! and output never panic, and every line comes out valid UTF-8 within the line size limit (or is
-//! held, or dropped and counted). The first line is also parsed as a LogQL selector and as a Go
-//! template (refused or run, never a panic).
+//! multiline joining, labels, `match` selectors, Go templates, replace, secret redaction, pack,
+//! decolorize, metrics and output never panic, and every line comes out valid UTF-8 within the
+//! line size limit (or is held, or dropped and counted). The first line is also parsed as a LogQL
+//! selector and as a Go template (refused or run, never a panic).
 #![no_main]
 
 use shipper::process::pipeline::{FileStages, Pipeline, StageStats};
@@ -28,6 +28,7 @@ const STAGES: &str = r#"
 - decolorize: {}
 - template: {source: msg, template: '{{ if .level }}{{ .level | ToUpper }}: {{ end }}{{ .msg | default .Entry | trunc 200 }}'}
 - replace: {expression: '(?P<num>\d{3,})', replace: '{{ .Value | Sha2Hash "salt" | trunc 8 }}'}
+- secretfilter: {include_generic: true, partial_mask: 3, allowlist: ['^AKIA0'], redact_with: '<$SECRET_NAME:$SECRET_HASH>'}
 - metrics:
     fuzz_lines_total: {type: Counter, config: {match_all: true, count_entry_bytes: true, action: add}}
     fuzz_n: {type: Histogram, source: n, config: {buckets: [1, 10]}}

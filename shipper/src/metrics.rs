@@ -121,6 +121,7 @@ pub struct Metrics {
     pub kube_watch_errors: Family<ResourceLabel, Counter>,
     pub pipeline_dropped: Family<ReasonLabel, Counter>,
     pub stage_failures: Family<StageLabel, Counter>,
+    pub secrets_redacted: Family<RuleLabel, Counter>,
     pub labels_fitted: Family<ReasonLabel, Counter>,
     pub reload_successful: Gauge,
     pub reload_timestamp: Gauge<f64, AtomicU64>,
@@ -141,6 +142,11 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
     pub stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    pub rule: &'static str,
 }
 
 impl Default for Metrics {
@@ -192,6 +198,7 @@ impl Metrics {
             kube_watch_errors: Family::default(),
             pipeline_dropped: Family::default(),
             stage_failures: Family::default(),
+            secrets_redacted: Family::default(),
             labels_fitted: Family::default(),
             reload_successful: Gauge::default(),
             reload_timestamp: Gauge::default(),
@@ -228,6 +235,11 @@ impl Metrics {
             "pipeline_stage_failures",
             "Lines a stage could not handle and passed on unchanged (not JSON, no regex match, no timestamp), by stage",
             m.stage_failures.clone(),
+        );
+        r.register(
+            "pipeline_secrets_redacted",
+            "Secrets a secretfilter stage replaced in lines, by rule",
+            m.secrets_redacted.clone(),
         );
         r.register(
             "labels_fitted",
@@ -550,6 +562,9 @@ impl Metrics {
         }
         for (stage, n) in &s.failed {
             self.stage_failures.get_or_create(&StageLabel { stage }).inc_by(*n);
+        }
+        for (rule, n) in &s.redacted {
+            self.secrets_redacted.get_or_create(&RuleLabel { rule }).inc_by(*n);
         }
         self.add_label_fits(s.labels);
         if s.truncated > 0 {

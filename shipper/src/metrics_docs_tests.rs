@@ -37,6 +37,7 @@ fn with_every_series() -> Metrics {
         resource: "pods".into(),
     });
     let _ = m.stage_failures.get_or_create(&StageLabel { stage: "json" });
+    let _ = m.secrets_redacted.get_or_create(&RuleLabel { rule: "jwt" });
     m
 }
 

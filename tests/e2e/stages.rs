@@ -257,6 +257,61 @@ fn rate_limits_slow_down_or_count_their_drops() {
     agent.stop();
 }
 
+/// `limit` with `by_label_name`: one file, lines of two label values interleaved; the value over
+/// its rate loses its excess (counted as `rate_limited`), the other's lines all arrive, byte for
+/// byte and in order, though a per-stream limit would have dropped them with the rest.
+#[test]
+fn a_limit_by_label_drops_only_the_values_over_their_rate() {
+    let env = Env::new();
+    let stages = r#"    pipeline_stages:
+      - regex: {expression: '^f=(?P<team>\d+) '}
+      - labels: {team: ""}
+      - limit: {rate: 50, burst: 100, drop: true, by_label_name: team}
+"#;
+    let cfg = env.config("byteam/*.log", "");
+    let yaml = std::fs::read_to_string(&cfg).unwrap() + stages;
+    std::fs::write(&cfg, yaml).unwrap();
+    let agent = Agent::start(&cfg);
+    let mut w = LogWriter::create(env.path("byteam/0.log"), Format::Cri).unwrap();
+    let (noisy, quiet) = (1000u64, 50u64);
+    let mut quiet_lines = Vec::new();
+    for i in 0..noisy {
+        let len = shipper_testkit::varied_len(i, 50, 300);
+        w.write_line("stdout", &shipper_testkit::tag_line(0, i, len)).unwrap();
+        if i % 20 == 0 {
+            let line = shipper_testkit::tag_line(1, i / 20, len) + " \"quoted\" ✓\ttab";
+            w.write_line("stdout", &line).unwrap();
+            quiet_lines.push(line);
+        }
+    }
+    w.flush().unwrap();
+    assert_eq!(quiet_lines.len() as u64, quiet);
+    crate::support::wait_all(&env, &agent, &[(1, quiet)], 30);
+    let series = "shipper_pipeline_dropped_lines_total{reason=\"rate_limited\"}";
+    let noisy_seen = || {
+        env.loki
+            .lines()
+            .iter()
+            .filter(|l| shipper_testkit::parse_tag(l).is_some_and(|t| t.0 == 0))
+            .count() as u64
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while noisy_seen() + agent.metric(series) as u64 != noisy && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dropped = agent.metric(series) as u64;
+    assert_eq!(noisy_seen() + dropped, noisy, "each noisy line is delivered or counted");
+    assert!(dropped >= 500, "written at once, most are over 50/s: {dropped}");
+    let streams = env.loki.streams();
+    let quiet_stream: Vec<&str> = streams
+        .iter()
+        .filter(|(labels, _)| labels.contains("team=\"0001\""))
+        .flat_map(|(_, entries)| entries.iter().map(|e| e.line.as_str()))
+        .collect();
+    assert_eq!(quiet_stream, quiet_lines, "the quiet value's lines, whole and in order");
+    agent.stop();
+}
+
 /// The Alloy relabeling of tests/convert's Application, as `relabel_configs`: namespace dropped, `app` and `job` from pod
 /// metadata, pod labels mapped; `filename` dropped by a stage (as in Promtail, it is not a target
 /// label).

@@ -161,3 +161,45 @@ fn templates_rewrite_values_and_replace_masks_parts_of_lines() {
     assert_eq!(streams.len(), 2);
     agent.stop();
 }
+
+/// `secretfilter`: lines carrying an AWS access key id or a GitHub token arrive with the secret
+/// replaced, byte for byte, the others as written; the redactions are counted by rule.
+#[test]
+fn secrets_arrive_redacted() {
+    let env = Env::new();
+    let stages = "    pipeline_stages:\n      - secretfilter: {types: [aws, github]}\n";
+    let cfg = env.config("app/*.log", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + stages).unwrap();
+    let agent = Agent::start(&cfg);
+    let mut w = LogWriter::create(env.path("app/0.log"), Format::Cri).unwrap();
+    // Made up here from the documented shapes: `AKIA` and 16 upper-case letters or digits;
+    // `ghp_` and 36 letters or digits.
+    let aws = format!("AKIA{}", "QWERTYUIOPASDF23");
+    let github = format!("ghp_{}", "aB3dE5gH7jK9".repeat(3));
+    let mut want = Vec::new();
+    for i in 0..30 {
+        let (written, arrives) = match i % 3 {
+            0 => (
+                format!(r#"{{"msg":"assume role ✓","key":"{aws}","n":{i}}}"#),
+                format!(r#"{{"msg":"assume role ✓","key":"<REDACTED-SECRET:aws-access-token>","n":{i}}}"#),
+            ),
+            1 => (
+                format!("clone with token {github}\tand {aws} {i}"),
+                format!("clone with token <REDACTED-SECRET:github-pat>\tand <REDACTED-SECRET:aws-access-token> {i}"),
+            ),
+            _ => {
+                let plain = format!("AKIA is a prefix, ghp_ too: nothing to redact {i}");
+                (plain.clone(), plain)
+            }
+        };
+        w.write_line("stdout", &written).unwrap();
+        want.push(arrives);
+    }
+    w.flush().unwrap();
+    wait_entries(&env, &agent, want.len(), 30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.loki.lines(), want, "one stream, in file order");
+    let counted = |rule: &str| agent.metric(&format!("shipper_pipeline_secrets_redacted_total{{rule=\"{rule}\"}}"));
+    assert_eq!((counted("aws-access-token"), counted("github-pat")), (20.0, 10.0));
+    agent.stop();
+}

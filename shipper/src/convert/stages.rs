@@ -77,7 +77,8 @@ impl Stages {
             | "decolorize"
             | "sampling"
             | "template"
-            | "replace" => {}
+            | "replace"
+            | "secretfilter" => {}
             "metrics" => {
                 // Without a prefix Promtail names them promtail_custom_*: keep the names dashboards use.
                 for m in settings.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {

@@ -17,6 +17,7 @@
 
 pub use super::custom_metrics::{MetricAction, MetricConfig};
 pub use super::replace::ReplaceConfig;
+pub use super::secretfilter::SecretFilterConfig;
 pub use super::template::TemplateConfig;
 pub use super::transform::{DecolorizeConfig, PackConfig, SamplingConfig};
 use crate::units::Dur;
@@ -83,6 +84,9 @@ pub enum StageConfig {
     /// What the groups of a regular expression capture in the line (or an extracted value),
     /// replaced by a template's output.
     Replace(ReplaceConfig),
+    /// Secrets in the line (cloud keys, tokens, private keys; Alloy's `loki.secretfilter`)
+    /// replaced by `<REDACTED-SECRET:rule-id>`, counted by rule.
+    Secretfilter(SecretFilterConfig),
     /// Every line goes through each branch (a copy each): its own stages, then only to its
     /// endpoints. The last stage of a target's stages (the global ones, then its own).
     Branches(Vec<BranchConfig>),
@@ -171,6 +175,7 @@ impl StageConfig {
             StageConfig::Metrics(_) => "metrics",
             StageConfig::Template(_) => "template",
             StageConfig::Replace(_) => "replace",
+            StageConfig::Secretfilter(_) => "secretfilter",
             StageConfig::Branches(_) => "branches",
         }
     }
@@ -202,6 +207,7 @@ const STAGES: &[&str] = &[
     "metrics",
     "template",
     "replace",
+    "secretfilter",
     "branches",
 ];
 
@@ -246,6 +252,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "metrics" => StageConfig::Metrics(map.next_value()?),
                     "template" => StageConfig::Template(map.next_value()?),
                     "replace" => StageConfig::Replace(map.next_value()?),
+                    "secretfilter" => StageConfig::Secretfilter(map.next_value()?),
                     "branches" => StageConfig::Branches(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
@@ -288,6 +295,7 @@ impl Serialize for StageConfig {
             StageConfig::Metrics(c) => m.serialize_entry(name, c)?,
             StageConfig::Template(c) => m.serialize_entry(name, c)?,
             StageConfig::Replace(c) => m.serialize_entry(name, c)?,
+            StageConfig::Secretfilter(c) => m.serialize_entry(name, c)?,
             StageConfig::Branches(c) => m.serialize_entry(name, c)?,
         }
         m.end()
@@ -426,6 +434,15 @@ pub struct LimitConfig {
     /// `true`: lines over the limit are dropped (counted). `false` (default): reading of the file
     /// slows down to the rate; nothing is dropped (the file is the buffer).
     pub drop: bool,
+    /// A bucket per value of this label (as the stages before made the labels), shared by every
+    /// file of the target, instead of one per stream: lines without the label are not limited.
+    /// Needs `drop: true`, as in Promtail and Alloy (several files sharing a bucket cannot all wait
+    /// for it fairly).
+    pub by_label_name: Option<String>,
+    /// With `by_label_name`: the buckets kept, the least recently used forgotten beyond it (its
+    /// value starts again with a full bucket). Default 10000. Promtail and Alloy raise values
+    /// under 10000 to 10000; shipper keeps the number given.
+    pub max_distinct_labels: Option<usize>,
 }
 
 /// A Prometheus relabel rule, applied to a file's target labels once when it is opened (and again

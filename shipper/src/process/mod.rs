@@ -14,6 +14,8 @@ pub mod pipeline;
 pub mod relabel;
 pub mod replace;
 pub mod routes;
+mod secret_rules;
+pub mod secretfilter;
 pub mod selector;
 pub mod template;
 mod tenant;

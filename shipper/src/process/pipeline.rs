@@ -10,10 +10,11 @@ use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
 use super::labels::{Fitted, LabelCache};
-use super::limit::Limiter;
+use super::limit::{LabelLimiter, Limiter};
 use super::multiline::{Multiline, MultilineSpec};
 use super::replace::ReplaceStage;
 use super::routes::Routes;
+use super::secretfilter::SecretFilter;
 use super::selector::Selector;
 use super::template::TemplateStage;
 use super::tenant::Tenant;
@@ -43,6 +44,8 @@ pub(super) enum Stage {
     Multiline,
     /// Index into the file's limiters.
     Limit(usize),
+    /// A bucket per value of a label, shared by the target's files.
+    LimitByLabel(LabelLimiter),
     /// Lines the selector does not match skip the next this many stages (the match's own).
     Match(Selector, usize),
     /// Lines the selector matches are dropped, counted with this reason.
@@ -53,6 +56,7 @@ pub(super) enum Stage {
     Metrics(MetricsStage),
     Template(TemplateStage),
     Replace(ReplaceStage),
+    SecretFilter(SecretFilter),
     /// Each line goes on, a copy each, at these stage indices (the branches' first stages).
     Branches(Vec<usize>),
     /// The end of a branch: its lines leave the stages for these endpoints (None: every one).
@@ -78,6 +82,8 @@ pub struct StageStats {
     pub labels: Fitted,
     /// Multiline entries cut at `max_line_size`.
     pub truncated: u64,
+    /// Secrets a `secretfilter` stage redacted, by rule.
+    pub redacted: BTreeMap<&'static str, u64>,
 }
 
 impl StageStats {
@@ -177,11 +183,13 @@ impl Pipeline {
                     p.multiline = Some(Arc::new(MultilineSpec::new(c, &key)?));
                     Stage::Multiline
                 }
-                StageConfig::Limit(c) => {
-                    Limiter::new(c, &key)?;
-                    p.limits.push(c.clone());
-                    Stage::Limit(p.limits.len() - 1)
-                }
+                StageConfig::Limit(c) => match LabelLimiter::new(c, &key)? {
+                    Some(by_label) => Stage::LimitByLabel(by_label),
+                    None => {
+                        p.limits.push(c.clone());
+                        Stage::Limit(p.limits.len() - 1)
+                    }
+                },
                 // The file's format was parsed before the stages: nothing is left to do.
                 StageConfig::Cri(_) | StageConfig::Docker(_) => continue,
                 StageConfig::Match(c) => {
@@ -194,6 +202,7 @@ impl Pipeline {
                 StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
                 StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
+                StageConfig::Secretfilter(c) => Stage::SecretFilter(SecretFilter::new(c, &key)?),
                 StageConfig::Branches(c) => {
                     match routes {
                         Some(r) if j + 1 == stages.len() => p.compile_branches(c, &key, r)?,
@@ -418,6 +427,10 @@ impl FileStages {
                 Stage::Metrics(m) => m.apply(&line, || line.labels(self.base.as_deref()), now),
                 Stage::Template(t) => t.apply(&mut line),
                 Stage::Replace(r) => r.apply(&mut line),
+                Stage::SecretFilter(f) => {
+                    f.apply(&mut line, |rule| *stats.redacted.entry(rule).or_default() += 1);
+                    true
+                }
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {
@@ -511,6 +524,16 @@ impl FileStages {
                         // Behind held lines, or over the rate: wait (in file order) for a token.
                         self.held.push_back((i, line));
                         return;
+                    }
+                    true
+                }
+                Stage::LimitByLabel(l) => {
+                    // Lines without the label are not limited.
+                    if let Some(value) = line.label(self.base.as_deref(), l.label()) {
+                        if !l.take(value, now) {
+                            stats.drop("rate_limited");
+                            return;
+                        }
                     }
                     true
                 }

@@ -243,6 +243,33 @@ fn a_limit_without_drop_holds_lines_in_order_until_their_tokens_come() {
     assert!(stats.dropped.is_empty());
 }
 
+/// `by_label_name`: a bucket per value of the label as the stages before made it, shared by the
+/// files of the target; lines without the label pass.
+#[test]
+fn a_limit_by_label_shares_each_values_bucket_between_files() {
+    let p = pipeline(
+        r#"
+- regex: {expression: 'app=(?P<app>\S+)'}
+- labels: {app: ""}
+- limit: {rate: 1, burst: 2, drop: true, by_label_name: app}
+"#,
+    );
+    let b = base();
+    let t0 = Instant::now();
+    let mut stats = StageStats::default();
+    let mut pass = |lines: &[&str]| {
+        let mut st = FileStages::new(p.clone());
+        let mut entries: Vec<Entry> = lines.iter().map(|l| entry(l, 0)).collect();
+        st.run(&b, &mut entries, t0, 0, &mut stats);
+        entries.into_iter().map(|e| out(e).0).collect::<Vec<_>>()
+    };
+    let first = pass(&["app=a 1", "app=a 2", "app=a 3", "none 1", "none 2", "none 3"]);
+    assert_eq!(first, ["app=a 1", "app=a 2", "none 1", "none 2", "none 3"]);
+    let second = pass(&["app=a 4", "app=b 1", "app=b 2"]);
+    assert_eq!(second, ["app=b 1", "app=b 2"], "a's bucket is the first file's, empty");
+    assert_eq!(stats.dropped, BTreeMap::from([("rate_limited".to_string(), 2)]));
+}
+
 #[test]
 fn config_errors_name_the_stage() {
     let cases = [
@@ -255,6 +282,10 @@ fn config_errors_name_the_stage() {
             "s[1].multiline: only one",
         ),
         ("[{limit: {rate: 0}}]", "s[0].limit.rate"),
+        (
+            "[{limit: {rate: 1, by_label_name: app}}]",
+            "s[0].limit.by_label_name: needs `drop: true`",
+        ),
         ("[{drop: {}}]", "s[0].drop: give at least one"),
     ];
     for (yaml, want) in cases {

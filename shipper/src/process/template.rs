@@ -32,6 +32,7 @@ mod parse;
 mod value;
 
 use super::{Extracted, Line};
+pub(crate) use funcs::hex;
 use funcs::{Func, Val};
 use regex::Regex;
 use schemars::JsonSchema;

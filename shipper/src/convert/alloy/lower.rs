@@ -47,6 +47,7 @@ const RECEIVERS: &[&str] = &[
     "otelcol.processor.",
     "loki.process",
     "loki.relabel",
+    "loki.secretfilter",
     "loki.write",
     "loki.echo",
     "prometheus.remote_write",
@@ -281,11 +282,12 @@ impl<'a> Graph<'a> {
                     }
                 }
                 "loki.relabel" => self.chain_relabel(b, &comp, &mut stages, report),
+                "loki.secretfilter" => self.chain_secretfilter(b, &mut stages, report),
                 other => {
                     report.unsupported(
                         line(pos),
                         format!("forward_to {comp}"),
-                        format!("`{other}` is not carried (only loki.process, loki.relabel and loki.write are): lines go on without it"),
+                        format!("`{other}` is not carried (only loki.process, loki.relabel, loki.secretfilter and loki.write are): lines go on without it"),
                     );
                     // What it forwards to still gets the lines.
                     if b.body.attribute("forward_to").is_none() {

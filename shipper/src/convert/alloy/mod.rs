@@ -21,6 +21,7 @@ mod module_tests;
 mod parse;
 mod rewrite;
 mod routes;
+mod secretfilter;
 mod secrets;
 #[cfg(test)]
 mod tests;

@@ -195,7 +195,8 @@ fn floor(s: &str, i: usize) -> usize {
     i
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut o = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(o, "{b:02x}");
