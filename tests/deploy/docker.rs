@@ -1,4 +1,4 @@
-//! The Dockerfile. No image can be built here (no registry for base images), so the test checks
+//! The Dockerfile. The test suite builds no image (it pulls no base images), so the test checks
 //! what the image depends on: the stages and their commands, that the binary needs no library beyond
 //! what distroless/cc ships, and that the eBPF programs are inside the binary.
 

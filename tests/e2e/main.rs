@@ -3,6 +3,7 @@
 
 mod alerts;
 mod blocked;
+mod cli;
 mod client;
 mod config_errors;
 mod convert;

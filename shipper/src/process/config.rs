@@ -521,3 +521,7 @@ impl Default for LabelLimits {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_docs_tests.rs"]
+mod docs_tests;

@@ -12,7 +12,7 @@ use crossbeam_channel::{RecvTimeoutError, Select, TrySendError};
 use std::time::Duration;
 
 /// Lines a bundle gathers before it goes into the ring without waiting for the end of the round
-/// (`tail.read_buffer_size` by default: a full read fills a slot alone, as before bundles).
+/// (`tail.read_buffer_size` by default: a full read fills a slot alone).
 pub const BUNDLE_BYTES: usize = 256 << 10;
 
 impl Reader {

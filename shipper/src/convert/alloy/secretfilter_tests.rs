@@ -59,6 +59,7 @@ loki.write "default" {
                 Outcome::Mapped(_) => "mapped",
                 Outcome::Unsupported(_) => "unsupported",
                 Outcome::NotNeeded(_) => "not needed",
+                Outcome::Needs(_) => "needs input",
                 Outcome::BuiltIn(_) => "built in",
             };
             (n.line, n.what.as_str(), kind)
