@@ -9,6 +9,7 @@ use super::config::{LabelLimits, StageConfig};
 use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
+use super::geoip::GeoipStage;
 use super::labels::{Fitted, LabelCache};
 use super::limit::Limiter;
 use super::multiline::{Multiline, MultilineSpec};
@@ -53,6 +54,7 @@ pub(super) enum Stage {
     Metrics(MetricsStage),
     Template(TemplateStage),
     Replace(ReplaceStage),
+    Geoip(GeoipStage),
     /// Each line goes on, a copy each, at these stage indices (the branches' first stages).
     Branches(Vec<usize>),
     /// The end of a branch: its lines leave the stages for these endpoints (None: every one).
@@ -194,6 +196,7 @@ impl Pipeline {
                 StageConfig::Metrics(c) => Stage::Metrics(MetricsStage::new(c, &key)?),
                 StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
+                StageConfig::Geoip(c) => Stage::Geoip(GeoipStage::new(c, &key)?),
                 StageConfig::Branches(c) => {
                     match routes {
                         Some(r) if j + 1 == stages.len() => p.compile_branches(c, &key, r)?,
@@ -418,6 +421,7 @@ impl FileStages {
                 Stage::Metrics(m) => m.apply(&line, || line.labels(self.base.as_deref()), now),
                 Stage::Template(t) => t.apply(&mut line),
                 Stage::Replace(r) => r.apply(&mut line),
+                Stage::Geoip(g) => g.apply(&mut line),
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {
