@@ -227,7 +227,7 @@ impl GeoipStage {
 type FileId = (String, u64, u64, u64, i64, i64);
 
 /// Reads the database at `path`, or shares the copy another stage read while the file is
-/// unchanged (global stages are compiled once per target; a reload reads a new file anew).
+/// unchanged (global stages are compiled once per target); a file changed since is read anew.
 fn open(path: &str) -> Result<Arc<Db>, String> {
     use std::os::unix::fs::MetadataExt;
     static OPEN: Mutex<Vec<(FileId, Weak<Db>)>> = Mutex::new(Vec::new());
