@@ -2,10 +2,15 @@
 //! multiline joining, labels, `match` selectors, Go templates, replace, secret redaction, pack,
 //! decolorize, metrics and output never panic, and every line comes out valid UTF-8 within the
 //! line size limit (or is held, or dropped and counted). The first line is also parsed as a LogQL
-//! selector and as a Go template (refused or run, never a panic).
+//! selector and as a Go template (refused or run, never a panic). The first word of each line is
+//! looked up by `geoip` stages on databases held in memory (City and ASN, written by the testkit),
+//! and the input itself is opened as a database: refused, or looked up, never a panic.
 #![no_main]
 
+use shipper::process::config::{GeoipConfig, GeoipDbType};
+use shipper::process::geoip::GeoipStage;
 use shipper::process::pipeline::{FileStages, Pipeline, StageStats};
+use shipper_testkit::mmdb::{asn, city, with, Mmdb, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,7 +55,62 @@ fn pipeline() -> Arc<Pipeline> {
     .clone()
 }
 
+fn geoip_config(db_type: Option<GeoipDbType>, lookups: &[(&str, &str)]) -> GeoipConfig {
+    GeoipConfig {
+        db: "in memory".into(),
+        source: "ip".into(),
+        db_type,
+        custom_lookups: lookups.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+/// `geoip` stages on a City database (IPv6, 28-bit records) and an ASN one (IPv4, 24-bit).
+fn geoip() -> &'static [GeoipStage; 2] {
+    static G: OnceLock<[GeoipStage; 2]> = OnceLock::new();
+    G.get_or_init(|| {
+        let mut c = Mmdb::new("GeoLite2-City", 6, 28);
+        let london = with(
+            city("London", "GB", "United Kingdom", "EU", "Europe"),
+            "location",
+            Value::map([("latitude", Value::F64(51.5)), ("longitude", Value::F64(-0.09))]),
+        );
+        c.insert("81.2.69.0/24", london);
+        c.insert("2001:db8::/32", city("Paris", "FR", "France", "EU", "Europe"));
+        let mut a = Mmdb::new("GeoLite2-ASN", 4, 24);
+        a.insert("1.0.0.0/8", asn(13335, "CLOUDFLARENET"));
+        let lookups = [("org", "autonomous_system_organization"), ("first", "a[0].b")];
+        [
+            GeoipStage::from_bytes(&geoip_config(Some(GeoipDbType::City), &[]), c.build()).expect("city"),
+            GeoipStage::from_bytes(&geoip_config(Some(GeoipDbType::Asn), &lookups), a.build()).expect("asn"),
+        ]
+    })
+}
+
+fn lookups(stages: &[GeoipStage], data: &[u8]) {
+    for l in data.split(|&b| b == b'\n') {
+        let mut line = shipper::process::Line::new(
+            0,
+            bytes::Bytes::copy_from_slice(l),
+            shipper::parse::StreamKind::Stdout,
+            0,
+        );
+        let word = String::from_utf8_lossy(l.split(|&b| b == b' ').next().unwrap_or_default()).into_owned();
+        line.extracted.set(&Arc::from("ip"), &word);
+        for g in stages {
+            g.apply(&mut line);
+        }
+        if word.starts_with("81.2.69.") && word.parse::<std::net::IpAddr>().is_ok() {
+            assert_eq!(line.extracted.get("geoip_country_code"), Some("GB"), "{word}");
+        }
+    }
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    lookups(geoip(), data);
+    // The input as a database: refused, or looked up.
+    if let Ok(g) = GeoipStage::from_bytes(&geoip_config(Some(GeoipDbType::City), &[("x", "a.b")]), data.to_vec()) {
+        lookups(&[g], b"81.2.69.1\n::1\n2001:db8::1\n1.2.3.4");
+    }
     // The first line as a LogQL selector (Promtail's `match`): parsed or refused, never a panic.
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
     if let Ok(sel) = shipper::process::selector::Selector::parse(&String::from_utf8_lossy(first)) {

@@ -49,6 +49,10 @@ fn bad_configs_name_the_key_and_exit_2() {
             "`pipeline_stages[0]`",
         ),
         (
+            "targets:\n  - paths: [/x/*.log]\n    pipeline_stages:\n      - regex: {expression: '(?P<ip>\\S+)'}\n      - geoip: {source: ip, db: /nowhere/GeoLite2-City.mmdb, db_type: city}\n",
+            "`targets[0].pipeline_stages[1].geoip.db`",
+        ),
+        (
             "targets: [{paths: [/x/*.log]}]\nrelabel_configs:\n  - source_labels: [a]\n    action: replace\n",
             "`relabel_configs[0].target_label`",
         ),

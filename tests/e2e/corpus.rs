@@ -3,7 +3,8 @@
 //! charts, public GitOps repositories, bug reports), each with its source in its first lines.
 //!
 //! Each is converted by the binary: none may be refused (exit 2) unless its header says Alloy or
-//! Promtail refuses it too (`Refused by its own agent:`), and every config written must pass
+//! Promtail refuses it too (`Refused by its own agent:`), what is left out must be on the list of
+//! things outside a node agent's job, and every config written must pass
 //! `shipper check` once the variables and secret files the report asks for are there. The table
 //! of results in docs/src/migration.md is this test's output (`SHIPPER_WRITE_CORPUS=1` rewrites
 //! it); the test fails when they differ.
@@ -211,6 +212,10 @@ fn configs_people_publish_convert_and_what_is_written_passes_check() {
         match (r.exit, refused_by_its_agent(file)) {
             (2, true) | (0 | 3, false) => {}
             (code, refused) => failures.push(format!("{file}: exit {code} (its header says refused: {refused})")),
+        }
+        // What is left out is outside a node agent's job (the documented list), nothing else.
+        for why in r.left_out.iter().filter(|w| !out_of_scope(w)) {
+            failures.push(format!("{file}: left out, though a node agent's job: {why}"));
         }
         if r.exit == 0 && (!r.left_out.is_empty() || r.needs > 0) {
             failures.push(format!("{file}: exit 0 with lines left out or needing input"));

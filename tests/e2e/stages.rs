@@ -3,7 +3,7 @@
 //! at several Loki endpoints, and file positions still move only after every endpoint stored the
 //! lines before them.
 
-use crate::support::{wait_entries, Agent, Env};
+use crate::support::{stream_lines, wait_entries, Agent, Env};
 use shipper_testkit::time::{format_rfc3339, now_nanos, TimeStyle};
 use shipper_testkit::{Format, KubeApi, LogWriter, Pod, Receiver};
 use std::time::{Duration, Instant};
@@ -471,5 +471,81 @@ fn match_stages_act_on_the_lines_they_select() {
         agent.metric("shipper_pipeline_dropped_lines_total{reason=\"debug_lines\"}"),
         20.0
     );
+    agent.stop();
+}
+
+/// Access-log lines through `regex` → `geoip` → `labels`: each line arrives byte for byte, in
+/// the stream of its address's country and network (databases the testkit wrote); an address the
+/// databases do not hold leaves the line in the file's stream, and a value that is no address
+/// counts a failure of the stage.
+#[test]
+fn geoip_labels_lines_by_the_country_of_their_address() {
+    use shipper_testkit::mmdb::{asn, city, Mmdb};
+    let env = Env::new();
+    let db = env.path("geoip/GeoLite2-City.mmdb");
+    let mut m = Mmdb::new("GeoLite2-City", 6, 24);
+    m.insert("81.2.69.0/24", city("London", "GB", "United Kingdom", "EU", "Europe"));
+    m.insert("2001:db8::/32", city("Berlin", "DE", "Germany", "EU", "Europe"));
+    std::fs::write(&db, m.build()).unwrap();
+    let asn_db = env.path("geoip/GeoLite2-ASN.mmdb");
+    let mut a = Mmdb::new("GeoLite2-ASN", 4, 32);
+    a.insert("81.2.0.0/16", asn(20712, "Andrews & Arnold Ltd"));
+    std::fs::write(&asn_db, a.build()).unwrap();
+    let stages = format!(
+        r#"
+    pipeline_stages:
+      - regex: {{expression: '^(?P<ip>\S+) '}}
+      - geoip: {{source: ip, db: {}, db_type: city}}
+      - geoip: {{source: ip, db: {}, db_type: asn}}
+      - labels: {{geoip_country_code: "", asn: geoip_autonomous_system_number}}
+"#,
+        db.display(),
+        asn_db.display()
+    );
+    let cfg = env.config("app/*.log", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + &stages).unwrap();
+    let agent = Agent::start(&cfg);
+    let path = env.path("app/0.log");
+    let mut w = LogWriter::create(&path, Format::Cri).unwrap();
+    let ips = ["81.2.69.142", "2001:db8::1", "192.0.2.7", "-"];
+    let n = 40;
+    let mut want: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for i in 0..n {
+        let ip = ips[i % ips.len()];
+        let line = format!("{ip} - - \"GET /item/{i} HTTP/1.1\" 200 {i} \"ünï\"");
+        w.write_line("stdout", &line).unwrap();
+        want.entry(ip).or_default().push(line);
+    }
+    w.flush().unwrap();
+    wait_entries(&env, &agent, n, 30);
+    // A moment more: a line sent twice would show.
+    std::thread::sleep(Duration::from_millis(300));
+    let file = format!("filename=\"{}\"", path.display());
+    let streams = env.loki.streams();
+    let rest = "job=\"test\", stream=\"stdout\"";
+    for (ip, labels) in [
+        (
+            "81.2.69.142",
+            format!("{{asn=\"20712\", {file}, geoip_country_code=\"GB\", {rest}}}"),
+        ),
+        ("2001:db8::1", format!("{{{file}, geoip_country_code=\"DE\", {rest}}}")),
+        ("192.0.2.7", format!("{{{file}, {rest}}}")),
+    ] {
+        let got = stream_lines(&env, &labels);
+        let mut expected = want[ip].clone();
+        if ip == "192.0.2.7" {
+            // `-` is no address: those lines stay in the file's stream too, in file order.
+            expected = (0..n)
+                .filter(|i| matches!(ips[i % ips.len()], "192.0.2.7" | "-"))
+                .map(|i| want[ips[i % ips.len()]][i / ips.len()].clone())
+                .collect();
+        }
+        assert_eq!(got, expected, "{labels}");
+    }
+    assert_eq!(streams.len(), 3, "{:?}", streams.keys());
+    // Both geoip stages fail on `-`, and the ASN one on IPv6 (its database holds IPv4 only);
+    // an address not in a database is no failure.
+    let failed = agent.metric("shipper_pipeline_stage_failures_total{stage=\"geoip\"}");
+    assert_eq!(failed as usize, 3 * n / ips.len());
     agent.stop();
 }

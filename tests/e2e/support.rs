@@ -289,6 +289,16 @@ pub fn wait_entries(env: &Env, agent: &Agent, n: usize, secs: u64) {
     }
 }
 
+/// The lines of the receiver's stream `labels` (`{a="b", c="d"}`, names sorted), in order; fails
+/// naming the streams it holds when it has not that one.
+pub fn stream_lines(env: &Env, labels: &str) -> Vec<String> {
+    let streams = env.loki.streams();
+    let entries = streams
+        .get(labels)
+        .unwrap_or_else(|| panic!("no {labels} in {:?}", streams.keys()));
+    entries.iter().map(|e| e.line.clone()).collect()
+}
+
 pub fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")

@@ -1,7 +1,7 @@
 //! Stages that rewrite and count lines, end to end: colour codes stripped, labels packed into the
 //! line, and Prometheus metrics made from the lines on the agent's `/metrics`.
 
-use crate::support::{wait_entries, Agent, Env};
+use crate::support::{stream_lines, wait_entries, Agent, Env};
 use shipper_testkit::{Format, LogWriter};
 use std::time::Duration;
 
@@ -150,13 +150,7 @@ fn templates_rewrite_values_and_replace_masks_parts_of_lines() {
             "{{filename=\"{}\", job=\"test\", level=\"{level}\", stream=\"stdout\"}}",
             path.display()
         );
-        let got: Vec<&str> = streams
-            .get(&labels)
-            .unwrap_or_else(|| panic!("no {labels} in {:?}", streams.keys()))
-            .iter()
-            .map(|e| e.line.as_str())
-            .collect();
-        assert_eq!(got, lines, "{level}");
+        assert_eq!(stream_lines(&env, &labels), lines, "{level}");
     }
     assert_eq!(streams.len(), 2);
     agent.stop();

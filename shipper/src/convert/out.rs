@@ -195,6 +195,14 @@ pub fn check(yaml: &str, explained: &[String], report: &mut Report) -> Result<()
     let mut cfg = crate::config::parse_expanded(&text, "the converted config")
         .map_err(|e| format!("the converted config does not load (a bug of shipper convert): {e}"))?;
     cfg.add_discovered_targets();
+    // A geoip stage's database is on the nodes: it cannot be read here.
+    super::stages::without_geoip(&mut cfg.pipeline_stages);
+    for t in &mut cfg.targets {
+        super::stages::without_geoip(&mut t.pipeline_stages);
+    }
+    if let Some(j) = cfg.journal.as_mut() {
+        super::stages::without_geoip(&mut j.pipeline_stages);
+    }
     match cfg.validate("the converted config") {
         Ok(()) => Ok(()),
         Err(e) if e.key.ends_with("password_file") || e.key.ends_with("bearer_token_file") => Ok(()),

@@ -179,7 +179,14 @@ fn positions(v: &Value, line: Option<u32>, lines: &Lines, out: &mut Out, report:
 fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out, report: &mut Report) {
     let name = job.get("job_name").and_then(s).unwrap_or_else(|| format!("#{i}"));
     let from = line.unwrap_or(1);
-    let mut stages = Stages::default();
+    let mut stages = Stages {
+        promtail: true,
+        ..Stages::default()
+    };
+    // What became of the stages is told only if the job is converted (into targets, or the
+    // journal's): a job that is not says so on its own line.
+    let mut stage_notes = Report::new("");
+    let notes_at = report.notes.len();
     let mut stage_from = lines.find("pipeline_stages", from).unwrap_or(from);
     for (n, st) in job
         .get("pipeline_stages")
@@ -189,7 +196,7 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
         .enumerate()
     {
         let Some((sname, settings)) = st.as_object().and_then(|m| m.iter().next()) else {
-            report.unsupported(
+            stage_notes.unsupported(
                 line,
                 format!("job {name} pipeline_stages[{n}]"),
                 "not a stage (a map with one key)",
@@ -203,7 +210,7 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
             settings.clone(),
             at,
             &format!("job {name} stage {sname}"),
-            report,
+            &mut stage_notes,
         );
     }
     let rules_at = lines.find("relabel_configs", from).unwrap_or(from);
@@ -232,6 +239,8 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
         });
     }
     let mut kinds = 0;
+    // An input shipper does not read was reported.
+    let mut left_out = false;
     for (k, v) in job.as_object().into_iter().flatten() {
         let at = lines.find(k, from);
         match k.as_str() {
@@ -282,9 +291,19 @@ fn scrape(job: &Value, i: usize, line: Option<u32>, lines: &Lines, out: &mut Out
                     Some(kind) => crate::convert::scope::why(kind, "Promtail"),
                     None => "shipper reads files and the journal only".to_string(),
                 };
-                report.unsupported(at, format!("job {name} {other}"), why)
+                report.unsupported(at, format!("job {name} {other}"), why);
+                left_out = true;
             }
         }
+    }
+    if kinds > 0 {
+        report.notes.splice(notes_at..notes_at, stage_notes.notes);
+    } else if !left_out {
+        report.unsupported(
+            line,
+            format!("job {name}"),
+            "nothing to read: no static_configs, kubernetes_sd_configs, file_sd_configs, docker_sd_configs or journal",
+        );
     }
     if kinds > 1 {
         report.unsupported(

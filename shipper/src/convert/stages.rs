@@ -4,6 +4,8 @@
 
 use super::report::Report;
 use crate::config::StageConfig;
+use crate::process::config::GeoipDbType;
+use crate::process::geoip::{fields, GeoipStage};
 use serde_json::{Map, Value};
 
 /// What lowering a list of stages gave: ours, and the label names they set.
@@ -13,6 +15,9 @@ pub struct Stages {
     pub labels: Vec<String>,
     /// A `cri` or `docker` stage was given: lines are parsed (built in) and `stream` is a label.
     pub parsed: bool,
+    /// Stages as Promtail runs them: its `geoip` sets labels, where Alloy's (and ours) sets
+    /// extracted values.
+    pub promtail: bool,
 }
 
 impl Stages {
@@ -31,7 +36,10 @@ impl Stages {
             }
             "match" => {
                 // Its own stages are lowered (and reported) one by one, as the target's are.
-                let mut inner = Stages::default();
+                let mut inner = Stages {
+                    promtail: self.promtail,
+                    ..Stages::default()
+                };
                 let own = settings.get("stages").and_then(Value::as_array).cloned();
                 for (j, stage) in own.into_iter().flatten().enumerate() {
                     if let Some((n, v)) = stage.as_object().and_then(|o| o.iter().next()) {
@@ -78,7 +86,8 @@ impl Stages {
             | "sampling"
             | "template"
             | "replace"
-            | "secretfilter" => {}
+            | "secretfilter"
+            | "geoip" => {}
             "metrics" => {
                 // Without a prefix Promtail names them promtail_custom_*: keep the names dashboards use.
                 for m in settings.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
@@ -100,11 +109,43 @@ impl Stages {
         let parsed = serde_json::from_value::<StageConfig>(stage.clone()).map_err(|e| e.to_string());
         // Settings the stage would refuse at start are reported here, not written.
         let compiled = parsed.and_then(|p| {
+            if let StageConfig::Geoip(c) = &p {
+                GeoipStage::check(c, "geoip")?;
+            }
+            let mut offline = vec![p.clone()];
+            without_geoip(&mut offline);
             let limits = crate::config::LabelLimits::default();
-            crate::process::pipeline::Pipeline::new(&[(String::new(), &p)], &limits, 1 << 20, &Default::default())
-                .map(|_| p)
+            let keyed: Vec<(String, &StageConfig)> = offline.iter().map(|s| (String::new(), s)).collect();
+            crate::process::pipeline::Pipeline::new(&keyed, &limits, 1 << 20, &Default::default()).map(|_| p)
         });
         match compiled {
+            Ok(StageConfig::Geoip(c)) => {
+                self.stages.push(stage);
+                let db = format!("the database is read from {} on each node", c.db);
+                match c.db_type.filter(|_| self.promtail) {
+                    Some(t) => {
+                        // Promtail's fields (Alloy's less the city database's country code), as labels.
+                        let names: Vec<&str> = fields(t)
+                            .iter()
+                            .copied()
+                            .filter(|f| t != GeoipDbType::City || *f != "geoip_country_code")
+                            .collect();
+                        let set = names.iter().map(|n| (n.to_string(), Value::from("")));
+                        let labels = Map::from_iter([("labels".to_string(), Value::Object(Map::from_iter(set)))]);
+                        self.stages.push(Value::Object(labels));
+                        self.labels.extend(names.iter().map(|n| n.to_string()));
+                        report.mapped(
+                            line,
+                            what,
+                            format!(
+                                "pipeline_stages `geoip` and `labels` {}: Promtail's geoip sets them as labels; {db}",
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                    None => report.mapped(line, what, format!("pipeline_stages `geoip`: {db}")),
+                }
+            }
             Ok(parsed) => {
                 match &parsed {
                     StageConfig::Labels(m) | StageConfig::StaticLabels(m) => self.labels.extend(m.keys().cloned()),
@@ -121,3 +162,21 @@ impl Stages {
         }
     }
 }
+
+/// `stages` without their `geoip` stages (in `match` and `branches` too): those read their
+/// database on the nodes, not where the config is converted, and their settings were checked
+/// when they were lowered.
+pub fn without_geoip(stages: &mut Vec<StageConfig>) {
+    stages.retain(|s| !matches!(s, StageConfig::Geoip(_)));
+    for s in stages {
+        match s {
+            StageConfig::Match(m) => without_geoip(&mut m.stages),
+            StageConfig::Branches(b) => b.iter_mut().for_each(|b| without_geoip(&mut b.stages)),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "stages_tests.rs"]
+mod tests;

@@ -107,9 +107,9 @@ loki.process "p" {{
   stage.match {{
     selector = "{{app=\"x\"}}"
   }}
-  stage.geoip {{
-    source = "ip"
-    db = "/geo.mmdb"
+  stage.luhn {{
+    replacement = "**"
+    min_length = 13
   }}
   stage.json {{
     expressions = {{ level = "" }}
@@ -134,7 +134,7 @@ prometheus.scrape "m" {{
         unsupported,
         [
             (Some(7), "loki.process stage.match"),
-            (Some(10), "loki.process stage.geoip"),
+            (Some(10), "loki.process stage.luhn"),
             (Some(19), "prometheus.scrape \"m\""),
         ]
     );
@@ -299,7 +299,7 @@ scrape_configs:
           lines: {type: Counter}
       - metrics:
           lines_total: {type: Counter, config: {match_all: true, action: inc}}
-      - geoip: {source: ip, db: /geo.mmdb}
+      - eventlogmessage: {source: message}
       - output: {source: msg}
     static_configs:
       - labels: {__path__: /var/log/app/*.log, job: app}
@@ -317,7 +317,7 @@ scrape_configs:
         .filter(|n| matches!(n.outcome, Outcome::Unsupported(_)))
         .map(|n| n.line)
         .collect();
-    // The counter without an action (Promtail refuses it too) and geoip.
+    // The counter without an action (Promtail refuses it too) and eventlogmessage.
     assert_eq!(lines, [Some(11), Some(15)]);
     assert!(
         c.report.render().contains("a counter takes `inc` or `add`"),

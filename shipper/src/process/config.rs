@@ -90,6 +90,9 @@ pub enum StageConfig {
     /// Every line goes through each branch (a copy each): its own stages, then only to its
     /// endpoints. The last stage of a target's stages (the global ones, then its own).
     Branches(Vec<BranchConfig>),
+    /// Where an IP address (an extracted value) is: its city, country and continent, or its
+    /// network's owner, looked up in a MaxMind database into extracted values (`geoip_*`).
+    Geoip(GeoipConfig),
 }
 
 /// One branch of a `branches` stage.
@@ -177,6 +180,7 @@ impl StageConfig {
             StageConfig::Replace(_) => "replace",
             StageConfig::Secretfilter(_) => "secretfilter",
             StageConfig::Branches(_) => "branches",
+            StageConfig::Geoip(_) => "geoip",
         }
     }
 }
@@ -209,6 +213,7 @@ const STAGES: &[&str] = &[
     "replace",
     "secretfilter",
     "branches",
+    "geoip",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -254,6 +259,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "replace" => StageConfig::Replace(map.next_value()?),
                     "secretfilter" => StageConfig::Secretfilter(map.next_value()?),
                     "branches" => StageConfig::Branches(map.next_value()?),
+                    "geoip" => StageConfig::Geoip(map.next_value()?),
                     other => return Err(A::Error::unknown_variant(other, STAGES)),
                 };
                 if let Some(extra) = map.next_key::<String>()? {
@@ -297,6 +303,7 @@ impl Serialize for StageConfig {
             StageConfig::Replace(c) => m.serialize_entry(name, c)?,
             StageConfig::Secretfilter(c) => m.serialize_entry(name, c)?,
             StageConfig::Branches(c) => m.serialize_entry(name, c)?,
+            StageConfig::Geoip(c) => m.serialize_entry(name, c)?,
         }
         m.end()
     }
@@ -408,6 +415,41 @@ pub struct FilterConfig {
     pub longer_than: Option<crate::units::ByteSize>,
     /// The `reason` of `shipper_pipeline_dropped_lines_total` (default `drop_stage` / `keep_stage`).
     pub drop_counter_reason: Option<String>,
+}
+
+/// Settings of `geoip` (Promtail's `geoip`, Alloy's `stage.geoip`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// The MaxMind database file (`.mmdb`: GeoIP2 or GeoLite2 City, Country or ASN, or another
+    /// MMDB). Read into memory when the config is loaded (a missing or invalid file is a config
+    /// error); stages naming the same unchanged file share one copy.
+    pub db: String,
+    /// The extracted value holding the IP address (IPv4 or IPv6).
+    pub source: String,
+    /// Which fields are extracted; may be left out when `custom_lookups` is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_type: Option<GeoipDbType>,
+    /// More values from the address's record: extracted name → path in the record, as in the
+    /// `json` stage (`MyCompany.DeptName`, `subdivisions[0].iso_code`; "" = the name itself).
+    /// Strings, numbers and booleans are extracted; maps and lists are not.
+    #[serde(deserialize_with = "name_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_lookups: BTreeMap<String, String>,
+}
+
+/// The kind of MaxMind database, and so the values extracted.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GeoipDbType {
+    /// `geoip_city_name`, `geoip_country_name`, `geoip_country_code`, `geoip_continent_name`,
+    /// `geoip_continent_code`, `geoip_location_latitude`, `geoip_location_longitude`,
+    /// `geoip_postal_code`, `geoip_timezone`, `geoip_subdivision_name`, `geoip_subdivision_code`
+    /// (the most specific subdivision).
+    City,
+    /// `geoip_country_name`, `geoip_country_code`, `geoip_continent_name`, `geoip_continent_code`.
+    Country,
+    /// `geoip_autonomous_system_number`, `geoip_autonomous_system_organization`.
+    Asn,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]

@@ -30,6 +30,22 @@ impl Extracted {
         }
     }
 
+    /// Sets `name` to `value` formatted (a number, say) in place: no string in between.
+    pub fn set_fmt(&mut self, name: &Arc<str>, value: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        let i = match self.fields.iter().position(|(n, _)| **n == **name) {
+            Some(i) => i,
+            None => {
+                self.fields.push((name.clone(), String::new()));
+                self.fields.len() - 1
+            }
+        };
+        let v = &mut self.fields[i].1;
+        v.clear();
+        // Writing to a String cannot fail.
+        let _ = v.write_fmt(value);
+    }
+
     /// Removes `name` (nothing when it is not set).
     pub fn remove(&mut self, name: &str) {
         self.fields.retain(|(n, _)| &**n != name);

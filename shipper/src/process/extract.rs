@@ -19,6 +19,7 @@ mod json;
 
 use json::unescape;
 pub use json::JsonStage;
+pub(super) use json::{parse_path, Seg};
 
 use super::config::{LogfmtConfig, RegexConfig};
 use super::{Extracted, Line};

@@ -1,11 +1,13 @@
 //! process: the pipeline stages between parse and the ring (relabel rules on a file's target
-//! labels; line stages: filters, multiline, parsers, labels, structured metadata, tenant, limits).
+//! labels; line stages: filters, multiline, parsers, labels, structured metadata, tenant, limits,
+//! geoip).
 
 pub mod config;
 mod ctx;
 pub mod custom_metrics;
 pub mod extract;
 mod filter;
+pub mod geoip;
 pub mod labels;
 pub mod limit;
 pub mod multiline;

@@ -9,6 +9,7 @@ use super::config::{LabelLimits, StageConfig};
 use super::custom_metrics::MetricsStage;
 use super::extract::{JsonStage, LogfmtStage, RegexStage};
 use super::filter::Filter;
+use super::geoip::GeoipStage;
 use super::labels::{Fitted, LabelCache};
 use super::limit::{LabelLimiter, Limiter};
 use super::multiline::{Multiline, MultilineSpec};
@@ -57,6 +58,7 @@ pub(super) enum Stage {
     Template(TemplateStage),
     Replace(ReplaceStage),
     SecretFilter(SecretFilter),
+    Geoip(GeoipStage),
     /// Each line goes on, a copy each, at these stage indices (the branches' first stages).
     Branches(Vec<usize>),
     /// The end of a branch: its lines leave the stages for these endpoints (None: every one).
@@ -203,6 +205,7 @@ impl Pipeline {
                 StageConfig::Template(c) => Stage::Template(TemplateStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Replace(c) => Stage::Replace(ReplaceStage::new(c).map_err(|e| format!("{key}.{e}"))?),
                 StageConfig::Secretfilter(c) => Stage::SecretFilter(SecretFilter::new(c, &key)?),
+                StageConfig::Geoip(c) => Stage::Geoip(GeoipStage::new(c, &key)?),
                 StageConfig::Branches(c) => {
                     match routes {
                         Some(r) if j + 1 == stages.len() => p.compile_branches(c, &key, r)?,
@@ -431,6 +434,7 @@ impl FileStages {
                     f.apply(&mut line, |rule| *stats.redacted.entry(rule).or_default() += 1);
                     true
                 }
+                Stage::Geoip(g) => g.apply(&mut line),
                 Stage::Json(s, drop_malformed) => {
                     let ok = s.apply(&mut line);
                     if !ok && *drop_malformed {

@@ -15,6 +15,7 @@
 //!   with scriptable watch drops, compaction, RBAC denial and outages, for shipper's `kube`
 //!   client.
 //! - [`logproto`] and [`client`]: the push schema as prost types and a minimal HTTP client.
+//! - [`mmdb`]: MaxMind DB files (GeoIP2-shaped City and ASN records) for the `geoip` stage.
 //!
 //! This crate is an independent implementation of Loki's side of the contract in
 //! `loki-push.md` (and of the Kubernetes API server's side of list and watch); it deliberately
@@ -25,6 +26,7 @@ pub mod client;
 pub mod journal;
 pub mod kubeapi;
 pub mod logproto;
+pub mod mmdb;
 mod net;
 pub mod proc;
 pub mod prom;

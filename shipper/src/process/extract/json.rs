@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// One step of a JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Seg {
+pub(in crate::process) enum Seg {
     Key(Box<str>),
     Index(usize),
 }
@@ -141,7 +141,7 @@ fn is_key_char(c: char) -> bool {
 }
 
 /// Parses `a.b[0]."c.d"["e"]` into segments; the error says what is wrong and where.
-pub(super) fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
+pub(in crate::process) fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
     let mut segs = Vec::new();
     let mut rest = path;
     let mut after_dot = false;
