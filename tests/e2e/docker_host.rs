@@ -130,6 +130,9 @@ fn alloys_docker_scenario_converts_and_ships_with_its_labels() {
     std::fs::create_dir_all(&root).unwrap();
     let id = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
     let web = container(&root, id, Some(&config_v2(id, "/web-1", "web")));
+    // Its `stage.drop` on the `container_name` label drops the lines of a container named loki.
+    let loki_id = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let loki = container(&root, loki_id, Some(&config_v2(loki_id, "/loki", "loki")));
     let mut overlay = Overlay::new(&env);
     overlay.set(
         "targets.0.paths",
@@ -146,7 +149,14 @@ fn alloys_docker_scenario_converts_and_ships_with_its_labels() {
             .unwrap();
     }
     w.flush().unwrap();
+    let mut dropped = LogWriter::create(&loki, Format::Docker).unwrap();
+    for line in messages("loki") {
+        dropped.write_line("stdout", &line).unwrap();
+    }
+    dropped.flush().unwrap();
     wait_entries(&env, &agent, lines.len(), 30);
+    let drops = "shipper_pipeline_dropped_lines_total{reason=\"drop_stage\"}";
+    crate::support::wait_metric(&agent, drops, messages("loki").len() as f64, 30);
     let labels = "{container_name=\"web-1\", instance=\"docker-host-1\"}";
     assert_eq!(lines_of(&env, &agent, labels, lines.len()), lines);
     assert_eq!(

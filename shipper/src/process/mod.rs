@@ -18,6 +18,7 @@ pub mod replace;
 pub mod routes;
 mod secret_rules;
 pub mod secretfilter;
+mod seed;
 pub mod selector;
 pub mod template;
 mod tenant;

@@ -172,6 +172,26 @@ fn filters_drop_and_count_by_reason() {
 }
 
 #[test]
+fn a_source_may_name_a_label_as_in_promtail_and_an_extracted_value_of_that_name_wins() {
+    // The file's labels are job="t" and namespace="ns"; the lines are stdout.
+    let yaml = "[{drop: {source: namespace, value: ns}}]";
+    assert!(run(yaml, &["a", "b"]).0.is_empty(), "dropped by the file's label");
+    let yaml = "[{drop: {source: stream, value: stderr}}, {template: {source: tag, template: '{{ .job }}'}}]";
+    assert_eq!(run(yaml, &["a"]).0.len(), 1, "stdout lines are kept");
+    // A parser that extracts the same name replaces the label's value, as in Promtail.
+    let yaml = r#"[{regex: {expression: 'ns=(?P<namespace>\S+)'}}, {drop: {source: namespace, value: ns}}]"#;
+    let lines: Vec<String> = run(yaml, &["ns=other x", "no match"])
+        .0
+        .into_iter()
+        .map(|o| o.0)
+        .collect();
+    assert_eq!(lines, ["ns=other x"]);
+    // Only what a stage reads as a source is put in: a template sees the labels it names so.
+    let yaml = "[{template: {source: job, template: '{{ .job }}-{{ .namespace }}'}}, {output: {source: job}}]";
+    assert_eq!(run(yaml, &["a"]).0[0].0, "t-<no value>");
+}
+
+#[test]
 fn failures_are_counted_and_lines_pass_unchanged() {
     let yaml = "[{json: {expressions: {a: ''}}}, {regex: {expression: '^(?P<x>\\d+)$'}}, {timestamp: {source: a, format: Unix}}, {output: {source: nope}}]";
     let (got, stats) = run(yaml, &["plain text"]);
