@@ -16,6 +16,7 @@ mod delivery;
 mod disk;
 mod docker_host;
 mod ebpf;
+mod ebpf_copies;
 mod faults;
 mod file_sd;
 mod hostile;

@@ -1,7 +1,11 @@
 //! Writes, from the best hook the kernel allows (userspace ranks them and proves the one it keeps):
 //! - fexit on `vfs_write` / `vfs_writev`: one program per write, the file comes as an argument;
-//! - syscall tracepoints: `write_enter` notes which fd a thread writes to; `write_exit`, once the
-//!   write has landed, resolves that fd to the file's (dev, inode).
+//! - syscall tracepoints: `write_enter` (and `copy_enter`, for the syscalls that copy from one fd
+//!   to another) notes which fd a thread writes to; `write_exit`, once the write has landed,
+//!   resolves that fd to the file's (dev, inode).
+//!
+//! `sendfile`, `copy_file_range` and `splice` do not pass through `vfs_write`: their tracepoints are
+//! attached with either hook.
 //!
 //! Either way, when the file is watched, `report` puts one event on the ring buffer — at most one per file until userspace has taken it, so a file written a million times
 //! a second costs userspace one wakeup per read round. "Taken" without a syscall per event: `PENDING`
@@ -27,10 +31,22 @@ static TAKEN: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static WRITING: HashMap<u64, u64> = HashMap::with_max_entries(1 << 14, 0);
 
-/// On `sys_enter_write`, `_writev` and `_pwrite64`, whose first argument is the fd.
+/// On `sys_enter_write`, `_writev`, `_pwrite64`, `_pwritev`, `_pwritev2` and `_sendfile64`, whose
+/// first argument is the fd written to.
 #[tracepoint]
 pub fn write_enter(ctx: TracePointContext) -> u32 {
-    if let Some(fd) = arg(&ctx, 0) {
+    writing(&ctx, 0)
+}
+
+/// On `sys_enter_copy_file_range` and `_splice`, whose third argument is the fd written to.
+#[tracepoint]
+pub fn copy_enter(ctx: TracePointContext) -> u32 {
+    writing(&ctx, 2)
+}
+
+/// Notes that this thread writes to the fd in argument `n`, for `write_exit`.
+fn writing(ctx: &TracePointContext, n: usize) -> u32 {
+    if let Some(fd) = arg(ctx, n) {
         let _ = WRITING.insert(&bpf_get_current_pid_tgid(), &fd, 0);
     }
     0

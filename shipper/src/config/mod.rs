@@ -244,7 +244,9 @@ pub enum EbpfWriteHook {
     Auto,
     /// An fexit program on `vfs_write` (needs BTF and a kernel that allows fexit).
     Fexit,
-    /// The write, writev and pwrite64 syscall tracepoints (work wherever tracepoints do).
+    /// The write, writev, pwrite64, pwritev and pwritev2 syscall tracepoints (work wherever
+    /// tracepoints do). With either hook, sendfile, copy_file_range and splice are hooked on their
+    /// tracepoints.
     Tracepoint,
 }
 

@@ -52,19 +52,47 @@ const ATTACH: &[(&str, &[&str])] = &[
 const WRITE_TRACEPOINTS: &[(&str, &[&str])] = &[
     (
         "write_enter",
-        &["sys_enter_write", "sys_enter_writev", "sys_enter_pwrite64"],
+        &[
+            "sys_enter_write",
+            "sys_enter_writev",
+            "sys_enter_pwrite64",
+            "sys_enter_pwritev",
+            "sys_enter_pwritev2",
+        ],
     ),
     (
         "write_exit",
-        &["sys_exit_write", "sys_exit_writev", "sys_exit_pwrite64"],
+        &[
+            "sys_exit_write",
+            "sys_exit_writev",
+            "sys_exit_pwrite64",
+            "sys_exit_pwritev",
+            "sys_exit_pwritev2",
+        ],
     ),
 ];
 
-/// `writev` and `pwritev` alone, for when fexit covers `vfs_write` but the kernel has no
+/// `writev`, `pwritev` and `pwritev2` alone, for when fexit covers `vfs_write` but the kernel has no
 /// `vfs_writev` to hook.
 const WRITEV_TRACEPOINTS: &[(&str, &[&str])] = &[
-    ("write_enter", &["sys_enter_writev"]),
-    ("write_exit", &["sys_exit_writev"]),
+    (
+        "write_enter",
+        &["sys_enter_writev", "sys_enter_pwritev", "sys_enter_pwritev2"],
+    ),
+    (
+        "write_exit",
+        &["sys_exit_writev", "sys_exit_pwritev", "sys_exit_pwritev2"],
+    ),
+];
+
+/// The syscalls that write from one fd to another without `vfs_write`: hooked with either hook.
+const COPY_TRACEPOINTS: &[(&str, &[&str])] = &[
+    ("write_enter", &["sys_enter_sendfile64"]),
+    ("copy_enter", &["sys_enter_copy_file_range", "sys_enter_splice"]),
+    (
+        "write_exit",
+        &["sys_exit_sendfile64", "sys_exit_copy_file_range", "sys_exit_splice"],
+    ),
 ];
 
 /// The fexit write programs and the kernel functions they go on.
@@ -151,6 +179,7 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
         .load(PROGRAMS)
         .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
     attach_tracepoints(&mut bpf, tracefs, ATTACH)?;
+    attach_tracepoints(&mut bpf, tracefs, COPY_TRACEPOINTS)?;
     let mut refused = Vec::new();
     for &hook in WriteHook::ranked(choice) {
         let attached = match hook {
