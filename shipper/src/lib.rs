@@ -18,6 +18,7 @@ pub mod discover;
 pub mod journal;
 pub mod labels;
 pub mod logging;
+mod metric_labels;
 pub mod metrics;
 pub mod parse;
 pub mod process;

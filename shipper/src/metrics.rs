@@ -2,7 +2,6 @@
 //!
 //! One `Metrics` value is shared by every stage; `encode` renders the text exposition for `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,53 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PathLabel {
-    pub path: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
-    pub status: String,
-}
-
-/// The `kind` values of `shipper_positions_written_bytes_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    /// `snapshot` (the whole file rewritten) or `changes` (a record of changes appended).
-    pub kind: &'static str,
-}
-
-/// The `issue` values of `shipper_parse_issues_total`.
-pub const PARSE_ISSUES: [&str; 4] = ["parse_error", "truncated", "invalid_utf8", "oversized_record"];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IssueLabel {
-    /// `parse_error`, `truncated`, `invalid_utf8` or `oversized_record`.
-    pub issue: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResourceLabel {
-    /// `pods`, `namespaces`, or `config` (no client could be built).
-    pub resource: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    /// `data`, `empty` (at the end of the file) or `error`.
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModeLabel {
-    pub mode: String,
-}
+pub use crate::metric_labels::*;
 
 /// Handles on one file's series (`read_bytes`, `read_lines`, `file_offset`).
 #[derive(Clone, Debug, Default)]
@@ -137,16 +90,6 @@ pub struct Metrics {
     pub files_deleted_while_down: Counter,
     pub files_deleted_while_down_time: Gauge<f64, AtomicU64>,
     pub files_inflated: Counter,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabel {
-    pub stage: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RuleLabel {
-    pub rule: &'static str,
 }
 
 impl Default for Metrics {

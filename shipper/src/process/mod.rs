@@ -8,6 +8,7 @@ pub mod custom_metrics;
 pub mod extract;
 mod filter;
 pub mod geoip;
+mod go_layout;
 pub mod labels;
 pub mod limit;
 pub mod multiline;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::parse::StreamKind;
+use crate::process::go_layout::Std;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -231,7 +232,7 @@ fn config_errors() {
 
 #[test]
 fn layouts_compile_like_go() {
-    use Std::*;
+    use crate::process::go_layout::Std::*;
     let items = layout_items(b"2006-01-02T15:04:05.000Z07:00");
     let stds: Vec<Std> = items
         .iter()
