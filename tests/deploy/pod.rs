@@ -359,7 +359,7 @@ fn the_charts_pod_ships_a_pods_lines_within_its_rbac_and_stops_on_sigterm() {
     let mount = node.mount_of(positions);
     let on_host = !mount.read_only && mount.host_path.is_some();
     assert!(on_host, "positions not on a writable hostPath");
-    let saved: Value = serde_json::from_slice(&std::fs::read(node.reroot(positions)).unwrap()).unwrap();
+    let saved = crate::render::positions(&node.reroot(positions));
     let ours = (saved["files"].as_array().into_iter().flatten()).find(|f| f["path"] == file.to_str().unwrap());
     let size = std::fs::metadata(&file).unwrap().len();
     let offset = ours.map(|f| f["offset"].clone());

@@ -10,6 +10,22 @@ pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/helm/shipper");
 pub const BIN: &str = env!("CARGO_BIN_EXE_shipper");
 
+/// A positions file as `shipper positions` prints it (its own format is not JSON).
+pub fn positions(file: &Path) -> Value {
+    let o = Command::new(BIN)
+        .arg("positions")
+        .arg(file)
+        .output()
+        .expect("run shipper positions");
+    assert!(
+        o.status.success(),
+        "shipper positions {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("shipper positions prints JSON")
+}
+
 /// The Helm that `cargo xtask setup` installs (`$SHIPPER_TOOLS/bin/helm`, by default under
 /// `/var/cache/shipper-tools`).
 pub fn helm_bin() -> PathBuf {

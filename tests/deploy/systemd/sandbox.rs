@@ -262,5 +262,6 @@ fn the_agent_ships_with_ebpf_in_the_units_sandbox() {
     // No warnings: nothing the agent tried was refused (bar io_uring's, checked above).
     let warned = |l: &&str| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("pread");
     assert!(!log().lines().any(|l| warned(&l)), "{}", log());
-    assert!(read(format!("{state}/positions.json")).contains("0.log"), "{}", log());
+    let saved = crate::render::positions(Path::new(&format!("{state}/positions.json")));
+    assert!(saved.to_string().contains("0.log"), "{saved}\n{}", log());
 }
