@@ -20,24 +20,30 @@ fn wait_metric(agent: &Agent, series: &str, secs: u64, ok: impl Fn(f64) -> bool)
     }
 }
 
-/// Appends `lines` to `path` with `copy_file_range`, a syscall the eBPF write hooks (write, writev,
-/// pwrite64) do not see: only the safety net can notice these lines.
-fn append_unseen(env: &Env, path: &std::path::Path, lines: &str) {
-    let staged = env.path("staged.txt");
-    std::fs::write(&staged, lines).unwrap();
-    let src = std::fs::File::open(&staged).unwrap();
-    // Not O_APPEND (copy_file_range refuses it): written at the file's end through an explicit offset.
-    let dst = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let mut at = dst.metadata().unwrap().len() as libc::loff_t;
-    let mut left = lines.len();
-    while left > 0 {
-        // SAFETY: both descriptors are open files of ours; the source offset is the file's own, the
-        // destination's a local that outlives the call.
-        let n =
-            unsafe { libc::copy_file_range(src.as_raw_fd(), std::ptr::null_mut(), dst.as_raw_fd(), &mut at, left, 0) };
-        assert!(n > 0, "copy_file_range: {}", std::io::Error::last_os_error());
-        left -= n as usize;
-    }
+/// Appends `lines` to `path` with an io_uring write, which the eBPF write hooks do not see: only
+/// the safety net can notice these lines.
+fn append_unseen(_env: &Env, path: &std::path::Path, lines: &str) {
+    let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    let mut ring = io_uring::IoUring::new(2).unwrap();
+    // Offset -1: at the file's position (with O_APPEND, its end), as write(2) would.
+    let write = io_uring::opcode::Write::new(
+        io_uring::types::Fd(file.as_raw_fd()),
+        lines.as_ptr(),
+        lines.len() as u32,
+    )
+    .offset(u64::MAX)
+    .build();
+    // SAFETY: the buffer (`lines`) and the fd (`file`) outlive the request, which is waited for
+    // below before either is dropped.
+    unsafe { ring.submission().push(&write) }.unwrap();
+    ring.submit_and_wait(1).unwrap();
+    let done = ring.completion().next().expect("the write's completion");
+    assert_eq!(
+        done.result(),
+        lines.len() as i32,
+        "io_uring write: errno {}",
+        -done.result()
+    );
 }
 
 #[test]
