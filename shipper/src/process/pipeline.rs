@@ -133,7 +133,7 @@ impl Pipeline {
             limits: Vec::new(),
             label_limits: label_limits.clone(),
             max_line_size,
-            label_sources: super::seed::label_sources(stages),
+            label_sources: super::start_values::label_sources(stages),
         };
         p.compile(stages, Some(routes))?;
         Ok(Some(p))
@@ -238,7 +238,7 @@ pub struct FileStages {
     /// The file's labels as of the last run (a `tenant` stage may read them).
     base: Option<Arc<StreamLabels>>,
     /// What each line's extracted values start with (the labels stages read as a `source`).
-    seed: super::seed::Seed,
+    start_values: super::start_values::StartValues,
     /// The state of `sampling` draws.
     rng: u64,
 }
@@ -265,7 +265,7 @@ impl FileStages {
             lines: Vec::new(),
             held: VecDeque::new(),
             base: None,
-            seed: Default::default(),
+            start_values: Default::default(),
             rng: super::transform::draw_state(),
         }
     }
@@ -282,12 +282,12 @@ impl FileStages {
     ) {
         if !self.base.as_ref().is_some_and(|b| Arc::ptr_eq(b, base)) {
             self.base = Some(base.clone());
-            self.seed = super::seed::Seed::new(&self.pipeline.label_sources, base);
+            self.start_values = super::start_values::StartValues::new(&self.pipeline.label_sources, base);
         }
         let mut done = std::mem::take(&mut self.lines);
         for e in entries.drain(..) {
             let mut line = Line::new(e.ts_ns, e.line, e.stream, e.offset);
-            self.seed.apply(&mut line);
+            self.start_values.apply(&mut line);
             self.run_from(0, line, now, now_ns, &mut done, stats);
         }
         self.emit(base, &mut done, entries, stats);

@@ -38,16 +38,16 @@ pub fn label_sources(stages: &[(String, &StageConfig)]) -> Vec<Arc<str>> {
 
 /// The values a file's lines start with.
 #[derive(Default)]
-pub struct Seed {
+pub struct StartValues {
     values: Vec<(Arc<str>, String)>,
     stream: Option<Arc<str>>,
 }
 
-impl Seed {
+impl StartValues {
     /// For the lines of a file with labels `base`, given the stages' `names`.
-    pub fn new(names: &[Arc<str>], base: &StreamLabels) -> Seed {
+    pub fn new(names: &[Arc<str>], base: &StreamLabels) -> StartValues {
         let labels = base.labels();
-        Seed {
+        StartValues {
             values: names
                 .iter()
                 .filter_map(|n| labels.get(&**n).map(|v| (n.clone(), v.clone())))
