@@ -11,6 +11,7 @@ mod helm;
 mod install;
 mod kube;
 mod load;
+mod pod_security;
 // Shared with the deploy tests (the chart rendered as Helm does); this crate uses part of it.
 mod rbac;
 #[allow(dead_code)]
