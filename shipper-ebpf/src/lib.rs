@@ -118,6 +118,17 @@ pub mod offsets {
     pub const FILE_DENTRY: &str = "OFF_FILE_DENTRY";
     /// dentry.d_inode
     pub const DENTRY_INODE: &str = "OFF_DENTRY_INODE";
+    /// io_kiocb.file: the file an io_uring request works on.
+    pub const KIOCB_FILE: &str = "OFF_KIOCB_FILE";
+    /// io_kiocb.opcode
+    pub const KIOCB_OPCODE: &str = "OFF_KIOCB_OPCODE";
+    /// Where `io_uring:io_uring_complete` records hold the request pointer and its result (from the
+    /// tracepoint's format file).
+    pub const TP_URING_REQ: &str = "OFF_TP_URING_REQ";
+    pub const TP_URING_RES: &str = "OFF_TP_URING_RES";
+    /// Bit n set: io_uring opcode n writes to its file (`IORING_OP_WRITE`, `_WRITEV`, `_WRITE_FIXED`,
+    /// `_WRITEV_FIXED`, as the kernel's BTF numbers them).
+    pub const URING_WRITE_OPS: &str = "URING_WRITE_OPS";
 }
 
 #[cfg(test)]

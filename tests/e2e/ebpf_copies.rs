@@ -1,6 +1,6 @@
-//! Writes that do not go through `write(2)`: `pwritev2`, `sendfile`, `copy_file_range` and
-//! `splice` into a tailed file wake the reader through eBPF, with the periodic safety check an
-//! hour away (so nothing else could have found them).
+//! Writes that do not go through `write(2)`: `pwritev2`, `sendfile`, `copy_file_range`, `splice`
+//! and io_uring writes into a tailed file wake the reader through eBPF, with the periodic safety
+//! check an hour away (so nothing else could have found them).
 
 use crate::ebpf::may_load_bpf;
 use crate::support::{assert_exact_or_log, wait_all, Agent, Env};
@@ -29,12 +29,12 @@ fn check(rc: isize, len: usize, what: &str) {
 }
 
 #[test]
-fn copies_and_vectored_writes_into_tailed_files_wake_the_reader() {
-    if !may_load_bpf("copies_and_vectored_writes_into_tailed_files_wake_the_reader") {
+fn copies_vectored_and_io_uring_writes_into_tailed_files_wake_the_reader() {
+    if !may_load_bpf("copies_vectored_and_io_uring_writes_into_tailed_files_wake_the_reader") {
         return;
     }
     let env = Env::new();
-    let names = ["pwritev2", "sendfile", "copy_file_range", "splice"];
+    let names = ["pwritev2", "sendfile", "copy_file_range", "splice", "io_uring"];
     // Each file starts with one line, read before the agent is past its start.
     for (f, name) in names.iter().enumerate() {
         std::fs::write(env.path(&format!("app/{name}.log")), block(f as u32, 0..1)).unwrap();
@@ -118,6 +118,22 @@ fn copies_and_vectored_writes_into_tailed_files_wake_the_reader() {
     unsafe {
         libc::close(pipe[0]);
         libc::close(pipe[1]);
+    }
+
+    // An io_uring write at the file's position (offset -1), in two requests.
+    let (out, data) = (open("io_uring"), block(4, rest.clone()));
+    let mut ring = io_uring::IoUring::new(2).unwrap();
+    for half in data.chunks(data.len().div_ceil(2)) {
+        let write =
+            io_uring::opcode::Write::new(io_uring::types::Fd(out.as_raw_fd()), half.as_ptr(), half.len() as u32)
+                .offset(u64::MAX)
+                .build();
+        // SAFETY: the buffer (`data`) and the fd (`out`) outlive the request, which is waited for
+        // below before either is dropped.
+        unsafe { ring.submission().push(&write) }.unwrap();
+        ring.submit_and_wait(1).unwrap();
+        let done = ring.completion().next().expect("the write's completion");
+        check(done.result() as isize, half.len(), "io_uring write");
     }
 
     let all: Vec<(u32, u64)> = (0..names.len() as u32).map(|f| (f, 500)).collect();

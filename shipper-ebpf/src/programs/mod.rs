@@ -1,5 +1,5 @@
-//! The programs — writes on fexit or syscall tracepoints (userspace keeps the best the kernel allows),
-//! directory changes on syscall tracepoints; see `write` and `dirs` — and what they share: the maps, the kernel struct offsets the loader fills in from BTF, and
+//! The programs — writes on fexit or syscall tracepoints (userspace keeps the best the kernel allows)
+//! and io_uring writes on their completion tracepoint, directory changes on syscall tracepoints; see `write` and `dirs` — and what they share: the maps, the kernel struct offsets the loader fills in from BTF, and
 //! the walks from the current task to a file or directory's (dev, inode).
 
 mod dirs;
@@ -35,6 +35,16 @@ static OFF_FS_PWD_DENTRY: u64 = 0;
 static OFF_FILE_DENTRY: u64 = 0;
 #[no_mangle]
 static OFF_DENTRY_INODE: u64 = 0;
+#[no_mangle]
+static OFF_KIOCB_FILE: u64 = 0;
+#[no_mangle]
+static OFF_KIOCB_OPCODE: u64 = 0;
+#[no_mangle]
+static OFF_TP_URING_REQ: u64 = 0;
+#[no_mangle]
+static OFF_TP_URING_RES: u64 = 0;
+#[no_mangle]
+static URING_WRITE_OPS: u64 = 0;
 
 /// Files and directories userspace wants to hear about.
 #[map]

@@ -5,14 +5,18 @@
 //!   resolves that fd to the file's (dev, inode).
 //!
 //! `sendfile`, `copy_file_range` and `splice` do not pass through `vfs_write`: their tracepoints are
-//! attached with either hook.
+//! attached with either hook. Nor do io_uring writes: `uring_complete`, on the kernel's
+//! `io_uring:io_uring_complete` tracepoint, reports the file of each write request that wrote.
 //!
 //! Either way, when the file is watched, `report` puts one event on the ring buffer — at most one per file until userspace has taken it, so a file written a million times
 //! a second costs userspace one wakeup per read round. "Taken" without a syscall per event: `PENDING`
 //! holds when each file's last event was put on the ring, `TAKEN` the time of the newest event
 //! userspace has taken (one map update per drain of the ring).
 
-use super::{arg, count, field, inode_key, key_of_fd, EVENTS, OFF_FILE_INODE, WATCHED};
+use super::{
+    arg, count, field, global, inode_key, key_of_fd, EVENTS, OFF_FILE_INODE, OFF_KIOCB_FILE, OFF_KIOCB_OPCODE,
+    OFF_TP_URING_REQ, OFF_TP_URING_RES, URING_WRITE_OPS, WATCHED,
+};
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use aya_ebpf::macros::{fexit, map, tracepoint};
 use aya_ebpf::maps::{Array, HashMap};
@@ -81,6 +85,34 @@ pub fn write_fexit(ctx: FExitContext) -> i32 {
 #[fexit(function = "vfs_writev")]
 pub fn writev_fexit(ctx: FExitContext) -> i32 {
     written(ctx.arg(0), ctx.arg::<i64>(5));
+    0
+}
+
+/// An io_uring request completed (`io_uring:io_uring_complete`, where the request and its result
+/// sit at offsets the loader reads from the tracepoint's format): when it was a write that wrote, its
+/// file was written. Reads — the agent's own among them — are not writes, so they report nothing.
+#[tracepoint]
+pub fn uring_complete(ctx: TracePointContext) -> u32 {
+    // SAFETY: read_at checks the reads against the record; the offsets come from its format.
+    let record = unsafe {
+        (
+            ctx.read_at::<u64>(global(&OFF_TP_URING_REQ) as usize),
+            ctx.read_at::<i32>(global(&OFF_TP_URING_RES) as usize),
+        )
+    };
+    let (Ok(req), Ok(res)) = record else {
+        return 0;
+    };
+    let req = req as *const u8;
+    let Some(op) = field::<u8>(req, &OFF_KIOCB_OPCODE) else {
+        return 0;
+    };
+    if op >= 64 || global(&URING_WRITE_OPS) & (1 << op) == 0 {
+        return 0;
+    }
+    if let Some(file) = field::<*const u8>(req, &OFF_KIOCB_FILE) {
+        written(file, i64::from(res));
+    }
     0
 }
 

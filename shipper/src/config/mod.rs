@@ -246,7 +246,7 @@ pub enum EbpfWriteHook {
     Fexit,
     /// The write, writev, pwrite64, pwritev and pwritev2 syscall tracepoints (work wherever
     /// tracepoints do). With either hook, sendfile, copy_file_range and splice are hooked on their
-    /// tracepoints.
+    /// tracepoints, and io_uring writes on io_uring_complete where the kernel has it.
     Tracepoint,
 }
 

@@ -1,6 +1,7 @@
 //! Field offsets of kernel structs, read from the running kernel's BTF (`/sys/kernel/btf/vmlinux`), so
 //! the BPF programs follow pointers without offsets compiled in. Only what that needs is parsed: the
-//! type section's structs and unions (members, including those of anonymous inner structs/unions).
+//! type section's structs and unions (members, including those of anonymous inner structs/unions), and
+//! the values of named enums.
 
 const MAGIC: u16 = 0xeb9f;
 
@@ -137,6 +138,45 @@ impl Btf {
             .ok_or_else(|| format!("struct {name} has no field {field} in the kernel's BTF"))
     }
 
+    /// The value of `value` in `enum name`.
+    pub fn enum_value(&self, name: &str, value: &str) -> Result<i64, String> {
+        let id = (1..self.at.len() as u32)
+            .find(|&id| {
+                self.head(id).is_some_and(|(n, kind)| {
+                    matches!(kind, KIND_ENUM | KIND_ENUM64) && n != 0 && self.string(n) == name
+                })
+            })
+            .ok_or_else(|| format!("enum {name} not in the kernel's BTF"))?;
+        self.enumerators(id)
+            .and_then(|all| all.into_iter().find(|&(n, _)| self.string(n) == value))
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("enum {name} has no {value} in the kernel's BTF"))
+    }
+
+    /// (name, value) of each enumerator of enum `id`.
+    fn enumerators(&self, id: u32) -> Option<Vec<(u32, i64)>> {
+        let (section, pos) = self.locate(id)?;
+        let info = u32_at(section, pos + 4)?;
+        let (kind, vlen, signed) = ((info >> 24) & 0x1f, (info & 0xffff) as usize, info >> 31 == 1);
+        (0..vlen)
+            .map(|i| match kind {
+                KIND_ENUM => {
+                    let e = pos + 12 + i * 8;
+                    let v = u32_at(section, e + 4)?;
+                    Some((
+                        u32_at(section, e)?,
+                        if signed { i64::from(v as i32) } else { i64::from(v) },
+                    ))
+                }
+                _ => {
+                    let e = pos + 12 + i * 12;
+                    let (lo, hi) = (u32_at(section, e + 4)?, u32_at(section, e + 8)?);
+                    Some((u32_at(section, e)?, (u64::from(hi) << 32 | u64::from(lo)) as i64))
+                }
+            })
+            .collect()
+    }
+
     fn find(&self, id: u32, field: &str) -> Option<u64> {
         for Member { name, ty, bits } in self.members(id)? {
             if name != 0 && self.string(name) == field {
@@ -159,15 +199,17 @@ impl Btf {
 mod tests {
     use super::*;
 
-    /// A blob with `struct outer { int a; union { int b; int c; }; }` (b and c at byte 4).
+    /// A blob with `struct outer { int a; union { int b; int c; }; }` (b and c at byte 4) and
+    /// `enum e { a = 7, c = -2 }`.
     fn sample() -> Vec<u8> {
-        let strings = b"\0outer\0a\0b\0c\0int\0".to_vec();
-        let (outer, a, b, c, int) = (1u32, 7, 9, 11, 13);
+        let strings = b"\0outer\0a\0b\0c\0int\0e\0".to_vec();
+        let (outer, a, b, c, int, e) = (1u32, 7, 9, 11, 13, 17);
         let mut types = Vec::new();
         let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
         push(&[int, KIND_INT << 24, 4, 32]); // id 1: int
         push(&[0, KIND_UNION << 24 | 2, 4, b, 1, 0, c, 1, 0]); // id 2: anonymous union
         push(&[outer, KIND_STRUCT << 24 | 2, 8, a, 1, 0, 0, 2, 32]); // id 3: struct outer
+        push(&[e, 1 << 31 | KIND_ENUM << 24 | 2, 4, a, 7, c, -2i32 as u32]); // id 4: signed enum e
         let mut data = Vec::new();
         data.extend_from_slice(&MAGIC.to_le_bytes());
         data.extend_from_slice(&[1, 0]);
@@ -189,6 +231,10 @@ mod tests {
             .offset("inner", "a")
             .unwrap_err()
             .contains("not in the kernel's BTF"));
+        assert_eq!(btf.enum_value("e", "a"), Ok(7));
+        assert_eq!(btf.enum_value("e", "c"), Ok(-2));
+        assert!(btf.enum_value("e", "b").unwrap_err().contains("no b"));
+        assert!(btf.enum_value("outer", "a").unwrap_err().contains("not in"));
         assert!(Btf::parse(b"garbage".to_vec()).is_err());
         assert!(Btf::parse(sample()[..20].to_vec()).is_err());
         assert!(Btf::parse(sample()[..60].to_vec()).is_err());

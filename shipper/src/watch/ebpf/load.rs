@@ -143,12 +143,14 @@ const REQUIRED: &[&str] = &[
 /// first write hook of `choice`'s ranking that attaches and passes the probe. Returns the hook used
 /// and why better ones were not.
 pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String>), String> {
+    let tracefs = ensure_tracefs()?;
     // Offsets first, and the parsed BTF dropped before aya parses it again for the loader.
-    let values = {
+    let (values, uring) = {
         let btf = Btf::kernel()?;
         let field = |ty: &str, field: &str| btf.offset(ty, field);
         let path_dentry = field("path", "dentry")?;
-        vec![
+        let uring = super::uring::globals(&btf, tracefs);
+        let mut values = vec![
             (offsets::TASK_FILES, field("task_struct", "files")?),
             (offsets::FILES_FDT, field("files_struct", "fdt")?),
             (offsets::FDT_MAX_FDS, field("fdtable", "max_fds")?),
@@ -161,7 +163,9 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
             (offsets::FS_PWD_DENTRY, field("fs_struct", "pwd")? + path_dentry),
             (offsets::FILE_DENTRY, field("file", "f_path")? + path_dentry),
             (offsets::DENTRY_INODE, field("dentry", "d_inode")?),
-        ]
+        ];
+        values.extend(uring.clone().unwrap_or_else(|_| super::uring::unused()));
+        (values, uring.map(|_| ()))
     };
     // aya's loader parses the kernel's BTF when made; that parse is dropped for one of ours, which the
     // fexit programs use too (one parse alive at a time keeps the agent's peak memory down).
@@ -174,12 +178,18 @@ pub(super) fn load(choice: EbpfWriteHook) -> Result<(Ebpf, WriteHook, Vec<String
     for (global, value) in &values {
         loader.override_global(global, value, true);
     }
-    let tracefs = ensure_tracefs()?;
     let mut bpf = loader
         .load(PROGRAMS)
         .map_err(|e| format!("loading the BPF programs failed: {e} (needs CAP_BPF and CAP_PERFMON, or root)"))?;
     attach_tracepoints(&mut bpf, tracefs, ATTACH)?;
     attach_tracepoints(&mut bpf, tracefs, COPY_TRACEPOINTS)?;
+    match uring.and_then(|()| super::uring::attach(&mut bpf)) {
+        Ok(()) => tracing::debug!("io_uring writes are hooked on io_uring/io_uring_complete"),
+        Err(e) => tracing::info!(
+            reason = %e,
+            "io_uring writes to tailed files are not seen through eBPF on this kernel; the periodic safety check reads them"
+        ),
+    }
     let mut refused = Vec::new();
     for &hook in WriteHook::ranked(choice) {
         let attached = match hook {
@@ -278,7 +288,7 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// Tracepoints are attached through tracefs, which a fresh host or a container may not have mounted:
 /// mount it at its usual place when neither place has it. Returns where it is.
-fn ensure_tracefs() -> Result<&'static str, String> {
+pub(super) fn ensure_tracefs() -> Result<&'static str, String> {
     let mounted = |dir: &str| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     if let Some(dir) = TRACEFS.iter().find(|dir| mounted(dir)) {
         return Ok(dir);

@@ -7,6 +7,7 @@
 mod events;
 mod load;
 mod probe;
+mod uring;
 
 use super::{WatchEvent, Watcher};
 use crate::metrics::Metrics;
