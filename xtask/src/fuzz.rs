@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [TARGET…] [--seconds N]`: builds the fuzz targets in `fuzz/` with libFuzzer and
 //! SanitizerCoverage (stable Rust: `-Cpasses=sancov-module`, no nightly needed) and runs each for N
-//! seconds (default 60), starting from the seed corpus in `fuzz/corpus/<target>`. Inputs that find new
+//! seconds (default 60), starting from the corpus in `fuzz/corpus/<target>`. Inputs that find new
 //! coverage collect in `target/fuzz/corpus/<target>` (not in the repo); a crash stops the run, leaves
 //! the input in `target/fuzz/artifacts/<target>/` and says how to replay it.
 

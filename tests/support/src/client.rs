@@ -75,8 +75,8 @@ pub fn request_tls(
     let name = rustls::pki_types::ServerName::try_from(name.trim_start_matches('[').trim_end_matches(']'))
         .map_err(|e| invalid(format!("{url}: bad server name: {e}")))?
         .to_owned();
-    let session = rustls::ClientConnection::new(tls.clone(), name).map_err(io::Error::other)?;
-    let mut conn = rustls::StreamOwned::new(session, connect(host, timeout)?);
+    let conn = rustls::ClientConnection::new(tls.clone(), name).map_err(io::Error::other)?;
+    let mut conn = rustls::StreamOwned::new(conn, connect(host, timeout)?);
     conn.flush()?; // the handshake, so that its errors are not mistaken for the request's
     exchange(&mut conn, method, host, path, headers, body)
 }
