@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn publishing_writes_the_json_the_page_and_the_block_the_check_reads_back() {
+        let root = tempfile::tempdir().expect("a temp dir");
+        let readme = format!(
+            "# shipper\n\n{}\nhand-written figures\n{}\n\n## Next\n",
+            results::README_BEGIN,
+            results::README_END
+        );
+        std::fs::write(root.path().join("README.md"), &readme).expect("README.md");
+        let report = fixture();
+        let json = serde_json::to_vec_pretty(&report).expect("json");
+        results::publish(root.path(), &json, &report).expect("published");
+        let read = |rel: &str| std::fs::read_to_string(root.path().join(rel)).expect(rel);
+        let back: Report = serde_json::from_str(&read(results::JSON)).expect("the JSON reads back");
+        assert_eq!(read(results::PAGE), results::page(&back));
+        let text = read("README.md");
+        let (s, e) = results::block_span(&text).expect("markers");
+        assert_eq!(text[s..e], results::readme_block(&back));
+        assert!(!text.contains("hand-written figures"));
+        assert!(text.starts_with("# shipper\n\n") && text.ends_with("\n\n## Next\n"));
+    }
+
+    #[test]
     fn every_figure_on_the_page_comes_from_the_report() {
         let mut report = fixture();
         let page = results::page(&report);

@@ -29,7 +29,7 @@ pub fn publish(root: &Path, json: &[u8], report: &Report) -> Result<(), String> 
         }
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
     };
-    write(JSON, json)?;
+    write(JSON, &[json, b"\n"].concat())?;
     write(PAGE, page(report).as_bytes())?;
     let readme = root.join("README.md");
     let text = std::fs::read_to_string(&readme).map_err(|e| format!("{}: {e}", readme.display()))?;
