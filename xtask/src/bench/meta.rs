@@ -74,7 +74,8 @@ fn machine() -> Machine {
     }
 }
 
-fn commit() -> String {
+/// The commit measured (read when the run starts: the tree may move while it runs).
+pub fn commit() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let head = first_line(Command::new("git").current_dir(&root).args(["rev-parse", "HEAD"]));
     let dirty = Command::new("git")
@@ -90,7 +91,7 @@ fn commit() -> String {
 }
 
 /// The run's metadata; `peers` are the agents that ran (shipper first).
-pub fn collect(peers: &[Peer], quick: bool, wall_seconds: f64) -> Result<RunMeta, String> {
+pub fn collect(peers: &[Peer], quick: bool, wall_seconds: f64, commit: String) -> Result<RunMeta, String> {
     let shipper = peers.first().ok_or("no shipper binary")?;
     let date = first_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let peers = PEER_VARS
@@ -117,7 +118,7 @@ pub fn collect(peers: &[Peer], quick: bool, wall_seconds: f64) -> Result<RunMeta
         quick,
         wall_seconds,
         machine: machine(),
-        commit: commit(),
+        commit,
         shipper_version: first_line(Command::new(&shipper.bin).arg("--version")),
         peers,
     })

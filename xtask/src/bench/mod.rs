@@ -124,6 +124,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let peers = peers::Peer::all(crate::agent::build_release()?)?;
     // The run's wall time, from the release binary being built.
     let started = std::time::Instant::now();
+    let commit = meta::commit();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
@@ -197,7 +198,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&ctx.work);
     let report = results::Report {
-        run: meta::collect(&peers, quick, started.elapsed().as_secs_f64())?,
+        run: meta::collect(&peers, quick, started.elapsed().as_secs_f64(), commit)?,
         outcomes,
     };
     println!("{}", report::markdown(&report.outcomes, quick));
