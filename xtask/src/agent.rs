@@ -11,7 +11,9 @@ pub fn build_release() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
-    Ok(root.join("target/release/shipper"))
+    // Where cargo put it: CARGO_TARGET_DIR when set (relative to the workspace), else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |d| root.join(d));
+    Ok(target.join("release/shipper"))
 }
 
 pub fn free_port() -> Result<u16, String> {

@@ -2,17 +2,23 @@
 //! loopback (real HTTP, protobuf + snappy decoding), accounts for every line, and reports throughput,
 //! CPU per GiB (and its ratio to the physical bound measured in the same run), peak RSS, latency and
 //! idle CPU — as a Markdown table on stdout, `target/bench/report.json` and a chart,
-//! `target/bench/report.svg`.
+//! `target/bench/report.svg`. A full run (every scenario, full sizes) also publishes its results:
+//! `docs/bench/report.json`, the page `docs/src/results.md` and README's figures, all from that JSON
+//! (see [`results`]).
 
 mod bound;
 mod chart;
+#[cfg(test)]
+mod figures;
 mod lag;
+mod meta;
 mod node;
 mod peers;
 mod report;
+mod results;
 mod scenarios;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const SCENARIOS: &[&str] = &[
@@ -23,6 +29,7 @@ pub const SCENARIOS: &[&str] = &[
     "idle-1000",
     "idle-10000",
     "node",
+    "node-glob",
     "stages",
     "wake",
 ];
@@ -34,7 +41,7 @@ const WAKE_RUNS: [(u64, u32); 3] = [(100_000, 1_000), (10_000, 1_000), (100_000,
 const WATCHERS: &[&str] = &["ebpf", "inotify", "poll"];
 
 /// One scenario's numbers.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Outcome {
     pub scenario: String,
     /// shipper, or the peer run for comparison.
@@ -64,7 +71,7 @@ pub struct Outcome {
     pub wake_ms: Option<Latency>,
 }
 
-#[derive(Debug, Default, Serialize, Clone, Copy)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, Copy)]
 pub struct Latency {
     pub p50: f64,
     pub p99: f64,
@@ -87,7 +94,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, idle-10000, node, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
+rotation, live, idle-1000, idle-10000, node, node-glob, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -109,10 +116,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             SCENARIOS.join(", ")
         ));
     }
+    // Only a run of every scenario at full size publishes its results (docs/bench, results.md, README).
+    let publish = !quick && (chosen.is_empty() || SCENARIOS.iter().all(|s| chosen.contains(s)));
     if chosen.is_empty() {
         chosen = SCENARIOS.to_vec();
     }
     let peers = peers::Peer::all(crate::agent::build_release()?)?;
+    // The run's wall time, from the release binary being built.
+    let started = std::time::Instant::now();
+    let commit = meta::commit();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
@@ -138,6 +150,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let o = node::node(&ctx, &peers[0].bin)?;
             eprintln!("{}", report::line(&o));
             outcomes.push(o);
+            continue;
+        }
+        if name == "node-glob" {
+            // The same node through a path glob: every agent can read it, so peers run too.
+            for peer in &peers {
+                eprintln!("== node-glob ({}{})", peer.name(), if quick { ", quick" } else { "" });
+                let o = node::node_glob(&ctx, peer)?;
+                eprintln!("{}", report::line(&o));
+                outcomes.push(o);
+            }
             continue;
         }
         if name == "wake" {
@@ -175,26 +197,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_dir_all(&ctx.work);
-    println!("{}", report::markdown(&outcomes, quick));
-    println!("{}", report::targets(&outcomes, quick));
+    let report = results::Report {
+        run: meta::collect(&peers, quick, started.elapsed().as_secs_f64(), commit)?,
+        outcomes,
+    };
+    println!("{}", report::markdown(&report.outcomes, quick));
+    println!("{}", report::targets(&report.outcomes, quick));
     // The API-server load is measured against a real Kubernetes by tests/cluster (load.rs), which
     // writes it beside this report; shown here when a run of the cluster tests left it.
     if let Ok(api_load) = std::fs::read_to_string(out_dir.join("api-load.md")) {
         println!("{api_load}");
     }
     let json = out_dir.join("report.json");
-    std::fs::write(&json, serde_json::to_vec_pretty(&outcomes).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("{}: {e}", json.display()))?;
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&json, &bytes).map_err(|e| format!("{}: {e}", json.display()))?;
     let svg = out_dir.join("report.svg");
-    std::fs::write(&svg, chart::svg(&outcomes)).map_err(|e| format!("{}: {e}", svg.display()))?;
+    std::fs::write(&svg, chart::svg(&report.outcomes)).map_err(|e| format!("{}: {e}", svg.display()))?;
     eprintln!("report: {} and {}", json.display(), svg.display());
     // Peers may lose lines (that is what the comparison shows); shipper must not, whatever its watcher.
-    let bad: Vec<&Outcome> = outcomes
+    let lost = report
+        .outcomes
         .iter()
         .filter(|o| o.lost > 0 && o.agent.starts_with("shipper"))
-        .collect();
-    if !bad.is_empty() {
-        return Err(format!("lines were lost in {} scenario(s)", bad.len()));
+        .count();
+    eprintln!("wall time: {:.0} s", started.elapsed().as_secs_f64());
+    if lost > 0 {
+        return Err(format!("lines were lost in {lost} scenario(s)"));
+    }
+    if publish {
+        results::publish(root, &bytes, &report)?;
+        eprintln!("published: docs/bench/report.json, docs/src/results.md and README.md's figures");
     }
     Ok(())
 }

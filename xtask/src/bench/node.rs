@@ -3,7 +3,12 @@
 //! containers writing 2 MiB/s together with kubelet rotation, the others one line a minute.
 //! CPU per GiB (from the agent's start being over to the last line stored), peak RSS and write →
 //! stored latency, every line accounted for.
+//!
+//! `node-glob` is the same node for every agent, shipper and each peer whose binary is given: the
+//! same tree, writers and rotation, read through the path glob `pods/*/*/*.log` (CRI, from the
+//! beginning, the files present before the agent starts) instead of Kubernetes discovery.
 
+use super::peers::Peer;
 use super::scenarios::{finish, line, percentiles, wait_all};
 use super::{Ctx, Outcome};
 use crate::agent::{self, Agent};
@@ -44,11 +49,142 @@ fn config(dir: &Path, url: &str, port: u16) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The node's workload: which files write, how much, and what the sink must end up holding.
+struct Plan {
+    files: u32,
+    busy: Vec<u32>,
+    quiet: Vec<u32>,
+    ticks: u64,
+    per_tick: u64,
+    per_busy: u64,
+    rotate_at: u64,
+    expected: Vec<(u32, u64)>,
+}
+
+impl Plan {
+    fn new(ctx: &Ctx) -> Plan {
+        let secs: u64 = if ctx.quick { 5 } else { 30 };
+        let files = PODS * CONTAINERS.len() as u32;
+        let busy: Vec<u32> = (0..files).filter(|f| f % BUSY_EVERY == 0).collect();
+        let quiet: Vec<u32> = (0..files).filter(|f| f % BUSY_EVERY != 0).collect();
+        let ticks = secs * 100;
+        let per_tick = BUSY_LINES_PER_S / 100;
+        let per_busy = ticks * per_tick / busy.len() as u64;
+        let mut plan = Plan {
+            files,
+            busy,
+            quiet,
+            ticks,
+            per_tick,
+            per_busy,
+            rotate_at: if ctx.quick { 128 << 10 } else { 1 << 20 },
+            expected: Vec::new(),
+        };
+        let mut expected: Vec<(u32, u64)> = plan.busy.iter().map(|&f| (f, per_busy)).collect();
+        expected.extend(
+            plan.quiet
+                .iter()
+                .enumerate()
+                .map(|(q, &f)| (f, u64::from(plan.quiet_tick(q) < ticks))),
+        );
+        expected.sort();
+        plan.expected = expected;
+        plan
+    }
+
+    /// Quiet container q writes its one line a minute at tick q × 6000 / quiet.len(): those due
+    /// within the run write once.
+    fn quiet_tick(&self, q: usize) -> u64 {
+        q as u64 * 6_000 / self.quiet.len() as u64
+    }
+
+    /// kubelet creates each container's log when the container starts: all exist before the agent.
+    fn writers(&self, dir: &Path) -> Result<Vec<LogWriter>, String> {
+        (0..self.files)
+            .map(|f| LogWriter::create(log_path(dir, f), Format::Cri).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Writes the node's lines from `t0` on, every 10 ms, with kubelet rotation.
+    fn drive(&self, writers: &mut [LogWriter], t0: Instant) -> Result<(), String> {
+        let files = self.files as usize;
+        let (mut seqs, mut since) = (vec![0u64; files], vec![0u64; files]);
+        let (mut next_busy, mut next_quiet) = (0usize, 0usize);
+        let target = self.busy.len() as u64 * self.per_busy;
+        for k in 0..self.ticks {
+            let mut touched = Vec::new();
+            for _ in 0..self.per_tick {
+                if next_busy as u64 >= target {
+                    break;
+                }
+                let f = self.busy[next_busy % self.busy.len()] as usize;
+                next_busy += 1;
+                let l = line(f as u32, seqs[f]);
+                since[f] += l.len() as u64 + 36;
+                writers[f].write_line("stdout", &l).map_err(|e| e.to_string())?;
+                seqs[f] += 1;
+                touched.push(f);
+            }
+            while next_quiet < self.quiet.len() && self.quiet_tick(next_quiet) <= k {
+                let f = self.quiet[next_quiet] as usize;
+                next_quiet += 1;
+                writers[f]
+                    .write_line("stdout", &line(f as u32, 0))
+                    .map_err(|e| e.to_string())?;
+                seqs[f] += 1;
+                touched.push(f);
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for f in touched {
+                writers[f].flush().map_err(|e| e.to_string())?;
+                if since[f] >= self.rotate_at {
+                    writers[f].rotate_kubelet().map_err(|e| e.to_string())?;
+                    since[f] = 0;
+                }
+            }
+            let due = t0 + Duration::from_millis(10 * (k + 1));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let written: Vec<(u32, u64)> = (0..self.files).map(|f| (f, seqs[f as usize])).collect();
+        if written != self.expected {
+            return Err("node: the lines written differ from the lines expected".into());
+        }
+        Ok(())
+    }
+}
+
+/// Drives the plan against a started agent, waits for every line and fills the outcome: CPU from
+/// `cpu0` (the agent's start being over), cores over the run, write → stored latency.
+fn measure(
+    plan: &Plan,
+    agent: Agent,
+    agent_name: &str,
+    scenario: &str,
+    dir: &Path,
+    loki: &Receiver,
+    mut writers: Vec<LogWriter>,
+) -> Result<Outcome, String> {
+    let cpu0 = agent.cpu_seconds();
+    let t0 = Instant::now();
+    plan.drive(&mut writers, t0)?;
+    let account = wait_all(loki, &plan.expected, Duration::from_secs(120))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = agent.cpu_seconds() - cpu0;
+    let mut o = finish(agent, agent_name, scenario, dir, plan.files, &account, secs)?;
+    o.cpu_seconds = cpu;
+    o.cpu_s_per_gib = cpu / (o.bytes as f64 / (1u64 << 30) as f64);
+    o.cores = Some(cpu / secs);
+    o.latency_ms = Some(percentiles(loki.latencies_ns()));
+    Ok(o)
+}
+
+/// shipper with `discovery: kubernetes`, the pods served by the API stand-in.
 pub fn node(ctx: &Ctx, bin: &Path) -> Result<Outcome, String> {
     let dir = ctx.dir("node")?;
-    let secs: u64 = if ctx.quick { 5 } else { 30 };
-    let rotate_at: u64 = if ctx.quick { 128 << 10 } else { 1 << 20 };
-    let files = PODS * CONTAINERS.len() as u32;
+    let plan = Plan::new(ctx);
     let api = KubeApi::start();
     api.write_kubeconfig(&dir.join("kubeconfig"));
     for p in 0..PODS {
@@ -59,83 +195,19 @@ pub fn node(ctx: &Ctx, bin: &Path) -> Result<Outcome, String> {
         }
         api.apply_pod(&pod);
     }
-    let busy: Vec<u32> = (0..files).filter(|f| f % BUSY_EVERY == 0).collect();
-    let quiet: Vec<u32> = (0..files).filter(|f| f % BUSY_EVERY != 0).collect();
-    let ticks = secs * 100;
-    // Quiet container q writes its one line a minute at tick q × 6000 / quiet.len(): those due within
-    // the run write once.
-    let quiet_tick = |q: usize| q as u64 * 6_000 / quiet.len() as u64;
-    let per_tick = BUSY_LINES_PER_S / 100;
-    let per_busy = ticks * per_tick / busy.len() as u64;
-    let mut expected: Vec<(u32, u64)> = busy.iter().map(|&f| (f, per_busy)).collect();
-    expected.extend(
-        quiet
-            .iter()
-            .enumerate()
-            .map(|(q, &f)| (f, u64::from(quiet_tick(q) < ticks))),
-    );
-    expected.sort();
-    let loki = Receiver::start_tally(expected.iter().copied(), true);
-    // kubelet creates each container's log when the container starts: all exist before the agent.
-    let mut writers = Vec::with_capacity(files as usize);
-    for f in 0..files {
-        writers.push(LogWriter::create(log_path(&dir, f), Format::Cri).map_err(|e| e.to_string())?);
-    }
+    let loki = Receiver::start_tally(plan.expected.iter().copied(), true);
+    let writers = plan.writers(&dir)?;
     let port = agent::free_port()?;
     let agent = Agent::start(bin, &config(&dir, &loki.url(), port)?, port)?;
-    // CPU from here on: the node at work, without the start (first scan, pod list, 1,000 opens).
-    let cpu0 = agent.cpu_seconds();
-    let t0 = Instant::now();
-    let (mut seqs, mut since) = (vec![0u64; files as usize], vec![0u64; files as usize]);
-    let (mut next_busy, mut next_quiet) = (0usize, 0usize);
-    let target = busy.len() as u64 * per_busy;
-    for k in 0..ticks {
-        let mut touched = Vec::new();
-        for _ in 0..per_tick {
-            if next_busy as u64 >= target {
-                break;
-            }
-            let f = busy[next_busy % busy.len()] as usize;
-            next_busy += 1;
-            let l = line(f as u32, seqs[f]);
-            since[f] += l.len() as u64 + 36;
-            writers[f].write_line("stdout", &l).map_err(|e| e.to_string())?;
-            seqs[f] += 1;
-            touched.push(f);
-        }
-        while next_quiet < quiet.len() && quiet_tick(next_quiet) <= k {
-            let f = quiet[next_quiet] as usize;
-            next_quiet += 1;
-            writers[f]
-                .write_line("stdout", &line(f as u32, 0))
-                .map_err(|e| e.to_string())?;
-            seqs[f] += 1;
-            touched.push(f);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for f in touched {
-            writers[f].flush().map_err(|e| e.to_string())?;
-            if since[f] >= rotate_at {
-                writers[f].rotate_kubelet().map_err(|e| e.to_string())?;
-                since[f] = 0;
-            }
-        }
-        let due = t0 + Duration::from_millis(10 * (k + 1));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
-    let written: Vec<(u32, u64)> = (0..files).map(|f| (f, seqs[f as usize])).collect();
-    if written != expected {
-        return Err("node: the lines written differ from the lines expected".into());
-    }
-    let account = wait_all(&loki, &expected, Duration::from_secs(120))?;
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = agent.cpu_seconds() - cpu0;
-    let mut o = finish(agent, "shipper", "node", &dir, files, &account, secs)?;
-    o.cpu_seconds = cpu;
-    o.cpu_s_per_gib = cpu / (o.bytes as f64 / (1u64 << 30) as f64);
-    o.latency_ms = Some(percentiles(loki.latencies_ns()));
-    Ok(o)
+    measure(&plan, agent, "shipper", "node", &dir, &loki, writers)
+}
+
+/// `peer` (shipper or another agent) on the same node through the path glob `pods/*/*/*.log`.
+pub fn node_glob(ctx: &Ctx, peer: &Peer) -> Result<Outcome, String> {
+    let dir = ctx.dir("node-glob")?;
+    let plan = Plan::new(ctx);
+    let loki = Receiver::start_tally(plan.expected.iter().copied(), true);
+    let writers = plan.writers(&dir)?;
+    let agent = peer.start(&dir, &dir.join("pods/*/*/*.log"), &loki.url(), "1s")?;
+    measure(&plan, agent, peer.name(), "node-glob", &dir, &loki, writers)
 }

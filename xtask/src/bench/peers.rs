@@ -25,7 +25,7 @@ pub struct Peer {
 }
 
 /// Environment variables that name peer binaries, and the peers they stand for.
-const PEER_VARS: &[(&str, Kind)] = &[
+pub const PEER_VARS: &[(&str, Kind)] = &[
     ("PROMTAIL_BIN", Kind::Promtail),
     ("FLUENTBIT_BIN", Kind::FluentBit),
     ("VECTOR_BIN", Kind::Vector),
@@ -34,7 +34,12 @@ const PEER_VARS: &[(&str, Kind)] = &[
 
 impl Peer {
     pub fn name(&self) -> &'static str {
-        match self.kind {
+        Peer::name_of(self.kind)
+    }
+
+    /// How the report names an agent of `kind`.
+    pub fn name_of(kind: Kind) -> &'static str {
+        match kind {
             Kind::Shipper => "shipper",
             Kind::Promtail => "promtail",
             Kind::FluentBit => "fluent-bit",
