@@ -2,6 +2,7 @@
 //! stage sets extracted values), and what is told of the stages of a job that is not converted.
 
 use crate::config::StageConfig;
+use crate::convert::alloy_fixture::{converted_stages, file_source_into};
 use crate::convert::report::Outcome;
 use crate::convert::{convert, Source, Target};
 
@@ -66,12 +67,8 @@ scrape_configs:
 
 #[test]
 fn alloys_stage_geoip_carries_with_its_custom_lookups_and_sets_extracted_values_only() {
-    let text = r#"
-loki.source.file "a" {
-  targets    = [{__path__ = "/var/log/*.log"}]
-  forward_to = [loki.process.p.receiver]
-}
-loki.process "p" {
+    let text = file_source_into(
+        r#"loki.process "first" {
   stage.json {
     expressions = {ip = "client_ip"}
   }
@@ -85,17 +82,10 @@ loki.process "p" {
     values = {geoip_country_code = "", department = ""}
   }
   forward_to = [loki.write.default.receiver]
-}
-loki.write "default" {
-  endpoint {
-    url = "http://loki:3100/loki/api/v1/push"
-  }
-}
-"#;
-    let c = convert(Source::Alloy, Target::Config, text, "config.alloy").unwrap();
+}"#,
+    );
+    let (c, stages) = converted_stages(&text);
     assert!(c.report.complete(), "{}", c.report.render());
-    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
-    let stages = &cfg.targets[0].pipeline_stages;
     let names: Vec<&str> = stages.iter().map(StageConfig::name).collect();
     assert_eq!(names, ["json", "geoip", "labels"]);
     let StageConfig::Geoip(g) = &stages[1] else { panic!("{}", c.yaml) };
