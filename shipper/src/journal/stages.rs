@@ -26,6 +26,8 @@ pub struct JournalStages {
     /// With a `multiline` stage: the state of each label set (keyed by its rendered labels) with a
     /// block in progress or a trace open; an idle set's state is forgotten (a new one is the same).
     streams: HashMap<Arc<str>, Stream>,
+    /// Whether there is a `multiline` stage.
+    holds: bool,
 }
 
 struct Stream {
@@ -36,15 +38,17 @@ struct Stream {
 
 impl JournalStages {
     pub fn new(pipeline: Pipeline) -> Self {
+        let stages = FileStages::new(Arc::new(pipeline));
         JournalStages {
-            stages: FileStages::new(Arc::new(pipeline)),
+            holds: stages.new_multiline().is_some(),
+            stages,
             streams: HashMap::new(),
         }
     }
 
     /// Whether a stage may hold entries for later (a `multiline` block in progress).
     pub fn holds(&self) -> bool {
-        self.stages.new_multiline().is_some()
+        self.holds
     }
 
     /// The entries (each with its label set, in journal order) through the stages: what comes out,
@@ -111,12 +115,14 @@ impl JournalStages {
 
     /// Puts the multiline state of `set` into the stages (a new one for a set not seen or idle).
     fn swap_in(&mut self, set: &Arc<StreamLabels>) -> Option<Arc<str>> {
-        let mut fresh = self.stages.new_multiline();
-        fresh.as_ref()?;
+        if !self.holds {
+            return None;
+        }
         let key = set.for_kind(StreamKind::Unknown).clone();
+        let stages = &self.stages;
         let stream = self.streams.entry(key.clone()).or_insert_with(|| Stream {
             set: set.clone(),
-            multiline: fresh.take(),
+            multiline: stages.new_multiline(),
         });
         self.stages.swap_multiline(&mut stream.multiline);
         Some(key)
