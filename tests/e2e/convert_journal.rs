@@ -113,3 +113,36 @@ fn a_promtail_journal_job_converts_with_matches_and_stages() {
     want.sort();
     assert_eq!(got, want, "/healthz dropped, sshd.service not matched");
 }
+
+/// A Promtail journal job whose multiline stage joins a service's stack trace (one journal entry
+/// per line, another unit's line in between) converts and joins it the same way.
+#[test]
+fn a_promtail_journal_job_with_multiline_joins_a_trace_per_unit() {
+    let env = Env::new();
+    let cfg = convert_and_check(&env, "promtail", "promtail-journal-multiline.yaml");
+    if !tools("a_promtail_journal_job_with_multiline_joins_a_trace_per_unit") {
+        return;
+    }
+    let t0 = now_us() - 5_000_000;
+    let entries = [
+        entry(t0, "app.service", "2024-01-19 12:00:00 INFO started"),
+        entry(t0 + 1, "app.service", "2024-01-19 12:00:01 ERROR request failed"),
+        entry(t0 + 2, "app.service", "java.lang.IllegalStateException: boom"),
+        entry(t0 + 3, "other.service", "2024-01-19 12:00:01 other says hi"),
+        entry(t0 + 4, "app.service", "\tat x.Handler.run(Handler.java:10)"),
+        entry(t0 + 5, "app.service", "2024-01-19 12:00:02 INFO recovered"),
+    ];
+    let got = ship(&env, &cfg, &entries, 4);
+    let labels = |unit: &str| format!("{{job=\"systemd-journal\", unit=\"{unit}\"}}");
+    let mut want = vec![
+        (labels("app.service"), "2024-01-19 12:00:00 INFO started".to_string()),
+        (
+            labels("app.service"),
+            "2024-01-19 12:00:01 ERROR request failed\njava.lang.IllegalStateException: boom\n\tat x.Handler.run(Handler.java:10)".to_string(),
+        ),
+        (labels("other.service"), "2024-01-19 12:00:01 other says hi".to_string()),
+        (labels("app.service"), "2024-01-19 12:00:02 INFO recovered".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "the trace is one line; other.service's line is not in it");
+}

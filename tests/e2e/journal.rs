@@ -326,3 +326,104 @@ fn journal_format_json_ships_every_field() {
     }
     agent.stop();
 }
+
+/// An entry of `unit` at `ts_us` (priority 3).
+fn rec(ts_us: u64, unit: &str, message: &str) -> Rec {
+    Rec {
+        hostname: "node-a".into(),
+        ts_us,
+        unit: unit.into(),
+        priority: 3,
+        message: message.as_bytes().to_vec(),
+    }
+}
+
+/// Waits (up to 30 s) until the positions file holds a journal cursor containing `part`.
+fn wait_cursor(env: &Env, agent: &Agent, part: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let saved = saved_cursor(env);
+        if let Some(c) = saved.as_ref().filter(|c| c.contains(part)) {
+            return c.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cursor with {part} saved (now {saved:?}); agent log: {}",
+            agent.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A service under systemd printed a stack trace to stdout: one journal entry per line, another
+/// unit's lines in between. `multiline` joins each unit's trace into one line; a kill -9 while a
+/// trace is held loses nothing (the saved cursor is before it, so the restart reads it again).
+#[test]
+fn journal_multiline_joins_a_trace_and_a_kill_while_it_is_held_loses_nothing() {
+    if !tools("journal_multiline_joins_a_trace_and_a_kill_while_it_is_held_loses_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let t0 = now_us() - 10_000_000;
+    let before = [
+        rec(t0, "a.service", "started"),
+        rec(t0 + 1, "a.service", "ERROR request failed"),
+        rec(t0 + 2, "a.service", "java.lang.IllegalStateException: boom ✓"),
+        rec(t0 + 3, "b.service", "b one"),
+        rec(t0 + 4, "a.service", "\tat x.Handler.run(Handler.java:10)"),
+        rec(t0 + 5, "b.service", "b two"),
+        rec(t0 + 6, "a.service", "\tat java.lang.Thread.run(Thread.java:840)"),
+    ];
+    write_journal(&env, "remote.journal", &before);
+    let journal = format!(
+        "journal:\n  path: {}\n  max_age: 1h\n  pipeline_stages:\n    - multiline: {{preset: java, max_wait_time: 1h}}\n",
+        env.path("journal").display()
+    );
+    let config = env.config("files/*.log", &journal);
+    let agent = Agent::start(&config);
+    // "started" and "b one" are complete; a's trace (from entry 2) and "b two" are held.
+    wait_entries(&env, &agent, 2, 30);
+    wait_cursor(&env, &agent, ";i=1;");
+    assert_eq!(wait_metric(&agent, "shipper_journal_entries_total", 2.0, 30), 2.0);
+    agent.kill();
+    let cursor = saved_cursor(&env).expect("a cursor saved before the kill");
+    assert!(cursor.contains(";i=1;"), "the entry before the held trace: {cursor}");
+
+    // Written while the agent was down: each unit's next line ends its block.
+    let after = [rec(t0 + 7, "a.service", "a after"), rec(t0 + 8, "b.service", "b after")];
+    write_journal(&env, "remote2.journal", &after);
+    let agent = Agent::start(&config);
+    wait_entries(&env, &agent, 5, 30);
+    let labels =
+        |unit: &str| format!("{{hostname=\"node-a\", job=\"systemd-journal\", priority=\"3\", unit=\"{unit}\"}}");
+    let trace = "ERROR request failed\njava.lang.IllegalStateException: boom ✓\n\tat x.Handler.run(Handler.java:10)\n\tat java.lang.Thread.run(Thread.java:840)";
+    let want = [
+        (labels("a.service"), "started".to_string(), t0 as i64 * 1000),
+        (labels("a.service"), trace.to_string(), (t0 + 1) as i64 * 1000),
+        (labels("b.service"), "b one".to_string(), (t0 + 3) as i64 * 1000),
+        (labels("b.service"), "b two".to_string(), (t0 + 5) as i64 * 1000),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got = received(&env);
+    while !want.iter().all(|w| got.contains(w)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        got = received(&env);
+    }
+    for w in &want {
+        assert!(
+            got.contains(w),
+            "{w:?} not received; got {got:#?}\nagent log: {}",
+            agent.log_tail()
+        );
+    }
+    assert_eq!(
+        got.iter().filter(|g| g.1 == trace).count(),
+        1,
+        "the trace was never sent before the kill: once"
+    );
+    assert!(
+        got.iter().all(|g| want.contains(g)),
+        "nothing else (the lines after it are held): {got:#?}"
+    );
+    agent.stop();
+}

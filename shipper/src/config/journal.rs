@@ -46,8 +46,10 @@ pub struct JournalConfig {
     pub format: JournalFormat,
     /// Stages (Promtail's) every journal entry goes through, with the labels of its
     /// `journal.fields`. The global `pipeline_stages` are for files and do not apply. `multiline`
-    /// and a `limit` without `drop: true` hold lines back, which the journal's cursor cannot
-    /// follow: they are refused here.
+    /// joins the entries of one label set (a stack trace a service printed line by line is one
+    /// entry per line in the journal); the saved cursor stays before a block in progress. A `limit`
+    /// must have `drop: true` here: holding entries back until the rate allows would stop the
+    /// journal's cursor without end.
     pub pipeline_stages: Vec<StageConfig>,
     /// The `journalctl` program (a name looked up in `PATH`, or a path).
     pub journalctl_path: PathBuf,
@@ -194,13 +196,11 @@ impl JournalConfig {
         crate::process::pipeline::Pipeline::new(&stages, label_limits, max_line_size, &Default::default())
     }
 
-    /// Err for a stage that holds lines back (in a `match` too): the journal's cursor only moves in
-    /// the order entries are read, so nothing may wait inside the stages.
+    /// Err for a `limit` stage that holds lines back (in a `match` too): the journal's cursor only
+    /// moves in the order entries are read, and such a stage would hold it back without end.
+    /// (`multiline` holds a block for `max_wait_time` at most: allowed.)
     pub fn holding_stage(key: &str, s: &StageConfig) -> Result<(), String> {
         match s {
-            StageConfig::Multiline(_) => Err(format!(
-                "{key}.multiline: journal entries are whole already (a multi-line MESSAGE is one entry); remove the stage"
-            )),
             StageConfig::Limit(l) if !l.drop => Err(format!(
                 "{key}.limit: on the journal a limit must drop what is over the rate: add `drop: true`"
             )),
@@ -280,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn stages_that_hold_entries_are_refused_with_their_key() {
+    fn a_limit_that_holds_entries_is_refused_with_its_key_multiline_is_not() {
         let limits = crate::process::config::LabelLimits::default();
         let compile = |yaml: &str| {
             let c: JournalConfig = serde_yaml_ng::from_str(yaml).unwrap();
@@ -289,11 +289,13 @@ mod tests {
         assert_eq!(compile("format: json\n"), Ok(false));
         let ok = "pipeline_stages:\n- regex: {expression: 'level=(?P<level>\\w+)'}\n- labels: {level: }\n- limit: {rate: 10, drop: true}\n";
         assert_eq!(compile(ok), Ok(true));
+        let multiline = "pipeline_stages:\n- regex: {expression: '(?P<x>x)'}\n- multiline: {firstline: '^x'}\n";
+        assert_eq!(
+            compile(multiline),
+            Ok(true),
+            "multiline joins the entries of a label set"
+        );
         for (yaml, key) in [
-            (
-                "pipeline_stages:\n- regex: {expression: x}\n- multiline: {firstline: '^x'}\n",
-                "journal.pipeline_stages[1].multiline: ",
-            ),
             (
                 "pipeline_stages:\n- limit: {rate: 10}\n",
                 "journal.pipeline_stages[0].limit: ",

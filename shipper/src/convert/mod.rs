@@ -7,6 +7,8 @@
 //! Applications are made from it.
 
 pub mod alloy;
+#[cfg(test)]
+pub(crate) mod alloy_fixture;
 mod app;
 mod chart;
 pub(crate) mod client;

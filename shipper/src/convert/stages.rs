@@ -66,6 +66,16 @@ impl Stages {
                     }
                 }
             }
+            // Promtail loads a geoip stage without `source` (db and db_type given) and looks
+            // nothing up with it: every line passes unchanged. So it is left out, as not needed.
+            "geoip" if self.promtail && no_source_lookup(&settings) => {
+                report.not_needed(
+                    line,
+                    what,
+                    "without `source` Promtail's geoip stage looks nothing up (every line passes unchanged): left out",
+                );
+                return;
+            }
             "labeldrop"
             | "labelallow"
             | "labels"
@@ -161,6 +171,12 @@ impl Stages {
             ),
         }
     }
+}
+
+/// A Promtail geoip stage that loads (`db` and `db_type` given) but has no `source`.
+fn no_source_lookup(settings: &Value) -> bool {
+    let given = |k: &str| settings.get(k).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+    settings.get("source").is_none_or(Value::is_null) && given("db") && given("db_type")
 }
 
 /// `stages` without their `geoip` stages (in `match` and `branches` too): those read their

@@ -2,6 +2,7 @@
 //! stage sets extracted values), and what is told of the stages of a job that is not converted.
 
 use crate::config::StageConfig;
+use crate::convert::alloy_fixture::{converted_stages, file_source_into};
 use crate::convert::report::Outcome;
 use crate::convert::{convert, Source, Target};
 
@@ -13,22 +14,31 @@ fn notes(c: &crate::convert::Converted) -> Vec<(String, bool)> {
         .collect()
 }
 
-#[test]
-fn promtails_geoip_becomes_geoip_and_labels_with_its_fields_and_the_database_is_not_read_here() {
-    let text = r#"
+/// A Promtail config of one job `fw` tailing /var/log/fw.log: a regex extracting `ip`, then
+/// `stages` (list items indented by six spaces).
+fn fw_job(stages: &str) -> String {
+    let head = r#"
 clients: [{url: "http://loki:3100/loki/api/v1/push"}]
 scrape_configs:
   - job_name: fw
     static_configs: [{labels: {__path__: /var/log/fw.log, job: fw}}]
     pipeline_stages:
       - regex: {expression: '^(?P<ip>\S+)'}
-      - match:
+"#;
+    format!("{head}{stages}")
+}
+
+#[test]
+fn promtails_geoip_becomes_geoip_and_labels_with_its_fields_and_the_database_is_not_read_here() {
+    let text = fw_job(
+        r#"      - match:
           selector: '{job="fw"}'
           stages:
             - geoip: {db: /nowhere/GeoLite2-City.mmdb, source: ip, db_type: city}
       - geoip: {db: /nowhere/GeoLite2-ASN.mmdb, source: ip, db_type: asn}
-"#;
-    let c = convert(Source::Promtail, Target::Config, text, "p.yaml").unwrap();
+"#,
+    );
+    let c = convert(Source::Promtail, Target::Config, &text, "p.yaml").unwrap();
     assert!(c.report.complete(), "{}", c.report.render());
     let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
     let stages = &cfg.targets[0].pipeline_stages;
@@ -66,12 +76,8 @@ scrape_configs:
 
 #[test]
 fn alloys_stage_geoip_carries_with_its_custom_lookups_and_sets_extracted_values_only() {
-    let text = r#"
-loki.source.file "a" {
-  targets    = [{__path__ = "/var/log/*.log"}]
-  forward_to = [loki.process.p.receiver]
-}
-loki.process "p" {
+    let text = file_source_into(
+        r#"loki.process "first" {
   stage.json {
     expressions = {ip = "client_ip"}
   }
@@ -85,17 +91,10 @@ loki.process "p" {
     values = {geoip_country_code = "", department = ""}
   }
   forward_to = [loki.write.default.receiver]
-}
-loki.write "default" {
-  endpoint {
-    url = "http://loki:3100/loki/api/v1/push"
-  }
-}
-"#;
-    let c = convert(Source::Alloy, Target::Config, text, "config.alloy").unwrap();
+}"#,
+    );
+    let (c, stages) = converted_stages(&text);
     assert!(c.report.complete(), "{}", c.report.render());
-    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
-    let stages = &cfg.targets[0].pipeline_stages;
     let names: Vec<&str> = stages.iter().map(StageConfig::name).collect();
     assert_eq!(names, ["json", "geoip", "labels"]);
     let StageConfig::Geoip(g) = &stages[1] else { panic!("{}", c.yaml) };
@@ -142,4 +141,36 @@ scrape_configs:
     );
     assert!(c.report.render().contains("job empty: NOT SUPPORTED: nothing to read"));
     assert_eq!(about("job files").len(), 1, "{}", c.report.render());
+}
+
+/// Promtail loads a geoip stage without `source` and it does nothing (no address to look up):
+/// convert leaves it out as not needed. Without `db_type` too, Promtail refuses it: reported.
+#[test]
+fn a_promtail_geoip_without_source_does_nothing_and_is_left_out() {
+    let text = fw_job("      - geoip: {db: /nowhere/GeoLite2-City.mmdb, db_type: city}\n");
+    let c = convert(Source::Promtail, Target::Config, &text, "p.yaml").unwrap();
+    assert!(c.report.complete(), "{}", c.report.render());
+    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
+    let names: Vec<&str> = cfg.targets[0].pipeline_stages.iter().map(StageConfig::name).collect();
+    assert_eq!(names, ["regex"], "{}", c.yaml);
+    let note = c
+        .report
+        .notes
+        .iter()
+        .find(|n| n.what.contains("geoip"))
+        .expect("geoip reported");
+    assert!(
+        matches!(&note.outcome, Outcome::NotNeeded(why) if why.contains("looks nothing up")),
+        "{:?}",
+        note.outcome
+    );
+    let refused = text.replace(", db_type: city", "");
+    let c = convert(Source::Promtail, Target::Config, &refused, "p.yaml").unwrap();
+    assert!(
+        notes(&c)
+            .iter()
+            .any(|(what, unsupported)| what.contains("geoip") && *unsupported),
+        "{}",
+        c.report.render()
+    );
 }

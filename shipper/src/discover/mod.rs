@@ -157,6 +157,7 @@ impl Targets {
                 &cfg.client.external_labels,
                 max_line,
                 routed.then(|| endpoints.names()),
+                t.pipeline.as_deref().map(Pipeline::files_read),
             );
             t.key = serde_json::to_string(&key).map_err(|e| format!("targets[{i}]: {e}"))?;
         }

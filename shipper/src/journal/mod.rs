@@ -30,6 +30,7 @@ use crossbeam_channel::SendTimeoutError;
 use export::{ExportParser, Parsed};
 use lines::Converter;
 use stages::JournalStages;
+use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,7 +56,8 @@ pub(crate) fn identity() -> FileIdentity {
 const CHUNK_ENTRIES: usize = 512;
 /// One read of journalctl's output (a pipe holds 64 KiB).
 const READ_SIZE: usize = 64 * 1024;
-/// How often a thread waiting on journalctl or on a full ring looks at the stop flag.
+/// How often a thread waiting on journalctl or on a full ring looks at the stop flag (and the
+/// journal thread at the multiline blocks due).
 const TICK: Duration = Duration::from_millis(100);
 /// Backoff between journalctl restarts: doubling from the first to the last while it keeps dying
 /// without output.
@@ -109,6 +111,8 @@ pub fn start(cfg: &Config, parts: JournalParts) -> Result<Option<JournalHandle>,
         stages,
         last_cursor: parts.saved_cursor.clone(),
         count: 0,
+        commit: 0,
+        read_cursors: VecDeque::new(),
         cursors: cursors.clone(),
         parts,
     };
@@ -286,6 +290,27 @@ fn log_stderr(err: ChildStderr) {
     }
 }
 
+/// Reads journalctl's output into `tx` until it ends (or the journal thread stops taking it).
+fn read_pipe(mut out: ChildStdout, tx: &crossbeam_channel::Sender<Vec<u8>>) {
+    loop {
+        let mut buf = vec![0u8; READ_SIZE];
+        match out.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(buf).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "journal: cannot read journalctl's output");
+                return;
+            }
+        }
+    }
+}
+
 /// journalctl's output → chunks in the ring. Survives journalctl restarts (moved in and out of the
 /// thread reading each journalctl), so the entry count stays monotonic.
 struct Pump {
@@ -298,32 +323,72 @@ struct Pump {
     last_cursor: Option<String>,
     /// Entries read so far (the journal's "offset" in the tracker).
     count: u64,
+    /// The commit position of the last chunk sent: `count` then, or below an entry the stages
+    /// still hold (a multiline block in progress).
+    commit: u64,
+    /// With stages that may hold entries: (count, cursor) of each entry read after `commit`, so the
+    /// cursor of the entry just before a held one is known.
+    read_cursors: VecDeque<(u64, String)>,
     cursors: Arc<JournalCursors>,
     parts: JournalParts,
 }
 
 impl Pump {
-    /// Reads one journalctl's output to its end (or until the agent stops).
-    fn read(&mut self, mut out: ChildStdout) {
-        let mut buf = vec![0u8; READ_SIZE];
+    /// Reads one journalctl's output to its end (or until the agent stops). While journalctl is
+    /// quiet, multiline blocks whose `max_wait_time` passed are still sent on: the pipe is read by
+    /// a thread of its own, and this one waits for its reads at most until the next block is due.
+    fn read(&mut self, out: ChildStdout) {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let piped = std::thread::Builder::new()
+            .name("shipper-journal-pipe".into())
+            .spawn(move || read_pipe(out, &tx));
+        if let Err(e) = piped {
+            tracing::error!(error = %e, "journal: cannot start the thread reading journalctl's output");
+            return;
+        }
         loop {
-            let n = match out.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "journal: cannot read journalctl's output");
-                    break;
+            let wait = (self.stages.as_ref())
+                .and_then(JournalStages::deadline)
+                .map_or(TICK, |d| {
+                    d.saturating_duration_since(std::time::Instant::now()).min(TICK)
+                });
+            match rx.recv_timeout(wait) {
+                Ok(buf) => {
+                    self.parser.feed(&buf);
+                    if !self.ship_parsed() {
+                        return;
+                    }
                 }
-            };
-            self.parser.feed(&buf[..n]);
-            if !self.ship_parsed() {
-                return;
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
+            if self.parts.stop.load(Ordering::Relaxed) || !self.flush_stages(false) {
+                break;
+            }
+        }
+        if self.parts.stop.load(Ordering::Relaxed) {
+            // What the stages hold goes on if the ring still takes it; if not, the cursor saved is
+            // before it and a restart reads it again.
+            self.flush_stages(true);
+            return;
         }
         if self.parser.finish() {
             tracing::debug!("journal: journalctl ended inside an entry; it is read again after the last cursor");
         }
+    }
+
+    /// Sends on the multiline blocks that are due (`all`: every one); false: the agent is stopping.
+    fn flush_stages(&mut self, all: bool) -> bool {
+        let due = (self.stages.as_ref())
+            .is_some_and(|st| st.deadline().is_some_and(|d| all || d <= std::time::Instant::now()));
+        if !due {
+            return true;
+        }
+        let entries = match self.stages.as_mut() {
+            Some(st) => st.flush(all, &self.parts.metrics),
+            None => return true,
+        };
+        self.send_staged(entries, None)
     }
 
     /// Turns every complete entry into lines and sends them in chunks; false: the agent is stopping.
@@ -343,7 +408,11 @@ impl Pump {
             };
             self.count += 1;
             if let Some(c) = e.get("__CURSOR") {
-                chunk_cursor = Some(String::from_utf8_lossy(&c.value).into_owned());
+                let c = String::from_utf8_lossy(&c.value).into_owned();
+                if self.stages.as_ref().is_some_and(JournalStages::holds) {
+                    self.read_cursors.push_back((self.count, c.clone()));
+                }
+                chunk_cursor = Some(c);
             }
             match self.converter.convert(&e, self.count, now_ns, &mut stats) {
                 Ok(entry) => entries.push(entry),
@@ -386,24 +455,49 @@ impl Pump {
         }
     }
 
-    /// Sends a chunk ending at entry `self.count` (after the stages, if any); blocks while the ring
-    /// is full (backpressure). False: the agent is stopping (the chunk is dropped unacknowledged:
-    /// read again at next start).
+    /// Sends the entries read (up to entry `self.count`, the last with `cursor`) through the stages
+    /// and on to the ring. False: the agent is stopping.
     fn send(&mut self, entries: Vec<(Entry, Arc<StreamLabels>)>, cursor: Option<String>) -> bool {
         let entries: Vec<Entry> = match self.stages.as_mut() {
             Some(st) => st.run(entries, &self.parts.metrics),
             None => entries.into_iter().map(|(e, _)| e).collect(),
         };
+        self.send_staged(entries, cursor)
+    }
+
+    /// Sends a chunk of entries out of the stages, with its commit position: entry `self.count`, or
+    /// the entry before the first one the stages still hold. Blocks while the ring is full
+    /// (backpressure). False: the agent is stopping (the chunk is dropped unacknowledged: read again
+    /// at next start).
+    fn send_staged(&mut self, entries: Vec<Entry>, cursor: Option<String>) -> bool {
+        let held = self.stages.as_ref().and_then(JournalStages::oldest_offset);
+        let commit = held.map_or(self.count, |first| self.count.min(first - 1));
+        let commit_cursor = if self.stages.as_ref().is_some_and(JournalStages::holds) {
+            // The cursor of entry `commit` (the entries before it are forgotten).
+            let mut at = None;
+            while self.read_cursors.front().is_some_and(|(n, _)| *n <= commit) {
+                at = self.read_cursors.pop_front().filter(|(n, _)| *n == commit);
+            }
+            at.map(|(_, c)| c)
+        } else {
+            cursor.clone()
+        };
         if let Some(c) = cursor {
-            self.cursors.push(self.count, c.clone());
             self.last_cursor = Some(c);
         }
+        if entries.is_empty() && commit <= self.commit {
+            return true;
+        }
+        if let Some(c) = commit_cursor.filter(|_| commit > self.commit) {
+            self.cursors.push(commit, c);
+        }
+        self.commit = self.commit.max(commit);
         let n = entries.len() as u64;
         let mut bundle = vec![Chunk {
             file: JOURNAL_ID,
             labels: self.labels.clone(),
             entries,
-            commit_offset: self.count,
+            commit_offset: self.commit,
             clients: None,
         }];
         loop {

@@ -29,11 +29,17 @@ struct Run {
 }
 
 fn run(dir: &Path, journalctl: &str, max_age: Dur, saved: Option<String>) -> Result<Run, String> {
+    run_staged(dir, journalctl, max_age, saved, "[]")
+}
+
+/// `run` with `journal.pipeline_stages` (YAML).
+fn run_staged(dir: &Path, journalctl: &str, max_age: Dur, saved: Option<String>, stages: &str) -> Result<Run, String> {
     let cfg = Config {
         journal: Some(JournalConfig {
             path: Some(dir.join("journal")),
             max_age,
             journalctl_path: journalctl.into(),
+            pipeline_stages: serde_yaml_ng::from_str(stages).unwrap(),
             ..JournalConfig::default()
         }),
         ..Config::default()
@@ -218,4 +224,103 @@ fn a_missing_journalctl_is_a_setup_error_naming_the_setting() {
         "{e}"
     );
     assert!(e.contains("install systemd's journalctl"), "{e}");
+}
+
+/// A stack trace its service printed line by line: a.service's and b.service's lines interleaved.
+fn traces(t0: u64) -> [(u64, &'static [u8], &'static str); 5] {
+    [
+        (t0, b"ERROR a failed", "a.service"),
+        (t0 + 1, b"ERROR b failed", "b.service"),
+        (t0 + 2, b"\tat a.One(A.java:1)", "a.service"),
+        (t0 + 3, b"\tat b.One(B.java:1)", "b.service"),
+        (t0 + 4, b"\tat a.Two(A.java:2)", "a.service"),
+    ]
+}
+
+/// The traces of `traces`, each joined.
+const A_TRACE: &str = "ERROR a failed\n\tat a.One(A.java:1)\n\tat a.Two(A.java:2)";
+const B_TRACE: &str = "ERROR b failed\n\tat b.One(B.java:1)";
+
+/// The journal of `dir` read with a `multiline` stage (a line not indented starts an entry).
+fn run_multiline(dir: &Path, max_wait: &str, saved: Option<String>) -> Run {
+    let stages = format!("[{{multiline: {{firstline: '^\\S', max_wait_time: {max_wait}}}}}]");
+    run_staged(dir, "journalctl", Dur::secs(3600), saved, &stages).unwrap()
+}
+
+/// (line, labels) of each entry, sorted.
+fn with_labels(got: &[(Entry, Arc<StreamLabels>)]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = got
+        .iter()
+        .map(|(e, _)| {
+            let labels = e.extra.as_ref().and_then(|x| x.labels.as_deref()).unwrap_or("");
+            (String::from_utf8_lossy(&e.line).into_owned(), labels.to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// (line, labels of a node1 entry of `unit`).
+fn of(line: &str, unit: &str) -> (String, String) {
+    let labels = format!(r#"{{hostname="node1", job="systemd-journal", priority="6", unit="{unit}"}}"#);
+    (line.to_string(), labels)
+}
+
+#[test]
+fn multiline_blocks_are_sent_after_max_wait_time_while_journalctl_is_quiet() {
+    if !tools("multiline_blocks_are_sent_after_max_wait_time_while_journalctl_is_quiet") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_journal(dir.path(), "a.journal", &traces(now_us() - 1_000_000));
+    let r = run_multiline(dir.path(), "300ms", None);
+    // No line follows either block: only max_wait_time can send them.
+    let got = r.take(2);
+    assert_eq!(with_labels(&got), [of(A_TRACE, "a.service"), of(B_TRACE, "b.service")]);
+    let cursor = r.stop().expect("both blocks acknowledged: a cursor to save");
+    assert!(cursor.contains(";i=5;"), "the last entry's cursor: {cursor}");
+}
+
+#[test]
+fn a_held_block_keeps_the_saved_cursor_before_it() {
+    if !tools("a_held_block_keeps_the_saved_cursor_before_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now_us() - 1_000_000;
+    let mut entries = vec![(t0 - 10, &b"started"[..], "a.service")];
+    entries.extend(traces(t0));
+    entries.push((t0 + 5, b"b goes on", "b.service"));
+    write_journal(dir.path(), "a.journal", &entries);
+    let r = run_multiline(dir.path(), "1h", None);
+    // "started" (entry 1) and b's trace (3 and 5) are complete; a's trace (from entry 2) and
+    // "b goes on" (7) are held.
+    let got = r.take(2);
+    assert_eq!(
+        with_labels(&got),
+        [of(B_TRACE, "b.service"), of("started", "a.service")]
+    );
+    assert_eq!(r.quiet(300), 0);
+    let tracker = r.tracker.clone();
+    assert_eq!(tracker.committed(JOURNAL_ID).map(|(c, _)| c), Some(1), "below entry 2");
+    // Stopped with the ring gone: the held entries are not shipped, and the cursor saved is entry 1's.
+    let cursor = r.stop().expect("entry 1 acknowledged");
+    assert!(
+        cursor.contains(";i=1;"),
+        "the cursor of the entry before the held block: {cursor}"
+    );
+
+    // Restarted after that cursor: the held entries are read again (b's trace twice: at least once).
+    let r = run_multiline(dir.path(), "200ms", Some(cursor));
+    let got = r.take(3);
+    assert_eq!(
+        with_labels(&got),
+        [
+            of(A_TRACE, "a.service"),
+            of(B_TRACE, "b.service"),
+            of("b goes on", "b.service")
+        ]
+    );
+    let cursor = r.stop().expect("everything acknowledged");
+    assert!(cursor.contains(";i=7;"), "the last entry's cursor: {cursor}");
 }

@@ -423,7 +423,8 @@ pub struct FilterConfig {
 pub struct GeoipConfig {
     /// The MaxMind database file (`.mmdb`: GeoIP2 or GeoLite2 City, Country or ASN, or another
     /// MMDB). Read into memory when the config is loaded (a missing or invalid file is a config
-    /// error); stages naming the same unchanged file share one copy.
+    /// error); stages naming the same unchanged file share one copy. A config reload reads a file
+    /// that changed on disk anew, even when the config itself is unchanged.
     pub db: String,
     /// The extracted value holding the IP address (IPv4 or IPv6).
     pub source: String,

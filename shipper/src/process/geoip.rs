@@ -72,6 +72,8 @@ type Lookups = Vec<(Arc<str>, Vec<Seg>)>;
 
 pub struct GeoipStage {
     db: Arc<Db>,
+    /// The database file as read (None: given as bytes).
+    file: Option<FileId>,
     source: Box<str>,
     db_type: Option<GeoipDbType>,
     names: [Arc<str>; 13],
@@ -83,8 +85,18 @@ impl GeoipStage {
     /// Errors name the setting under `key` (`targets[0].pipeline_stages[2].geoip`).
     pub fn new(c: &GeoipConfig, key: &str) -> Result<GeoipStage, String> {
         let custom = Self::paths(c, key)?;
-        let db = open(&c.db).map_err(|e| format!("{key}.db: {e}"))?;
-        Ok(Self::with(c, db, custom))
+        let (db, file) = open(&c.db).map_err(|e| format!("{key}.db: {e}"))?;
+        Ok(GeoipStage {
+            file: Some(file),
+            ..Self::with(c, db, custom)
+        })
+    }
+
+    /// The database file as read: path, device and inode, size, modification time (None: given
+    /// as bytes).
+    pub(super) fn file(&self) -> Option<String> {
+        let (path, dev, ino, len, s, ns) = self.file.as_ref()?;
+        Some(format!("{path} {dev}:{ino} {len} {s}.{ns:09}"))
     }
 
     /// The stage on a database given as bytes rather than a file (tests, fuzzing).
@@ -97,6 +109,7 @@ impl GeoipStage {
     fn with(c: &GeoipConfig, db: Arc<Db>, custom: Lookups) -> GeoipStage {
         GeoipStage {
             db,
+            file: None,
             source: c.source.as_str().into(),
             db_type: c.db_type,
             names: FIELDS.map(Arc::from),
@@ -223,12 +236,12 @@ impl GeoipStage {
     }
 }
 
-/// Identifies a database file as read: the same path, inode, size and modification time.
+/// Identifies a database file as read: the same path, device, inode, size and modification time.
 type FileId = (String, u64, u64, u64, i64, i64);
 
 /// Reads the database at `path`, or shares the copy another stage read while the file is
 /// unchanged (global stages are compiled once per target); a file changed since is read anew.
-fn open(path: &str) -> Result<Arc<Db>, String> {
+fn open(path: &str) -> Result<(Arc<Db>, FileId), String> {
     use std::os::unix::fs::MetadataExt;
     static OPEN: Mutex<Vec<(FileId, Weak<Db>)>> = Mutex::new(Vec::new());
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -246,13 +259,13 @@ fn open(path: &str) -> Result<Arc<Db>, String> {
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     open.retain(|(_, db)| db.strong_count() > 0);
     if let Some(db) = open.iter().find(|(i, _)| *i == id).and_then(|(_, db)| db.upgrade()) {
-        return Ok(db);
+        return Ok((db, id));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let db = Reader::from_source(bytes).map_err(|e| format!("{path} is not a MaxMind database: {e}"))?;
     let db = Arc::new(db);
-    open.push((id, Arc::downgrade(&db)));
-    Ok(db)
+    open.push((id.clone(), Arc::downgrade(&db)));
+    Ok((db, id))
 }
 
 /// The parts of a GeoIP2 City or Country record the stage reads (others are skipped).

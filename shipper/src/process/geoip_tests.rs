@@ -413,6 +413,31 @@ fn a_config_loads_the_database_once_and_names_the_key_when_it_is_missing() {
     assert!(e.to_string().contains("town") && e.to_string().contains("city"), "{e}");
 }
 
+/// A reload compares targets by a key: a database changed on disk changes the key of the targets
+/// whose stages read it, so their files get stages reading the new one.
+#[test]
+fn a_database_changed_on_disk_changes_the_reload_key_of_the_targets_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("city.mmdb");
+    write(&db, &city_db(6, 24));
+    let yaml = format!(
+        "targets:\n  - paths: [/x/*.log]\n  - paths: [/y/*.log]\n    pipeline_stages:\n      - regex: {{expression: '^(?P<ip>\\S+)'}}\n      - geoip: {{source: ip, db: {}, db_type: city}}\n",
+        db.display()
+    );
+    let cfg = crate::config::load_str(&yaml, "t").unwrap();
+    let keys = || {
+        let t = crate::discover::Targets::from_config(&cfg).unwrap();
+        [t.key(0).unwrap().to_string(), t.key(1).unwrap().to_string()]
+    };
+    let before = keys();
+    assert_eq!(keys(), before, "an unchanged database keeps the keys");
+    assert!(before[1].contains(&db.display().to_string()), "{}", before[1]);
+    write(&db, &asn_db());
+    let after = keys();
+    assert_eq!(after[0], before[0], "the target without geoip is untouched");
+    assert_ne!(after[1], before[1], "the target reading the database is read anew");
+}
+
 fn cfg_at(db: &Path) -> GeoipConfig {
     GeoipConfig {
         db: db.display().to_string(),

@@ -6,6 +6,7 @@ pub mod config;
 mod ctx;
 pub mod custom_metrics;
 pub mod extract;
+mod files_read;
 mod filter;
 pub mod geoip;
 mod go_layout;

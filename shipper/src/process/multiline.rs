@@ -452,6 +452,12 @@ impl Multiline {
             .min()
     }
 
+    /// Whether nothing is in progress and no trace is open: the state is as good as a new one (the
+    /// journal forgets the states of label sets that are idle).
+    pub fn idle(&self) -> bool {
+        self.slots.iter().all(|s| s.pending.is_none() && s.ctx == Ctx::Idle)
+    }
+
     /// How many entries were cut at `max_bytes` since the last call.
     pub fn take_truncated(&mut self) -> u64 {
         std::mem::take(&mut self.truncated)

@@ -350,10 +350,7 @@ impl FileStages {
     pub fn deadline(&self) -> Option<Instant> {
         let multiline = self.multiline.as_ref().and_then(Multiline::deadline);
         let held = self.held_until(Instant::now());
-        match (multiline, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [multiline, held].into_iter().flatten().min()
     }
 
     /// The file offset where the oldest line still inside the stages starts: the file's commit
@@ -361,10 +358,19 @@ impl FileStages {
     pub fn oldest_offset(&self) -> Option<u64> {
         let multiline = self.multiline.as_ref().and_then(Multiline::oldest_offset);
         let held = self.held.iter().map(|(_, l)| l.offset).min();
-        match (multiline, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [multiline, held].into_iter().flatten().min()
+    }
+
+    /// A new multiline state for another stream of these stages (None: no `multiline` stage), to
+    /// swap in with [`FileStages::swap_multiline`]: the journal keeps one per label set.
+    pub fn new_multiline(&self) -> Option<Multiline> {
+        let spec = self.pipeline.multiline.clone()?;
+        Some(Multiline::new(spec, self.pipeline.max_line_size))
+    }
+
+    /// Exchanges the multiline state the stages use with `other`.
+    pub fn swap_multiline(&mut self, other: &mut Option<Multiline>) {
+        std::mem::swap(&mut self.multiline, other);
     }
 
     /// Whether a `limit` stage holds lines back: the file is not read until it holds none.

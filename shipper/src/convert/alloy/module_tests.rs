@@ -428,8 +428,8 @@ loki.source.kubernetes "pods" {{
     }
 }
 
-/// The journal's stages, matches and JSON format carry over; a stage that would hold entries
-/// (multiline) is reported and left out.
+/// The journal's stages (multiline too: it joins the entries of each label set), matches and JSON
+/// format carry over.
 #[test]
 fn journal_stages_matches_and_json_format_convert() {
     let text = format!(
@@ -452,7 +452,7 @@ loki.process "p" {{
 {WRITE}"#
     );
     let (yaml, report, complete) = alloy(&text);
-    assert!(!complete, "{report}");
+    assert!(complete, "{report}");
     let j = &yaml["journal"];
     assert_eq!(j["labels"]["job"], "journal");
     assert_eq!(j["format"], "json");
@@ -461,9 +461,9 @@ loki.process "p" {{
         "_SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service"
     );
     assert_eq!(j["pipeline_stages"][0]["static_labels"]["source"], "journal");
-    assert!(j["pipeline_stages"].get(1).is_none(), "the multiline stage is left out");
+    assert_eq!(j["pipeline_stages"][1]["multiline"]["firstline"], "^x");
     for want in [
-        "config.alloy:2: loki.source.journal \"j\" stages stage.multiline: NOT SUPPORTED: left out for the journal: journal entries are whole already",
+        "config.alloy:12: loki.process stage.multiline: mapped to pipeline_stages `multiline`",
         "config.alloy:3: loki.source.journal \"j\" format_as_json: mapped to journal.format: json",
         "config.alloy:4: loki.source.journal \"j\" matches: mapped to journal.matches",
     ] {

@@ -1,16 +1,13 @@
 use crate::config::StageConfig;
-use crate::convert::{convert, Outcome, Source, Target};
+use crate::convert::alloy_fixture::{converted_stages, file_source_into};
+use crate::convert::Outcome;
 
 /// A `loki.secretfilter` between two `loki.process`: its stage between theirs, its arguments
 /// carried (an older Alloy's maps as lists), what shipper lacks reported on its line.
 #[test]
 fn a_secretfilter_in_a_chain_becomes_a_stage_at_its_place() {
-    let text = r#"
-loki.source.file "a" {
-  targets    = [{__path__ = "/var/log/*.log"}]
-  forward_to = [loki.process.first.receiver]
-}
-loki.process "first" {
+    let text = file_source_into(
+        r#"loki.process "first" {
   stage.json {
     expressions = { msg = "" }
   }
@@ -31,16 +28,9 @@ loki.process "last" {
     values = { a = "b" }
   }
   forward_to = [loki.write.default.receiver]
-}
-loki.write "default" {
-  endpoint {
-    url = "http://loki:3100/loki/api/v1/push"
-  }
-}
-"#;
-    let c = convert(Source::Alloy, Target::Config, text, "config.alloy").unwrap();
-    let cfg = crate::config::load_str(&c.yaml, "t").unwrap();
-    let stages = &cfg.targets[0].pipeline_stages;
+}"#,
+    );
+    let (c, stages) = converted_stages(&text);
     let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["json", "secretfilter", "static_labels"]);
     let StageConfig::Secretfilter(f) = &stages[1] else { panic!("{names:?}") };
