@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-/// Builds the release binary and returns its path.
+/// Builds the release binary and returns its path (under `CARGO_TARGET_DIR` when that is set).
 pub fn build_release() -> Result<PathBuf, String> {
     crate::run(crate::cargo().args(["build", "--release", "--quiet", "-p", "shipper"]))?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
-    Ok(root.join("target/release/shipper"))
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d));
+    Ok(target.join("release/shipper"))
 }
 
 pub fn free_port() -> Result<u16, String> {

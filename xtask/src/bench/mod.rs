@@ -87,7 +87,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, idle-10000, node, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
+rotation, live, idle-1000, idle-10000, node, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy\n  another shipper build (to compare two): set SHIPPER_BIN=/path/to/shipper";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -112,7 +112,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if chosen.is_empty() {
         chosen = SCENARIOS.to_vec();
     }
-    let peers = peers::Peer::all(crate::agent::build_release()?)?;
+    let shipper = match std::env::var_os("SHIPPER_BIN") {
+        Some(bin) => std::path::PathBuf::from(bin),
+        None => crate::agent::build_release()?,
+    };
+    let peers = peers::Peer::all(shipper)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
