@@ -203,7 +203,9 @@ pub fn run_batcher(
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
-        // Every chunk there is, then one wait for the bell: the reader rings once per read round.
+        // Every chunk there is, then one wait for the bell: the reader rings once per read round,
+        // and wakes us only when we want what it sent (see `wanted`).
+        rx.begin_take();
         let closed = loop {
             match rx.try_recv() {
                 Ok(bundle) => {
@@ -247,8 +249,23 @@ pub fn run_batcher(
             })
             .min()
             .unwrap_or(Duration::from_secs(3600));
-        rx.wait(wait);
+        rx.wait_for(wanted(&lanes), wait);
     }
+}
+
+/// Line bytes that make an open batch due (`batch_size`), the fewest over the open batches; 1 (any
+/// chunk wakes the batcher) when an endpoint has no open batch, so its next line's batch starts
+/// its `batch_wait` when the line comes, not when another endpoint's batch is due. (A line of a
+/// tenant without an open batch, set by a `tenant` stage, may wait in the ring until its
+/// endpoint's open batch is due: at most `batch_wait` longer.)
+fn wanted(lanes: &[Lanes]) -> usize {
+    let mut least = usize::MAX;
+    for l in lanes {
+        let most = l.open.iter().map(|b| b.size).max();
+        let Some(most) = most else { return 1 };
+        least = least.min(l.ep.batch_size.saturating_sub(most));
+    }
+    least.max(1)
 }
 
 /// Puts a chunk's entries into the open batches of the endpoints each goes to, and tells the
@@ -421,6 +438,30 @@ mod tests {
         let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
         let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, crossbeam_channel::never(), t, m));
         (tracker, ring_tx, batcher, rxs)
+    }
+
+    /// Woken for the bytes that make its fullest batch due; for any line while an endpoint has no
+    /// open batch (that line's batch must start its `batch_wait` when the line comes).
+    #[test]
+    fn the_batcher_wants_what_makes_a_batch_due() {
+        let ep = |batch_size| Endpoint {
+            batch_size,
+            batch_wait: Duration::from_secs(60),
+            tx: tokio::sync::mpsc::channel(1).0,
+        };
+        let open = |size| Batch {
+            size,
+            ..Batch::new(1, None)
+        };
+        let mut lanes = vec![Lanes::new(ep(1_000)), Lanes::new(ep(500))];
+        assert_eq!(wanted(&lanes), 1, "no open batch");
+        lanes[0].open.push(open(300));
+        assert_eq!(wanted(&lanes), 1, "an endpoint without an open batch");
+        lanes[1].open.push(open(100));
+        lanes[1].open.push(open(450));
+        assert_eq!(wanted(&lanes), 50, "the fullest batch of the second endpoint");
+        lanes[1].open[1].size = 600;
+        assert_eq!(wanted(&lanes), 1, "a batch already due");
     }
 
     fn lines(b: &ReadyBatch) -> Vec<&str> {
