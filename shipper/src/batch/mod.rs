@@ -173,6 +173,17 @@ impl EndpointSwap {
     }
 }
 
+/// Which open batches `Lanes::send_due` sends.
+#[derive(Clone, Copy)]
+enum Due {
+    /// Those at `batch_size`.
+    Full,
+    /// Those at `batch_size` or whose oldest line waited `batch_wait`.
+    FullOrOld,
+    /// Every one (the ring closed, the endpoints change).
+    All,
+}
+
 /// The batches being filled for one endpoint, one per tenant.
 struct Lanes {
     ep: Endpoint,
@@ -212,7 +223,9 @@ pub fn run_batcher(
                     for chunk in bundle {
                         add_chunk(chunk, &mut lanes, &mut seq, &mut touched, &tracker);
                         for lane in &mut lanes {
-                            if !lane.send_due(false) {
+                            // Only full batches here: one whose batch_wait is over takes what
+                            // else the ring holds first (those lines waited in the ring).
+                            if !lane.send_due(Due::Full) {
                                 return;
                             }
                         }
@@ -224,7 +237,7 @@ pub fn run_batcher(
         };
         metrics.ring_chunks.set(rx.len() as i64);
         for lane in &mut lanes {
-            if !lane.send_due(closed) {
+            if !lane.send_due(if closed { Due::All } else { Due::FullOrOld }) {
                 return;
             }
         }
@@ -234,7 +247,7 @@ pub fn run_batcher(
         // New endpoints from a reload (rung through the ring's waker).
         while let Ok(endpoints) = swap.try_recv() {
             for lane in &mut lanes {
-                if !lane.send_due(true) {
+                if !lane.send_due(Due::All) {
                     return;
                 }
             }
@@ -316,15 +329,18 @@ impl Lanes {
         }
     }
 
-    /// Sends the batches that are full or old enough (`all`: every open batch). False when the
-    /// push side stopped.
-    fn send_due(&mut self, all: bool) -> bool {
+    /// Sends the batches that are due as `due` says. False when the push side stopped.
+    fn send_due(&mut self, due: Due) -> bool {
         let (wait, size) = (self.ep.batch_wait, self.ep.batch_size);
         let mut i = 0;
         while i < self.open.len() {
             let b = &self.open[i];
-            let due = b.size >= size || b.age().is_some_and(|a| a >= wait);
-            if !(due || all) {
+            let goes = match due {
+                Due::Full => b.size >= size,
+                Due::FullOrOld => b.size >= size || b.age().is_some_and(|a| a >= wait),
+                Due::All => true,
+            };
+            if !goes {
                 i += 1;
                 continue;
             }
