@@ -10,6 +10,11 @@
 //! most reads are a few lines, and a slot and a thread wake-up per chunk cost more than the reading
 //! (profiled: the batcher woke ~5,000 times a second). The bell is two flags and a park, so ringing
 //! a batcher that is not asleep costs two atomic operations.
+//!
+//! Nor does every round wake it: a batcher with an open batch says how many more line bytes make
+//! one due (`batch_size`), and sleeps until then, until the batch's `batch_wait` is over, or until
+//! the ring is half full, whichever comes first. A busy node's reader sweeps ~50 times a second;
+//! the batcher wakes a few times a second, when it has something to send.
 
 use crate::labels::StreamLabels;
 use crate::parse::Entry;
@@ -50,6 +55,12 @@ struct Bell {
     waiter: OnceLock<Thread>,
     /// Live `RingSender`s: none left and the ring empty means closed.
     senders: AtomicUsize,
+    /// Line bytes (plus one per bundle) sent since the batcher last took what the ring holds.
+    pending: AtomicUsize,
+    /// What `pending` must reach for a round's `nudge` to wake the batcher (1: any bundle).
+    wanted: AtomicUsize,
+    /// Bundles in the ring that wake the batcher whatever it wants (half the capacity).
+    fill: usize,
 }
 
 impl Bell {
@@ -71,6 +82,16 @@ impl Bell {
             self.rung.store(false, SeqCst);
         }
         self.sleeping.store(false, SeqCst);
+    }
+
+    /// Rings if the batcher wants what was sent, or the ring fills up. `pending` is added to before
+    /// `wanted` is read, and the batcher stores `wanted` before it reads `pending` (all sequentially
+    /// consistent): either this sees what the batcher wants now, or the batcher sees these bytes and
+    /// does not sleep.
+    fn nudge(&self, len: usize) {
+        if self.pending.load(SeqCst) >= self.wanted.load(SeqCst) || len >= self.fill {
+            self.ring();
+        }
     }
 }
 
@@ -97,6 +118,8 @@ pub fn ring(capacity: usize) -> (RingSender, RingReceiver) {
     let (slots_tx, slots_rx) = bounded(capacity);
     let bell = Arc::new(Bell {
         senders: AtomicUsize::new(1),
+        wanted: AtomicUsize::new(1),
+        fill: capacity.div_ceil(2).max(1),
         ..Bell::default()
     });
     (
@@ -128,12 +151,17 @@ impl Drop for RingSender {
 }
 
 impl RingSender {
-    /// Puts a bundle in without waking the batcher (call `ring` after a round of sends). When the
-    /// ring is full the batcher is woken and the bundle handed back.
+    /// Puts a bundle in without waking the batcher (call `nudge` or `ring` after a round of sends).
+    /// When the ring is full the batcher is woken and the bundle handed back.
     pub fn try_send(&self, bundle: Bundle) -> Result<(), TrySendError<Bundle>> {
+        let size = bundle_size(&bundle);
         let sent = self.slots.try_send(bundle);
-        if matches!(sent, Err(TrySendError::Full(_))) {
-            self.ring();
+        match sent {
+            Ok(()) => {
+                self.bell.pending.fetch_add(size, SeqCst);
+            }
+            Err(TrySendError::Full(_)) => self.ring(),
+            Err(TrySendError::Disconnected(_)) => {}
         }
         sent
     }
@@ -163,6 +191,13 @@ impl RingSender {
     /// Wakes the batcher for the chunks sent since the last ring.
     pub fn ring(&self) {
         self.bell.ring();
+    }
+
+    /// Ends a round of sends: wakes the batcher only if what was sent since it last looked is what
+    /// it waits for (enough to make a batch due, or anything when it has no open batch), or the
+    /// ring is half full. Otherwise it wakes when its oldest batch is due.
+    pub fn nudge(&self) {
+        self.bell.nudge(self.slots.len());
     }
 
     /// Bundles in the ring.
@@ -196,6 +231,23 @@ impl RingReceiver {
     /// Waits until the bell rings (chunks were sent, a sender went, or a `RingWaker` woke it), at
     /// most `timeout`; it may return early.
     pub fn wait(&self, timeout: Duration) {
+        self.bell.wait(timeout);
+    }
+
+    /// Starts taking what the ring holds: what is sent from now on counts toward the next wake.
+    pub fn begin_take(&self) {
+        self.bell.pending.store(0, SeqCst);
+    }
+
+    /// Waits like [`wait`](Self::wait), but a sender's `nudge` wakes it only once `bytes` line
+    /// bytes were sent since `begin_take` (1: any bundle), or the ring is half full. Returns at
+    /// once when that much was sent already.
+    pub fn wait_for(&self, bytes: usize, timeout: Duration) {
+        let bytes = bytes.max(1);
+        self.bell.wanted.store(bytes, SeqCst);
+        if self.bell.pending.load(SeqCst) >= bytes {
+            return;
+        }
         self.bell.wait(timeout);
     }
 
@@ -234,6 +286,13 @@ impl RingReceiver {
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
+}
+
+/// What a bundle counts toward a batcher's wake: its line bytes, plus one so that a bundle of
+/// offsets alone counts too.
+fn bundle_size(bundle: &Bundle) -> usize {
+    let lines: usize = bundle.iter().flat_map(|c| c.entries.iter()).map(|e| e.line.len()).sum();
+    lines + 1
 }
 
 impl RingWaker {
@@ -277,6 +336,102 @@ mod tests {
             }
         }
         assert_eq!(next, 20_000);
+        sender.join().unwrap();
+    }
+
+    fn lines(file: FileId, bytes: usize) -> Chunk {
+        let mut c = chunk(file);
+        c.entries.push(Entry {
+            ts_ns: 0,
+            line: bytes::Bytes::from(vec![b'x'; bytes]),
+            stream: crate::parse::StreamKind::Stdout,
+            offset: 0,
+            extra: None,
+        });
+        c
+    }
+
+    /// A round's nudge wakes the batcher when it has no open batch (it wants any line), not while
+    /// what was sent is less than its batch still needs, and again once it is enough or the ring
+    /// is half full.
+    #[test]
+    fn a_nudge_wakes_the_batcher_only_for_what_it_wants() {
+        let (tx, rx) = ring(4);
+        let rung = |rx: &RingReceiver| rx.bell.rung.swap(false, SeqCst);
+        rx.begin_take();
+        assert!(tx.try_send(vec![lines(1, 10)]).is_ok());
+        tx.nudge();
+        assert!(rung(&rx), "a batcher without an open batch wants any line");
+        assert!(rx.try_recv().is_ok());
+
+        rx.begin_take();
+        rx.bell.wanted.store(1_000, SeqCst);
+        assert!(tx.try_send(vec![lines(2, 300)]).is_ok());
+        tx.nudge();
+        assert!(!rung(&rx), "300 of the 1,000 bytes its batch needs");
+        assert!(tx.try_send(vec![lines(3, 700)]).is_ok());
+        tx.nudge();
+        assert!(rung(&rx), "enough for a batch");
+
+        rx.begin_take();
+        while rx.try_recv().is_ok() {}
+        assert!(tx.try_send(vec![chunk(4)]).is_ok());
+        tx.nudge();
+        assert!(!rung(&rx), "one bundle of four slots");
+        assert!(tx.try_send(vec![chunk(5)]).is_ok());
+        tx.nudge();
+        assert!(rung(&rx), "half full");
+        rx.begin_take();
+        while rx.try_recv().is_ok() {}
+        tx.nudge();
+        assert!(!rung(&rx), "nothing sent");
+        drop(tx);
+        assert!(rung(&rx), "a sender going always rings");
+    }
+
+    /// `wait_for` does not sleep when what it wants was sent already (a nudge that read the old
+    /// want and did not ring is not lost).
+    #[test]
+    fn waiting_for_what_was_already_sent_returns_at_once() {
+        let (tx, rx) = ring(4);
+        rx.begin_take();
+        assert!(tx.try_send(vec![lines(1, 500)]).is_ok());
+        let started = std::time::Instant::now();
+        rx.wait_for(400, Duration::from_secs(30));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "slept with what it wanted in the ring"
+        );
+    }
+
+    /// A batcher that waits for more than is ever sent still gets every chunk by its deadline, and
+    /// sees the ring close.
+    #[test]
+    fn a_batcher_waiting_for_more_still_gets_every_chunk() {
+        let (tx, rx) = ring(4);
+        let sender = std::thread::spawn(move || {
+            for i in 0..2_000u64 {
+                while let Err(TrySendError::Full(_)) = tx.try_send(vec![lines(i, 10)]) {
+                    std::thread::yield_now();
+                }
+                tx.nudge();
+            }
+        });
+        let mut next = 0;
+        loop {
+            rx.begin_take();
+            match rx.try_recv() {
+                Ok(bundle) => {
+                    for c in bundle {
+                        assert_eq!(c.file, next);
+                        next += 1;
+                    }
+                }
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => rx.wait_for(usize::MAX, Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(next, 2_000);
         sender.join().unwrap();
     }
 

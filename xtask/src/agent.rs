@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-/// Builds the release binary and returns its path.
+/// Builds the release binary and returns its path (under `CARGO_TARGET_DIR` when that is set).
 pub fn build_release() -> Result<PathBuf, String> {
     crate::run(crate::cargo().args(["build", "--release", "--quiet", "-p", "shipper"]))?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))

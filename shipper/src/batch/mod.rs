@@ -173,6 +173,17 @@ impl EndpointSwap {
     }
 }
 
+/// Which open batches `Lanes::send_due` sends.
+#[derive(Clone, Copy)]
+enum Due {
+    /// Those at `batch_size`.
+    Full,
+    /// Those at `batch_size` or whose oldest line waited `batch_wait`.
+    FullOrOld,
+    /// Every one (the ring closed, the endpoints change).
+    All,
+}
+
 /// The batches being filled for one endpoint, one per tenant.
 struct Lanes {
     ep: Endpoint,
@@ -203,14 +214,18 @@ pub fn run_batcher(
     let mut seq = 0u64;
     let mut touched: Vec<u64> = Vec::new();
     loop {
-        // Every chunk there is, then one wait for the bell: the reader rings once per read round.
+        // Every chunk there is, then one wait for the bell: the reader rings once per read round,
+        // and wakes us only when we want what it sent (see `wanted`).
+        rx.begin_take();
         let closed = loop {
             match rx.try_recv() {
                 Ok(bundle) => {
                     for chunk in bundle {
                         add_chunk(chunk, &mut lanes, &mut seq, &mut touched, &tracker);
                         for lane in &mut lanes {
-                            if !lane.send_due(false) {
+                            // Only full batches here: one whose batch_wait is over takes what
+                            // else the ring holds first (those lines waited in the ring).
+                            if !lane.send_due(Due::Full) {
                                 return;
                             }
                         }
@@ -222,7 +237,7 @@ pub fn run_batcher(
         };
         metrics.ring_chunks.set(rx.len() as i64);
         for lane in &mut lanes {
-            if !lane.send_due(closed) {
+            if !lane.send_due(if closed { Due::All } else { Due::FullOrOld }) {
                 return;
             }
         }
@@ -232,7 +247,7 @@ pub fn run_batcher(
         // New endpoints from a reload (rung through the ring's waker).
         while let Ok(endpoints) = swap.try_recv() {
             for lane in &mut lanes {
-                if !lane.send_due(true) {
+                if !lane.send_due(Due::All) {
                     return;
                 }
             }
@@ -247,8 +262,23 @@ pub fn run_batcher(
             })
             .min()
             .unwrap_or(Duration::from_secs(3600));
-        rx.wait(wait);
+        rx.wait_for(wanted(&lanes), wait);
     }
+}
+
+/// Line bytes that make an open batch due (`batch_size`), the fewest over the open batches; 1 (any
+/// chunk wakes the batcher) when an endpoint has no open batch, so its next line's batch starts
+/// its `batch_wait` when the line comes, not when another endpoint's batch is due. (A line of a
+/// tenant without an open batch, set by a `tenant` stage, may wait in the ring until its
+/// endpoint's open batch is due: at most `batch_wait` longer.)
+fn wanted(lanes: &[Lanes]) -> usize {
+    let mut least = usize::MAX;
+    for l in lanes {
+        let most = l.open.iter().map(|b| b.size).max();
+        let Some(most) = most else { return 1 };
+        least = least.min(l.ep.batch_size.saturating_sub(most));
+    }
+    least.max(1)
 }
 
 /// Puts a chunk's entries into the open batches of the endpoints each goes to, and tells the
@@ -299,15 +329,18 @@ impl Lanes {
         }
     }
 
-    /// Sends the batches that are full or old enough (`all`: every open batch). False when the
-    /// push side stopped.
-    fn send_due(&mut self, all: bool) -> bool {
+    /// Sends the batches that are due as `due` says. False when the push side stopped.
+    fn send_due(&mut self, due: Due) -> bool {
         let (wait, size) = (self.ep.batch_wait, self.ep.batch_size);
         let mut i = 0;
         while i < self.open.len() {
             let b = &self.open[i];
-            let due = b.size >= size || b.age().is_some_and(|a| a >= wait);
-            if !(due || all) {
+            let goes = match due {
+                Due::Full => b.size >= size,
+                Due::FullOrOld => b.size >= size || b.age().is_some_and(|a| a >= wait),
+                Due::All => true,
+            };
+            if !goes {
                 i += 1;
                 continue;
             }
@@ -421,6 +454,30 @@ mod tests {
         let (t, m) = (tracker.clone(), Arc::new(Metrics::new()));
         let batcher = std::thread::spawn(move || run_batcher(ring_rx, endpoints, crossbeam_channel::never(), t, m));
         (tracker, ring_tx, batcher, rxs)
+    }
+
+    /// Woken for the bytes that make its fullest batch due; for any line while an endpoint has no
+    /// open batch (that line's batch must start its `batch_wait` when the line comes).
+    #[test]
+    fn the_batcher_wants_what_makes_a_batch_due() {
+        let ep = |batch_size| Endpoint {
+            batch_size,
+            batch_wait: Duration::from_secs(60),
+            tx: tokio::sync::mpsc::channel(1).0,
+        };
+        let open = |size| Batch {
+            size,
+            ..Batch::new(1, None)
+        };
+        let mut lanes = vec![Lanes::new(ep(1_000)), Lanes::new(ep(500))];
+        assert_eq!(wanted(&lanes), 1, "no open batch");
+        lanes[0].open.push(open(300));
+        assert_eq!(wanted(&lanes), 1, "an endpoint without an open batch");
+        lanes[1].open.push(open(100));
+        lanes[1].open.push(open(450));
+        assert_eq!(wanted(&lanes), 50, "the fullest batch of the second endpoint");
+        lanes[1].open[1].size = 600;
+        assert_eq!(wanted(&lanes), 1, "a batch already due");
     }
 
     fn lines(b: &ReadyBatch) -> Vec<&str> {

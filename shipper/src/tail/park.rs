@@ -73,12 +73,12 @@ impl Reader {
         true
     }
 
-    /// Ends a round: the bundle goes into the ring (or is parked), and the batcher is woken for
-    /// what was sent since it was last woken.
+    /// Ends a round: the bundle goes into the ring (or is parked), and the batcher is nudged for
+    /// what was sent since: it wakes if that makes a batch due or the ring half full (see `ring`).
     pub(super) fn ring_bell(&mut self) {
         self.send_bundle();
         if std::mem::take(&mut self.unrung) {
-            self.ring.ring();
+            self.ring.nudge();
         }
     }
 

@@ -94,7 +94,7 @@ impl Ctx {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [SCENARIO…] [--quick]\n  scenarios: throughput-1, throughput-100, \
-rotation, live, idle-1000, idle-10000, node, node-glob, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy";
+rotation, live, idle-1000, idle-10000, node, node-glob, stages, wake (default: all)\n  peers side by side: set PROMTAIL_BIN=/path/to/promtail, FLUENTBIT_BIN=/path/to/fluent-bit, VECTOR_BIN=/path/to/vector and/or ALLOY_BIN=/path/to/alloy\n  another shipper build (to compare two; its results are not published): set SHIPPER_BIN=/path/to/shipper";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(flag) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
@@ -117,11 +117,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ));
     }
     // Only a run of every scenario at full size publishes its results (docs/bench, results.md, README).
-    let publish = !quick && (chosen.is_empty() || SCENARIOS.iter().all(|s| chosen.contains(s)));
+    let publish = !quick
+        && std::env::var_os("SHIPPER_BIN").is_none()
+        && (chosen.is_empty() || SCENARIOS.iter().all(|s| chosen.contains(s)));
     if chosen.is_empty() {
         chosen = SCENARIOS.to_vec();
     }
-    let peers = peers::Peer::all(crate::agent::build_release()?)?;
+    let shipper = match std::env::var_os("SHIPPER_BIN") {
+        Some(bin) => std::path::PathBuf::from(bin),
+        None => crate::agent::build_release()?,
+    };
+    let peers = peers::Peer::all(shipper)?;
     // The run's wall time, from the release binary being built.
     let started = std::time::Instant::now();
     let commit = meta::commit();

@@ -81,6 +81,9 @@ pub(super) fn finish(
     secs: f64,
 ) -> Result<Outcome, String> {
     let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
+    if agent_name.starts_with("shipper") {
+        show_threads(name, agent.pid());
+    }
     agent.stop()?;
     let bytes = agent::dir_size(&dir.join("pods"));
     Ok(Outcome {
@@ -330,6 +333,19 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64, files: u32) -> Result<
     o.latency_ms = Some(percentiles(loki.latencies_ns()));
     o.wake_ms = Some(wake);
     Ok(o)
+}
+
+/// What each of the agent's threads cost over the whole run (start included): CPU, and how often it
+/// slept and woke (voluntary switches) or was preempted. Wake-ups are what batching reads and
+/// chunks saves; they are far less noisy than CPU time on a shared machine.
+fn show_threads(scenario: &str, pid: u32) {
+    eprintln!("   {scenario}: threads (name ×count: CPU s, voluntary / involuntary context switches)");
+    for t in shipper_testkit::proc::thread_costs(pid) {
+        eprintln!(
+            "     {:<16} ×{:<2} {:>7.2} s {:>9} / {}",
+            t.name, t.threads, t.cpu_seconds, t.voluntary_switches, t.involuntary_switches
+        );
+    }
 }
 
 /// p50, p99 and max of latencies in nanoseconds, in milliseconds.
