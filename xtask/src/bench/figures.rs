@@ -1,7 +1,9 @@
 //! The checks that keep every benchmark figure in the docs a figure of the committed report: the
 //! generated page and README block must be exactly what `docs/bench/report.json` renders to, and the
 //! hand-written pages must not carry a benchmark-looking figure (a number followed by MiB/s,
-//! CPU-s/GiB, ms, MiB, ×, % of plain, lines/s or cores) outside them.
+//! CPU-s/GiB, ms, MiB, ×, % of plain, lines/s or cores) outside them; nor may any other page of the
+//! book carry a figure in a unit only a benchmark measures (MiB/s, CPU-s per GiB, % of plain, ×
+//! the bound).
 
 use super::results::{self, Report};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,18 @@ const UNITS: &[&str] = &[
     "lines/s",
     "cores",
     "core",
+];
+
+/// The units only a benchmark measures. Every page of the book other than [`PAGES`] and the results
+/// page is scanned for these (the others hold end-to-end tests' figures, such as memory, which are
+/// not benchmark results).
+const BENCH_UNITS: &[&str] = &[
+    "MiB/s",
+    "CPU-s/GiB",
+    "CPU-s per GiB",
+    "% of plain",
+    "× the bound",
+    "× its in-process bound",
 ];
 
 /// The hand-written pages that must not carry measurements.
@@ -67,7 +81,7 @@ fn without_code(line: &str) -> String {
 }
 
 /// The benchmark-looking figures of one line, as (byte offset, figure).
-fn figures_in(line: &str) -> Vec<(usize, String)> {
+fn figures_in(line: &str, units: &[&str]) -> Vec<(usize, String)> {
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut hits = Vec::new();
     let mut i = 0;
@@ -95,7 +109,7 @@ fn figures_in(line: &str) -> Vec<(usize, String)> {
         let mut rest = &line[end..];
         rest = rest.strip_prefix(' ').unwrap_or(rest);
         let threshold = line[..at].trim_end().ends_with(['≤', '≥']);
-        let unit = UNITS.iter().find(|u| {
+        let unit = units.iter().find(|u| {
             rest.starts_with(**u)
                 && !rest[u.len()..]
                     .chars()
@@ -114,6 +128,12 @@ fn figures_in(line: &str) -> Vec<(usize, String)> {
 /// The figures of `text` (page `file`) outside code, README's generated block and the listed
 /// exceptions.
 pub fn scan(file: &str, text: &str) -> Vec<Hit> {
+    scan_for(file, text, UNITS)
+}
+
+/// The figures in `units` of `text` (page `file`) outside code, README's generated block and the
+/// listed exceptions.
+fn scan_for(file: &str, text: &str, units: &[&str]) -> Vec<Hit> {
     let skip = if file == "README.md" {
         results::block_span(text).ok()
     } else {
@@ -137,7 +157,7 @@ pub fn scan(file: &str, text: &str) -> Vec<Hit> {
             .filter(|(f, _)| *f == file)
             .flat_map(|(_, phrase)| plain.match_indices(phrase).map(|(at, p)| (at, at + p.len())))
             .collect();
-        for (at, figure) in figures_in(&plain) {
+        for (at, figure) in figures_in(&plain, units) {
             if !allowed.iter().any(|(s, e)| at >= *s && at + figure.len() <= *e) {
                 hits.push(Hit {
                     file: file.into(),
@@ -217,6 +237,50 @@ mod tests {
             "benchmark figures outside the generated results (quote docs/src/results.md or README's \
              block instead, or list a figure that is not a measurement in NOT_MEASUREMENTS):\n{}",
             list.join("\n")
+        );
+    }
+
+    /// Every page of the book but the results page and [`PAGES`], under docs/src.
+    fn other_pages() -> Vec<String> {
+        let mut pages = Vec::new();
+        let mut dirs = vec![root().join("docs/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let path = entry.unwrap().path();
+                let rel = path.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if rel.ends_with(".md") && rel != "docs/src/results.md" && !PAGES.contains(&rel.as_str()) {
+                    pages.push(rel);
+                }
+            }
+        }
+        pages.sort();
+        pages
+    }
+
+    #[test]
+    fn no_benchmark_figure_on_the_other_pages_of_the_book() {
+        let pages = other_pages();
+        assert!(pages.iter().any(|p| p == "docs/src/guarantees.md"), "{pages:?}");
+        let mut hits = Vec::new();
+        for page in &pages {
+            let text = std::fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+            hits.extend(scan_for(page, &text, BENCH_UNITS));
+        }
+        let list: Vec<String> = hits
+            .iter()
+            .map(|h| format!("{}:{}: {}", h.file, h.line, h.figure))
+            .collect();
+        assert!(
+            list.is_empty(),
+            "benchmark figures outside the generated results (link docs/src/results.md instead):\n{}",
+            list.join("\n")
+        );
+        // The narrower scan still finds such a figure.
+        assert_eq!(
+            scan_for("x.md", "it reads 250 MiB/s at 3.1 CPU-s per GiB, 40 MiB", BENCH_UNITS).len(),
+            2
         );
     }
 
