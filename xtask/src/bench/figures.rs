@@ -223,19 +223,28 @@ mod tests {
 
     #[test]
     fn no_benchmark_figure_outside_the_generated_blocks() {
-        let mut hits = Vec::new();
-        for page in PAGES {
+        assert_none(
+            PAGES,
+            UNITS,
+            "quote docs/src/results.md or README's block instead, or list a figure that is not a \
+             measurement in NOT_MEASUREMENTS",
+        );
+    }
+
+    /// Fails listing every figure in `units` on `pages`, with `what_to_do`.
+    fn assert_none<P: AsRef<str>>(pages: &[P], units: &[&str], what_to_do: &str) {
+        let mut list = Vec::new();
+        for page in pages.iter().map(AsRef::as_ref) {
             let text = std::fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
-            hits.extend(scan(page, &text));
+            list.extend(
+                scan_for(page, &text, units)
+                    .into_iter()
+                    .map(|h| format!("{}:{}: {}", h.file, h.line, h.figure)),
+            );
         }
-        let list: Vec<String> = hits
-            .iter()
-            .map(|h| format!("{}:{}: {}", h.file, h.line, h.figure))
-            .collect();
         assert!(
             list.is_empty(),
-            "benchmark figures outside the generated results (quote docs/src/results.md or README's \
-             block instead, or list a figure that is not a measurement in NOT_MEASUREMENTS):\n{}",
+            "benchmark figures outside the generated results ({what_to_do}):\n{}",
             list.join("\n")
         );
     }
@@ -263,20 +272,7 @@ mod tests {
     fn no_benchmark_figure_on_the_other_pages_of_the_book() {
         let pages = other_pages();
         assert!(pages.iter().any(|p| p == "docs/src/guarantees.md"), "{pages:?}");
-        let mut hits = Vec::new();
-        for page in &pages {
-            let text = std::fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
-            hits.extend(scan_for(page, &text, BENCH_UNITS));
-        }
-        let list: Vec<String> = hits
-            .iter()
-            .map(|h| format!("{}:{}: {}", h.file, h.line, h.figure))
-            .collect();
-        assert!(
-            list.is_empty(),
-            "benchmark figures outside the generated results (link docs/src/results.md instead):\n{}",
-            list.join("\n")
-        );
+        assert_none(&pages, BENCH_UNITS, "link docs/src/results.md instead");
         // The narrower scan still finds such a figure.
         assert_eq!(
             scan_for("x.md", "it reads 250 MiB/s at 3.1 CPU-s per GiB, 40 MiB", BENCH_UNITS).len(),
