@@ -202,6 +202,38 @@ mod tests {
     }
 
     #[test]
+    fn the_page_shows_where_shipper_spent_its_cpu_per_thread() {
+        let mut report = fixture();
+        assert!(
+            !results::page(&report).contains("shipper's threads"),
+            "no thread costs, no table"
+        );
+        let thread = |name: &str, count, cpu, sleeps, preempted| super::super::Thread {
+            name: name.into(),
+            count,
+            cpu_seconds: cpu,
+            voluntary_switches: sleeps,
+            involuntary_switches: preempted,
+        };
+        let node = report.outcomes.iter_mut().find(|o| o.scenario == "node").unwrap();
+        node.threads = vec![
+            thread("shipper-net", 2, 0.15, 3699, 45),
+            thread("shipper-reader", 1, 0.64, 1456, 815),
+        ];
+        let page = results::page(&report);
+        has(&page, "| thread | shipper: CPU s | shipper: sleeps / preemptions |");
+        has(&page, "| shipper-net ×2 | 0.15 | 3699 / 45 |");
+        has(&page, "| shipper-reader | 0.64 | 1456 / 815 |");
+        // The table follows the node scenario's, not another's.
+        let node_at = page.find("## `node`").unwrap();
+        let table_at = page.find("| shipper-reader |").unwrap();
+        assert!(
+            table_at > node_at && page[node_at..table_at].matches("\n## ").count() == 0,
+            "{page}"
+        );
+    }
+
+    #[test]
     fn the_published_page_and_readme_block_are_the_rendering_of_the_committed_report() {
         let report = committed().unwrap_or_else(|e| panic!("{e}"));
         let page = std::fs::read_to_string(root().join(results::PAGE)).unwrap_or_default();

@@ -69,6 +69,19 @@ pub struct Outcome {
     pub cores: Option<f64>,
     /// Write→read latency as the agent measured it (`wake`): how soon a write wakes the reader.
     pub wake_ms: Option<Latency>,
+    /// What each of shipper's threads cost over the run (empty for peers): where the CPU went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<Thread>,
+}
+
+/// One thread name's cost over a run: CPU, sleeps (voluntary switches) and preemptions.
+#[derive(Debug, Default, Serialize, Deserialize, Clone)]
+pub struct Thread {
+    pub name: String,
+    pub count: usize,
+    pub cpu_seconds: f64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, Clone, Copy)]

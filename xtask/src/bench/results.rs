@@ -265,6 +265,65 @@ pub fn page(report: &Report) -> String {
         if *scenario == "node-glob" {
             s.push_str(&not_measured(report, cols.len()));
         }
+        if *scenario != "wake" {
+            s.push_str(&threads(&rows));
+        }
+    }
+    s
+}
+
+/// Where shipper's CPU went in each run of a scenario that has per-thread costs: one table, a row per
+/// thread name, a column pair per run.
+fn threads(rows: &[&Outcome]) -> String {
+    let runs: Vec<&&Outcome> = rows.iter().filter(|o| !o.threads.is_empty()).collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\nshipper's threads over the whole run, start included (CPU seconds; sleeps / preemptions, \
+         that is, voluntary / involuntary context switches):\n\n| thread |",
+    );
+    let one_scenario = runs.iter().all(|o| o.scenario == runs[0].scenario);
+    for o in &runs {
+        let run = if one_scenario {
+            o.agent.as_str()
+        } else {
+            o.scenario.as_str()
+        };
+        s.push_str(&format!(" {run}: CPU s | {run}: sleeps / preemptions |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|---:|".repeat(runs.len()));
+    s.push('\n');
+    let mut names: Vec<&str> = runs
+        .iter()
+        .flat_map(|o| o.threads.iter().map(|t| t.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let count = runs
+            .iter()
+            .flat_map(|o| &o.threads)
+            .find(|t| t.name == name)
+            .map_or(1, |t| t.count);
+        s.push_str(&if count > 1 {
+            format!("| {name} ×{count} |")
+        } else {
+            format!("| {name} |")
+        });
+        for o in &runs {
+            match o.threads.iter().find(|t| t.name == name) {
+                Some(t) => s.push_str(&format!(
+                    " {} | {} / {} |",
+                    f(t.cpu_seconds, 2),
+                    t.voluntary_switches,
+                    t.involuntary_switches
+                )),
+                None => s.push_str(" – | – |"),
+            }
+        }
+        s.push('\n');
     }
     s
 }

@@ -81,9 +81,11 @@ pub(super) fn finish(
     secs: f64,
 ) -> Result<Outcome, String> {
     let (cpu, rss) = (agent.cpu_seconds(), agent.peak_rss());
-    if agent_name.starts_with("shipper") {
-        show_threads(name, agent.pid());
-    }
+    let threads = if agent_name.starts_with("shipper") {
+        threads(name, agent.pid())
+    } else {
+        Vec::new()
+    };
     agent.stop()?;
     let bytes = agent::dir_size(&dir.join("pods"));
     Ok(Outcome {
@@ -101,6 +103,7 @@ pub(super) fn finish(
         lost: account.lost(),
         duplicated: account.duplicated(),
         reordered: account.out_of_order(),
+        threads,
         ..Default::default()
     })
 }
@@ -338,14 +341,23 @@ pub fn wake(ctx: &Ctx, bin: &Path, mode: &str, rate: u64, files: u32) -> Result<
 /// What each of the agent's threads cost over the whole run (start included): CPU, and how often it
 /// slept and woke (voluntary switches) or was preempted. Wake-ups are what batching reads and
 /// chunks saves; they are far less noisy than CPU time on a shared machine.
-fn show_threads(scenario: &str, pid: u32) {
+fn threads(scenario: &str, pid: u32) -> Vec<super::Thread> {
     eprintln!("   {scenario}: threads (name ×count: CPU s, voluntary / involuntary context switches)");
+    let mut all = Vec::new();
     for t in shipper_testkit::proc::thread_costs(pid) {
         eprintln!(
             "     {:<16} ×{:<2} {:>7.2} s {:>9} / {}",
             t.name, t.threads, t.cpu_seconds, t.voluntary_switches, t.involuntary_switches
         );
+        all.push(super::Thread {
+            name: t.name,
+            count: t.threads,
+            cpu_seconds: t.cpu_seconds,
+            voluntary_switches: t.voluntary_switches,
+            involuntary_switches: t.involuntary_switches,
+        });
     }
+    all
 }
 
 /// p50, p99 and max of latencies in nanoseconds, in milliseconds.
