@@ -3,7 +3,7 @@
 
 use super::Layout;
 use std::fs::OpenOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,13 +56,44 @@ pub fn start(l: &Layout, name: &str, argv: &[String]) -> Result<u32, String> {
     let pid = child.id();
     std::fs::write(pid_file(l, name), pid.to_string()).map_err(|e| e.to_string())?;
     std::fs::write(argv_file(l, name), argv.join("\n")).map_err(|e| e.to_string())?;
-    // setsid execs in place (the child is no group leader), so the pid is the daemon's. Give it a
-    // moment to fail on bad flags.
-    std::thread::sleep(Duration::from_millis(300));
-    if running(l, name).is_none() {
-        return Err(format!("{name} exited at once: see {}", log_path.display()));
-    }
+    settle(l, name, child, &log_path)?;
     Ok(pid)
+}
+
+/// Waits until `setsid` has become the daemon and the daemon has lived a moment (bad flags fail by
+/// then). The child's own exit status tells an early death from a slow start: on a loaded machine
+/// `setsid` may not have exec'd yet when it is first looked at. The error carries the log's last
+/// lines, so a failure on a machine nobody can log into says why.
+fn settle(l: &Layout, name: &str, mut child: std::process::Child, log_path: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let mut alive_since: Option<Instant> = None;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{name} exited at once ({status}); the end of {}:\n{}",
+                log_path.display(),
+                log_tail(log_path, 30)
+            ));
+        }
+        if running(l, name).is_some() {
+            let since = *alive_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(300) {
+                return Ok(());
+            }
+        } else if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("{name} has not started after 30 s: see {}", log_path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The last `n` lines of a log (what a failed start printed).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Starts `name` again with the command line `up` gave it (used by tests: the API server restarted).
@@ -104,10 +135,49 @@ pub fn wait_for(what: &str, log: &str, timeout: Duration, mut ready: impl FnMut(
     let start = Instant::now();
     while !ready() {
         if start.elapsed() > timeout {
-            return Err(format!("{what} not ready after {}s: see {log}", timeout.as_secs()));
+            return Err(format!(
+                "{what} not ready after {}s; the end of {log}:\n{}",
+                timeout.as_secs(),
+                log_tail(Path::new(log), 30)
+            ));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     eprintln!("{what} ready ({:.1}s)", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dir: &Path) -> Layout {
+        Layout {
+            state: dir.to_path_buf(),
+            run: dir.join("run"),
+            pki: dir.join("pki"),
+            logs: dir.join("logs"),
+            node_name: "test".into(),
+            node_ip: "192.0.2.1".into(),
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_dies_at_once_is_reported_with_what_it_printed() {
+        let dir = std::env::temp_dir().join(format!("procs-test-{}", std::process::id()));
+        let l = layout(&dir);
+        let argv = ["sh", "-c", "echo cannot bind the socket >&2; exit 3"].map(String::from);
+        let err = start(&l, "dies", &argv).unwrap_err();
+        assert!(
+            err.contains("exited at once") && err.contains("cannot bind the socket"),
+            "{err}"
+        );
+
+        let argv = ["sleep", "30"].map(String::from);
+        let pid = start(&l, "lives", &argv).unwrap();
+        assert_eq!(running(&l, "lives"), Some(pid));
+        assert!(stop(&l, "lives"));
+        assert_eq!(running(&l, "lives"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
