@@ -150,10 +150,18 @@ impl Tracker {
     }
 
     /// The file's identity changed (renamed, fingerprint grew) or it was truncated to `reset_to`.
+    /// A file that is still itself (same path, device and inode) with a longer fingerprint is
+    /// written with the next write for another reason (its lines acknowledged, most likely), not
+    /// for this: the shorter fingerprint on disk is a prefix of the new one and still matches the
+    /// file at a restart. A quiet file's first kilobyte arriving line by line would otherwise cost
+    /// a positions write per line.
     pub fn update(&self, id: FileId, ident: FileIdentity, reset_to: Option<u64>) {
         self.change(id, |f| {
             if f.ident != ident {
-                self.changes.files_changed();
+                let same_file = f.ident.path == ident.path && f.ident.dev == ident.dev && f.ident.ino == ident.ino;
+                if !same_file || reset_to.is_some() {
+                    self.changes.files_changed();
+                }
                 self.mark(id, f);
             }
             f.ident = ident;

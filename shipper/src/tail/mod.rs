@@ -313,8 +313,10 @@ impl Reader {
             return;
         }
         let held = self.hold_reading().is_some() || !self.parked.is_empty();
+        let now = SystemTime::now();
         for f in self.files.values() {
-            let changed = f.file.metadata().map_or(true, |m| m.len() != f.framer.read_offset());
+            let meta = f.file.metadata().ok();
+            let changed = meta.as_ref().is_none_or(|m| m.len() != f.framer.read_offset());
             if !changed || !self.ready.insert(f.id) {
                 continue;
             }
@@ -322,9 +324,15 @@ impl Reader {
                 || f.state != file::State::Active
                 || self.paused.contains_key(&f.id)
                 || self.deferred.contains(&f.id);
-            // Named by an event lately: its latest write's event may still be on its way.
+            // Named by an event lately, or written lately (its mtime): the latest write's event may
+            // still be on its way (events are drained once per sweep gap). On a node where some of a
+            // thousand quiet files write every second, nearly every round would otherwise find one
+            // and keep the net at rescan_interval for ever.
             let named_lately = f.last_event.is_some_and(|at| at.elapsed() < EVENT_LATENCY);
-            if !waits && !named_lately {
+            let written_lately = meta
+                .and_then(|m| m.modified().ok())
+                .is_none_or(|at| now.duration_since(at).map_or(true, |age| age < EVENT_LATENCY));
+            if !waits && !named_lately && !written_lately {
                 self.missed += 1;
                 tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
             }
