@@ -347,11 +347,7 @@ fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
     write(l.state.join("containerd.toml"), config::containerd(l))?;
     write(l.state.join("cni/10-shipper.conflist"), config::cni(l))?;
     write(l.state.join("kubelet.yaml"), config::kubelet(l))?;
-    start(
-        l,
-        "containerd",
-        &["containerd".into(), "--config".into(), s("containerd.toml")],
-    )?;
+    start_containerd(l, &s("containerd.toml"))?;
     let sock = l.containerd_sock().display().to_string();
     wait_for("containerd", &log(l, "containerd"), Duration::from_secs(30), || {
         sh(&format!("ctr --address {sock} version >/dev/null 2>&1")).is_ok()
@@ -423,6 +419,32 @@ fn up(l: &Layout, nodes: u32, release: Release) -> Result<(), String> {
         l.kubeconfig().display()
     );
     Ok(())
+}
+
+/// containerd on the cluster's own config. One left running by an earlier `up` whose pid file is
+/// gone (a machine stopped mid-run) would hold the metadata database's lock: it is stopped first.
+/// If containerd then dies at once, what it printed is shown, its run-time state (sockets, task
+/// state: nothing a new start needs) is set aside, and it is started once more.
+fn start_containerd(l: &Layout, config: &str) -> Result<(), String> {
+    if procs::running(l, "containerd").is_none() {
+        let _ = sh(&format!("pkill -9 -x -f 'containerd --config {config}'"));
+    }
+    let argv = ["containerd".to_string(), "--config".into(), config.into()];
+    let Err(first) = start(l, "containerd", &argv) else {
+        return Ok(());
+    };
+    eprintln!("{first}");
+    let state = l.run.join("containerd");
+    if state.exists() {
+        let aside = l.run.join(format!("containerd.set-aside-{}", std::process::id()));
+        std::fs::rename(&state, &aside).map_err(|e| format!("{first}\nsetting {} aside: {e}", state.display()))?;
+        eprintln!("containerd's state set aside as {}", aside.display());
+    }
+    for sock in [l.containerd_sock(), l.run.join("containerd.sock.ttrpc")] {
+        let _ = std::fs::remove_file(sock);
+    }
+    eprintln!("starting containerd once more");
+    start(l, "containerd", &argv).map(|_| ())
 }
 
 fn api_ready(l: &Layout, bin: &Path) -> bool {
