@@ -172,3 +172,35 @@ fn the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed() {
     );
     agent.stop();
 }
+
+/// A round of the net that finds unread data written less than a second before cannot tell yet
+/// whether the write's event is on its way (events are drained once per sweep gap). A second later
+/// it knows: no event came, so it was a miss, counted then, and the rounds come back to
+/// `rescan_interval`. (The other way round — quiet files on a busy node whose events did come — is
+/// what lets the net back off there.)
+#[test]
+fn data_found_within_a_second_of_its_write_is_a_miss_once_no_event_followed() {
+    if !may_load_bpf("data_found_within_a_second_of_its_write_is_a_miss_once_no_event_followed") {
+        return;
+    }
+    let env = Env::new();
+    let path = env.path("pods/ns_p0_u/c/0.log");
+    std::fs::write(&path, shipper_testkit::tag_line(0, 0, 60) + "\n").unwrap();
+    // A round every second: the round after the write comes within a second of it.
+    let config = env.config(
+        "pods/*/*/*.log",
+        "tail:\n  start_at: beginning\n  watch: ebpf\n  rescan_interval: 1s\n  max_rescan_interval: 1s\n",
+    );
+    let agent = Agent::start(&config);
+    let mut expected = vec![(0u32, 1u64)];
+    wait_all(&env, &agent, &expected, 60);
+    assert_eq!(agent.metric("shipper_missed_events_total"), 0.0, "{}", agent.log_tail());
+    let lines: String = (1..=3).map(|i| shipper_testkit::tag_line(0, i, 60) + "\n").collect();
+    append_unseen(&env, &path, &lines);
+    expected[0].1 = 4;
+    let account = wait_all(&env, &agent, &expected, 15);
+    assert_exact_or_log(&account, &agent);
+    let missed = wait_metric(&agent, "shipper_missed_events_total", 10, |v| v >= 1.0);
+    assert_eq!(missed, 1.0, "the write no event reported: {}", agent.log_tail());
+    agent.stop();
+}

@@ -137,6 +137,9 @@ pub struct Reader {
     net_due: bool,
     /// Changes the current round of the safety net found that no event reported.
     missed: usize,
+    /// Files the net found unread data in, written too lately to tell yet whether an event is on
+    /// its way, with when they were found: a miss unless an event names them by `EVENT_LATENCY`.
+    suspects: Vec<(FileId, Instant)>,
     /// New configurations (config reload), applied between read rounds.
     reconfig: Receiver<Reconfig>,
     /// Files detached by a reload, remembered to resume them if a target finds them again.
@@ -224,6 +227,7 @@ impl Reader {
             net,
             net_due: false,
             missed: 0,
+            suspects: Vec::new(),
             reconfig: p.reconfig,
             detached: Vec::new(),
             reloading: false,
@@ -289,6 +293,9 @@ impl Reader {
                 self.take_events();
                 self.check_all();
             }
+            if !self.suspects.is_empty() {
+                self.judge_suspects();
+            }
             if last_rescan.elapsed() >= self.net.every() {
                 last_rescan = Instant::now();
                 self.rescan_due = true;
@@ -324,18 +331,41 @@ impl Reader {
                 || f.state != file::State::Active
                 || self.paused.contains_key(&f.id)
                 || self.deferred.contains(&f.id);
-            // Named by an event lately, or written lately (its mtime): the latest write's event may
-            // still be on its way (events are drained once per sweep gap). On a node where some of a
-            // thousand quiet files write every second, nearly every round would otherwise find one
-            // and keep the net at rescan_interval for ever.
+            // Named by an event lately: its latest write's event may still be on its way.
             let named_lately = f.last_event.is_some_and(|at| at.elapsed() < EVENT_LATENCY);
+            // Written lately (its mtime): whether that write's event is on its way (events are
+            // drained once per sweep gap) is known once EVENT_LATENCY has passed. On a node where
+            // some of a thousand quiet files write every second, nearly every round would otherwise
+            // find one and keep the net at rescan_interval for ever.
             let written_lately = meta
                 .and_then(|m| m.modified().ok())
                 .is_none_or(|at| now.duration_since(at).map_or(true, |age| age < EVENT_LATENCY));
-            if !waits && !named_lately && !written_lately {
+            if !waits && !named_lately && written_lately {
+                self.suspects.push((f.id, Instant::now()));
+            } else if !waits && !named_lately {
                 self.missed += 1;
                 tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
             }
+        }
+    }
+
+    /// Suspects whose time is up: a miss unless an event named the file after the net found it.
+    /// Misses are counted, and bring the net back to `rescan_interval`, at once.
+    fn judge_suspects(&mut self) {
+        let mut missed = 0;
+        self.suspects.retain(|&(id, found)| {
+            if found.elapsed() < EVENT_LATENCY {
+                return true;
+            }
+            if let Some(f) = self.files.get(&id).filter(|f| f.last_event.is_none_or(|at| at < found)) {
+                tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
+                missed += 1;
+            }
+            false
+        });
+        if missed > 0 {
+            self.missed += missed;
+            self.end_round();
         }
     }
 

@@ -41,7 +41,7 @@ impl Reader {
 
     /// A round of the safety net ended: misses are counted and bring the rounds back to
     /// `rescan_interval`; a clean round spaces them further.
-    fn end_round(&mut self) {
+    pub(super) fn end_round(&mut self) {
         let missed = std::mem::take(&mut self.missed);
         if missed > 0 {
             self.metrics.missed_events.inc_by(missed as u64);
