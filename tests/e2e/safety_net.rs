@@ -91,6 +91,19 @@ fn append_unseen(_env: &Env, path: &std::path::Path, lines: &str) {
     unsafe { libc::syscall(libc::SYS_io_destroy, ctx) };
 }
 
+/// Appends `n` lines to file `f` (`pods/ns_p{f}_u/c/0.log`, which holds 1 line) in a way no event
+/// reports, waits until every expected line arrived exactly once, and returns
+/// `shipper_missed_events_total` once it is at least 1 (or `secs` passed).
+fn unseen_lines_arrive(env: &Env, agent: &Agent, expected: &mut [(u32, u64)], f: u32, n: u64, secs: u64) -> f64 {
+    let path = env.path(&format!("pods/ns_p{f}_u/c/0.log"));
+    let lines: String = (1..=n).map(|i| shipper_testkit::tag_line(f, i, 60) + "\n").collect();
+    append_unseen(env, &path, &lines);
+    expected[f as usize].1 = n + 1;
+    let account = wait_all(env, agent, expected, 15);
+    assert_exact_or_log(&account, agent);
+    wait_metric(agent, "shipper_missed_events_total", secs, |v| v >= 1.0)
+}
+
 #[test]
 fn the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed() {
     if !may_load_bpf("the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed") {
@@ -116,12 +129,7 @@ fn the_net_backs_off_while_events_miss_nothing_and_reads_what_they_missed() {
 
     // Lines the events cannot report: read by the next round of the net, within max_rescan_interval.
     let path = env.path("pods/ns_p3_u/c/0.log");
-    let lines: String = (1..=5).map(|i| shipper_testkit::tag_line(3, i, 60) + "\n").collect();
-    append_unseen(&env, &path, &lines);
-    expected[3].1 = 6;
-    let account = wait_all(&env, &agent, &expected, 15);
-    assert_exact_or_log(&account, &agent);
-    let missed = wait_metric(&agent, "shipper_missed_events_total", 5, |v| v >= 1.0);
+    let missed = unseen_lines_arrive(&env, &agent, &mut expected, 3, 5, 5);
     assert_eq!(missed, 1.0, "one file had data no event reported");
     assert!(
         agent.metric(interval) <= 2.0,
@@ -195,12 +203,7 @@ fn data_found_within_a_second_of_its_write_is_a_miss_once_no_event_followed() {
     let mut expected = vec![(0u32, 1u64)];
     wait_all(&env, &agent, &expected, 60);
     assert_eq!(agent.metric("shipper_missed_events_total"), 0.0, "{}", agent.log_tail());
-    let lines: String = (1..=3).map(|i| shipper_testkit::tag_line(0, i, 60) + "\n").collect();
-    append_unseen(&env, &path, &lines);
-    expected[0].1 = 4;
-    let account = wait_all(&env, &agent, &expected, 15);
-    assert_exact_or_log(&account, &agent);
-    let missed = wait_metric(&agent, "shipper_missed_events_total", 10, |v| v >= 1.0);
+    let missed = unseen_lines_arrive(&env, &agent, &mut expected, 0, 3, 10);
     assert_eq!(missed, 1.0, "the write no event reported: {}", agent.log_tail());
     agent.stop();
 }
