@@ -13,8 +13,8 @@
 //!
 //! Nor does every round wake it: a batcher with an open batch says how many more line bytes make
 //! one due (`batch_size`), and sleeps until then, until the batch's `batch_wait` is over, or until
-//! the ring is half full, whichever comes first. A busy node's reader sweeps ~20 times a second;
-//! the batcher wakes a few times a second, when it has something to send.
+//! the ring is half full, whichever comes first. A busy node's reader sweeps ~5 times a second at
+//! the default `batch_wait`; the batcher wakes a few times a second, when it has something to send.
 
 use crate::labels::StreamLabels;
 use crate::parse::Entry;

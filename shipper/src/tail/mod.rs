@@ -340,9 +340,12 @@ impl Reader {
             let written_lately = meta
                 .and_then(|m| m.modified().ok())
                 .is_none_or(|at| now.duration_since(at).map_or(true, |age| age < EVENT_LATENCY));
-            if !waits && !named_lately && written_lately {
+            if waits || named_lately {
+                continue;
+            }
+            if written_lately {
                 self.suspects.push((f.id, Instant::now()));
-            } else if !waits && !named_lately {
+            } else {
                 self.missed += 1;
                 tracing::debug!(file = %f.path.display(), "safety net: data no event reported");
             }

@@ -88,7 +88,7 @@ fn settle(l: &Layout, name: &str, mut child: std::process::Child, log_path: &Pat
 }
 
 /// The last `n` lines of a log (what a failed start printed).
-pub fn log_tail(path: &Path, n: usize) -> String {
+fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
